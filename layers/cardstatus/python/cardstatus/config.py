@@ -1,0 +1,143 @@
+"""Every external setting, read from environment variables in one place.
+
+Lambda functions get these from the CDK stack; local runs from the shell or the CLI flags.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+DEFAULT_TIMEZONE = "Asia/Dubai"
+DEFAULT_PHONE_REGION = "AE"
+
+# Keyword (lower-case substring) -> normalised exception reason. Checked in order.
+DEFAULT_REASON_KEYWORDS: dict[str, str] = {
+    "not available": "recipient_unavailable",
+    "unavailable": "recipient_unavailable",
+    "not at home": "recipient_unavailable",
+    "no answer": "recipient_unavailable",
+    "not reachable": "recipient_unavailable",
+    "unreachable": "recipient_unavailable",
+    "declined": "refused",
+    "refused": "refused",
+    "rejected": "refused",
+    "address": "address_problem",
+    "location": "address_problem",
+    "not found": "address_problem",
+}
+
+
+@dataclass(frozen=True)
+class PartnerSettings:
+    """How to read one partner's files: local timezone, date order, phone region."""
+
+    name: str
+    timezone: str = DEFAULT_TIMEZONE
+    day_first: bool = True
+    phone_region: str = DEFAULT_PHONE_REGION
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None
+    db_secret_arn: str | None
+    db_host: str | None
+    db_port: int
+    db_name: str
+    db_user: str | None
+    db_iam_auth: bool
+    db_sslrootcert: str | None
+    db_connect_timeout_s: int
+    db_statement_timeout_ms: int
+    aws_region: str | None
+    reports_prefix: str
+    incoming_prefix: str
+    max_object_bytes: int
+    max_field_chars: int
+    partners: dict[str, PartnerSettings] = field(default_factory=dict)
+    reason_keywords: dict[str, str] = field(default_factory=dict)
+
+    def partner(self, name: str) -> PartnerSettings:
+        return self.partners.get(name) or self.partners.get("default") or PartnerSettings(name)
+
+
+def _parse_partners(raw: str | None) -> dict[str, PartnerSettings]:
+    """PARTNER_CONFIG is JSON: {"<partner>": {"timezone": ..., "day_first": ..., "phone_region": ...}}."""
+    partners: dict[str, PartnerSettings] = {}
+    if not raw:
+        return partners
+    data = json.loads(raw)
+    if not isinstance(data, dict):
+        raise ValueError("PARTNER_CONFIG must be a JSON object keyed by partner name")
+    for name, opts in data.items():
+        opts = opts or {}
+        partners[name] = PartnerSettings(
+            name=name,
+            timezone=str(opts.get("timezone", DEFAULT_TIMEZONE)),
+            day_first=bool(opts.get("day_first", True)),
+            phone_region=str(opts.get("phone_region", DEFAULT_PHONE_REGION)).upper(),
+        )
+    return partners
+
+
+def _read_partner_config() -> str | None:
+    inline = os.environ.get("PARTNER_CONFIG")
+    if inline:
+        return inline
+    path = os.environ.get("PARTNER_CONFIG_FILE")
+    if path:
+        return Path(path).read_text(encoding="utf-8")
+    return None
+
+
+def _parse_reason_keywords(raw: str | None) -> dict[str, str]:
+    if not raw:
+        return dict(DEFAULT_REASON_KEYWORDS)
+    data = json.loads(raw)
+    if not isinstance(data, dict):
+        raise ValueError("EXCEPTION_REASON_KEYWORDS must be a JSON object keyword -> reason")
+    return {str(k).lower(): str(v) for k, v in data.items()}
+
+
+def _bool(value: str | None, default: bool = False) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def load_settings() -> Settings:
+    env = os.environ
+    return Settings(
+        database_url=env.get("DATABASE_URL") or None,
+        db_secret_arn=env.get("DB_SECRET_ARN") or None,
+        db_host=env.get("DB_HOST") or None,
+        db_port=int(env.get("DB_PORT", "5432")),
+        db_name=env.get("DB_NAME", "cardstatus"),
+        db_user=env.get("DB_USER") or None,
+        db_iam_auth=_bool(env.get("DB_IAM_AUTH")),
+        db_sslrootcert=env.get("DB_SSLROOTCERT") or None,
+        db_connect_timeout_s=int(env.get("DB_CONNECT_TIMEOUT_S", "5")),
+        db_statement_timeout_ms=int(env.get("DB_STATEMENT_TIMEOUT_MS", "0")),
+        aws_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+        reports_prefix=env.get("REPORTS_PREFIX", "reports/"),
+        incoming_prefix=env.get("INCOMING_PREFIX", "incoming/"),
+        max_object_bytes=int(env.get("MAX_OBJECT_BYTES", str(2 * 1024**3))),
+        max_field_chars=int(env.get("MAX_FIELD_CHARS", "10000")),
+        partners=_parse_partners(_read_partner_config()),
+        reason_keywords=_parse_reason_keywords(env.get("EXCEPTION_REASON_KEYWORDS")),
+    )
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    """Settings for this process, read once (Lambda containers keep them across invocations)."""
+    return load_settings()
+
+
+def reset_settings_cache() -> None:
+    """Tests and the CLI change the environment; this makes the next settings() re-read it."""
+    settings.cache_clear()

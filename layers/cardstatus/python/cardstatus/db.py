@@ -1,0 +1,152 @@
+"""PostgreSQL connections: built from settings, created lazily, reused, re-established when dropped.
+
+Three ways to reach the database, chosen by which settings are present:
+- DATABASE_URL (local runs, tests, CLI);
+- DB_SECRET_ARN: Secrets Manager secret with host/port/username/password/dbname (ingest, migrate);
+- DB_IAM_AUTH=true with DB_HOST/DB_USER: a short-lived IAM token, e.g. through RDS Proxy (api).
+Every AWS connection uses sslmode=verify-full with the RDS CA bundle (DB_SSLROOTCERT).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Any
+
+import psycopg2
+import psycopg2.extensions
+from psycopg2.extensions import connection as Connection
+
+from cardstatus.config import Settings, settings
+
+logger = logging.getLogger(__name__)
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached right now (callers answer 503 / retry the message)."""
+
+
+_secret_cache: dict[str, dict[str, Any]] = {}
+
+
+def _read_secret(arn: str, region: str | None, refresh: bool = False) -> dict[str, Any]:
+    if refresh or arn not in _secret_cache:
+        import boto3  # imported lazily: the API function never needs Secrets Manager
+
+        client = boto3.client("secretsmanager", region_name=region)
+        _secret_cache[arn] = json.loads(client.get_secret_value(SecretId=arn)["SecretString"])
+    return _secret_cache[arn]
+
+
+def _iam_token(cfg: Settings) -> str:
+    import boto3
+
+    client = boto3.client("rds", region_name=cfg.aws_region)
+    return str(
+        client.generate_db_auth_token(
+            DBHostname=cfg.db_host, Port=cfg.db_port, DBUsername=cfg.db_user, Region=cfg.aws_region
+        )
+    )
+
+
+def connection_kwargs(cfg: Settings, refresh_secret: bool = False) -> dict[str, Any]:
+    """psycopg2.connect() keyword arguments for the configured database."""
+    common: dict[str, Any] = {
+        "connect_timeout": cfg.db_connect_timeout_s,
+        "application_name": "cardstatus",
+    }
+    if cfg.database_url:
+        return {"dsn": cfg.database_url, **common}
+    tls: dict[str, Any] = {"sslmode": "verify-full"}
+    if cfg.db_sslrootcert:
+        tls["sslrootcert"] = cfg.db_sslrootcert
+    if cfg.db_secret_arn:
+        secret = _read_secret(cfg.db_secret_arn, cfg.aws_region, refresh=refresh_secret)
+        return {
+            "host": cfg.db_host or secret["host"],
+            "port": int(secret.get("port", cfg.db_port)),
+            "dbname": secret.get("dbname", cfg.db_name),
+            "user": secret["username"],
+            "password": secret["password"],
+            **tls,
+            **common,
+        }
+    if cfg.db_iam_auth and cfg.db_host and cfg.db_user:
+        return {
+            "host": cfg.db_host,
+            "port": cfg.db_port,
+            "dbname": cfg.db_name,
+            "user": cfg.db_user,
+            "password": _iam_token(cfg),
+            **tls,
+            **common,
+        }
+    raise DatabaseUnavailable(
+        "no database configured: set DATABASE_URL, DB_SECRET_ARN, or DB_IAM_AUTH with DB_HOST/DB_USER"
+    )
+
+
+def connect(cfg: Settings | None = None) -> Connection:
+    """Open a new connection; a password rejected after rotation re-reads the secret once."""
+    cfg = cfg or settings()
+    try:
+        try:
+            conn = psycopg2.connect(**connection_kwargs(cfg))
+        except psycopg2.OperationalError as exc:
+            if cfg.db_secret_arn and "password authentication failed" in str(exc):
+                logger.warning("database password rejected; re-reading the secret once")
+                conn = psycopg2.connect(**connection_kwargs(cfg, refresh_secret=True))
+            else:
+                raise
+    except psycopg2.OperationalError as exc:
+        raise DatabaseUnavailable(_describe(exc)) from exc
+    if cfg.db_statement_timeout_ms and not cfg.db_iam_auth:
+        # Not through RDS Proxy (a session SET would pin the proxied connection).
+        with conn.cursor() as cur:
+            cur.execute("SET statement_timeout = %s", (cfg.db_statement_timeout_ms,))
+        conn.commit()
+    return conn
+
+
+def _describe(exc: BaseException) -> str:
+    """First line of a driver error, without connection parameters."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else exc.__class__.__name__
+
+
+def is_usable(conn: Connection | None) -> bool:
+    return conn is not None and conn.closed == 0
+
+
+class LazyConnection:
+    """One connection per process, opened on first use and replaced once it is found broken.
+
+    Lambda reuses the module-level instance across invocations of a warm container.
+    """
+
+    def __init__(self, cfg: Settings | None = None) -> None:
+        self._cfg = cfg
+        self._conn: Connection | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Connection:
+        with self._lock:
+            if not is_usable(self._conn):
+                self._conn = connect(self._cfg)
+            assert self._conn is not None
+            return self._conn
+
+    def discard(self) -> None:
+        """Close and forget the connection (after an OperationalError); the next get() reconnects."""
+        with self._lock:
+            if self._conn is not None:
+                try:
+                    self._conn.close()
+                except psycopg2.Error:
+                    pass
+            self._conn = None
+
+    def reset_settings(self, cfg: Settings | None) -> None:
+        self._cfg = cfg
+        self.discard()

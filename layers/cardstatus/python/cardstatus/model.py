@@ -1,0 +1,41 @@
+"""Domain vocabulary shared by ingestion and the API."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class CardStatus(StrEnum):
+    PICKED_UP = "PICKED_UP"
+    DELIVERY_EXCEPTION = "DELIVERY_EXCEPTION"
+    DELIVERED = "DELIVERED"
+    RETURNED = "RETURNED"
+
+
+# On equal times the higher rank is the current status (SPEC §4); matches the SQL enum order.
+STATUS_RANK: dict[CardStatus, int] = {
+    CardStatus.PICKED_UP: 0,
+    CardStatus.DELIVERY_EXCEPTION: 1,
+    CardStatus.DELIVERED: 2,
+    CardStatus.RETURNED: 3,
+}
+
+EXCEPTION_REASONS = ("recipient_unavailable", "refused", "address_problem", "other")
+
+
+class RowError(ValueError):
+    """A data row cannot be accepted; the message is the reason shown in the report."""
+
+
+class FileRejected(ValueError):
+    """The whole file cannot be ingested; the message is the reason shown in the report."""
+
+
+def mask_phone(phone: str | None) -> str | None:
+    """Only the last 4 digits survive: '+971585949014' -> '********9014'."""
+    if not phone:
+        return None
+    digits = [c for c in phone if c.isdigit()]
+    if len(digits) <= 4:
+        return "*" * len(digits)
+    return "*" * (len(digits) - 4) + "".join(digits[-4:])

@@ -1,0 +1,84 @@
+"""Shared fixtures: a real PostgreSQL (embedded unless DATABASE_URL is set) and moto AWS."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from cardstatus import config
+from cardstatus.localdb import drop_database, ensure_database, start_embedded_server, with_database
+from cardstatus.migrate import apply_migrations
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS = ROOT / "events"
+SHARED_SAMPLES = ROOT.parent / "shared" / "samples"
+
+# Tests must never pick up a developer's AWS credentials or region.
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ["AWS_ACCESS_KEY_ID"] = "testing"
+os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"  # noqa: S105
+os.environ.pop("AWS_PROFILE", None)
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "cardstatus-test")
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "cardstatus")
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> Iterator[str]:
+    """URL of a PostgreSQL server we may create databases on."""
+    external = os.environ.get("DATABASE_URL")
+    if external:
+        yield external
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="cardstatus-pg-"))
+    server = start_embedded_server(tmp / "pgdata", cleanup_mode="delete")
+    yield server.get_uri()
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_admin_url: str) -> Iterator[str]:
+    """A migrated template database; each test gets a fresh copy of it."""
+    name = f"cardstatus_tmpl_{os.getpid()}"
+    drop_database(pg_admin_url, name)
+    url = ensure_database(pg_admin_url, name)
+    conn = psycopg2.connect(url)
+    try:
+        apply_migrations(conn)
+    finally:
+        conn.close()
+    yield name
+    drop_database(pg_admin_url, name)
+
+
+@pytest.fixture
+def db_url(
+    pg_admin_url: str, pg_template: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """A fresh, migrated database for one test; DATABASE_URL points at it."""
+    name = f"cs_test_{uuid.uuid4().hex[:12]}"
+    url = ensure_database(pg_admin_url, name, template=pg_template)
+    monkeypatch.setenv("DATABASE_URL", url)
+    config.reset_settings_cache()
+    yield url
+    config.reset_settings_cache()
+    drop_database(pg_admin_url, name)
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[psycopg2.extensions.connection]:
+    """A connection to the test's database."""
+    conn = psycopg2.connect(db_url)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def admin_url_for(pg_admin_url: str):  # type: ignore[no-untyped-def]
+    return lambda dbname: with_database(pg_admin_url, dbname)
