@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
 
@@ -39,3 +40,19 @@ def mask_phone(phone: str | None) -> str | None:
     if len(digits) <= 4:
         return "*" * len(digits)
     return "*" * (len(digits) - 4) + "".join(digits[-4:])
+
+
+_DIGIT_RUN = re.compile(r"\+?\(?\d[\d ().-]{5,}\d")
+_DATE_LIKE = re.compile(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{2,4}")
+
+
+def redact_phones(text: str) -> str:
+    """Mask anything in free text that could be a phone number (7+ digits), keeping the last 4."""
+
+    def _mask(match: re.Match[str]) -> str:
+        digits = [c for c in match.group(0) if c.isdigit()]
+        if len(digits) < 7 or _DATE_LIKE.search(match.group(0)):
+            return match.group(0)
+        return "*" * (len(digits) - 4) + "".join(digits[-4:])
+
+    return _DIGIT_RUN.sub(_mask, text)

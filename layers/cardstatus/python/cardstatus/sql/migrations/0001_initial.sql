@@ -49,6 +49,14 @@ CREATE TABLE card_event (
 );
 CREATE INDEX card_event_source_file ON card_event (source_file_id);
 
+-- Every rejected data row, in full (a file's report carries only the first few hundred).
+CREATE TABLE rejected_row (
+    file_id     bigint  NOT NULL REFERENCES ingested_file (id),
+    line        integer NOT NULL,
+    reason      text    NOT NULL,
+    PRIMARY KEY (file_id, line)
+);
+
 -- Current state per card, maintained by set-based upserts that commute (any file order, same result).
 CREATE TABLE card (
     card_id         text        PRIMARY KEY,

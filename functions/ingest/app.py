@@ -1,0 +1,133 @@
+"""Ingest Lambda: SQS messages carrying S3 notifications → one file each through the pipeline.
+
+Partial batch responses: only the messages whose file failed for an infrastructure reason are
+retried (and, after the queue's maxReceiveCount, moved to the DLQ). A bad file is not a failure:
+it gets a `rejected_file` report and its message succeeds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import boto3
+import psycopg2
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from cardstatus.config import settings
+from cardstatus.db import DatabaseUnavailable, LazyConnection
+from cardstatus.model import redact_phones
+from cardstatus.pipeline import s3_key_from_event
+from cardstatus.s3ingest import S3ObjectRef, failure_report, ingest_s3_object, put_report
+
+logger = Logger()
+metrics = Metrics()
+processor = BatchProcessor(event_type=EventType.SQS)
+
+DB = LazyConnection()
+_s3: Any = None
+# Stop taking new messages when less than this is left; they are retried by SQS instead.
+MIN_REMAINING_MS = int(os.environ.get("INGEST_MIN_REMAINING_MS", "20000"))
+_context: LambdaContext | None = None
+
+
+def s3_client() -> Any:
+    global _s3
+    if _s3 is None:
+        _s3 = boto3.client("s3")
+    return _s3
+
+
+def objects_in(body: dict[str, Any]) -> list[S3ObjectRef]:
+    """The objects an S3 notification names; none for s3:TestEvent."""
+    if body.get("Event") == "s3:TestEvent":
+        return []
+    refs = []
+    for rec in body.get("Records", []):
+        if not str(rec.get("eventName", "")).startswith("ObjectCreated"):
+            continue
+        obj = rec["s3"]["object"]
+        refs.append(
+            S3ObjectRef(
+                bucket=rec["s3"]["bucket"]["name"],
+                key=s3_key_from_event(obj["key"]),
+                version_id=obj.get("versionId"),
+                etag=obj.get("eTag"),
+                size=obj.get("size"),
+            )
+        )
+    return refs
+
+
+def record_handler(record: SQSRecord) -> None:
+    if _context is not None and _context.get_remaining_time_in_millis() < MIN_REMAINING_MS:
+        raise TimeoutError("not enough time left in this invocation; message left for a retry")
+    body = json.loads(record.body)
+    refs = objects_in(body)
+    if not refs:
+        logger.info("ignoring message without created objects", extra={"event": body.get("Event")})
+        return
+    for ref in refs:
+        _ingest_one(ref, attempt=int(record.attributes.approximate_receive_count or 0))
+
+
+def _ingest_one(ref: S3ObjectRef, attempt: int) -> None:
+    cfg = settings()
+    try:
+        report = ingest_s3_object(DB.get(), s3_client(), ref, cfg)
+    except (psycopg2.OperationalError, psycopg2.InterfaceError, DatabaseUnavailable) as exc:
+        DB.discard()
+        _report_failure(ref, f"database unavailable: {str(exc).splitlines()[0][:200]}", attempt)
+        raise
+    except Exception as exc:
+        DB.discard()
+        _report_failure(ref, f"{exc.__class__.__name__}: {str(exc)[:200]}", attempt)
+        raise
+    counts = report.get("counts", {})
+    metrics.add_metric(name=f"Files_{report['outcome']}", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="RowsAccepted", unit=MetricUnit.Count, value=counts.get("accepted", 0))
+    metrics.add_metric(name="RowsDuplicate", unit=MetricUnit.Count, value=counts.get("duplicate", 0))
+    metrics.add_metric(name="RowsRejected", unit=MetricUnit.Count, value=counts.get("rejected", 0))
+    logger.info(
+        "file ingested",
+        extra={
+            "key": ref.key,
+            "outcome": report["outcome"],
+            "counts": counts,
+            "reason": report.get("reason"),
+            "timings": report.get("timings"),
+        },
+    )
+
+
+def _report_failure(ref: S3ObjectRef, reason: str, attempt: int) -> None:
+    reason = redact_phones(reason)  # driver errors can quote row values
+    logger.error(
+        "file failed; it will be retried", extra={"key": ref.key, "attempt": attempt, "reason": reason}
+    )
+    try:
+        put_report(s3_client(), ref.bucket, ref.key, failure_report(ref, reason, attempt), settings())
+    except Exception:  # the report is best effort; the retry is what matters
+        logger.warning("could not write the failure report", extra={"key": ref.key})
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    global _context
+    _context = context
+    try:
+        return process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+    finally:
+        _context = None

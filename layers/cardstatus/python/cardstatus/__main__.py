@@ -1,0 +1,5 @@
+import sys
+
+from cardstatus.cli import main
+
+sys.exit(main())

@@ -1,0 +1,204 @@
+"""`cardstatus` command line: migrate, ingest, status, serve, local, openapi."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from typing import Any
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _database_url(args: argparse.Namespace) -> str:
+    """--database-url, else DATABASE_URL, else the embedded PostgreSQL in .local/ (migrated)."""
+    url = getattr(args, "database_url", None) or os.environ.get("DATABASE_URL")
+    if url:
+        return str(url)
+    from cardstatus.localdb import local_database_url
+
+    return local_database_url()
+
+
+def _use_database(args: argparse.Namespace) -> str:
+    """Point this process's settings at the chosen database."""
+    from cardstatus import config
+
+    url = _database_url(args)
+    os.environ["DATABASE_URL"] = url
+    config.reset_settings_cache()
+    return url
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from cardstatus.db import connect
+    from cardstatus.migrate import apply_migrations
+
+    _use_database(args)
+    conn = connect()
+    try:
+        applied = apply_migrations(conn)
+    finally:
+        conn.close()
+    print(json.dumps({"applied": applied}))
+    return EXIT_OK
+
+
+class _Progress:
+    """A one-line progress display on stderr when it is a terminal and the file is large."""
+
+    def __init__(self, name: str, size: int) -> None:
+        self.name = name
+        self.enabled = sys.stderr.isatty() and size > 5 * 1024 * 1024
+        self.started = time.monotonic()
+
+    def __call__(self, rows: int) -> None:
+        if self.enabled:
+            rate = rows / max(time.monotonic() - self.started, 1e-6)
+            sys.stderr.write(f"\r{self.name}: {rows:,} rows ({rate:,.0f} rows/s)")
+            sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from cardstatus.config import settings
+    from cardstatus.db import connect
+    from cardstatus.migrate import apply_migrations
+    from cardstatus.pipeline import ingest_path
+
+    missing = [p for p in args.paths if not os.path.isfile(p)]
+    if missing:
+        print(f"cardstatus ingest: no such file: {', '.join(missing)}", file=sys.stderr)
+        return EXIT_USAGE
+    _use_database(args)
+    conn = connect()
+    try:
+        apply_migrations(conn)
+        worst = EXIT_OK
+        for path in args.paths:
+            progress = _Progress(os.path.basename(path), os.path.getsize(path))
+            report = ingest_path(conn, path, settings(), partner=args.partner, progress=progress)
+            progress.done()
+            print(json.dumps(report, default=str), flush=True)
+            logging.getLogger("cardstatus").info(
+                "%s: %s %s", path, report["outcome"], report.get("counts")
+            )
+            if report["outcome"] == "rejected_file":
+                worst = EXIT_FAILED
+        return worst
+    finally:
+        conn.close()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from cardstatus.cards import CardNotFound, InvalidParameter, find_card_status
+    from cardstatus.db import connect
+
+    if not args.card_id and not args.phone:
+        body = {"error": {"code": "missing_parameter",
+                          "message": "give --card-id or --phone (or both)"}}
+        print(json.dumps(body))
+        return EXIT_USAGE
+    _use_database(args)
+    conn = connect()
+    try:
+        result: Any = find_card_status(conn, args.card_id, args.phone)
+    except InvalidParameter as exc:
+        print(json.dumps({"error": {"code": "invalid_parameter", "message": str(exc)}}))
+        return EXIT_USAGE
+    except CardNotFound:
+        print(json.dumps({"error": {"code": "not_found", "message": "card not found"}}))
+        return EXIT_FAILED
+    finally:
+        conn.close()
+    print(json.dumps(result, indent=2, default=str))
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from cardstatus.serve import run_server
+
+    _use_database(args)
+    run_server(args.host, args.port)
+    return EXIT_OK
+
+
+def cmd_local(args: argparse.Namespace) -> int:
+    from cardstatus.local import run_local
+
+    return run_local(args)
+
+
+def cmd_openapi(args: argparse.Namespace) -> int:
+    from cardstatus.serve import load_api_module
+
+    sys.stdout.write(load_api_module().openapi_json())
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cardstatus", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+    db_help = "PostgreSQL URL (default: $DATABASE_URL, else an embedded server in .local/)"
+
+    p = sub.add_parser("migrate", help="apply database migrations")
+    p.add_argument("--database-url", help=db_help)
+    p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("ingest", help="ingest local partner CSV files; one JSON report per line")
+    p.add_argument("--partner", help="partner name for settings (default: 'default')")
+    p.add_argument("--database-url", help=db_help)
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("status", help="print a card's status as JSON")
+    p.add_argument("--card-id")
+    p.add_argument("--phone")
+    p.add_argument("--database-url", help=db_help)
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("serve", help="serve the API handler on a local HTTP port")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=3000)
+    p.add_argument("--database-url", help=db_help)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("local", help="run the whole service locally (PostgreSQL, moto, API)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=3000)
+    p.add_argument("--s3-port", type=int, default=5000)
+    p.add_argument("--database-url", help=db_help)
+    p.add_argument("--no-samples", action="store_true", help="do not upload the sample files")
+    p.set_defaults(func=cmd_local)
+
+    p = sub.add_parser("openapi", help="print the API's OpenAPI document")
+    p.set_defaults(func=cmd_openapi)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return EXIT_USAGE if exc.code not in (0, None) else EXIT_OK
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""Bytes → CSV records, streamed: hashing, size limit, encoding and dialect detection.
+
+Nothing here holds more than one read-ahead block (64 KiB) plus the current record in memory.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from cardstatus.model import FileRejected
+
+SNIFF_BYTES = 64 * 1024
+READ_CHUNK = 256 * 1024
+CANDIDATE_DELIMITERS = (",", ";", "\t", "|")
+
+
+class Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+def _cp1252_fallback(error: UnicodeError) -> tuple[str, int]:
+    """Decode bytes that are not valid UTF-8 as Windows-1252 (latin-1 for its 5 unassigned bytes)."""
+    if not isinstance(error, UnicodeDecodeError):
+        raise error
+    bad = error.object[error.start : error.end]
+    chars = []
+    for byte in bad:
+        try:
+            chars.append(bytes([byte]).decode("cp1252"))
+        except UnicodeDecodeError:
+            chars.append(chr(byte))
+    return "".join(chars), error.end
+
+
+codecs.register_error("cardstatus-cp1252", _cp1252_fallback)
+
+
+class SourceReader(io.RawIOBase):
+    """Raw stream over the object's bytes that hashes and counts them and enforces a size limit.
+
+    The first SNIFF_BYTES are read ahead once (for encoding/dialect detection) and replayed.
+    """
+
+    def __init__(self, source: Readable, max_bytes: int) -> None:
+        super().__init__()
+        self._source = source
+        self._max_bytes = max_bytes
+        self._sha256 = hashlib.sha256()
+        self.size = 0
+        self._replay = b""
+
+    def _pull(self, n: int) -> bytes:
+        data = self._source.read(n)
+        if data:
+            self.size += len(data)
+            if self.size > self._max_bytes:
+                raise FileRejected(f"file is larger than the limit of {self._max_bytes} bytes")
+            self._sha256.update(data)
+        return data
+
+    def head(self) -> bytes:
+        """The first SNIFF_BYTES (fewer for short files), without consuming them."""
+        if not self._replay and self.size == 0:
+            parts = []
+            got = 0
+            while got < SNIFF_BYTES:
+                data = self._pull(SNIFF_BYTES - got)
+                if not data:
+                    break
+                parts.append(data)
+                got += len(data)
+            self._replay = b"".join(parts)
+        return self._replay
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        if self._replay:
+            n = min(len(buffer), len(self._replay))
+            buffer[:n] = self._replay[:n]
+            self._replay = self._replay[n:]
+            return n
+        data = self._pull(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def drain(self) -> None:
+        """Read (and hash) whatever the parser did not consume."""
+        self._replay = b""
+        while self._pull(READ_CHUNK):
+            pass
+
+    @property
+    def sha256(self) -> str:
+        return self._sha256.hexdigest()
+
+
+def detect_encoding(head: bytes) -> str:
+    """UTF-8 (BOM or not), UTF-16 (BOM, or NUL-interleaved ASCII), else Windows-1252."""
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    sample = head[:4096]
+    if len(sample) >= 4:
+        even_nuls = sample[0::2].count(0)
+        odd_nuls = sample[1::2].count(0)
+        half = len(sample) // 2
+        if odd_nuls > 0.4 * half and even_nuls < 0.1 * half:
+            return "utf-16-le"
+        if even_nuls > 0.4 * half and odd_nuls < 0.1 * half:
+            return "utf-16-be"
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return "cp1252"
+    return "utf-8"
+
+
+def detect_delimiter(text_head: str) -> str:
+    """The candidate delimiter seen most often (outside quotes) on the first non-blank line."""
+    for line in io.StringIO(text_head, newline=None):
+        if line.strip().strip("\ufeff"):
+            counts = dict.fromkeys(CANDIDATE_DELIMITERS, 0)
+            in_quotes = False
+            for ch in line:
+                if ch == '"':
+                    in_quotes = not in_quotes
+                elif not in_quotes and ch in counts:
+                    counts[ch] += 1
+            best = max(CANDIDATE_DELIMITERS, key=lambda d: counts[d])
+            return best if counts[best] > 0 else ","
+    return ","
+
+
+@dataclass
+class CsvSource:
+    """Records of one file with the physical line each starts on."""
+
+    reader: SourceReader
+    encoding: str
+    delimiter: str
+    nul_bytes_removed: int = 0
+
+    def records(self, max_field_chars: int) -> Iterator[tuple[int, list[str]]]:
+        errors = "cardstatus-cp1252" if self.encoding.startswith("utf-8") else "replace"
+        text = io.TextIOWrapper(
+            io.BufferedReader(self.reader, buffer_size=READ_CHUNK),
+            encoding=self.encoding,
+            errors=errors,
+            newline="",
+        )
+        csv.field_size_limit(max_field_chars)
+        reader = csv.reader(
+            self._without_nul(text), delimiter=self.delimiter, quotechar='"', strict=False
+        )
+        last_line = 0
+        try:
+            for record in reader:
+                start = last_line + 1
+                last_line = reader.line_num
+                yield start, record
+        except csv.Error as exc:
+            raise FileRejected(
+                f"malformed CSV near line {reader.line_num + 1}: {exc} "
+                f"(a field over {max_field_chars} characters usually means an unterminated quote)"
+            ) from None
+
+    def _without_nul(self, lines: Iterator[str]) -> Iterator[str]:
+        for line in lines:
+            if "\x00" in line:
+                self.nul_bytes_removed += line.count("\x00")
+                line = line.replace("\x00", "")
+            yield line
+
+
+def open_csv(source: Readable, max_bytes: int) -> CsvSource:
+    reader = SourceReader(source, max_bytes)
+    head = reader.head()
+    encoding = detect_encoding(head)
+    if encoding.startswith("utf-16"):
+        text_head = head[: len(head) // 2 * 2].decode(encoding, errors="ignore")
+    else:
+        text_head = head.decode(encoding, errors="ignore")
+    return CsvSource(reader=reader, encoding=encoding, delimiter=detect_delimiter(text_head))

@@ -1,0 +1,496 @@
+"""Ingestion pipeline for one partner file, top to bottom:
+
+    already seen? → decode → dialect → header map → row normalise → COPY to staging
+    → same bytes applied before? → set-based apply → report
+
+One database transaction per file: either every accepted row of the file is applied together
+with its report, or nothing is. Memory stays flat: rows stream from the source into COPY.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import PurePosixPath
+from typing import Any
+from urllib.parse import unquote_plus
+
+from psycopg2.extensions import connection as Connection
+
+from cardstatus.config import PartnerSettings, Settings
+from cardstatus.decode import CsvSource, Readable, open_csv
+from cardstatus.model import CardStatus, FileRejected, RowError, redact_phones
+from cardstatus.normalise import (
+    HeaderMap,
+    TimestampParser,
+    classify_reason,
+    clean_comment,
+    event_type_from_filename,
+    event_type_from_value,
+    map_headers,
+    normalise_card_id,
+    normalise_phone,
+)
+from cardstatus.sql import ingest as sql
+
+logger = logging.getLogger(__name__)
+
+REPORT_DETAIL_LIMIT = 500  # rejects/warnings listed in the report; all rejects go to rejected_row
+COPY_BATCH_ROWS = 2000
+PROGRESS_EVERY_ROWS = 50_000
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """Where a file came from. bucket/version_id/etag are None for local files."""
+
+    key: str
+    partner: str
+    bucket: str | None = None
+    version_id: str | None = None
+    etag: str | None = None
+    size_bytes: int | None = None
+
+    @property
+    def name(self) -> str:
+        return PurePosixPath(self.key).name
+
+
+def s3_key_from_event(raw_key: str) -> str:
+    """S3 notifications URL-encode keys, with '+' for spaces."""
+    return unquote_plus(raw_key)
+
+
+def partner_from_key(key: str, incoming_prefix: str = "incoming/") -> str:
+    """incoming/<partner>/… → partner; 'default' when the key has no partner segment."""
+    if key.startswith(incoming_prefix):
+        parts = key[len(incoming_prefix) :].split("/")
+        if len(parts) > 1 and parts[0].strip():
+            return parts[0].strip()
+    return "default"
+
+
+@dataclass
+class RowOutcomes:
+    """Counts and details gathered while rows stream into COPY."""
+
+    rows: int = 0
+    valid: int = 0
+    rejected: int = 0
+    warnings: int = 0
+    reject_details: list[dict[str, Any]] = field(default_factory=list)
+    warning_details: list[dict[str, Any]] = field(default_factory=list)
+    rejects_file: Any = None  # spooled TSV of every reject, COPYed into rejected_row
+
+    def reject(self, line: int, reason: str) -> None:
+        reason = redact_phones(reason)
+        self.rejected += 1
+        if len(self.reject_details) < REPORT_DETAIL_LIMIT:
+            self.reject_details.append({"line": line, "reason": reason})
+        if self.rejects_file is None:
+            self.rejects_file = tempfile.SpooledTemporaryFile(max_size=1 << 20, mode="w+b")
+        self.rejects_file.write(f"{line}\t{_copy_escape(reason)}\n".encode())
+
+    def warn(self, line: int, warning: str) -> None:
+        self.warnings += 1
+        if len(self.warning_details) < REPORT_DETAIL_LIMIT:
+            self.warning_details.append({"line": line, "warning": redact_phones(warning)})
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_escape(value: str) -> str:
+    return value.translate(_COPY_ESCAPES)
+
+
+def _copy_text(value: str | None) -> str:
+    return "\\N" if value is None else _copy_escape(value)
+
+
+class _ChunkStream:
+    """File-like view of an iterator of byte chunks, for psycopg2's copy_expert."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._buffer = b""
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._buffer) < size:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            self._buffer += chunk
+        if size < 0:
+            out, self._buffer = self._buffer, b""
+        else:
+            out, self._buffer = self._buffer[:size], self._buffer[size:]
+        return out
+
+    readline = read
+
+
+def normalised_rows(
+    records: Iterator[tuple[int, list[str]]],
+    headers: HeaderMap,
+    file_status: CardStatus | None,
+    partner: PartnerSettings,
+    reason_keywords: dict[str, str],
+    outcomes: RowOutcomes,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[bytes]:
+    """Normalise each data record; yield COPY text-format lines in batches; record rejects."""
+    parse_time = TimestampParser(partner.timezone, partner.day_first).parse
+    region = partner.phone_region
+    card_col, ts_col = headers.card_id, headers.timestamp
+    phone_col, comment_col = headers.phone, headers.comment
+    row_id_col, status_col = headers.row_id, headers.status
+    needed = max(card_col, ts_col)
+    batch: list[str] = []
+    for line, record in records:
+        if not record or not any(cell.strip() for cell in record):
+            continue  # blank line
+        outcomes.rows += 1
+        if progress is not None and outcomes.rows % PROGRESS_EVERY_ROWS == 0:
+            progress(outcomes.rows)
+        try:
+            if len(record) <= needed:
+                raise RowError(
+                    f"row has {len(record)} field(s); card id and timestamp columns are missing"
+                )
+            card_id = normalise_card_id(record[card_col])
+            occurred_at = parse_time(record[ts_col])
+            status = file_status
+            if status_col is not None and status_col < len(record):
+                status = event_type_from_value(record[status_col]) or file_status
+            if status is None:
+                raise RowError("status is missing or not one of pickup/exception/delivered/return")
+            phone = None
+            if phone_col is not None and phone_col < len(record):
+                result = normalise_phone(record[phone_col], region)
+                phone = result.e164
+                if result.warning:
+                    outcomes.warn(line, result.warning)
+            comment = None
+            if comment_col is not None and comment_col < len(record):
+                comment = clean_comment(record[comment_col])
+            reason = (
+                classify_reason(comment, reason_keywords)
+                if status is CardStatus.DELIVERY_EXCEPTION
+                else None
+            )
+            row_id = None
+            if row_id_col is not None and row_id_col < len(record):
+                row_id = record[row_id_col].strip()[:64] or None
+        except RowError as exc:
+            outcomes.reject(line, str(exc))
+            continue
+        outcomes.valid += 1
+        batch.append(
+            f"{line}\t{card_id}\t{status.value}\t{occurred_at.isoformat()}\t"
+            f"{_copy_text(phone)}\t{_copy_text(comment)}\t{_copy_text(reason)}\t"
+            f"{_copy_text(row_id)}\n"
+        )
+        if len(batch) >= COPY_BATCH_ROWS:
+            yield "".join(batch).encode()
+            batch.clear()
+    if batch:
+        yield "".join(batch).encode()
+
+
+def _first_record(records: Iterator[tuple[int, list[str]]]) -> list[str]:
+    for _line, record in records:
+        if record and any(cell.strip() for cell in record):
+            return record
+    raise FileRejected("file is empty: no header row")
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.marks: dict[str, float] = {}
+        self._last = self.started
+
+    def mark(self, name: str) -> None:
+        now = time.perf_counter()
+        self.marks[name] = round((now - self._last) * 1000, 1)
+        self._last = now
+
+    def total_ms(self) -> int:
+        return int((time.perf_counter() - self.started) * 1000)
+
+
+def _base_report(source: SourceInfo, started_at: datetime) -> dict[str, Any]:
+    return {
+        "file": {
+            "bucket": source.bucket,
+            "key": source.key,
+            "version_id": source.version_id,
+            "etag": source.etag,
+            "partner": source.partner,
+        },
+        "started_at": started_at.isoformat(),
+    }
+
+
+def _file_params(
+    source: SourceInfo,
+    report: dict[str, Any],
+    sha256: str | None,
+    size: int | None,
+    event_type: str | None,
+    started_at: datetime,
+    duration_ms: int,
+) -> dict[str, Any]:
+    counts = report.get("counts", {})
+    return {
+        "bucket": source.bucket,
+        "key": source.key,
+        "version_id": source.version_id,
+        "etag": source.etag,
+        "sha256": sha256,
+        "size_bytes": size,
+        "partner": source.partner,
+        "event_type": event_type,
+        "outcome": report["outcome"],
+        "rows_total": counts.get("rows", 0),
+        "rows_accepted": counts.get("accepted", 0),
+        "rows_duplicate": counts.get("duplicate", 0),
+        "rows_rejected": counts.get("rejected", 0),
+        "warnings": counts.get("warnings", 0),
+        "report": json.dumps(report),
+        "started_at": started_at,
+        "duration_ms": duration_ms,
+    }
+
+
+def ingest(
+    conn: Connection,
+    body: Readable,
+    source: SourceInfo,
+    cfg: Settings,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Ingest one file; returns its report (also stored in ingested_file).
+
+    Raises only for infrastructure failures (database, I/O); the caller retries those.
+    A bad file is not an exception: it returns a `rejected_file` report.
+    """
+    started_at = datetime.now(UTC)
+    timer = _Timer()
+    report = _base_report(source, started_at)
+
+    if source.version_id or source.etag:
+        with conn.cursor() as cur:
+            cur.execute(sql.FIND_SAME_OBJECT, _identity(source))
+            seen = cur.fetchone()
+        conn.commit()
+        if seen is not None:
+            logger.info("object already ingested; returning its report", extra={"file_id": seen[0]})
+            return dict(seen[2])
+
+    partner = cfg.partner(source.partner)
+    outcomes = RowOutcomes()
+    csv_source: CsvSource | None = None
+    event_type: str | None = None
+    try:
+        with conn.cursor() as cur:
+            if source.size_bytes is not None and source.size_bytes > cfg.max_object_bytes:
+                raise FileRejected(f"file is larger than the limit of {cfg.max_object_bytes} bytes")
+            cur.execute(sql.TUNE_TRANSACTION)
+            cur.execute(sql.CREATE_STAGING)
+            csv_source = open_csv(body, cfg.max_object_bytes)
+            records = csv_source.records(cfg.max_field_chars)
+            headers = map_headers(_first_record(records))
+            file_status = event_type_from_filename(source.name)
+            if headers.status is None and file_status is None:
+                raise FileRejected(
+                    "cannot tell the event type: no Status/Event column, and the file name "
+                    "mentions none of pickup, exception, delivered, return"
+                )
+            event_type = file_status.value if headers.status is None and file_status else None
+            report.update(
+                encoding=csv_source.encoding,
+                delimiter=csv_source.delimiter,
+                event_type=event_type or "from_status_column",
+            )
+            rows = normalised_rows(
+                records, headers, file_status, partner, dict(cfg.reason_keywords), outcomes,
+                progress,
+            )
+            cur.copy_expert(sql.COPY_STAGING, _ChunkStream(rows), size=1 << 16)
+            csv_source.reader.drain()
+            timer.mark("read_parse_copy_ms")
+            if csv_source.nul_bytes_removed:
+                outcomes.warn(0, f"{csv_source.nul_bytes_removed} NUL byte(s) removed")
+
+            sha256 = csv_source.reader.sha256
+            size = csv_source.reader.size
+            cur.execute(sql.LOCK_CONTENT, {"sha256": sha256})
+            cur.execute(sql.FIND_APPLIED_CONTENT, {"sha256": sha256})
+            original = cur.fetchone()
+            if original is not None and source.bucket and (original[1], original[2]) == (
+                source.bucket,
+                source.key,
+            ):
+                conn.rollback()  # a redelivery of a file already applied under this very key
+                return dict(original[3])
+            counts = {
+                "rows": outcomes.rows,
+                "accepted": 0,
+                "duplicate": 0,
+                "rejected": outcomes.rejected,
+                "warnings": outcomes.warnings,
+            }
+            if original is not None:
+                conn.rollback()
+                report.update(
+                    outcome="duplicate_file",
+                    reason="the same bytes were already applied",
+                    duplicate_of={"file_id": original[0], "bucket": original[1], "key": original[2]},
+                    counts={**counts, "duplicate": outcomes.valid},
+                    sha256=sha256,
+                    size_bytes=size,
+                )
+                return _record_final(conn, source, report, sha256, size, event_type, started_at, timer)
+
+            report.update(outcome="applied", sha256=sha256, size_bytes=size)
+            cur.execute(
+                sql.INSERT_FILE,
+                _file_params(source, report, sha256, size, event_type, started_at, 0),
+            )
+            file_id = cur.fetchone()[0]  # type: ignore[index]
+            cur.execute(sql.APPLY_STAGING, {"partner": source.partner, "file_id": file_id})
+            inserted, cards_touched = cur.fetchone()  # type: ignore[misc]
+            if outcomes.rejects_file is not None:
+                _copy_rejects(cur, file_id, outcomes.rejects_file)
+            timer.mark("apply_ms")
+            report.update(
+                file_id=file_id,
+                counts={**counts, "accepted": inserted, "duplicate": outcomes.valid - inserted},
+                cards_touched=cards_touched,
+                rejects=outcomes.reject_details,
+                rejects_listed=len(outcomes.reject_details),
+                warnings=outcomes.warning_details,
+                finished_at=datetime.now(UTC).isoformat(),
+                timings=_timings(timer),
+            )
+            cur.execute(
+                sql.UPDATE_FILE_REPORT,
+                {**_file_params(source, report, sha256, size, event_type, started_at,
+                                timer.total_ms()), "id": file_id},
+            )
+        conn.commit()
+        return report
+    except FileRejected as exc:
+        conn.rollback()
+        report.update(
+            outcome="rejected_file",
+            reason=redact_phones(str(exc)),
+            counts={
+                "rows": outcomes.rows,
+                "accepted": 0,
+                "duplicate": 0,
+                "rejected": outcomes.rows,
+                "warnings": outcomes.warnings,
+            },
+            rejects=outcomes.reject_details,
+            warnings=outcomes.warning_details,
+        )
+        if csv_source is not None:
+            report.update(encoding=csv_source.encoding, delimiter=csv_source.delimiter)
+        return _record_final(conn, source, report, None, None, event_type, started_at, timer)
+    except BaseException:
+        conn.rollback()
+        raise
+    finally:
+        if outcomes.rejects_file is not None:
+            outcomes.rejects_file.close()
+
+
+def record_rejected(conn: Connection, source: SourceInfo, reason: str) -> dict[str, Any]:
+    """Report a file rejected before it could be read (missing object, over the size limit)."""
+    started_at = datetime.now(UTC)
+    report = _base_report(source, started_at)
+    report.update(
+        outcome="rejected_file",
+        reason=redact_phones(reason),
+        counts={"rows": 0, "accepted": 0, "duplicate": 0, "rejected": 0, "warnings": 0},
+        rejects=[],
+        warnings=[],
+    )
+    return _record_final(
+        conn, source, report, None, source.size_bytes, None, started_at, _Timer()
+    )
+
+
+def _identity(source: SourceInfo) -> dict[str, Any]:
+    return {
+        "bucket": source.bucket,
+        "key": source.key,
+        "version_id": source.version_id,
+        "etag": source.etag,
+    }
+
+
+def _timings(timer: _Timer) -> dict[str, float]:
+    return {**timer.marks, "total_ms": timer.total_ms()}
+
+
+def _record_final(
+    conn: Connection,
+    source: SourceInfo,
+    report: dict[str, Any],
+    sha256: str | None,
+    size: int | None,
+    event_type: str | None,
+    started_at: datetime,
+    timer: _Timer,
+) -> dict[str, Any]:
+    """Store the report of a file that changed no card (duplicate or rejected)."""
+    report.setdefault("finished_at", datetime.now(UTC).isoformat())
+    report["timings"] = _timings(timer)
+    with conn.cursor() as cur:
+        cur.execute(
+            sql.INSERT_FILE,
+            _file_params(source, report, sha256, size, event_type, started_at, timer.total_ms()),
+        )
+        report["file_id"] = cur.fetchone()[0]  # type: ignore[index]
+        cur.execute(
+            sql.UPDATE_FILE_REPORT,
+            {**_file_params(source, report, sha256, size, event_type, started_at,
+                            timer.total_ms()), "id": report["file_id"]},
+        )
+    conn.commit()
+    return report
+
+
+def _copy_rejects(cur: Any, file_id: int, rejects_file: Any) -> None:
+    rejects_file.seek(0)
+    prefix = f"{file_id}\t".encode()
+    lines = (prefix + line for line in rejects_file)
+    cur.copy_expert(sql.COPY_REJECTS, _ChunkStream(lines), size=1 << 16)
+
+
+def ingest_path(
+    conn: Connection,
+    path: str | os.PathLike[str],
+    cfg: Settings,
+    partner: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Ingest a local file through the same pipeline (no S3): identity is its content hash."""
+    key = os.fspath(path)
+    source = SourceInfo(
+        key=key,
+        partner=partner or "default",
+        size_bytes=os.path.getsize(key),
+    )
+    with open(key, "rb") as handle:
+        return ingest(conn, handle, source, cfg, progress)

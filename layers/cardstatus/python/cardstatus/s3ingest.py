@@ -1,0 +1,86 @@
+"""One S3 object through the pipeline: fetch (streamed), ingest, publish the report."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg2.extensions import connection as Connection
+
+from cardstatus.config import Settings
+from cardstatus.pipeline import SourceInfo, ingest, partner_from_key, record_rejected
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class S3ObjectRef:
+    """An object named by an S3 event notification (key already URL-decoded)."""
+
+    bucket: str
+    key: str
+    version_id: str | None = None
+    etag: str | None = None
+    size: int | None = None
+
+
+def report_key(key: str, reports_prefix: str = "reports/") -> str:
+    return f"{reports_prefix}{key}.json"
+
+
+def put_report(s3: Any, bucket: str, key: str, report: dict[str, Any], cfg: Settings) -> str:
+    target = report_key(key, cfg.reports_prefix)
+    s3.put_object(
+        Bucket=bucket,
+        Key=target,
+        Body=json.dumps(report, indent=2, default=str).encode(),
+        ContentType="application/json",
+    )
+    return target
+
+
+def ingest_s3_object(
+    conn: Connection, s3: Any, ref: S3ObjectRef, cfg: Settings
+) -> dict[str, Any]:
+    """Ingest one object and write its report to reports/<key>.json in the same bucket."""
+    partner = partner_from_key(ref.key, cfg.incoming_prefix)
+    get_args: dict[str, Any] = {"Bucket": ref.bucket, "Key": ref.key}
+    if ref.version_id:
+        get_args["VersionId"] = ref.version_id
+    try:
+        obj = s3.get_object(**get_args)
+    except s3.exceptions.NoSuchKey:
+        source = SourceInfo(key=ref.key, partner=partner, bucket=ref.bucket,
+                            version_id=ref.version_id, etag=ref.etag, size_bytes=ref.size)
+        report = record_rejected(conn, source, "object no longer exists (deleted before it was read)")
+        put_report(s3, ref.bucket, ref.key, report, cfg)
+        return report
+    source = SourceInfo(
+        key=ref.key,
+        partner=partner,
+        bucket=ref.bucket,
+        version_id=obj.get("VersionId") or ref.version_id,
+        etag=(obj.get("ETag") or ref.etag or "").strip('"') or None,
+        size_bytes=obj.get("ContentLength", ref.size),
+    )
+    body = obj["Body"]
+    try:
+        report = ingest(conn, body, source, cfg)
+    finally:
+        body.close()
+    put_report(s3, ref.bucket, ref.key, report, cfg)
+    return report
+
+
+def failure_report(ref: S3ObjectRef, reason: str, attempt: int | None) -> dict[str, Any]:
+    """Report for a file whose processing failed (it will be retried, then land in the DLQ)."""
+    return {
+        "file": {"bucket": ref.bucket, "key": ref.key, "version_id": ref.version_id},
+        "outcome": "error",
+        "reason": reason,
+        "attempt": attempt,
+        "note": "processing failed and will be retried; after the last attempt the message "
+        "moves to the dead-letter queue",
+    }
