@@ -198,13 +198,14 @@ class _RegionFastPath:
     the region's patterns compiled once. Only built for regions whose rules are simple
     enough that the digit-shape rules in ``_phone_fast`` reproduce phonenumbers exactly:
     the country code belongs to this region alone, the national prefix is a plain '0'
-    without transform rule, the international prefix is '00'.
+    without transform rule (or there is none), the international prefix is '00'.
     """
 
-    __slots__ = ("cc", "descs", "general")
+    __slots__ = ("cc", "descs", "general", "national_prefix")
 
     def __init__(self, md: PhoneMetadata) -> None:
         self.cc = str(md.country_code)
+        self.national_prefix = md.national_prefix == "0"
 
         def compile_desc(desc: object) -> tuple[frozenset[int], re.Pattern[str]] | None:
             pattern = getattr(desc, "national_number_pattern", None)
@@ -259,7 +260,11 @@ def _fast_path_for(region: str) -> _RegionFastPath | None:
     regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(md.country_code, ())
     if len(regions) != 1:
         return None
-    if md.national_prefix != "0" or md.national_prefix_for_parsing not in (None, "0"):
+    prefix = md.national_prefix
+    if not (
+        (prefix == "0" and md.national_prefix_for_parsing in (None, "0"))
+        or (prefix is None and md.national_prefix_for_parsing is None)
+    ):
         return None
     if md.national_prefix_transform_rule or md.international_prefix != "00" or md.leading_digits:
         return None
@@ -286,7 +291,7 @@ def _phone_fast(plus: bool, digits: str, region: str) -> str | None:
             return None
         nsn = digits[len(cc) :]
     elif digits[0] == "0":
-        if digits[1:2] in ("0", ""):
+        if not fp.national_prefix or digits[1:2] in ("0", ""):
             return None  # '00…' is an international prefix: leave it to phonenumbers
         nsn = digits[1:]
     elif digits.startswith(cc):
@@ -645,59 +650,36 @@ class HeaderMap:
 
 # Normalised header (lower-case, only [a-z0-9]) → field. Two tiers: a column with a
 # strong name wins over one with a weak name; within a tier, the first column wins.
+# 'id' alone is the partner's row id, never the card id.
+_HEADER_SYNONYMS: dict[str, tuple[str, str]] = {
+    # field: (strong names, weak names)
+    "card_id": (
+        "cardid cardidentifier cardref cardreference cardcode",
+        "cardnumber cardno cardnum card",
+    ),
+    "timestamp": (
+        "timestamp datetime dateandtime datentime eventtime eventdatetime eventtimestamp "
+        "statustime statusdatetime occurredat",
+        "date time eventdate statusdate updatedat",
+    ),
+    "phone": (
+        "usercontact usermobile userphone phone phonenumber phoneno mobile mobilenumber "
+        "mobileno contactnumber contactno msisdn telephone customermobile customerphone "
+        "customercontact",
+        "contact tel mobilephone",
+    ),
+    "comment": (
+        "comment comments reason remarks remark notes note",
+        "description exceptionreason statusreason",
+    ),
+    "row_id": ("id rowid ref reference recordid refno", "no sno srno serial rowno"),
+    "status": ("status event eventtype eventstatus deliverystatus", "statuscode type"),
+}
 _HEADER_STRONG: dict[str, str] = {
-    **dict.fromkeys(
-        ("cardid", "cardidentifier", "cardref", "cardreference", "cardcode"), "card_id"
-    ),
-    **dict.fromkeys(
-        (
-            "timestamp",
-            "datetime",
-            "dateandtime",
-            "datentime",
-            "eventtime",
-            "eventdatetime",
-            "eventtimestamp",
-            "statustime",
-            "statusdatetime",
-            "occurredat",
-        ),
-        "timestamp",
-    ),
-    **dict.fromkeys(
-        (
-            "usercontact",
-            "usermobile",
-            "userphone",
-            "phone",
-            "phonenumber",
-            "phoneno",
-            "mobile",
-            "mobilenumber",
-            "mobileno",
-            "contactnumber",
-            "contactno",
-            "msisdn",
-            "telephone",
-            "customermobile",
-            "customerphone",
-            "customercontact",
-        ),
-        "phone",
-    ),
-    **dict.fromkeys(
-        ("comment", "comments", "reason", "remarks", "remark", "notes", "note"), "comment"
-    ),
-    **dict.fromkeys(("id", "rowid", "ref", "reference", "recordid", "refno"), "row_id"),
-    **dict.fromkeys(("status", "event", "eventtype", "eventstatus", "deliverystatus"), "status"),
+    name: field for field, (strong, _) in _HEADER_SYNONYMS.items() for name in strong.split()
 }
 _HEADER_WEAK: dict[str, str] = {
-    **dict.fromkeys(("cardnumber", "cardno", "cardnum", "card"), "card_id"),
-    **dict.fromkeys(("date", "time", "eventdate", "updatedat", "statusdate"), "timestamp"),
-    **dict.fromkeys(("contact", "tel", "mobilephone"), "phone"),
-    **dict.fromkeys(("description", "exceptionreason", "statusreason"), "comment"),
-    **dict.fromkeys(("no", "sno", "srno", "serial", "rowno"), "row_id"),
-    **dict.fromkeys(("statuscode", "type"), "status"),
+    name: field for field, (_, weak) in _HEADER_SYNONYMS.items() for name in weak.split()
 }
 _HEADER_FIELDS = ("card_id", "timestamp", "phone", "comment", "row_id", "status")
 
