@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
 from cardstatus.config import DEFAULT_REASON_KEYWORDS
 from cardstatus.model import CardStatus, FileRejected, RowError
 from cardstatus.normalise import (
@@ -407,7 +406,7 @@ def test_timestamp_now_is_read_once_per_parser() -> None:
 
 
 def test_timestamp_naive_now_is_taken_as_utc() -> None:
-    parser = TimestampParser(now=lambda: datetime(2024, 1, 1))  # noqa: DTZ001
+    parser = TimestampParser(now=lambda: datetime(2024, 1, 1))
     assert parser.parse("2024-01-02T00:00:00Z").isoformat() == "2024-01-02T00:00:00+00:00"
     with pytest.raises(RowError, match="future"):
         parser.parse("2024-01-02T00:00:01Z")
