@@ -31,7 +31,8 @@ from cardstatus.s3ingest import S3ObjectRef, failure_report, ingest_s3_object, p
 
 logger = Logger()
 metrics = Metrics()
-processor = BatchProcessor(event_type=EventType.SQS)
+# Report every failed message individually, even when all of them failed.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 DB = LazyConnection()
 _s3: Any = None
