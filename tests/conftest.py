@@ -10,7 +10,6 @@ from pathlib import Path
 
 import psycopg2
 import pytest
-
 from cardstatus import config
 from cardstatus.localdb import drop_database, ensure_database, start_embedded_server, with_database
 from cardstatus.migrate import apply_migrations
@@ -22,7 +21,7 @@ SHARED_SAMPLES = ROOT.parent / "shared" / "samples"
 # Tests must never pick up a developer's AWS credentials or region.
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ["AWS_ACCESS_KEY_ID"] = "testing"
-os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"  # noqa: S105
+os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
 os.environ.pop("AWS_PROFILE", None)
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "cardstatus-test")
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "cardstatus")
@@ -58,9 +57,7 @@ def pg_template(pg_admin_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def db_url(
-    pg_admin_url: str, pg_template: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[str]:
+def db_url(pg_admin_url: str, pg_template: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A fresh, migrated database for one test; DATABASE_URL points at it."""
     name = f"cs_test_{uuid.uuid4().hex[:12]}"
     url = ensure_database(pg_admin_url, name, template=pg_template)

@@ -6,11 +6,10 @@ import codecs
 import io
 
 import pytest
-
 from cardstatus.decode import SNIFF_BYTES, detect_delimiter, detect_encoding, open_csv
 from cardstatus.model import FileRejected
 
-ROWS = [["Card ID", "Timestamp", "Comment"], ["ZYW1", "2024-01-01T00:00:00Z", "café, \"ok\""]]
+ROWS = [["Card ID", "Timestamp", "Comment"], ["ZYW1", "2024-01-01T00:00:00Z", 'café, "ok"']]
 
 
 def records(data: bytes, max_bytes: int = 1 << 30, max_field: int = 10_000) -> list:

@@ -10,10 +10,9 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
-
 from cardstatus import config
 from conftest import EVENTS
+from moto import mock_aws
 
 SAMPLE_FILES = EVENTS / "partner_files"
 BUCKET = "cardstatus-local-partner-files"
@@ -68,13 +67,17 @@ def report_in_s3(s3: Any, key: str) -> dict[str, Any]:
 
 def files_in_db(db: Any) -> list[tuple]:
     with db.cursor() as cur:
-        cur.execute("SELECT object_key, outcome::text, rows_accepted FROM ingested_file ORDER BY id")
+        cur.execute(
+            "SELECT object_key, outcome::text, rows_accepted FROM ingested_file ORDER BY id"
+        )
         rows = cur.fetchall()
     db.commit()
     return rows
 
 
-def test_put_notification_with_spaces_in_key_is_ingested_and_reported(app: Any, s3: Any, db: Any) -> None:
+def test_put_notification_with_spaces_in_key_is_ingested_and_reported(
+    app: Any, s3: Any, db: Any
+) -> None:
     put(s3, DELIVERED_KEY, "acme utf8-bom semicolon - Delivered.csv")
     result = app.handler(load_event("sqs_s3_put.json"), FakeContext())
     assert result == {"batchItemFailures": []}
@@ -104,7 +107,9 @@ def test_s3_test_event_is_ignored(app: Any, s3: Any, db: Any) -> None:
 def test_poison_message_fails_alone_and_the_good_file_commits(app: Any, s3: Any, db: Any) -> None:
     put(s3, PICKUP_KEY, "acme unicode text - Pickup.csv")
     result = app.handler(load_event("sqs_batch_with_poison.json"), FakeContext())
-    assert result == {"batchItemFailures": [{"itemIdentifier": "a1b2c3d4-0000-4000-8000-000000000002"}]}
+    assert result == {
+        "batchItemFailures": [{"itemIdentifier": "a1b2c3d4-0000-4000-8000-000000000002"}]
+    }
     assert files_in_db(db) == [(PICKUP_KEY, "applied", 3)]
 
 
@@ -132,7 +137,9 @@ def test_database_down_fails_the_message_with_a_report_and_recovers_next_time(
     config.reset_settings_cache()
     app.DB.reset_settings(None)
     result = app.handler(load_event("sqs_s3_put.json"), FakeContext())
-    assert result["batchItemFailures"] == [{"itemIdentifier": "059f36b4-87a3-44ab-83d2-661975830a7d"}]
+    assert result["batchItemFailures"] == [
+        {"itemIdentifier": "059f36b4-87a3-44ab-83d2-661975830a7d"}
+    ]
     failed = report_in_s3(s3, DELIVERED_KEY)
     assert failed["outcome"] == "error" and "database unavailable" in failed["reason"]
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 import io
 import itertools
 import threading
-from pathlib import Path
 from typing import Any
 
 import psycopg2
 import pytest
-
 from cardstatus.config import load_settings
 from cardstatus.pipeline import SourceInfo, ingest, ingest_path, partner_from_key, s3_key_from_event
 from conftest import EVENTS, SHARED_SAMPLES
@@ -82,7 +80,9 @@ def test_each_synthetic_partner_file_gets_the_expected_report(
     assert report["outcome"] == outcome
     assert (c["rows"], c["accepted"], c["duplicate"], c["rejected"], c["warnings"]) == counts
     with db.cursor() as cur:
-        cur.execute("SELECT outcome::text, report FROM ingested_file WHERE id = %s", (report["file_id"],))
+        cur.execute(
+            "SELECT outcome::text, report FROM ingested_file WHERE id = %s", (report["file_id"],)
+        )
         stored_outcome, stored = cur.fetchone()
     assert stored_outcome == outcome
     assert stored["counts"] == report["counts"]
@@ -99,8 +99,10 @@ def test_every_rejected_row_has_its_line_and_reason_in_report_and_table(db: Any)
     assert "before 2000" in lines[5]
     assert "future" in lines[6]
     with db.cursor() as cur:
-        cur.execute("SELECT line, reason FROM rejected_row WHERE file_id = %s ORDER BY line",
-                    (report["file_id"],))
+        cur.execute(
+            "SELECT line, reason FROM rejected_row WHERE file_id = %s ORDER BY line",
+            (report["file_id"],),
+        )
         assert dict(cur.fetchall()) == lines
     # The invalid phone is a warning: the row is applied by card id, phone unset.
     assert report["warnings"][0]["line"] == 7
@@ -118,7 +120,7 @@ def test_status_column_overrides_file_name_and_exception_reason_is_classified(db
     assert state["QRK1005"][3] == "refused"
     assert state["QRK1006"][3] == "address_problem"
     assert state["QRK1004"][2] == "User not available – café closed"
-    exception = [e for e in events(db) if e[0] == "QRK1007" and e[1] == "DELIVERY_EXCEPTION"][0]
+    exception = next(e for e in events(db) if e[:2] == ("QRK1007", "DELIVERY_EXCEPTION"))
     assert exception[3] == "User not available will retry tomorrow"
 
 
@@ -145,7 +147,10 @@ def test_redelivered_object_returns_the_original_report_and_records_nothing(db: 
 
 def test_same_event_in_two_files_is_stored_once(db: Any) -> None:
     a = b"Card ID,Timestamp,Comment\nX1,2024-01-01T10:00:00Z,first\n"
-    b = b"Card ID,Timestamp,Comment\nX1,2024-01-01T10:00:00Z,second copy\nX2,2024-01-01T10:00:00Z,\n"
+    b = (
+        b"Card ID,Timestamp,Comment\n"
+        b"X1,2024-01-01T10:00:00Z,second copy\nX2,2024-01-01T10:00:00Z,\n"
+    )
     ingest_bytes(db, a, "one - delivered.csv")
     report = ingest_bytes(db, b, "two - delivered.csv")
     assert report["counts"]["accepted"] == 1 and report["counts"]["duplicate"] == 1
@@ -161,9 +166,15 @@ def test_equal_times_resolve_by_status_rank(db: Any) -> None:
 
 
 def test_phone_comes_from_the_latest_event_that_had_a_valid_one(db: Any) -> None:
-    ingest_bytes(db, b"Card ID,Phone,Timestamp\nX1,0501234567,2024-01-01T10:00:00Z\n", "a pickup.csv")
-    ingest_bytes(db, b"Card ID,Phone,Timestamp\nX1,9.7E+11,2024-01-03T10:00:00Z\n", "c returned.csv")
-    ingest_bytes(db, b"Card ID,Phone,Timestamp\nX1,0559876543,2024-01-02T10:00:00Z\n", "b delivered.csv")
+    ingest_bytes(
+        db, b"Card ID,Phone,Timestamp\nX1,0501234567,2024-01-01T10:00:00Z\n", "a pickup.csv"
+    )
+    ingest_bytes(
+        db, b"Card ID,Phone,Timestamp\nX1,9.7E+11,2024-01-03T10:00:00Z\n", "c returned.csv"
+    )
+    ingest_bytes(
+        db, b"Card ID,Phone,Timestamp\nX1,0559876543,2024-01-02T10:00:00Z\n", "b delivered.csv"
+    )
     state = cards(db)["X1"]
     assert state[0] == "RETURNED"
     assert state[4] == "+971559876543"
@@ -183,7 +194,9 @@ def _reset(conn: Any) -> None:
     conn.commit()
 
 
-@pytest.mark.skipif(not SHARED_SAMPLES.is_dir(), reason=f"partner samples not found at {SHARED_SAMPLES}")
+@pytest.mark.skipif(
+    not SHARED_SAMPLES.is_dir(), reason=f"partner samples not found at {SHARED_SAMPLES}"
+)
 def test_shared_samples_in_all_24_orders_give_the_same_final_state(db: Any) -> None:
     outcomes = []
     for order in itertools.permutations(SAMPLE_NAMES):
@@ -264,9 +277,7 @@ def test_connection_killed_during_apply_leaves_nothing(db_url: str, db: Any) -> 
 
         for _ in range(200):
             with db.cursor() as cur:
-                cur.execute(
-                    "SELECT count(*) FROM pg_locks WHERE pid = %s AND NOT granted", (pid,)
-                )
+                cur.execute("SELECT count(*) FROM pg_locks WHERE pid = %s AND NOT granted", (pid,))
                 waiting = cur.fetchone()[0]
             db.commit()
             if waiting:

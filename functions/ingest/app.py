@@ -22,7 +22,6 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from cardstatus.config import settings
 from cardstatus.db import DatabaseUnavailable, LazyConnection
 from cardstatus.model import redact_phones
@@ -96,7 +95,9 @@ def _ingest_one(ref: S3ObjectRef, attempt: int) -> None:
     counts = report.get("counts", {})
     metrics.add_metric(name=f"Files_{report['outcome']}", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="RowsAccepted", unit=MetricUnit.Count, value=counts.get("accepted", 0))
-    metrics.add_metric(name="RowsDuplicate", unit=MetricUnit.Count, value=counts.get("duplicate", 0))
+    metrics.add_metric(
+        name="RowsDuplicate", unit=MetricUnit.Count, value=counts.get("duplicate", 0)
+    )
     metrics.add_metric(name="RowsRejected", unit=MetricUnit.Count, value=counts.get("rejected", 0))
     logger.info(
         "file ingested",
@@ -113,17 +114,20 @@ def _ingest_one(ref: S3ObjectRef, attempt: int) -> None:
 def _report_failure(ref: S3ObjectRef, reason: str, attempt: int) -> None:
     reason = redact_phones(reason)  # driver errors can quote row values
     logger.error(
-        "file failed; it will be retried", extra={"key": ref.key, "attempt": attempt, "reason": reason}
+        "file failed; it will be retried",
+        extra={"key": ref.key, "attempt": attempt, "reason": reason},
     )
     try:
-        put_report(s3_client(), ref.bucket, ref.key, failure_report(ref, reason, attempt), settings())
+        put_report(
+            s3_client(), ref.bucket, ref.key, failure_report(ref, reason, attempt), settings()
+        )
     except Exception:  # the report is best effort; the retry is what matters
         logger.warning("could not write the failure report", extra={"key": ref.key})
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def handler(event: dict[str, Any], context: LambdaContext) -> Any:
     global _context
     _context = context
     try:

@@ -101,8 +101,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     from cardstatus.db import connect
 
     if not args.card_id and not args.phone:
-        body = {"error": {"code": "missing_parameter",
-                          "message": "give --card-id or --phone (or both)"}}
+        body = {
+            "error": {"code": "missing_parameter", "message": "give --card-id or --phone (or both)"}
+        }
         print(json.dumps(body))
         return EXIT_USAGE
     _use_database(args)

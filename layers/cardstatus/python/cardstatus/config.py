@@ -66,7 +66,7 @@ class Settings:
 
 
 def _parse_partners(raw: str | None) -> dict[str, PartnerSettings]:
-    """PARTNER_CONFIG is JSON: {"<partner>": {"timezone": ..., "day_first": ..., "phone_region": ...}}."""
+    """PARTNER_CONFIG is JSON: {"<partner>": {"timezone", "day_first", "phone_region"}}."""
     partners: dict[str, PartnerSettings] = {}
     if not raw:
         return partners

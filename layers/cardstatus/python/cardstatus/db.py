@@ -9,6 +9,7 @@ Every AWS connection uses sslmode=verify-full with the RDS CA bundle (DB_SSLROOT
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -45,7 +46,10 @@ def _iam_token(cfg: Settings) -> str:
     client = boto3.client("rds", region_name=cfg.aws_region)
     return str(
         client.generate_db_auth_token(
-            DBHostname=cfg.db_host, Port=cfg.db_port, DBUsername=cfg.db_user, Region=cfg.aws_region
+            DBHostname=cfg.db_host or "",
+            Port=cfg.db_port,
+            DBUsername=cfg.db_user or "",
+            Region=cfg.aws_region,
         )
     )
 
@@ -83,7 +87,8 @@ def connection_kwargs(cfg: Settings, refresh_secret: bool = False) -> dict[str, 
             **common,
         }
     raise DatabaseUnavailable(
-        "no database configured: set DATABASE_URL, DB_SECRET_ARN, or DB_IAM_AUTH with DB_HOST/DB_USER"
+        "no database configured: set DATABASE_URL, DB_SECRET_ARN, "
+        "or DB_IAM_AUTH with DB_HOST/DB_USER"
     )
 
 
@@ -138,13 +143,11 @@ class LazyConnection:
             return self._conn
 
     def discard(self) -> None:
-        """Close and forget the connection (after an OperationalError); the next get() reconnects."""
+        """Close and forget the connection (after an OperationalError); get() reconnects."""
         with self._lock:
             if self._conn is not None:
-                try:
+                with contextlib.suppress(psycopg2.Error):
                     self._conn.close()
-                except psycopg2.Error:
-                    pass
             self._conn = None
 
     def reset_settings(self, cfg: Settings | None) -> None:

@@ -25,7 +25,7 @@ class Readable(Protocol):
 
 
 def _cp1252_fallback(error: UnicodeError) -> tuple[str, int]:
-    """Decode bytes that are not valid UTF-8 as Windows-1252 (latin-1 for its 5 unassigned bytes)."""
+    """Decode bytes that are not valid UTF-8 as Windows-1252 (latin-1 for its 5 unused bytes)."""
     if not isinstance(error, UnicodeDecodeError):
         raise error
     bad = error.object[error.start : error.end]

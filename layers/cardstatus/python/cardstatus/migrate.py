@@ -27,9 +27,7 @@ class Migration:
 
 def available_migrations() -> list[Migration]:
     folder = resources.files("cardstatus.sql") / "migrations"
-    files = sorted(
-        (f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name
-    )
+    files = sorted((f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)
     return [Migration(version=f.name.removesuffix(".sql"), sql=f.read_text("utf-8")) for f in files]
 
 

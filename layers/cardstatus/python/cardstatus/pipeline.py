@@ -94,7 +94,8 @@ class RowOutcomes:
         if len(self.reject_details) < REPORT_DETAIL_LIMIT:
             self.reject_details.append({"line": line, "reason": reason})
         if self.rejects_file is None:
-            self.rejects_file = tempfile.SpooledTemporaryFile(max_size=1 << 20, mode="w+b")
+            # Closed by ingest() in its finally block.
+            self.rejects_file = tempfile.SpooledTemporaryFile(max_size=1 << 20, mode="w+b")  # noqa: SIM115
         self.rejects_file.write(f"{line}\t{_copy_escape(reason)}\n".encode())
 
     def warn(self, line: int, warning: str) -> None:
@@ -321,7 +322,12 @@ def ingest(
                 event_type=event_type or "from_status_column",
             )
             rows = normalised_rows(
-                records, headers, file_status, partner, dict(cfg.reason_keywords), outcomes,
+                records,
+                headers,
+                file_status,
+                partner,
+                dict(cfg.reason_keywords),
+                outcomes,
                 progress,
             )
             cur.copy_expert(sql.COPY_STAGING, _ChunkStream(rows), size=1 << 16)
@@ -335,9 +341,14 @@ def ingest(
             cur.execute(sql.LOCK_CONTENT, {"sha256": sha256})
             cur.execute(sql.FIND_APPLIED_CONTENT, {"sha256": sha256})
             original = cur.fetchone()
-            if original is not None and source.bucket and (original[1], original[2]) == (
-                source.bucket,
-                source.key,
+            if (
+                original is not None
+                and source.bucket
+                and (original[1], original[2])
+                == (
+                    source.bucket,
+                    source.key,
+                )
             ):
                 conn.rollback()  # a redelivery of a file already applied under this very key
                 return dict(original[3])
@@ -353,12 +364,18 @@ def ingest(
                 report.update(
                     outcome="duplicate_file",
                     reason="the same bytes were already applied",
-                    duplicate_of={"file_id": original[0], "bucket": original[1], "key": original[2]},
+                    duplicate_of={
+                        "file_id": original[0],
+                        "bucket": original[1],
+                        "key": original[2],
+                    },
                     counts={**counts, "duplicate": outcomes.valid},
                     sha256=sha256,
                     size_bytes=size,
                 )
-                return _record_final(conn, source, report, sha256, size, event_type, started_at, timer)
+                return _record_final(
+                    conn, source, report, sha256, size, event_type, started_at, timer
+                )
 
             report.update(outcome="applied", sha256=sha256, size_bytes=size)
             cur.execute(
@@ -383,8 +400,12 @@ def ingest(
             )
             cur.execute(
                 sql.UPDATE_FILE_REPORT,
-                {**_file_params(source, report, sha256, size, event_type, started_at,
-                                timer.total_ms()), "id": file_id},
+                {
+                    **_file_params(
+                        source, report, sha256, size, event_type, started_at, timer.total_ms()
+                    ),
+                    "id": file_id,
+                },
             )
         conn.commit()
         return report
@@ -425,9 +446,7 @@ def record_rejected(conn: Connection, source: SourceInfo, reason: str) -> dict[s
         rejects=[],
         warnings=[],
     )
-    return _record_final(
-        conn, source, report, None, source.size_bytes, None, started_at, _Timer()
-    )
+    return _record_final(conn, source, report, None, source.size_bytes, None, started_at, _Timer())
 
 
 def _identity(source: SourceInfo) -> dict[str, Any]:
@@ -464,8 +483,12 @@ def _record_final(
         report["file_id"] = cur.fetchone()[0]  # type: ignore[index]
         cur.execute(
             sql.UPDATE_FILE_REPORT,
-            {**_file_params(source, report, sha256, size, event_type, started_at,
-                            timer.total_ms()), "id": report["file_id"]},
+            {
+                **_file_params(
+                    source, report, sha256, size, event_type, started_at, timer.total_ms()
+                ),
+                "id": report["file_id"],
+            },
         )
     conn.commit()
     return report

@@ -41,9 +41,7 @@ def put_report(s3: Any, bucket: str, key: str, report: dict[str, Any], cfg: Sett
     return target
 
 
-def ingest_s3_object(
-    conn: Connection, s3: Any, ref: S3ObjectRef, cfg: Settings
-) -> dict[str, Any]:
+def ingest_s3_object(conn: Connection, s3: Any, ref: S3ObjectRef, cfg: Settings) -> dict[str, Any]:
     """Ingest one object and write its report to reports/<key>.json in the same bucket."""
     partner = partner_from_key(ref.key, cfg.incoming_prefix)
     get_args: dict[str, Any] = {"Bucket": ref.bucket, "Key": ref.key}
@@ -52,9 +50,17 @@ def ingest_s3_object(
     try:
         obj = s3.get_object(**get_args)
     except s3.exceptions.NoSuchKey:
-        source = SourceInfo(key=ref.key, partner=partner, bucket=ref.bucket,
-                            version_id=ref.version_id, etag=ref.etag, size_bytes=ref.size)
-        report = record_rejected(conn, source, "object no longer exists (deleted before it was read)")
+        source = SourceInfo(
+            key=ref.key,
+            partner=partner,
+            bucket=ref.bucket,
+            version_id=ref.version_id,
+            etag=ref.etag,
+            size_bytes=ref.size,
+        )
+        report = record_rejected(
+            conn, source, "object no longer exists (deleted before it was read)"
+        )
         put_report(s3, ref.bucket, ref.key, report, cfg)
         return report
     source = SourceInfo(
