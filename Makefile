@@ -31,6 +31,7 @@ openapi: $(STAMP)
 	$(BIN)/python -m cardstatus openapi > docs/openapi.json
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install -q -r bench/requirements.txt
 	$(BIN)/python -m bench
 
 reliability: $(STAMP)
