@@ -1,0 +1,327 @@
+"""Read side of the domain: a card's current status and history, by card id or by phone.
+
+Plain functions over a psycopg2 connection; the API handler and the CLI both call
+`find_card_status`. Inputs are validated here (the same card-id rule as ingestion, phones
+through `cardstatus.normalise`), so every caller gets the same answers and errors.
+A `Card` never holds a full phone number: it is masked when the row is read.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg2.extensions
+from psycopg2.extensions import connection as Connection
+
+from cardstatus.config import DEFAULT_PHONE_REGION
+from cardstatus.model import mask_phone
+from cardstatus.sql import cards as sql
+
+# SPEC §2: the rule ingestion applies to card ids (fullmatch: no trailing newline slips through).
+CARD_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+CARD_ID_MAX_LENGTH = 64
+# Longest raw phone we try to parse ('+971 (58) 594-9014' style input is well under this).
+PHONE_MAX_LENGTH = 40
+# One phone may have several cards; answers list at most this many (latest first).
+MAX_CARDS_PER_PHONE = 100
+
+
+class InvalidParameter(ValueError):
+    """A request parameter is missing or malformed; `name` says which one."""
+
+    code = "invalid_parameter"
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.message = message
+
+
+class MissingParameter(InvalidParameter):
+    code = "missing_parameter"
+
+
+class CardNotFound(LookupError):
+    """No card matches. Deliberately says nothing about which identifier exists."""
+
+    message = "no card matches the given parameters"
+
+    def __init__(self) -> None:
+        super().__init__(self.message)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    status: str
+    at: datetime
+    comment: str | None
+    reason: str | None
+    partner: str
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    card_id: str
+    status: str
+    status_at: datetime
+    comment: str | None
+    reason: str | None
+    user_phone: str | None  # masked: only the last 4 digits survive
+    picked_up_at: datetime | None
+    delivered_at: datetime | None
+    returned_at: datetime | None
+    exception_count: int
+    history: tuple[HistoryEntry, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The SPEC §5 card object (JSON-ready: times as ISO 8601 UTC with Z)."""
+        return {
+            "card_id": self.card_id,
+            "status": self.status,
+            "status_at": iso_utc(self.status_at),
+            "comment": self.comment,
+            "reason": self.reason,
+            "user_phone": self.user_phone,
+            "picked_up_at": iso_utc(self.picked_up_at),
+            "delivered_at": iso_utc(self.delivered_at),
+            "returned_at": iso_utc(self.returned_at),
+            "exception_count": self.exception_count,
+            "history": [
+                {
+                    "status": h.status,
+                    "at": iso_utc(h.at),
+                    "comment": h.comment,
+                    "reason": h.reason,
+                    "partner": h.partner,
+                }
+                for h in self.history
+            ],
+        }
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "card_id": self.card_id,
+            "status": self.status,
+            "status_at": iso_utc(self.status_at),
+        }
+
+
+def iso_utc(value: datetime | None) -> str | None:
+    """'2023-11-13T09:34:56Z' (fractional seconds only when present)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:  # timestamptz always carries an offset; be safe anyway
+        value = value.replace(tzinfo=UTC)
+    value = value.astimezone(UTC)
+    spec = "seconds" if value.microsecond == 0 else "microseconds"
+    return value.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
+
+
+# --- input validation -------------------------------------------------------------------
+
+
+def validate_card_id(raw: str | None) -> str:
+    """The card id exactly as ingestion stores it, else InvalidParameter('card_id')."""
+    if raw is None or raw == "":
+        raise MissingParameter("card_id", "card_id is required")
+    if len(raw) > CARD_ID_MAX_LENGTH or CARD_ID_RE.fullmatch(raw) is None:
+        raise InvalidParameter(
+            "card_id",
+            "card_id must be 1-64 characters: ASCII letters, digits, '_' or '-', "
+            "starting with a letter or digit",
+        )
+    return raw
+
+
+def parse_phone(raw: str | None, region: str = DEFAULT_PHONE_REGION) -> str:
+    """E.164 form of a phone in any form SPEC §2 accepts, else InvalidParameter('user_phone')."""
+    if raw is None or raw.strip() == "":
+        raise MissingParameter("user_phone", "user_phone is required")
+    invalid = InvalidParameter(
+        "user_phone",
+        "user_phone is not a valid phone number (national digits, or with the country code)",
+    )
+    if len(raw) > PHONE_MAX_LENGTH or any(not ch.isprintable() for ch in raw):
+        raise invalid
+    # Imported on first use: lookups by card id never pay for the phone metadata.
+    from cardstatus.normalise import normalise_phone
+
+    try:
+        phone = normalise_phone(raw, region)
+    except ValueError:
+        raise invalid from None
+    if not phone.e164:
+        raise invalid
+    return phone.e164
+
+
+# --- lookups ----------------------------------------------------------------------------
+
+
+def _card_from_row(row: tuple[Any, ...]) -> Card:
+    (
+        card_id,
+        status,
+        status_at,
+        comment,
+        reason,
+        phone,
+        picked_up_at,
+        delivered_at,
+        returned_at,
+        exception_count,
+        h_statuses,
+        h_ats,
+        h_comments,
+        h_reasons,
+        h_partners,
+    ) = row
+    history = tuple(
+        HistoryEntry(status=s, at=a, comment=c, reason=r, partner=p)
+        for s, a, c, r, p in zip(
+            h_statuses or (),
+            h_ats or (),
+            h_comments or (),
+            h_reasons or (),
+            h_partners or (),
+            strict=True,
+        )
+    )
+    return Card(
+        card_id=card_id,
+        status=status,
+        status_at=status_at,
+        comment=comment,
+        reason=reason,
+        user_phone=mask_phone(phone),
+        picked_up_at=picked_up_at,
+        delivered_at=delivered_at,
+        returned_at=returned_at,
+        exception_count=exception_count,
+        history=history,
+    )
+
+
+def _query(conn: Connection, query: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Run one read-only statement.
+
+    The API connection is in autocommit mode (no BEGIN/ROLLBACK round trips, nothing left
+    open between invocations). On a transactional connection, a transaction this call
+    started is ended here; a caller's own open transaction is left alone.
+    """
+    started_here = (
+        not conn.autocommit
+        and conn.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_IDLE
+    )
+    try:
+        with conn.cursor() as cur:
+            cur.execute(query, params)
+            return cur.fetchall()
+    finally:
+        if started_here and not conn.closed:
+            conn.rollback()
+
+
+def _fetch_cards(conn: Connection, query: str, params: dict[str, Any]) -> list[Card]:
+    return [_card_from_row(row) for row in _query(conn, query, params)]
+
+
+def get_card(conn: Connection, card_id: str) -> Card | None:
+    """The card with this (already validated) id, with its history; None when unknown."""
+    cards = _fetch_cards(conn, sql.CARD_BY_ID, {"card_id": card_id})
+    return cards[0] if cards else None
+
+
+def get_card_for_phone(conn: Connection, card_id: str, e164: str) -> Card | None:
+    """The card only when its current phone is e164."""
+    cards = _fetch_cards(conn, sql.CARD_BY_ID_AND_PHONE, {"card_id": card_id, "phone": e164})
+    return cards[0] if cards else None
+
+
+def cards_for_phone(conn: Connection, e164: str, limit: int = MAX_CARDS_PER_PHONE) -> list[Card]:
+    """Cards whose current phone is e164, latest status first (at most `limit`)."""
+    return _fetch_cards(conn, sql.CARDS_BY_PHONE, {"phone": e164, "limit": limit})
+
+
+def other_card_summaries(
+    conn: Connection, e164: str, exclude_card_id: str, limit: int = MAX_CARDS_PER_PHONE
+) -> list[dict[str, Any]]:
+    rows = _query(
+        conn,
+        sql.CARD_SUMMARIES_BY_PHONE,
+        {"phone": e164, "exclude_card_id": exclude_card_id, "limit": limit},
+    )
+    return [
+        {"card_id": card_id, "status": status, "status_at": iso_utc(status_at)}
+        for card_id, status, status_at in rows
+    ]
+
+
+def ping(conn: Connection) -> None:
+    """Raises psycopg2 errors when the database does not answer."""
+    _query(conn, sql.PING, {})
+
+
+# --- use cases --------------------------------------------------------------------------
+
+
+def find_card_status(
+    conn: Connection,
+    card_id: str | None,
+    user_phone: str | None,
+    region: str = DEFAULT_PHONE_REGION,
+) -> dict[str, Any]:
+    """The body of GET /get_card_status.
+
+    By card id: that card. By phone: the card with the latest status plus `other_cards`
+    (id, status, status_at) of the same phone. Both: the card only when it belongs to
+    that phone, with the phone's other cards. Raises InvalidParameter / CardNotFound.
+    """
+    has_card = card_id is not None and card_id != ""
+    has_phone = user_phone is not None and user_phone.strip() != ""
+    if not has_card and not has_phone:
+        raise MissingParameter("card_id", "card_id or user_phone is required")
+    valid_id = validate_card_id(card_id) if has_card else None
+    e164 = parse_phone(user_phone, region) if has_phone else None
+
+    if valid_id is not None and e164 is None:
+        card = get_card(conn, valid_id)
+        if card is None:
+            raise CardNotFound()
+        return {**card.to_dict(), "other_cards": []}
+
+    assert e164 is not None
+    if valid_id is not None:
+        card = get_card_for_phone(conn, valid_id, e164)
+        if card is None:
+            raise CardNotFound()
+        others = other_card_summaries(conn, e164, exclude_card_id=valid_id)
+        return {**card.to_dict(), "other_cards": others}
+
+    cards = cards_for_phone(conn, e164)
+    if not cards:
+        raise CardNotFound()
+    latest, rest = cards[0], cards[1:]
+    return {**latest.to_dict(), "other_cards": [c.summary() for c in rest]}
+
+
+def list_cards(
+    conn: Connection, user_phone: str | None, region: str = DEFAULT_PHONE_REGION
+) -> dict[str, Any]:
+    """The body of GET /cards?user_phone=…: all cards of that phone, latest status first."""
+    e164 = parse_phone(user_phone, region)
+    cards = cards_for_phone(conn, e164)
+    if not cards:
+        raise CardNotFound()
+    return {"cards": [c.to_dict() for c in cards]}
+
+
+def card_by_id(conn: Connection, card_id: str | None) -> dict[str, Any]:
+    """The body of GET /cards/{card_id}."""
+    card = get_card(conn, validate_card_id(card_id))
+    if card is None:
+        raise CardNotFound()
+    return card.to_dict()
