@@ -1,0 +1,349 @@
+"""`cardstatus local`: the whole service on this machine, on real parts.
+
+PostgreSQL (embedded unless DATABASE_URL/--database-url), moto in server mode as S3 + SQS,
+a poller that hands SQS batches to the real ingest handler exactly as Lambda's event source
+mapping would (batches, partial failures, visibility timeout, DLQ after maxReceiveCount), and
+the real API handler on http://127.0.0.1:3000. Bucket, queue and notification settings come
+from cdk.json, the same source the CDK stack reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import uuid
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[4]
+LOCAL_BUCKET = "cardstatus-local-partner-files"
+LOCAL_QUEUE = "cardstatus-local-ingest"
+LOCAL_DLQ = "cardstatus-local-ingest-dlq"
+LOCAL_REGION = "us-east-1"
+# Locally a failed message is retried after seconds, not the deployed visibility timeout.
+LOCAL_VISIBILITY_TIMEOUT_S = 10
+SEED_FOLDERS = ("events/partner_samples", "events/partner_files")
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    incoming_prefix: str
+    reports_prefix: str
+    csv_suffixes: tuple[str, ...]
+    max_receive_count: int
+    batch_size: int
+
+
+def shared_settings(root: Path = REPO_ROOT) -> QueueSettings:
+    """Bucket/queue settings from cdk.json's `cardstatus:shared` context (defaults if absent)."""
+    shared: dict[str, Any] = {}
+    cdk_json = root / "cdk.json"
+    if cdk_json.is_file():
+        shared = json.loads(cdk_json.read_text()).get("context", {}).get("cardstatus:shared", {})
+    bucket = shared.get("bucket", {})
+    queue = shared.get("queue", {})
+    return QueueSettings(
+        incoming_prefix=bucket.get("incomingPrefix", "incoming/"),
+        reports_prefix=bucket.get("reportsPrefix", "reports/"),
+        csv_suffixes=tuple(bucket.get("csvSuffixes", [".csv", ".CSV"])),
+        max_receive_count=int(queue.get("maxReceiveCount", 5)),
+        batch_size=max(1, min(10, int(queue.get("batchSize", 1)))),
+    )
+
+
+@dataclass
+class LocalAws:
+    """Bucket, queue and DLQ created in moto the way the stack defines them."""
+
+    endpoint: str
+    queue_url: str
+    queue_arn: str
+    dlq_url: str
+
+    def client(self, service: str) -> Any:
+        import boto3
+
+        return boto3.client(service, endpoint_url=self.endpoint, region_name=LOCAL_REGION)
+
+
+def create_local_aws(endpoint: str, qs: QueueSettings) -> LocalAws:
+    import boto3
+
+    sqs = boto3.client("sqs", endpoint_url=endpoint, region_name=LOCAL_REGION)
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name=LOCAL_REGION)
+    dlq_url = sqs.create_queue(QueueName=LOCAL_DLQ)["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    queue_url = sqs.create_queue(
+        QueueName=LOCAL_QUEUE,
+        Attributes={
+            "VisibilityTimeout": str(LOCAL_VISIBILITY_TIMEOUT_S),
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(qs.max_receive_count)}
+            ),
+        },
+    )["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    s3.create_bucket(Bucket=LOCAL_BUCKET)
+    s3.put_bucket_versioning(Bucket=LOCAL_BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_notification_configuration(
+        Bucket=LOCAL_BUCKET,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "Id": f"incoming{suffix}",
+                    "QueueArn": queue_arn,
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {
+                        "Key": {
+                            "FilterRules": [
+                                {"Name": "prefix", "Value": qs.incoming_prefix},
+                                {"Name": "suffix", "Value": suffix},
+                            ]
+                        }
+                    },
+                }
+                for suffix in qs.csv_suffixes
+            ]
+        },
+    )
+    return LocalAws(endpoint=endpoint, queue_url=queue_url, queue_arn=queue_arn, dlq_url=dlq_url)
+
+
+@dataclass
+class _Context:
+    """The parts of a Lambda context the handlers use."""
+
+    deadline: float
+    function_name: str = "cardstatus-ingest-local"
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:000000000000:function:local"
+    aws_request_id: str = ""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.deadline - time.monotonic()) * 1000))
+
+
+def lambda_sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
+    """Messages from ReceiveMessage in the shape Lambda's SQS event source delivers."""
+    return {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": m.get("Attributes", {}),
+                "messageAttributes": m.get("MessageAttributes", {}),
+                "md5OfBody": m.get("MD5OfBody", ""),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": LOCAL_REGION,
+            }
+            for m in messages
+        ]
+    }
+
+
+class IngestPoller(threading.Thread):
+    """Long-polls the queue and invokes the real ingest handler, like an event source mapping."""
+
+    def __init__(self, aws: LocalAws, qs: QueueSettings, timeout_s: int = 300) -> None:
+        super().__init__(name="ingest-poller", daemon=True)
+        self.aws = aws
+        self.qs = qs
+        self.timeout_s = timeout_s
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        if str(REPO_ROOT) not in sys.path:
+            sys.path.insert(0, str(REPO_ROOT))
+        from functions.ingest import app as ingest_app
+
+        sqs = self.aws.client("sqs")
+        s3 = self.aws.client("s3")
+        while not self.stopping.is_set():
+            try:
+                got = sqs.receive_message(
+                    QueueUrl=self.aws.queue_url,
+                    MaxNumberOfMessages=self.qs.batch_size,
+                    WaitTimeSeconds=1,
+                    AttributeNames=["All"],
+                    MessageAttributeNames=["All"],
+                )
+            except Exception as exc:  # moto stopping during shutdown
+                if not self.stopping.is_set():
+                    print(f"poller: receive failed: {exc}", file=sys.stderr)
+                    time.sleep(1)
+                continue
+            messages = got.get("Messages", [])
+            if not messages:
+                continue
+            event = lambda_sqs_event(messages, self.aws.queue_arn)
+            context = _Context(
+                deadline=time.monotonic() + self.timeout_s, aws_request_id=str(uuid.uuid4())
+            )
+            result = ingest_app.handler(event, context)
+            failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+            for message in messages:
+                if message["MessageId"] not in failed:
+                    sqs.delete_message(
+                        QueueUrl=self.aws.queue_url, ReceiptHandle=message["ReceiptHandle"]
+                    )
+                self._announce(s3, message, message["MessageId"] in failed)
+
+    def _announce(self, s3: Any, message: dict[str, Any], failed: bool) -> None:
+        from cardstatus.pipeline import s3_key_from_event
+
+        try:
+            records = json.loads(message["Body"]).get("Records", [])
+        except ValueError:
+            records = []
+        for record in records:
+            key = s3_key_from_event(record["s3"]["object"]["key"])
+            try:
+                body = s3.get_object(Bucket=LOCAL_BUCKET, Key=f"{self.qs.reports_prefix}{key}.json")
+                report = json.loads(body["Body"].read())
+            except Exception:
+                report = {"outcome": "unknown"}
+            counts = report.get("counts", {})
+            reason = f" — {report['reason']}" if report.get("reason") else ""
+            retry = " (will retry)" if failed else ""
+            print(
+                f"ingested {key}: {report.get('outcome')}{retry} "
+                f"rows={counts.get('rows', 0)} accepted={counts.get('accepted', 0)} "
+                f"duplicate={counts.get('duplicate', 0)} rejected={counts.get('rejected', 0)}"
+                f"{reason}",
+                flush=True,
+            )
+
+
+def seed_files(root: Path = REPO_ROOT) -> list[Path]:
+    files: list[Path] = []
+    for folder in SEED_FOLDERS:
+        files += sorted((root / folder).glob("*.csv"))
+    return files
+
+
+def _database_is_empty(db_url: str) -> bool:
+    import psycopg2
+
+    conn = psycopg2.connect(db_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT NOT EXISTS (SELECT 1 FROM ingested_file)")
+            row = cur.fetchone()
+            return bool(row and row[0])
+    finally:
+        conn.close()
+
+
+def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def run_local(args: argparse.Namespace) -> int:
+    """Start everything, print where it is, run until Ctrl-C (or SIGTERM), then stop it all."""
+    from moto.server import ThreadedMotoServer
+
+    from cardstatus import config
+    from cardstatus.cli import _use_database
+    from cardstatus.serve import make_server
+
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    started = time.monotonic()
+    for noisy in ("werkzeug", "botocore", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    db_url = _use_database(args)
+    qs = shared_settings()
+
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=args.s3_port, verbose=False)
+    moto.start()
+    endpoint = f"http://127.0.0.1:{args.s3_port}"
+    # The real handlers create their boto3 clients from the environment, as in Lambda.
+    os.environ.update(
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_DEFAULT_REGION=LOCAL_REGION,
+        AWS_REGION=LOCAL_REGION,
+        AWS_ACCESS_KEY_ID=os.environ.get("AWS_ACCESS_KEY_ID", "local"),
+        AWS_SECRET_ACCESS_KEY=os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
+        REPORTS_PREFIX=qs.reports_prefix,
+        INCOMING_PREFIX=qs.incoming_prefix,
+        POWERTOOLS_TRACE_DISABLED="true",
+        POWERTOOLS_METRICS_NAMESPACE=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "CardStatus"),
+        POWERTOOLS_SERVICE_NAME=os.environ.get("POWERTOOLS_SERVICE_NAME", "cardstatus"),
+        POWERTOOLS_LOG_LEVEL=os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+        # EMF metric lines are for CloudWatch; locally they would only clutter the console.
+        POWERTOOLS_METRICS_DISABLED=os.environ.get("POWERTOOLS_METRICS_DISABLED", "true"),
+    )
+    config.reset_settings_cache()
+    aws = create_local_aws(endpoint, qs)
+    poller = IngestPoller(aws, qs)
+    poller.start()
+    api = make_server(args.host, args.port)
+    api_thread = threading.Thread(target=api.serve_forever, name="api", daemon=True)
+    api_thread.start()
+
+    api_url = f"http://{args.host}:{args.port}"
+    print(
+        f"""
+cardstatus is running (ready in {time.monotonic() - started:.1f}s)
+  API          {api_url}   e.g. curl '{api_url}/get_card_status?card_id=ZYW8890'
+  S3 + SQS     {endpoint}   (moto; credentials: any)
+  bucket       s3://{LOCAL_BUCKET}/  uploads under {qs.incoming_prefix}<partner>/, reports under {qs.reports_prefix}
+  upload       aws --endpoint-url {endpoint} s3 cp file.csv s3://{LOCAL_BUCKET}/{qs.incoming_prefix}acme/
+  reports      aws --endpoint-url {endpoint} s3 ls --recursive s3://{LOCAL_BUCKET}/{qs.reports_prefix}
+  queue        {aws.queue_url} (DLQ after {qs.max_receive_count} receives: {aws.dlq_url})
+  database     {_describe_db(db_url)}
+Press Ctrl-C to stop.
+""",
+        flush=True,
+    )
+    if not args.no_samples and _database_is_empty(db_url):
+        s3 = aws.client("s3")
+        for path in seed_files():
+            key = f"{qs.incoming_prefix}acme/{path.name}"
+            s3.put_object(Bucket=LOCAL_BUCKET, Key=key, Body=path.read_bytes())
+        print(f"uploaded {len(seed_files())} sample files to s3://{LOCAL_BUCKET}/", flush=True)
+    try:
+        while True:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        print("\nstopping…", flush=True)
+    finally:
+        poller.stopping.set()
+        api.shutdown()
+        api.server_close()
+        poller.join(timeout=10)
+        moto.stop()
+        _stop_embedded_database()
+    return 0
+
+
+def _describe_db(url: str) -> str:
+    from psycopg2.extensions import parse_dsn
+
+    params = parse_dsn(url)
+    params.pop("password", None)
+    return " ".join(f"{k}={v}" for k, v in params.items())
+
+
+def _stop_embedded_database() -> None:
+    from cardstatus import localdb
+
+    handle = localdb._server_handle
+    if handle is not None:
+        handle.cleanup()  # stops the server unless another process is still using it
+        localdb._server_handle = None

@@ -1,0 +1,141 @@
+"""`cardstatus local` end to end as a subprocess: upload → API shows it; bad file → report; clean stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import boto3
+import psutil
+import pytest
+
+from cardstatus.local import LOCAL_BUCKET
+from conftest import ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def get_json(url: str) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def wait_for(predicate: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+            if last:
+                return last
+        except Exception as exc:  # not up yet
+            last = exc
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+def postgres_processes(pgdata: Path) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        cmdline = " ".join(proc.info.get("cmdline") or [])
+        if "postgres" in (proc.info.get("name") or "") and str(pgdata) in cmdline:
+            found.append(proc)
+    return found
+
+
+@pytest.mark.slow
+def test_local_service_end_to_end(tmp_path: Path) -> None:
+    api_port, s3_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["CARDSTATUS_HOME"] = str(tmp_path / "home")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cardstatus",
+            "local",
+            "--port",
+            str(api_port),
+            "--s3-port",
+            str(s3_port),
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    api = f"http://127.0.0.1:{api_port}"
+    output: list[str] = []
+    try:
+        # Sample data is uploaded on first start: the API answers for a sample card.
+        wait_for(
+            lambda: (
+                get_json(f"{api}/get_card_status?card_id=ZYW8890")[1].get("status") == "RETURNED"
+            ),
+            90,
+            "the sample files to be ingested",
+        )
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=f"http://127.0.0.1:{s3_port}",
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+        s3.put_object(
+            Bucket=LOCAL_BUCKET,
+            Key="incoming/acme/e2e 2024-03-10 - Delivered.csv",
+            Body=b"Card ID,User contact,Timestamp\nE2E0001,0585949099,2024-03-10T08:00:00Z\n",
+        )
+        wait_for(
+            lambda: (
+                get_json(f"{api}/get_card_status?card_id=E2E0001")[1].get("status") == "DELIVERED"
+            ),
+            30,
+            "the uploaded file to change the card's status",
+        )
+        status, body = get_json(f"{api}/get_card_status?user_phone=585949099")
+        assert status == 200 and body["card_id"] == "E2E0001"
+
+        s3.put_object(Bucket=LOCAL_BUCKET, Key="incoming/acme/broken.csv", Body=b"\x00\x01garbage")
+
+        def rejected_report() -> bool:
+            obj = s3.get_object(Bucket=LOCAL_BUCKET, Key="reports/incoming/acme/broken.csv.json")
+            return json.loads(obj["Body"].read())["outcome"] == "rejected_file"
+
+        wait_for(rejected_report, 30, "the broken file's rejected_file report")
+        children = psutil.Process(proc.pid).children(recursive=True)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+        output.append(out)
+    text = "".join(output)
+    assert proc.returncode == 0, text
+    assert "cardstatus is running" in text
+    assert "e2e 2024-03-10 - Delivered.csv: applied" in text
+    assert "broken.csv: rejected_file" in text
+    assert "0585949099" not in text and "585949099" not in text
+    time.sleep(1)
+    assert [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE] == []
+    assert postgres_processes(tmp_path / "home" / "pgdata") == []
