@@ -19,7 +19,6 @@ import psutil
 import pytest
 
 from cardstatus.local import LOCAL_BUCKET
-from conftest import ROOT
 
 
 def free_port() -> int:

@@ -302,7 +302,8 @@ def run_local(args: argparse.Namespace) -> int:
 cardstatus is running (ready in {time.monotonic() - started:.1f}s)
   API          {api_url}   e.g. curl '{api_url}/get_card_status?card_id=ZYW8890'
   S3 + SQS     {endpoint}   (moto; credentials: any)
-  bucket       s3://{LOCAL_BUCKET}/  uploads under {qs.incoming_prefix}<partner>/, reports under {qs.reports_prefix}
+  bucket       s3://{LOCAL_BUCKET}/
+               uploads under {qs.incoming_prefix}<partner>/, reports under {qs.reports_prefix}
   upload       aws --endpoint-url {endpoint} s3 cp file.csv s3://{LOCAL_BUCKET}/{qs.incoming_prefix}acme/
   reports      aws --endpoint-url {endpoint} s3 ls --recursive s3://{LOCAL_BUCKET}/{qs.reports_prefix}
   queue        {aws.queue_url} (DLQ after {qs.max_receive_count} receives: {aws.dlq_url})
