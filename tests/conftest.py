@@ -79,3 +79,20 @@ def db(db_url: str) -> Iterator[psycopg2.extensions.connection]:
 @pytest.fixture
 def admin_url_for(pg_admin_url: str):  # type: ignore[no-untyped-def]
     return lambda dbname: with_database(pg_admin_url, dbname)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--run-reliability",
+        action="store_true",
+        help="also run the long reliability runs (marked `reliability`; `make reliability`)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--run-reliability"):
+        return
+    skip = pytest.mark.skip(reason="long reliability run: use `make reliability`")
+    for item in items:
+        if "reliability" in item.keywords:
+            item.add_marker(skip)
