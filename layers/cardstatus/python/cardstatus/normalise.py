@@ -68,13 +68,18 @@ __all__ = [
 _TRIM_CHARS = " \t\r\n\v\f\u00a0\u2007\u202f\u200b\ufeff\"'\u201c\u201d\u2018\u2019"
 
 _SHOW_MAX = 40
+_SHOW_MAX_ESCAPED = 64
 
 
 def _show(raw: str) -> str:
-    """A bounded, control-character-escaped rendering of untrusted input for messages."""
-    if len(raw) > _SHOW_MAX:
-        return repr(raw[:_SHOW_MAX]) + "…"
-    return repr(raw)
+    """A bounded, control-character-escaped rendering of untrusted input for messages.
+
+    At most 40 characters of the input, repr-escaped, and at most 64 characters of output.
+    """
+    shown = repr(raw[:_SHOW_MAX])
+    if len(shown) > _SHOW_MAX_ESCAPED:
+        return shown[:_SHOW_MAX_ESCAPED] + "…"
+    return shown + "…" if len(raw) > _SHOW_MAX else shown
 
 
 # ---------------------------------------------------------------------------------------
