@@ -10,9 +10,10 @@ from typing import Any
 
 import boto3
 import pytest
-from cardstatus import config
-from conftest import EVENTS
+from fixture_paths import EVENTS
 from moto import mock_aws
+
+from cardstatus import config
 
 SAMPLE_FILES = EVENTS / "partner_files"
 BUCKET = "cardstatus-local-partner-files"
