@@ -73,7 +73,14 @@ RUNTIME_PROVIDED = (
 JUNK_DIRS = {"__pycache__", "tests", "test"}
 JUNK_SUFFIXES = (".pyc", ".pyo", ".pyi", ".c", ".h", ".pxd", ".pyx")
 # Inside *.dist-info keep METADATA (importlib.metadata) and licence files only.
-DIST_INFO_DROP = {"RECORD", "INSTALLER", "REQUESTED", "WHEEL", "direct_url.json", "entry_points.txt"}
+DIST_INFO_DROP = {
+    "RECORD",
+    "INSTALLER",
+    "REQUESTED",
+    "WHEEL",
+    "direct_url.json",
+    "entry_points.txt",
+}
 
 CA_IN_LAYER = Path("python") / "cardstatus" / "certs" / "rds-global-bundle.pem"
 CA_RUNTIME_PATH = "/opt/" + CA_IN_LAYER.as_posix()
@@ -84,9 +91,7 @@ AMAZON_ROOT_URLS = tuple(
 )
 
 _FIXED_DATE = (1980, 1, 1, 0, 0, 0)
-_PEM_RE = re.compile(
-    r"-----BEGIN CERTIFICATE-----\s+[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----"
-)
+_PEM_RE = re.compile(r"-----BEGIN CERTIFICATE-----\s+[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----")
 
 
 class LayerBuildError(RuntimeError):
@@ -196,9 +201,8 @@ def strip_tree(site: Path) -> None:
             if path.name in JUNK_DIRS and not path.parent.name.endswith(".dist-info"):
                 shutil.rmtree(path)
             continue
-        if path.suffix in JUNK_SUFFIXES:
-            path.unlink()
-        elif path.parent.name.endswith(".dist-info") and path.name in DIST_INFO_DROP:
+        packaging_junk = path.parent.name.endswith(".dist-info") and path.name in DIST_INFO_DROP
+        if path.suffix in JUNK_SUFFIXES or packaging_junk:
             path.unlink()
 
 
@@ -235,7 +239,8 @@ def build_deps(force: bool = False) -> LayerArtifact:
     staging.replace(out_dir)
     stamp_path.write_text(stamp + "\n", "utf-8")
     size = _tree_size(out_dir)
-    _log(f"deps layer built: {size / 1e6:.1f} MB unzipped, {zip_path.stat().st_size / 1e6:.1f} MB zip")
+    zipped = zip_path.stat().st_size
+    _log(f"deps layer built: {size / 1e6:.1f} MB unzipped, {zipped / 1e6:.1f} MB zip")
     return LayerArtifact("deps", zip_path, out_dir, size, rebuilt=True)
 
 

@@ -1,0 +1,1 @@
+"""The cardstatus CDK app: one stack composed of one construct per concern."""

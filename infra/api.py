@@ -1,0 +1,266 @@
+"""REST API: IAM (SigV4) on every method, query-parameter validation, stage throttling, WAFv2
+rate limiting, access logs without query strings, data tracing off, X-Ray on; optionally a
+private endpoint reachable only through an execute-api VPC endpoint."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, RemovalPolicy
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_wafv2 as wafv2
+from constructs import Construct
+
+from infra.nag import ack, logical_id, managed_policy_finding, wildcard_finding
+from infra.network import Network, retention_days
+from infra.settings import Settings
+from infra.storage import removal_policy
+
+# Fields of the access log. No $context.path (it has the card id) and nothing that carries
+# the query string (user_phone travels there): only the route template.
+ACCESS_LOG_FIELDS = {
+    "requestId": "$context.requestId",
+    "extendedRequestId": "$context.extendedRequestId",
+    "requestTime": "$context.requestTime",
+    "httpMethod": "$context.httpMethod",
+    "resourcePath": "$context.resourcePath",
+    "status": "$context.status",
+    "protocol": "$context.protocol",
+    "responseLength": "$context.responseLength",
+    "latencyMs": "$context.responseLatency",
+    "integrationLatencyMs": "$context.integrationLatency",
+    "integrationStatus": "$context.integrationStatus",
+    "errorType": "$context.error.responseType",
+    "sourceIp": "$context.identity.sourceIp",
+    "caller": "$context.identity.caller",
+    "userArn": "$context.identity.userArn",
+    "wafStatus": "$context.waf.status",
+    "xrayTraceId": "$context.xrayTraceId",
+}
+
+# (path, query parameters {name: required}) of the routes the api function serves.
+ROUTES: dict[str, dict[str, bool]] = {
+    "/get_card_status": {"card_id": False, "user_phone": False},
+    "/cards": {"user_phone": True},
+    "/cards/{card_id}": {},
+    "/health": {},
+}
+
+ERROR_BODY = (
+    '{"error": {"code": "$context.error.responseType", "message": $context.error.messageString}}'
+)
+
+
+class Api(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: Settings,
+        handler: lambda_.IFunction,
+        network: Network,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stage_name = settings.get_str("api", "stageName")
+        private = settings.get_str("api", "endpointType") == "private"
+
+        self.access_logs = logs.LogGroup(
+            self,
+            "AccessLogs",
+            retention=retention_days(settings.get_int("logRetentionDays")),
+            removal_policy=RemovalPolicy.DESTROY
+            if removal_policy(settings) == RemovalPolicy.DESTROY
+            else RemovalPolicy.RETAIN,
+        )
+
+        policy: iam.PolicyDocument | None = None
+        endpoint_config: apigw.EndpointConfiguration
+        self.vpc_endpoint: ec2.InterfaceVpcEndpoint | None = None
+        if private:
+            self.vpc_endpoint = network.endpoints.get(
+                "execute-api"
+            ) or network.vpc.add_interface_endpoint(
+                "Endpoint-execute-api",
+                service=ec2.InterfaceVpcEndpointAwsService.APIGATEWAY,
+                subnets=network.app_subnets,
+                private_dns_enabled=True,
+            )
+            endpoint_config = apigw.EndpointConfiguration(
+                types=[apigw.EndpointType.PRIVATE], vpc_endpoints=[self.vpc_endpoint]
+            )
+            policy = iam.PolicyDocument(
+                statements=[
+                    iam.PolicyStatement(
+                        sid="AccountCallers",
+                        principals=[iam.AccountRootPrincipal()],
+                        actions=["execute-api:Invoke"],
+                        resources=["execute-api:/*"],
+                    ),
+                    iam.PolicyStatement(
+                        sid="OnlyThroughVpcEndpoint",
+                        effect=iam.Effect.DENY,
+                        principals=[iam.AnyPrincipal()],
+                        actions=["execute-api:Invoke"],
+                        resources=["execute-api:/*"],
+                        conditions={
+                            "StringNotEquals": {"aws:SourceVpce": self.vpc_endpoint.vpc_endpoint_id}
+                        },
+                    ),
+                ]
+            )
+        else:
+            endpoint_config = apigw.EndpointConfiguration(types=[apigw.EndpointType.REGIONAL])
+
+        self.rest_api = apigw.RestApi(
+            self,
+            "RestApi",
+            rest_api_name=f"{settings.resource_prefix}-api",
+            description="cardstatus: card delivery status for internal callers (IAM auth)",
+            endpoint_configuration=endpoint_config,
+            policy=policy,
+            cloud_watch_role=settings.get_bool("api", "createCloudWatchRole"),
+            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN,
+            disable_execute_api_endpoint=False,
+            deploy_options=apigw.StageOptions(
+                stage_name=stage_name,
+                throttling_rate_limit=settings.get_int("api", "throttleRateLimit", minimum=1),
+                throttling_burst_limit=settings.get_int("api", "throttleBurstLimit", minimum=1),
+                logging_level=apigw.MethodLoggingLevel.ERROR,
+                data_trace_enabled=False,
+                metrics_enabled=True,
+                tracing_enabled=True,
+                access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
+                access_log_format=apigw.AccessLogFormat.custom(_json(ACCESS_LOG_FIELDS)),
+            ),
+            default_method_options=apigw.MethodOptions(
+                authorization_type=apigw.AuthorizationType.IAM
+            ),
+        )
+        validator = self.rest_api.add_request_validator(
+            "QueryValidator",
+            request_validator_name="query-parameters",
+            validate_request_parameters=True,
+            # GET-only API: no body model is attached, so this only satisfies APIG2 rule shape.
+            validate_request_body=True,
+        )
+        integration = apigw.LambdaIntegration(handler, proxy=True)
+        for path, query in ROUTES.items():
+            resource = self.rest_api.root.resource_for_path(path)
+            params = {f"method.request.querystring.{k}": req for k, req in query.items()}
+            if "{card_id}" in path:
+                params["method.request.path.card_id"] = True
+            resource.add_method(
+                "GET",
+                integration,
+                authorization_type=apigw.AuthorizationType.IAM,
+                request_parameters=params or None,
+                request_validator=validator if params else None,
+            )
+
+        # API Gateway's own errors (403 missing signature, 429 throttled, 400 validation)
+        # in the same JSON shape as the function's errors.
+        for response_type in (apigw.ResponseType.DEFAULT_4_XX, apigw.ResponseType.DEFAULT_5_XX):
+            self.rest_api.add_gateway_response(
+                f"Gateway{response_type.response_type}",
+                type=response_type,
+                templates={"application/json": ERROR_BODY},
+            )
+
+        # Internal callers get this policy (or its statement) to sign requests.
+        self.invoke_policy = iam.ManagedPolicy(
+            self,
+            "InvokePolicy",
+            description="Call the cardstatus API (GET only) with SigV4",
+            statements=[
+                iam.PolicyStatement(
+                    actions=["execute-api:Invoke"],
+                    resources=[self.rest_api.arn_for_execute_api("GET", "/*", stage_name)],
+                )
+            ],
+        )
+
+        # WAF: per-IP rate limit plus AWS managed known-bad-input and IP reputation rules.
+        self.web_acl = wafv2.CfnWebACL(
+            self,
+            "WebAcl",
+            scope="REGIONAL",
+            default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
+            visibility_config=_visibility(f"{settings.resource_prefix}-api"),
+            rules=[
+                wafv2.CfnWebACL.RuleProperty(
+                    name="RateLimitPerIp",
+                    priority=0,
+                    action=wafv2.CfnWebACL.RuleActionProperty(block={}),
+                    statement=wafv2.CfnWebACL.StatementProperty(
+                        rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
+                            aggregate_key_type="IP",
+                            limit=settings.get_int("api", "wafRateLimitPer5Minutes", minimum=10),
+                        )
+                    ),
+                    visibility_config=_visibility("RateLimitPerIp"),
+                ),
+                _managed_rule("AWSManagedRulesAmazonIpReputationList", 1),
+                _managed_rule("AWSManagedRulesKnownBadInputsRuleSet", 2),
+            ],
+        )
+        wafv2.CfnWebACLAssociation(
+            self,
+            "WebAclAssociation",
+            resource_arn=self.rest_api.deployment_stage.stage_arn,
+            web_acl_arn=self.web_acl.attr_arn,
+        )
+
+        ack(
+            self.rest_api,
+            "AwsSolutions-COG4",
+            "Callers are internal AWS principals authorised with IAM (SigV4) on every method "
+            "(SPEC §5); there are no end users, so no Cognito user pool.",
+        )
+        if settings.get_bool("api", "createCloudWatchRole"):
+            ack(
+                self.rest_api,
+                managed_policy_finding("service-role/AmazonAPIGatewayPushToCloudWatchLogs"),
+                "Account-level role API Gateway needs to write execution/access logs; the AWS "
+                "managed policy is the documented one for this service role.",
+            )
+        ack(
+            self.invoke_policy,
+            wildcard_finding(
+                "arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:"
+                f"<{logical_id(self.rest_api)}>/{stage_name}/GET/*"
+            ),
+            "Grants GET on every route of this stage only; every route is a read-only lookup.",
+        )
+        CfnOutput(self, "ApiUrl", value=self.rest_api.url)
+        CfnOutput(self, "InvokePolicyArn", value=self.invoke_policy.managed_policy_arn)
+
+
+def _json(fields: dict[str, str]) -> str:
+    parts = [f'"{k}":"{v}"' for k, v in fields.items()]
+    return "{" + ",".join(parts) + "}"
+
+
+def _visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
+    return wafv2.CfnWebACL.VisibilityConfigProperty(
+        cloud_watch_metrics_enabled=True,
+        metric_name=name,
+        # Sampled requests keep full URIs (query strings carry phone numbers): off.
+        sampled_requests_enabled=False,
+    )
+
+
+def _managed_rule(name: str, priority: int) -> wafv2.CfnWebACL.RuleProperty:
+    return wafv2.CfnWebACL.RuleProperty(
+        name=name,
+        priority=priority,
+        override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
+        statement=wafv2.CfnWebACL.StatementProperty(
+            managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
+                vendor_name="AWS", name=name
+            )
+        ),
+        visibility_config=_visibility(name),
+    )

@@ -1,0 +1,212 @@
+"""RDS PostgreSQL in isolated subnets, its secret (rotated), and an RDS Proxy for the API.
+
+Who connects how:
+* ingest and migrate (bounded concurrency) connect to the instance directly with the
+  master secret (DB_SECRET_ARN), sslmode=verify-full;
+* api connects through the proxy as ``database.apiUser`` with an IAM token; the proxy
+  uses end-to-end IAM authentication to the database (DefaultAuthScheme=IAM_AUTH), so
+  that user has no password anywhere. The migrations create it with ``rds_iam``.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import ArnFormat, CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_rds as rds
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from infra.nag import ack
+from infra.network import Network, retention_days
+from infra.settings import Settings
+from infra.storage import data_removal_policy, removal_policy
+
+MASTER_USER = "cardstatus_admin"
+
+
+class Database(Construct):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, settings: Settings, network: Network
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        vpc = network.vpc
+        self.port = settings.get_int("database", "port")
+        self.name = settings.get_str("database", "name")
+        self.api_user = settings.get_str("database", "apiUser")
+
+        self.key = kms.Key(
+            self,
+            "DbKey",
+            alias=f"alias/{settings.resource_prefix}-db",
+            description="cardstatus: database storage, snapshots and Performance Insights",
+            enable_key_rotation=True,
+            removal_policy=data_removal_policy(settings),
+        )
+        self.db_sg = network.security_group("DbSg", "PostgreSQL instance")
+        self.proxy_sg = network.security_group("ProxySg", "RDS Proxy in front of PostgreSQL")
+        self.rotation_sg = network.security_group("RotationSg", "Secret rotation function")
+        for client, what in ((self.proxy_sg, "proxy"), (self.rotation_sg, "rotation")):
+            self.allow_direct(client, what)
+        network.allow_https_to_endpoints(self.rotation_sg)
+
+        version = settings.get_str("database", "engineVersion")
+        engine = rds.DatabaseInstanceEngine.postgres(
+            version=rds.PostgresEngineVersion.of(version, version.split(".")[0])
+        )
+        parameters = rds.ParameterGroup(
+            self,
+            "Parameters",
+            engine=engine,
+            description="cardstatus: TLS only, slow-query and lock logging",
+            parameters={
+                "rds.force_ssl": "1",
+                "log_min_duration_statement": "2000",
+                "log_lock_waits": "1",
+                "idle_in_transaction_session_timeout": "600000",
+            },
+        )
+        identifier = f"{settings.resource_prefix}-db"
+        log_policy = (
+            RemovalPolicy.DESTROY
+            if removal_policy(settings) == RemovalPolicy.DESTROY
+            else RemovalPolicy.RETAIN
+        )
+        # Pre-created so that retention is ours (no LogRetention custom resource).
+        log_groups = [
+            logs.LogGroup(
+                self,
+                f"Logs-{kind}",
+                log_group_name=f"/aws/rds/instance/{identifier}/{kind}",
+                retention=retention_days(settings.get_int("logRetentionDays")),
+                removal_policy=log_policy,
+            )
+            for kind in ("postgresql", "upgrade")
+        ]
+        pi = settings.get_bool("database", "performanceInsights")
+        self.instance = rds.DatabaseInstance(
+            self,
+            "Instance",
+            instance_identifier=identifier,
+            engine=engine,
+            instance_type=ec2.InstanceType(settings.get_str("database", "instanceType")),
+            vpc=vpc,
+            vpc_subnets=network.data_subnets,
+            security_groups=[self.db_sg],
+            port=self.port,
+            database_name=self.name,
+            credentials=rds.Credentials.from_generated_secret(MASTER_USER),
+            parameter_group=parameters,
+            storage_type=rds.StorageType.GP3,
+            allocated_storage=settings.get_int("database", "allocatedStorageGb", minimum=20),
+            max_allocated_storage=settings.get_int("database", "maxAllocatedStorageGb"),
+            storage_encrypted=True,
+            storage_encryption_key=self.key,
+            multi_az=settings.get_bool("database", "multiAz"),
+            backup_retention=Duration.days(
+                settings.get_int("database", "backupRetentionDays", minimum=1)
+            ),
+            deletion_protection=settings.get_bool("database", "deletionProtection"),
+            removal_policy=removal_policy(settings),
+            publicly_accessible=False,
+            iam_authentication=True,
+            auto_minor_version_upgrade=True,
+            allow_major_version_upgrade=False,
+            copy_tags_to_snapshot=True,
+            ca_certificate=rds.CaCertificate.RDS_CA_RSA2048_G1,
+            cloudwatch_logs_exports=["postgresql", "upgrade"],
+            enable_performance_insights=pi,
+            performance_insight_encryption_key=self.key if pi else None,
+            performance_insight_retention=rds.PerformanceInsightRetention.DEFAULT if pi else None,
+        )
+        for group in log_groups:
+            self.instance.node.add_dependency(group)
+        assert self.instance.secret is not None
+        self.secret: secretsmanager.ISecret = self.instance.secret
+
+        # Hosted single-user rotation of the master secret, inside the VPC.
+        self.secret.add_rotation_schedule(
+            "Rotation",
+            automatically_after=Duration.days(
+                settings.get_int("database", "rotationDays", minimum=1)
+            ),
+            hosted_rotation=secretsmanager.HostedRotation.postgre_sql_single_user(
+                vpc=vpc,
+                vpc_subnets=network.app_subnets,
+                security_groups=[self.rotation_sg],
+            ),
+        )
+
+        self.proxy_role = iam.Role(
+            self,
+            "ProxyRole",
+            assumed_by=iam.ServicePrincipal("rds.amazonaws.com"),
+            description="RDS Proxy: end-to-end IAM authentication to the database",
+        )
+        self.proxy = rds.DatabaseProxy(
+            self,
+            "Proxy",
+            proxy_target=rds.ProxyTarget.from_instance(self.instance),
+            vpc=vpc,
+            vpc_subnets=network.data_subnets,
+            security_groups=[self.proxy_sg],
+            require_tls=True,
+            iam_auth=True,
+            default_auth_scheme=rds.DefaultAuthScheme.IAM_AUTH,
+            role=self.proxy_role,
+            debug_logging=False,
+            max_connections_percent=settings.get_int("database", "proxyMaxConnectionsPercent"),
+            idle_client_timeout=Duration.seconds(
+                settings.get_int("database", "proxyIdleClientTimeoutSeconds")
+            ),
+        )
+        # The proxy logs in to the database as the API user with an IAM token.
+        self.proxy_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ProxyConnectsAsApiUser",
+                actions=["rds-db:connect"],
+                resources=[
+                    stack.format_arn(
+                        service="rds-db",
+                        resource="dbuser",
+                        resource_name=f"{self.instance.instance_resource_id}/{self.api_user}",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
+
+        if not settings.get_bool("database", "multiAz"):
+            ack(
+                self.instance,
+                "AwsSolutions-RDS3",
+                f"{settings.env_name}: single-AZ to save cost; prod sets database.multiAz=true.",
+            )
+        if not settings.get_bool("database", "deletionProtection"):
+            ack(
+                self.instance,
+                "AwsSolutions-RDS10",
+                f"{settings.env_name}: torn down freely; prod sets database.deletionProtection.",
+            )
+        ack(
+            self.instance,
+            "AwsSolutions-RDS11",
+            "Default port kept: the instance is only reachable from three security groups in "
+            "isolated subnets, so a non-standard port adds no protection.",
+        )
+
+        CfnOutput(self, "DbEndpoint", value=self.instance.db_instance_endpoint_address)
+        CfnOutput(self, "ProxyEndpoint", value=self.proxy.endpoint)
+        CfnOutput(self, "DbSecretArn", value=self.secret.secret_arn)
+
+    def allow_direct(self, client: ec2.SecurityGroup, what: str) -> None:
+        """Let client's security group open connections to the instance."""
+        self.db_sg.add_ingress_rule(client, ec2.Port.tcp(self.port), f"PostgreSQL from {what}")
+        client.add_egress_rule(self.db_sg, ec2.Port.tcp(self.port), "PostgreSQL to the instance")
+
+    def allow_via_proxy(self, client: ec2.SecurityGroup, what: str) -> None:
+        self.proxy_sg.add_ingress_rule(client, ec2.Port.tcp(self.port), f"PostgreSQL from {what}")
+        client.add_egress_rule(self.proxy_sg, ec2.Port.tcp(self.port), "PostgreSQL to the proxy")

@@ -1,0 +1,272 @@
+"""The three Lambda functions (ingest, api, migrate): arm64, Python 3.12, both layers, in the
+VPC, one least-privilege role and one security group each."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.database import Database
+from infra.layers import LayerAssets
+from infra.nag import ack, arn_of, wildcard_finding
+from infra.network import Network, retention_days
+from infra.queueing import Queueing
+from infra.settings import ROOT, Settings
+from infra.storage import Storage, removal_policy
+
+RUNTIME = lambda_.Runtime.PYTHON_3_12
+ARCHITECTURE = lambda_.Architecture.ARM_64
+CA_BUNDLE_PATH = "/opt/python/cardstatus/certs/rds-global-bundle.pem"
+ASSET_EXCLUDES = ["__pycache__", "*.pyc", "tests", ".pytest_cache", ".mypy_cache"]
+
+VPC_ENI_REASON = (
+    "Lambda needs ec2:*NetworkInterface* actions to attach to the VPC; EC2 does not support "
+    "resource-level scoping for Describe*/Create on ENIs of functions (AWS managed policy "
+    "AWSLambdaVPCAccessExecutionRole has the same shape)."
+)
+XRAY_REASON = (
+    "xray:PutTraceSegments/PutTelemetryRecords do not support resource-level permissions; "
+    "active tracing needs them on *."
+)
+
+
+class Functions(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: Settings,
+        layers: LayerAssets,
+        network: Network,
+        database: Database,
+        storage: Storage,
+        queueing: Queueing,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._settings = settings
+        self._network = network
+        self._stack = Stack.of(self)
+
+        self.deps_layer = lambda_.LayerVersion(
+            self,
+            "DepsLayer",
+            code=lambda_.Code.from_asset(str(layers.deps)),
+            compatible_runtimes=[RUNTIME],
+            compatible_architectures=[ARCHITECTURE],
+            description="cardstatus third-party packages (arm64, cp312; boto3 from the runtime)",
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.code_layer = lambda_.LayerVersion(
+            self,
+            "CodeLayer",
+            code=lambda_.Code.from_asset(str(layers.code)),
+            compatible_runtimes=[RUNTIME],
+            compatible_architectures=[ARCHITECTURE],
+            description="cardstatus shared package and the RDS CA bundle",
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+
+        partner_config = {
+            name: {k: v for k, v in opts.items() if k in ("timezone", "day_first", "phone_region")}
+            for name, opts in settings.partners.items()
+        }
+        self.common_env: dict[str, str] = {
+            "POWERTOOLS_METRICS_NAMESPACE": settings.get_str("functions", "metricsNamespace"),
+            "POWERTOOLS_LOG_LEVEL": settings.get_str("functions", "logLevel"),
+            "POWERTOOLS_LOGGER_LOG_EVENT": "false",
+            "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
+            "DB_SSLROOTCERT": CA_BUNDLE_PATH,
+            "DB_NAME": database.name,
+            "DB_PORT": str(database.port),
+            "DB_CONNECT_TIMEOUT_S": str(settings.get_int("functions", "dbConnectTimeoutSeconds")),
+            "PARTNER_CONFIG": json.dumps(partner_config, separators=(",", ":"), sort_keys=True),
+            "INCOMING_PREFIX": settings.incoming_prefix,
+            "REPORTS_PREFIX": settings.reports_prefix,
+            "MAX_OBJECT_BYTES": str(settings.get_int("functions", "maxObjectBytes")),
+        }
+        keywords = settings.get_optional("exceptionReasonKeywords")
+        if keywords:
+            self.common_env["EXCEPTION_REASON_KEYWORDS"] = json.dumps(keywords, sort_keys=True)
+
+        # -- ingest: SQS -> S3 object -> database (direct, secret) -> report in S3 ------------
+        self.ingest_sg = network.security_group("IngestSg", "ingest function")
+        database.allow_direct(self.ingest_sg, "ingest")
+        network.allow_https_to_endpoints(self.ingest_sg)
+        self.ingest = self._function(
+            "Ingest",
+            "ingest",
+            self.ingest_sg,
+            {
+                "DB_SECRET_ARN": database.secret.secret_arn,
+                "DB_STATEMENT_TIMEOUT_MS": str(
+                    settings.get_int("functions", "dbStatementTimeoutMs")
+                ),
+            },
+        )
+        bucket = storage.bucket
+        incoming, reports = settings.incoming_prefix, settings.reports_prefix
+        self.ingest.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="ReadIncoming",
+                actions=["s3:GetObject", "s3:GetObjectVersion"],
+                resources=[bucket.arn_for_objects(f"{incoming}*")],
+            )
+        )
+        self.ingest.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="WriteReports",
+                actions=["s3:PutObject"],
+                resources=[bucket.arn_for_objects(f"{reports}*")],
+            )
+        )
+        # Without ListBucket a missing object reads as AccessDenied instead of NoSuchKey.
+        self.ingest.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="TellMissingObjects",
+                actions=["s3:ListBucket"],
+                resources=[bucket.bucket_arn],
+            )
+        )
+        self.ingest.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="DataKeyViaS3",
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=[storage.data_key.key_arn],
+                conditions={
+                    "StringEquals": {"kms:ViaService": f"s3.{self._stack.region}.amazonaws.com"}
+                },
+            )
+        )
+        database.secret.grant_read(self.ingest)
+        self.ingest.add_event_source(
+            sources.SqsEventSource(
+                queueing.queue,
+                batch_size=settings.get_int("queue", "batchSize"),
+                max_batching_window=Duration.seconds(
+                    settings.get_int("queue", "maxBatchingWindowSeconds")
+                )
+                if settings.get_int("queue", "maxBatchingWindowSeconds")
+                else None,
+                report_batch_item_failures=True,
+                max_concurrency=settings.get_int("queue", "maximumConcurrency"),
+            )
+        )
+        for resource, reason in (
+            (f"{incoming}*", f"ingest reads any partner file, only under {incoming}"),
+            (f"{reports}*", f"ingest writes one report per file, only under {reports}"),
+        ):
+            ack(
+                self.ingest.role,  # type: ignore[arg-type]
+                wildcard_finding(f"{arn_of(bucket)}/{resource}"),
+                f"Object names are partner-chosen: {reason}.",
+            )
+
+        # -- api: API Gateway -> database through RDS Proxy with an IAM token -----------------
+        self.api_sg = network.security_group("ApiSg", "api function")
+        database.allow_via_proxy(self.api_sg, "api")
+        self.api = self._function(
+            "Api",
+            "api",
+            self.api_sg,
+            {
+                "DB_HOST": database.proxy.endpoint,
+                "DB_USER": database.api_user,
+                "DB_IAM_AUTH": "true",
+            },
+        )
+        database.proxy.grant_connect(self.api, database.api_user)
+
+        # -- migrate: deploy-time custom resource handler -------------------------------------
+        self.migrate_sg = network.security_group("MigrateSg", "migrate function")
+        database.allow_direct(self.migrate_sg, "migrate")
+        network.allow_https_to_endpoints(self.migrate_sg)
+        self.migrate = self._function(
+            "Migrate",
+            "migrate",
+            self.migrate_sg,
+            {"DB_SECRET_ARN": database.secret.secret_arn, "DB_STATEMENT_TIMEOUT_MS": "0"},
+        )
+        database.secret.grant_read(self.migrate)
+
+    def _function(
+        self, construct_id: str, name: str, sg: ec2.SecurityGroup, env: dict[str, str]
+    ) -> lambda_.Function:
+        settings = self._settings
+        cfg = settings.function(name)
+        log_group = logs.LogGroup(
+            self,
+            f"{construct_id}Logs",
+            retention=retention_days(settings.get_int("logRetentionDays")),
+            removal_policy=RemovalPolicy.DESTROY
+            if removal_policy(settings) == RemovalPolicy.DESTROY
+            else RemovalPolicy.RETAIN,
+        )
+        role = iam.Role(
+            self,
+            f"{construct_id}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"cardstatus {settings.env_name} {name} function",
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="WriteOwnLogs",
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[log_group.log_group_arn],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="VpcNetworkInterfaces",
+                actions=[
+                    "ec2:CreateNetworkInterface",
+                    "ec2:DescribeNetworkInterfaces",
+                    "ec2:DescribeSubnets",
+                    "ec2:DeleteNetworkInterface",
+                    "ec2:AssignPrivateIpAddresses",
+                    "ec2:UnassignPrivateIpAddresses",
+                ],
+                resources=["*"],
+            )
+        )
+        environment: dict[str, Any] = {
+            **self.common_env,
+            "POWERTOOLS_SERVICE_NAME": f"cardstatus-{name}",
+            **env,
+        }
+        fn = lambda_.Function(
+            self,
+            construct_id,
+            description=f"cardstatus {name}",
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            handler="app.handler",
+            code=lambda_.Code.from_asset(str(ROOT / "functions" / name), exclude=ASSET_EXCLUDES),
+            layers=[self.deps_layer, self.code_layer],
+            timeout=Duration.seconds(cfg.timeout_s),
+            memory_size=cfg.memory_mb,
+            reserved_concurrent_executions=cfg.reserved_concurrency,
+            environment=environment,
+            role=role,
+            log_group=log_group,
+            tracing=lambda_.Tracing.ACTIVE,
+            vpc=self._network.vpc,
+            vpc_subnets=self._network.app_subnets,
+            security_groups=[sg],
+        )
+        ack(role, wildcard_finding("*"), f"{VPC_ENI_REASON} {XRAY_REASON}")
+        ack(
+            fn,
+            "AwsSolutions-L1",
+            "SPEC §1 pins the functions to Python 3.12 (the layer is built for cp312); moving "
+            "to a newer runtime is a deliberate, tested change.",
+        )
+        return fn

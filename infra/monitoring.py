@@ -1,0 +1,252 @@
+"""Alarms (to an encrypted SNS topic) and one dashboard for the whole service."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Duration
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_rds as rds
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subs
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra.settings import Settings
+
+FIVE_MIN = Duration.minutes(5)
+
+
+class Monitoring(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: Settings,
+        key: kms.IKey,
+        queue: sqs.IQueue,
+        dlq: sqs.IQueue,
+        ingest: lambda_.IFunction,
+        api_function: lambda_.IFunction,
+        migrate: lambda_.IFunction,
+        rest_api: apigw.RestApi,
+        access_logs: logs.ILogGroup,
+        instance: rds.DatabaseInstance,
+        proxy: rds.DatabaseProxy,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        prefix = settings.resource_prefix
+        self.topic = sns.Topic(
+            self,
+            "AlarmTopic",
+            display_name=f"{prefix} alarms",
+            master_key=key,
+            enforce_ssl=True,
+        )
+        # CloudWatch alarms publish to the KMS-encrypted topic.
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublishToEncryptedTopic",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+            )
+        )
+        if settings.alarm_email:
+            self.topic.add_subscription(subs.EmailSubscription(settings.alarm_email))
+        action = cw_actions.SnsAction(self.topic)
+        self.alarms: list[cw.Alarm] = []
+
+        def alarm(
+            name: str,
+            metric: cw.IMetric,
+            threshold: float,
+            description: str,
+            *,
+            comparison: cw.ComparisonOperator = cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            periods: int = 1,
+        ) -> cw.Alarm:
+            a = cw.Alarm(
+                self,
+                name,
+                alarm_name=f"{prefix}-{name}",
+                alarm_description=description,
+                metric=metric,
+                threshold=threshold,
+                evaluation_periods=periods,
+                datapoints_to_alarm=periods,
+                comparison_operator=comparison,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            )
+            a.add_alarm_action(action)
+            a.add_ok_action(action)
+            self.alarms.append(a)
+            return a
+
+        # -- ingestion --------------------------------------------------------------------
+        alarm(
+            "DlqNotEmpty",
+            dlq.metric_approximate_number_of_messages_visible(
+                period=Duration.minutes(1), statistic="Maximum"
+            ),
+            0,
+            "A partner file failed every retry and is in the DLQ: read its report, fix, redrive.",
+        )
+        alarm(
+            "IngestBacklogOld",
+            queue.metric_approximate_age_of_oldest_message(period=FIVE_MIN, statistic="Maximum"),
+            settings.get_int("alarms", "queueOldestMessageSeconds"),
+            "Files are waiting too long for ingestion (stuck or under-provisioned ingest).",
+        )
+        for fn_name, fn in (("Ingest", ingest), ("Api", api_function), ("Migrate", migrate)):
+            alarm(
+                f"{fn_name}Errors",
+                fn.metric_errors(period=FIVE_MIN, statistic="Sum"),
+                0,
+                f"The {fn_name.lower()} function raised errors.",
+            )
+            alarm(
+                f"{fn_name}Throttles",
+                fn.metric_throttles(period=FIVE_MIN, statistic="Sum"),
+                0,
+                f"The {fn_name.lower()} function was throttled.",
+            )
+
+        # -- API ----------------------------------------------------------------------------
+        alarm(
+            "Api5xx",
+            rest_api.metric_server_error(period=FIVE_MIN, statistic="Sum"),
+            0,
+            "The API answered 5xx (database unavailable or a bug).",
+        )
+        alarm(
+            "ApiLatencyP99",
+            rest_api.metric_latency(period=FIVE_MIN, statistic="p99"),
+            settings.get_int("alarms", "apiLatencyP99Ms"),
+            "API p99 latency is above target.",
+            periods=3,
+        )
+        # 404s counted from the access log (API Gateway only has a 4XX total).
+        not_found = logs.MetricFilter(
+            self,
+            "NotFoundFilter",
+            log_group=access_logs,
+            metric_namespace=settings.get_str("functions", "metricsNamespace"),
+            metric_name=f"{prefix}-ApiNotFound",
+            filter_pattern=logs.FilterPattern.string_value("$.status", "=", "404"),
+            metric_value="1",
+            default_value=0,
+        ).metric(period=FIVE_MIN, statistic="Sum")
+        requests = rest_api.metric_count(period=FIVE_MIN, statistic="Sum")
+        min_requests = settings.get_int("alarms", "notFoundMinRequests")
+        share = cw.MathExpression(
+            expression=f"IF(requests >= {min_requests}, 100 * notFound / requests, 0)",
+            using_metrics={"requests": requests, "notFound": not_found},
+            label="404 share (%)",
+            period=FIVE_MIN,
+        )
+        alarm(
+            "ApiNotFoundShare",
+            share,
+            settings.get_int("alarms", "notFoundSharePercent"),
+            "A high share of 404s: someone may be enumerating card ids or phones.",
+            periods=2,
+        )
+
+        # -- database -----------------------------------------------------------------------
+        alarm(
+            "DbCpu",
+            instance.metric_cpu_utilization(period=FIVE_MIN, statistic="Average"),
+            settings.get_int("alarms", "dbCpuPercent"),
+            "Database CPU is high.",
+            periods=3,
+        )
+        alarm(
+            "DbConnections",
+            instance.metric_database_connections(period=FIVE_MIN, statistic="Maximum"),
+            settings.get_int("alarms", "dbConnections"),
+            "Database connections near the instance limit.",
+        )
+        alarm(
+            "DbFreeStorageLow",
+            instance.metric_free_storage_space(period=FIVE_MIN, statistic="Minimum"),
+            2 * 1024**3,
+            "Less than 2 GiB of database storage left (autoscaling may be at its maximum).",
+            comparison=cw.ComparisonOperator.LESS_THAN_THRESHOLD,
+        )
+        pinned = cw.Metric(
+            namespace="AWS/RDS",
+            metric_name="DatabaseConnectionsCurrentlySessionPinned",
+            dimensions_map={"ProxyName": proxy.db_proxy_name},
+            period=FIVE_MIN,
+            statistic="Maximum",
+        )
+        alarm(
+            "ProxySessionPinning",
+            pinned,
+            0,
+            "RDS Proxy connections are pinned (session state on proxied connections).",
+            periods=3,
+        )
+
+        # -- dashboard -----------------------------------------------------------------------
+        self.dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=f"{prefix}-overview")
+        self.dashboard.add_widgets(
+            cw.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms), width=24, height=4)
+        )
+        self.dashboard.add_widgets(
+            cw.GraphWidget(
+                title="Ingest queue",
+                left=[
+                    queue.metric_approximate_number_of_messages_visible(period=Duration.minutes(1)),
+                    dlq.metric_approximate_number_of_messages_visible(period=Duration.minutes(1)),
+                ],
+                right=[queue.metric_approximate_age_of_oldest_message(period=Duration.minutes(1))],
+                width=8,
+            ),
+            cw.GraphWidget(
+                title="Ingest function",
+                left=[
+                    ingest.metric_invocations(),
+                    ingest.metric_errors(),
+                    ingest.metric_throttles(),
+                ],
+                right=[ingest.metric_duration(statistic="p99")],
+                width=8,
+            ),
+            cw.GraphWidget(
+                title="API requests",
+                left=[
+                    requests,
+                    rest_api.metric_client_error(period=FIVE_MIN),
+                    rest_api.metric_server_error(period=FIVE_MIN),
+                    not_found,
+                ],
+                width=8,
+            ),
+        )
+        self.dashboard.add_widgets(
+            cw.GraphWidget(
+                title="API latency",
+                left=[
+                    rest_api.metric_latency(statistic="p50"),
+                    rest_api.metric_latency(statistic="p99"),
+                    api_function.metric_duration(statistic="p99"),
+                ],
+                width=8,
+            ),
+            cw.GraphWidget(
+                title="Database",
+                left=[instance.metric_cpu_utilization()],
+                right=[instance.metric_database_connections()],
+                width=8,
+            ),
+            cw.GraphWidget(title="RDS Proxy pinning", left=[pinned], width=8),
+        )
+        CfnOutput(self, "AlarmTopicArn", value=self.topic.topic_arn)
+        CfnOutput(self, "DashboardName", value=self.dashboard.dashboard_name)

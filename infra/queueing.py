@@ -1,0 +1,78 @@
+"""S3 ObjectCreated (incoming/, .csv in its case variants) -> SQS queue (+ DLQ)."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_notifications as s3n
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra.settings import Settings
+from infra.storage import data_removal_policy
+
+
+class Queueing(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: Settings,
+        bucket: s3.IBucket,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        policy = data_removal_policy(settings)
+
+        # Messages (S3 notifications, alarm notifications) get their own key: its policy
+        # names the bucket (S3 may encrypt into the queue), and the bucket's key must not
+        # name the bucket back (a dependency cycle).
+        self.key = kms.Key(
+            self,
+            "MessagesKey",
+            alias=f"alias/{settings.resource_prefix}-messages",
+            description="cardstatus: ingest queue, dead-letter queue, alarm topic",
+            enable_key_rotation=True,
+            removal_policy=policy,
+        )
+        key = self.key
+
+        self.dlq = sqs.Queue(
+            self,
+            "DeadLetterQueue",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=key,
+            data_key_reuse=Duration.hours(1),
+            enforce_ssl=True,
+            retention_period=Duration.days(
+                settings.get_int("queue", "dlqRetentionDays", minimum=1)
+            ),
+            removal_policy=policy,
+        )
+        self.queue = sqs.Queue(
+            self,
+            "IngestQueue",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=key,
+            data_key_reuse=Duration.hours(1),
+            enforce_ssl=True,
+            visibility_timeout=Duration.seconds(
+                settings.get_int("queue", "visibilityTimeoutSeconds")
+            ),
+            retention_period=Duration.days(settings.get_int("queue", "retentionDays", minimum=1)),
+            dead_letter_queue=sqs.DeadLetterQueue(
+                max_receive_count=settings.get_int("queue", "maxReceiveCount", minimum=5),
+                queue=self.dlq,
+            ),
+            removal_policy=policy,
+        )
+
+        # One notification per suffix spelling: S3 key filters are case-sensitive.
+        destination = s3n.SqsDestination(self.queue)
+        for suffix in settings.csv_suffixes:
+            bucket.add_event_notification(
+                s3.EventType.OBJECT_CREATED,
+                destination,
+                s3.NotificationKeyFilter(prefix=settings.incoming_prefix, suffix=suffix),
+            )

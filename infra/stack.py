@@ -1,0 +1,107 @@
+"""The one cardstatus stack: storage, queueing, network, database, functions, migrations,
+API and monitoring, wired together."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Annotations, CfnOutput, Stack, Tags
+from constructs import Construct
+
+from infra.api import Api
+from infra.database import Database
+from infra.functions import Functions
+from infra.layers import LayerAssets
+from infra.migrations import Migrations
+from infra.monitoring import Monitoring
+from infra.nag import ack, managed_policy_finding
+from infra.network import Network
+from infra.queueing import Queueing
+from infra.settings import Settings
+from infra.storage import Storage
+
+
+class CardStatusStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: Settings,
+        layers: LayerAssets,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.settings = settings
+        untaggable = ["AWS::RDS::DBProxyTargetGroup"]  # its schema has no Tags
+        Tags.of(self).add("service", "cardstatus", exclude_resource_types=untaggable)
+        Tags.of(self).add("environment", settings.env_name, exclude_resource_types=untaggable)
+        for warning in layers.warnings:
+            Annotations.of(self).add_warning_v2("cardstatus:layers", warning)
+
+        self.storage = Storage(self, "Storage", settings=settings)
+        self.queueing = Queueing(
+            self,
+            "Queueing",
+            settings=settings,
+            bucket=self.storage.bucket,
+        )
+        self.network = Network(self, "Network", settings=settings)
+        self.database = Database(self, "Database", settings=settings, network=self.network)
+        self.functions = Functions(
+            self,
+            "Functions",
+            settings=settings,
+            layers=layers,
+            network=self.network,
+            database=self.database,
+            storage=self.storage,
+            queueing=self.queueing,
+        )
+        self.migrations = Migrations(
+            self,
+            "Migrations",
+            settings=settings,
+            migrate_function=self.functions.migrate,
+            database_endpoint=self.database.instance.db_instance_endpoint_address,
+            depends_on=[self.database, self.network, self.functions.migrate],
+        )
+        # The API should not take traffic before the schema (and its database user) exists.
+        self.api = Api(
+            self,
+            "Api",
+            settings=settings,
+            handler=self.functions.api,
+            network=self.network,
+        )
+        self.api.rest_api.deployment_stage.node.add_dependency(self.migrations.resource)
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            settings=settings,
+            key=self.queueing.key,
+            queue=self.queueing.queue,
+            dlq=self.queueing.dlq,
+            ingest=self.functions.ingest,
+            api_function=self.functions.api,
+            migrate=self.functions.migrate,
+            rest_api=self.api.rest_api,
+            access_logs=self.api.access_logs,
+            instance=self.database.instance,
+            proxy=self.database.proxy,
+        )
+        self._acknowledge_cdk_singletons()
+        CfnOutput(self, "BucketName", value=self.storage.bucket.bucket_name)
+        CfnOutput(self, "IngestQueueUrl", value=self.queueing.queue.queue_url)
+        CfnOutput(self, "DeadLetterQueueUrl", value=self.queueing.dlq.queue_url)
+
+    def _acknowledge_cdk_singletons(self) -> None:
+        """Findings on functions aws-cdk-lib adds to the stack root (not our code)."""
+        for child in self.node.children:
+            if child.node.id.startswith("BucketNotificationsHandler"):
+                ack(
+                    child,
+                    managed_policy_finding("service-role/AWSLambdaBasicExecutionRole"),
+                    "aws-cdk-lib's S3 notifications handler (configures the bucket -> SQS "
+                    "notification at deploy time); the managed policy only lets it write logs.",
+                )

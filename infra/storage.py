@@ -1,0 +1,193 @@
+"""Partner bucket (incoming/ uploads, reports/ written by ingestion), its access-log bucket,
+the customer-managed KMS key for data at rest, and one upload role per partner."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from infra.nag import ack, arn_of, wildcard_finding
+from infra.settings import Settings
+
+
+def removal_policy(settings: Settings) -> RemovalPolicy:
+    return {
+        "destroy": RemovalPolicy.DESTROY,
+        "retain": RemovalPolicy.RETAIN,
+        "snapshot": RemovalPolicy.SNAPSHOT,
+    }[settings.get_str("removalPolicy")]
+
+
+def data_removal_policy(settings: Settings) -> RemovalPolicy:
+    """S3/SQS/KMS cannot snapshot: 'snapshot' means retain for them."""
+    policy = removal_policy(settings)
+    return RemovalPolicy.RETAIN if policy == RemovalPolicy.SNAPSHOT else policy
+
+
+class Storage(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, settings: Settings) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        policy = data_removal_policy(settings)
+        auto_delete = settings.get_bool("autoDeleteObjects") and policy == RemovalPolicy.DESTROY
+
+        # Customer-managed key for partner files and reports. Rotated yearly by KMS.
+        self.data_key = kms.Key(
+            self,
+            "DataKey",
+            alias=f"alias/{settings.resource_prefix}-data",
+            description="cardstatus: partner files and ingestion reports",
+            enable_key_rotation=True,
+            removal_policy=policy,
+        )
+
+        self.access_logs = s3.Bucket(
+            self,
+            "AccessLogs",
+            # Server access log delivery does not support SSE-KMS targets: SSE-S3 it is.
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            enforce_ssl=True,
+            minimum_tls_version=1.2,
+            versioned=True,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-access-logs",
+                    expiration=Duration.days(
+                        settings.get_int("bucket", "accessLogsExpirationDays", minimum=1)
+                    ),
+                    noncurrent_version_expiration=Duration.days(1),
+                    abort_incomplete_multipart_upload_after=Duration.days(1),
+                )
+            ],
+            removal_policy=policy,
+            auto_delete_objects=auto_delete,
+        )
+        ack(
+            self.access_logs,
+            "AwsSolutions-S1",
+            "This is the server-access-log target bucket; logging it into itself would loop.",
+        )
+
+        incoming = settings.incoming_prefix
+        reports = settings.reports_prefix
+        self.bucket = s3.Bucket(
+            self,
+            "PartnerBucket",
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=self.data_key,
+            bucket_key_enabled=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            enforce_ssl=True,
+            minimum_tls_version=1.2,
+            versioned=True,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix="partner-bucket/",
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-old-versions",
+                    noncurrent_version_expiration=Duration.days(
+                        settings.get_int("bucket", "noncurrentVersionExpirationDays", minimum=1)
+                    ),
+                    abort_incomplete_multipart_upload_after=Duration.days(
+                        settings.get_int("bucket", "abortIncompleteUploadDays", minimum=1)
+                    ),
+                ),
+                s3.LifecycleRule(
+                    id="expire-reports",
+                    prefix=reports,
+                    expiration=Duration.days(
+                        settings.get_int("bucket", "reportsExpirationDays", minimum=1)
+                    ),
+                ),
+            ],
+            removal_policy=policy,
+            auto_delete_objects=auto_delete,
+        )
+        # Objects are encrypted with the data key: an upload may not ask for another key or SSE-S3.
+        self.bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="DenyUploadsWithForeignKmsKey",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["s3:PutObject"],
+                resources=[self.bucket.arn_for_objects("*")],
+                conditions={
+                    "StringNotEqualsIfExists": {
+                        "s3:x-amz-server-side-encryption-aws-kms-key-id": self.data_key.key_arn
+                    },
+                    "Null": {"s3:x-amz-server-side-encryption-aws-kms-key-id": "false"},
+                },
+            )
+        )
+        self.bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="DenyUploadsWithoutKms",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["s3:PutObject"],
+                resources=[self.bucket.arn_for_objects("*")],
+                conditions={"StringEquals": {"s3:x-amz-server-side-encryption": "AES256"}},
+            )
+        )
+
+        # One upload role per partner: PutObject into incoming/<partner>/ only.
+        principals: dict[str, str] = settings.get_optional("partnerPrincipals") or {}
+        self.partner_roles: dict[str, iam.Role] = {}
+        for partner in settings.upload_partners:
+            principal: iam.IPrincipal = (
+                iam.ArnPrincipal(principals[partner])
+                if partner in principals
+                else iam.AccountRootPrincipal()
+            )
+            role = iam.Role(
+                self,
+                f"Upload-{partner}",
+                assumed_by=principal,
+                description=f"cardstatus {settings.env_name}: partner {partner} uploads CSV files",
+                max_session_duration=Duration.hours(1),
+            )
+            prefix = f"{incoming}{partner}/"
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="UploadOwnPrefix",
+                    actions=["s3:PutObject", "s3:AbortMultipartUpload"],
+                    resources=[self.bucket.arn_for_objects(f"{prefix}*")],
+                )
+            )
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="ListOwnPrefix",
+                    actions=["s3:ListBucket"],
+                    resources=[self.bucket.bucket_arn],
+                    conditions={"StringLike": {"s3:prefix": [f"{prefix}*", prefix]}},
+                )
+            )
+            # SSE-KMS uploads (multipart ones too) need GenerateDataKey + Decrypt, via S3 only.
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="EncryptViaS3",
+                    actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                    resources=[self.data_key.key_arn],
+                    conditions={
+                        "StringEquals": {"kms:ViaService": f"s3.{stack.region}.amazonaws.com"}
+                    },
+                )
+            )
+            ack(
+                role,
+                wildcard_finding(f"{arn_of(self.bucket)}/{prefix}*"),
+                f"Partner {partner} may write any object name, but only under {prefix}.",
+            )
+            self.partner_roles[partner] = role
+            CfnOutput(
+                self,
+                f"UploadRoleArn-{partner}",
+                value=role.role_arn,
+                description=f"Role partner {partner} assumes to upload to s3://<bucket>/{prefix}",
+            )
