@@ -28,10 +28,11 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field
+
 from cardstatus import cards
 from cardstatus.db import DatabaseUnavailable, LazyConnection
 from cardstatus.model import mask_phone, redact_phones
-from pydantic import BaseModel, ConfigDict, Field
 
 API_TITLE = "cardstatus"
 API_VERSION = "1.0.0"
@@ -162,7 +163,7 @@ CardIdQuery = Annotated[
         description="Card id: 1-64 ASCII letters, digits, '_' or '-'",
         max_length=cards.CARD_ID_MAX_LENGTH,
         pattern=CARD_ID_PATTERN,
-        examples=["ZYW8890"],
+        openapi_examples={"card": {"summary": "A card id", "value": "ZYW8827"}},
     ),
 ]
 PhoneQuery = Annotated[
@@ -173,7 +174,10 @@ PhoneQuery = Annotated[
             "(971…, +971…, 00971…), spaces, dashes or brackets. Default region AE."
         ),
         max_length=cards.PHONE_MAX_LENGTH,
-        examples=["585949014"],
+        openapi_examples={
+            "national": {"summary": "9 digits, no country code", "value": "585949014"},
+            "international": {"summary": "E.164", "value": "+971585949014"},
+        },
     ),
 ]
 
@@ -261,7 +265,7 @@ def get_card(
             description="Card id: 1-64 ASCII letters, digits, '_' or '-'",
             max_length=cards.CARD_ID_MAX_LENGTH,
             pattern=CARD_ID_PATTERN,
-            examples=["ZYW8890"],
+            openapi_examples={"card": {"summary": "A card id", "value": "ZYW8827"}},
         ),
     ],
 ) -> Card:
@@ -427,9 +431,10 @@ def openapi_schema() -> dict[str, Any]:
     for operations in doc.get("paths", {}).values():
         for operation in operations.values():
             operation.get("responses", {}).pop("422", None)
-    schemas = doc.get("components", {}).get("schemas", {})
-    schemas.pop("HTTPValidationError", None)
-    schemas.pop("ValidationError", None)
+    schemas = doc["components"]["schemas"]
+    reachable = _referenced_schemas(doc["paths"], schemas)
+    for name in [n for n in schemas if n not in reachable]:
+        del schemas[name]  # Powertools' validation-error schemas, now unused
     doc["components"]["securitySchemes"] = {
         "sigv4": {
             "type": "apiKey",
@@ -440,6 +445,25 @@ def openapi_schema() -> dict[str, Any]:
     }
     doc["security"] = [{"sigv4": []}]
     return doc
+
+
+def _referenced_schemas(root: Any, schemas: dict[str, Any]) -> set[str]:
+    """Names of the component schemas reachable from root through $ref."""
+    prefix = "#/components/schemas/"
+    found: set[str] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith(prefix) and ref[len(prefix) :] not in found:
+                name = ref[len(prefix) :]
+                found.add(name)
+                stack.append(schemas.get(name))
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
 
 
 def openapi_json() -> str:

@@ -133,22 +133,22 @@ VALUES (1000000, 'bulk.csv', 'bulk', 'applied', '{}', now());
 INSERT INTO card (card_id, status, status_at, phone, phone_at, phone_rank, picked_up_at,
                   delivered_at, exception_count)
 SELECT 'B' || lpad(g::text, 9, '0'),
-       CASE WHEN g % 3 = 0 THEN 'PICKED_UP' ELSE 'DELIVERED' END::card_status,
+       CASE WHEN g %% 3 = 0 THEN 'PICKED_UP' ELSE 'DELIVERED' END::card_status,
        timestamptz '2023-01-01 00:00Z' + g * interval '1 minute',
-       '+9715' || lpad(((g / 7) % 100000000)::text, 8, '0'),
+       '+9715' || lpad(((g / 7) %% 100000000)::text, 8, '0'),
        timestamptz '2023-01-01 00:00Z' + g * interval '1 minute',
        'PICKED_UP',
        timestamptz '2023-01-01 00:00Z' + g * interval '1 minute' - interval '1 day',
-       CASE WHEN g % 3 = 0 THEN NULL
+       CASE WHEN g %% 3 = 0 THEN NULL
             ELSE timestamptz '2023-01-01 00:00Z' + g * interval '1 minute' END,
        0
 FROM generate_series(1, %(n)s) AS g;
 
 INSERT INTO card_event (card_id, status, occurred_at, phone, partner, source_file_id, source_line)
-SELECT card_id, 'PICKED_UP', picked_up_at, phone, 'bulk', 1000000, 1 FROM card
+SELECT card_id, 'PICKED_UP'::card_status, picked_up_at, phone, 'bulk', 1000000, 1 FROM card
 WHERE card_id LIKE 'B%%'
 UNION ALL
-SELECT card_id, 'DELIVERED', delivered_at, phone, 'bulk', 1000000, 2 FROM card
+SELECT card_id, 'DELIVERED'::card_status, delivered_at, phone, 'bulk', 1000000, 2 FROM card
 WHERE card_id LIKE 'B%%' AND delivered_at IS NOT NULL;
 
 ANALYZE card;

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import importlib
-import os
 import re
 import sys
 import threading
@@ -218,8 +217,6 @@ class _ApiRequestHandler(BaseHTTPRequestHandler):
 
 def make_server(host: str, port: int, handler: Handler | None = None) -> ThreadingHTTPServer:
     """A server bound to (host, port) that runs the real API handler; call serve_forever()."""
-    # EMF metrics are for CloudWatch; keep them out of a local terminal unless asked for.
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     api_handler = handler or load_api_module().handler
     request_handler = type(
         "ApiRequestHandler",

@@ -1,0 +1,35 @@
+"""docs/openapi.json is generated from the handler and committed: drift fails here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conftest import OPENAPI_PATH
+
+
+def test_committed_openapi_document_matches_the_code() -> None:
+    from cardstatus.serve import load_api_module
+
+    generated = load_api_module().openapi_json()
+    committed = OPENAPI_PATH.read_text(encoding="utf-8")
+    assert committed == generated, "docs/openapi.json is stale: run `make openapi` and commit it"
+
+
+def test_document_is_complete(openapi_doc: dict[str, Any]) -> None:
+    assert openapi_doc["openapi"].startswith("3.")
+    paths = openapi_doc["paths"]
+    assert set(paths) == {"/get_card_status", "/cards/{card_id}", "/cards", "/health"}
+    for path, item in paths.items():
+        assert set(item) == {"get"}, path
+        responses = item["get"]["responses"]
+        assert "422" not in responses, path  # validation errors are 400 here
+        for status, response in responses.items():
+            schema = response["content"]["application/json"]["schema"]
+            assert schema.get("$ref", "").startswith("#/components/schemas/"), (path, status)
+            if status != "200":
+                assert schema["$ref"].endswith("/ErrorResponse"), (path, status)
+    for name, schema in openapi_doc["components"]["schemas"].items():
+        if schema.get("type") == "object":
+            assert schema.get("additionalProperties") is False, name
+    error = openapi_doc["components"]["schemas"]["ErrorDetail"]
+    assert set(error["required"]) == {"code", "message"}
