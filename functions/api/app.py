@@ -19,7 +19,7 @@ from http import HTTPStatus
 from typing import Annotated, Any, Literal
 
 import psycopg2
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
@@ -40,7 +40,27 @@ RETRY_AFTER_S = "5"
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "cardstatus-api"))
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "cardstatus"))
-tracer = Tracer()  # POWERTOOLS_TRACE_DISABLED=true turns it into a no-op
+
+
+def _tracing_enabled() -> bool:
+    return os.environ.get("POWERTOOLS_TRACE_DISABLED", "false").strip().lower() not in {
+        "1",
+        "true",
+        "yes",
+        "on",
+    }
+
+
+def _capture_lambda_handler(func: Any) -> Any:
+    """X-Ray tracing unless POWERTOOLS_TRACE_DISABLED: the X-Ray SDK (with botocore) costs
+    hundreds of milliseconds of cold start, so it is not even imported when disabled."""
+    if not _tracing_enabled():
+        return func
+    from aws_lambda_powertools import Tracer
+
+    return Tracer().capture_lambda_handler(func)
+
+
 app = APIGatewayRestResolver(enable_validation=True)
 
 _request_started = time.perf_counter()
@@ -154,7 +174,15 @@ def _error_response(description: str) -> OpenAPIResponse:
 _ERRORS_400 = _error_response("Missing or invalid parameter (the message names it)")
 _ERRORS_404 = _error_response("No card matches (no hint which identifier exists)")
 _ERRORS_500 = _error_response("Unexpected error (no details)")
-_ERRORS_503 = _error_response("Database unavailable; retry after the Retry-After header")
+_ERRORS_503: OpenAPIResponse = {
+    **_error_response("Database unavailable; retry after the Retry-After header"),
+    "headers": {
+        "Retry-After": {
+            "description": "Seconds to wait before retrying",
+            "schema": {"type": "string", "pattern": "^[0-9]+$"},
+        }
+    },
+}
 
 # Parameter documentation shared by the routes.
 CardIdQuery = Annotated[
@@ -240,7 +268,8 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
 )
 def get_card_status(card_id: CardIdQuery = None, user_phone: PhoneQuery = None) -> CardStatus:
     app.append_context(_user_phone=user_phone, _card_id=card_id)
-    body = cards.find_card_status(_connection(), card_id, user_phone)
+    valid_id, e164 = cards.status_query(card_id, user_phone)  # 400s before any database work
+    body = cards.card_status(_connection(), valid_id, e164)
     _record("found", card_id=body["card_id"], user_phone=_masked(user_phone))
     return body  # type: ignore[return-value]  # validated and serialised by Powertools
 
@@ -270,7 +299,7 @@ def get_card(
     ],
 ) -> Card:
     app.append_context(_card_id=card_id)
-    body = cards.card_by_id(_connection(), card_id)
+    body = cards.card_by_id(_connection(), cards.validate_card_id(card_id))
     _record("found", card_id=card_id)
     return body  # type: ignore[return-value]
 
@@ -290,7 +319,8 @@ def get_card(
 )
 def list_cards(user_phone: PhoneQuery = None) -> CardList:
     app.append_context(_user_phone=user_phone)
-    body = cards.list_cards(_connection(), user_phone)
+    e164 = cards.parse_phone(user_phone)
+    body = cards.phone_cards(_connection(), e164)
     _record("found", count=len(body["cards"]), user_phone=_masked(user_phone))
     return body  # type: ignore[return-value]
 
@@ -403,7 +433,7 @@ def _unexpected(exc: Exception) -> Response:
 @logger.inject_lambda_context(
     correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False, clear_state=True
 )
-@tracer.capture_lambda_handler
+@_capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     global _request_started

@@ -237,7 +237,7 @@ def test_unexpected_error_is_500_without_details(
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("secret detail SELECT * FROM card WHERE phone = '+971585949014'")
 
-    monkeypatch.setattr(api.module.cards, "find_card_status", boom)
+    monkeypatch.setattr(api.module.cards, "card_status", boom)
     result = api.raw(load_event("get_card_status_by_card_id"))
     assert result["statusCode"] == 500
     assert result["body"] == '{"error": {"code": "internal_error", "message": "internal error"}}'
@@ -276,6 +276,16 @@ def test_database_unavailable_is_503_then_recovers(
         assert result["statusCode"] == 503, name
         assert "127.0.0.1" not in result["body"]
         api.check(load_event(name), 503, api.module.json.loads(result["body"]))
+
+    # Bad or missing parameters are still 400: validation needs no database.
+    for name in (
+        "get_card_status_missing_parameters",
+        "get_card_status_invalid_phone",
+        "get_card_invalid_id",
+        "list_cards_missing_phone",
+    ):
+        result = api.raw(load_event(name))
+        assert result["statusCode"] == 400, name
 
     # The database is back: the next invocation reconnects.
     monkeypatch.setenv("DATABASE_URL", good_url)

@@ -268,55 +268,71 @@ def ping(conn: Connection) -> None:
 # --- use cases --------------------------------------------------------------------------
 
 
-def find_card_status(
-    conn: Connection,
-    card_id: str | None,
-    user_phone: str | None,
-    region: str = DEFAULT_PHONE_REGION,
-) -> dict[str, Any]:
-    """The body of GET /get_card_status.
-
-    By card id: that card. By phone: the card with the latest status plus `other_cards`
-    (id, status, status_at) of the same phone. Both: the card only when it belongs to
-    that phone, with the phone's other cards. Raises InvalidParameter / CardNotFound.
-    """
+def status_query(
+    card_id: str | None, user_phone: str | None, region: str = DEFAULT_PHONE_REGION
+) -> tuple[str | None, str | None]:
+    """Validated (card_id, E.164 phone) of a status request; at least one is set."""
     has_card = card_id is not None and card_id != ""
     has_phone = user_phone is not None and user_phone.strip() != ""
     if not has_card and not has_phone:
         raise MissingParameter("card_id", "card_id or user_phone is required")
     valid_id = validate_card_id(card_id) if has_card else None
     e164 = parse_phone(user_phone, region) if has_phone else None
+    return valid_id, e164
 
-    if valid_id is not None and e164 is None:
-        card = get_card(conn, valid_id)
+
+def card_status(conn: Connection, card_id: str | None, e164: str | None) -> dict[str, Any]:
+    """The get_card_status body for already validated inputs (see `status_query`)."""
+    if e164 is None:
+        if card_id is None:
+            raise MissingParameter("card_id", "card_id or user_phone is required")
+        card = get_card(conn, card_id)
         if card is None:
             raise CardNotFound()
         return {**card.to_dict(), "other_cards": []}
 
-    assert e164 is not None
-    if valid_id is not None:
-        card = get_card_for_phone(conn, valid_id, e164)
+    if card_id is not None:
+        card = get_card_for_phone(conn, card_id, e164)
         if card is None:
             raise CardNotFound()
-        others = other_card_summaries(conn, e164, exclude_card_id=valid_id)
+        others = other_card_summaries(conn, e164, exclude_card_id=card_id)
         return {**card.to_dict(), "other_cards": others}
 
-    cards = cards_for_phone(conn, e164)
-    if not cards:
+    found = cards_for_phone(conn, e164)
+    if not found:
         raise CardNotFound()
-    latest, rest = cards[0], cards[1:]
+    latest, rest = found[0], found[1:]
     return {**latest.to_dict(), "other_cards": [c.summary() for c in rest]}
+
+
+def find_card_status(
+    conn: Connection,
+    card_id: str | None,
+    user_phone: str | None,
+    region: str = DEFAULT_PHONE_REGION,
+) -> dict[str, Any]:
+    """The body of GET /get_card_status (also `cardstatus status`).
+
+    By card id: that card. By phone: the card with the latest status plus `other_cards`
+    (id, status, status_at) of the same phone. Both: the card only when it belongs to
+    that phone, with the phone's other cards. Raises InvalidParameter / CardNotFound.
+    """
+    return card_status(conn, *status_query(card_id, user_phone, region))
+
+
+def phone_cards(conn: Connection, e164: str) -> dict[str, Any]:
+    """{"cards": [...]} of an already normalised phone, latest status first."""
+    found = cards_for_phone(conn, e164)
+    if not found:
+        raise CardNotFound()
+    return {"cards": [c.to_dict() for c in found]}
 
 
 def list_cards(
     conn: Connection, user_phone: str | None, region: str = DEFAULT_PHONE_REGION
 ) -> dict[str, Any]:
     """The body of GET /cards?user_phone=…: all cards of that phone, latest status first."""
-    e164 = parse_phone(user_phone, region)
-    cards = cards_for_phone(conn, e164)
-    if not cards:
-        raise CardNotFound()
-    return {"cards": [c.to_dict() for c in cards]}
+    return phone_cards(conn, parse_phone(user_phone, region))
 
 
 def card_by_id(conn: Connection, card_id: str | None) -> dict[str, Any]:

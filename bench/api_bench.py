@@ -1,0 +1,214 @@
+"""API handler latency, in-process and warm, with N cards (SPEC §6: p50 <= 1 ms, p99 <= 5 ms).
+
+    python -m bench.api_bench [--cards 1000000] [--iterations 5000] [--database-url URL]
+
+Without --database-url / $DATABASE_URL an embedded PostgreSQL is started in a temporary
+directory. A fresh database is created, migrated and seeded with generate_series (every
+7 consecutive cards share a phone; 1-2 events per card), then each lookup is timed through
+`functions/api/app.py:handler` with API Gateway events (Powertools routing, validation,
+logging and metrics included; log and metric lines go to /dev/null). Also reports the cold
+import time of the handler module (fresh interpreter).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SEED_SQL = """
+INSERT INTO ingested_file (id, object_key, partner, outcome, report, started_at)
+VALUES (1, 'bench.csv', 'bench', 'applied', '{}', now());
+
+INSERT INTO card (card_id, status, status_at, phone, phone_at, phone_rank, picked_up_at,
+                  delivered_at, exception_count)
+SELECT 'B' || lpad(g::text, 9, '0'),
+       CASE WHEN g %% 3 = 0 THEN 'PICKED_UP' ELSE 'DELIVERED' END::card_status,
+       timestamptz '2023-01-01 00:00Z' + g * interval '1 minute',
+       '+9715' || lpad(((g / 7) %% 100000000)::text, 8, '0'),
+       timestamptz '2023-01-01 00:00Z' + g * interval '1 minute',
+       'PICKED_UP',
+       timestamptz '2023-01-01 00:00Z' + g * interval '1 minute' - interval '1 day',
+       CASE WHEN g %% 3 = 0 THEN NULL
+            ELSE timestamptz '2023-01-01 00:00Z' + g * interval '1 minute' END,
+       0
+FROM generate_series(1, %(n)s) AS g;
+
+INSERT INTO card_event (card_id, status, occurred_at, phone, partner, source_file_id, source_line)
+SELECT card_id, 'PICKED_UP'::card_status, picked_up_at, phone, 'bench', 1, 1 FROM card
+UNION ALL
+SELECT card_id, 'DELIVERED'::card_status, delivered_at, phone, 'bench', 1, 2 FROM card
+WHERE delivered_at IS NOT NULL;
+"""
+
+
+def card_id(g: int) -> str:
+    return "B" + str(g).zfill(9)
+
+
+def national_phone(g: int) -> str:
+    return "5" + str((g // 7) % 100000000).zfill(8)  # 9 digits, no country code
+
+
+class _Context:
+    function_name = "cardstatus-api-bench"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:local:000000000000:function:cardstatus-api-bench"
+    aws_request_id = "bench"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 10_000
+
+
+def _prepare_database(admin_url: str, n: int) -> str:
+    from cardstatus.localdb import ensure_database
+    from cardstatus.migrate import apply_migrations
+
+    name = f"cardstatus_apibench_{uuid.uuid4().hex[:8]}"
+    url = ensure_database(admin_url, name)
+    conn = psycopg2.connect(url)
+    try:
+        apply_migrations(conn)
+        conn.autocommit = True
+        started = time.perf_counter()
+        with conn.cursor() as cur:
+            cur.execute("SET synchronous_commit = off")
+            cur.execute(SEED_SQL, {"n": n})
+            cur.execute("VACUUM ANALYZE card")
+            cur.execute("VACUUM ANALYZE card_event")
+        print(f"seeded {n:,} cards in {time.perf_counter() - started:.1f}s", file=sys.stderr)
+    finally:
+        conn.close()
+    return name
+
+
+def _cold_import_ms(database_url: str, runs: int = 5) -> list[float]:
+    code = (
+        f"import sys, time; sys.path.insert(0, {str(ROOT)!r}); t = time.perf_counter(); "
+        "import functions.api.app; print((time.perf_counter() - t) * 1000)"
+    )
+    env = {**os.environ, "DATABASE_URL": database_url, "POWERTOOLS_TRACE_DISABLED": "true"}
+    out = []
+    for _ in range(runs):
+        result = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        )
+        out.append(float(result.stdout.strip().splitlines()[-1]))
+    return out
+
+
+def _percentiles(samples_ns: list[int]) -> dict[str, float]:
+    ms = sorted(s / 1e6 for s in samples_ns)
+    q = statistics.quantiles(ms, n=100, method="inclusive")
+    return {"p50": round(q[49], 3), "p99": round(q[98], 3), "max": round(ms[-1], 3)}
+
+
+def run(admin_url: str, n: int, iterations: int, keep: bool) -> dict[str, Any]:
+    from cardstatus import config
+    from cardstatus.localdb import drop_database, with_database
+    from cardstatus.serve import build_event, load_api_module
+
+    dbname = _prepare_database(admin_url, n)
+    url = with_database(admin_url, dbname)
+    os.environ["DATABASE_URL"] = url
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "cardstatus-bench")
+    config.reset_settings_cache()
+    try:
+        app = load_api_module()
+        app.DB.reset_settings(None)
+        devnull = open(os.devnull, "w")  # noqa: SIM115
+        app.logger.registered_handler.setStream(devnull)
+        rng = random.Random(42)
+
+        def pick() -> int:
+            return rng.randint(1, n)
+
+        lookups: dict[str, Callable[[], dict[str, Any]]] = {
+            "get_card_status?card_id": lambda: build_event(
+                "GET", f"/get_card_status?card_id={card_id(pick())}"
+            ),
+            "get_card_status?user_phone": lambda: build_event(
+                "GET", f"/get_card_status?user_phone={national_phone(pick())}"
+            ),
+            "get_card_status?card_id&user_phone": lambda: _both(build_event, pick()),
+            "cards/{card_id}": lambda: build_event("GET", f"/cards/{card_id(pick())}"),
+            "cards?user_phone": lambda: build_event(
+                "GET", f"/cards?user_phone=0{national_phone(pick())}"
+            ),
+            "get_card_status (404)": lambda: build_event(
+                "GET", f"/get_card_status?card_id=NOPE{pick()}"
+            ),
+        }
+        results: dict[str, Any] = {}
+        ctx = _Context()
+        with contextlib.redirect_stdout(devnull):  # EMF metric lines
+            for name, make_event in lookups.items():
+                events = [make_event() for _ in range(iterations)]
+                for event in events[: min(200, iterations)]:  # warm-up
+                    app.handler(event, ctx)
+                samples = []
+                statuses: dict[int, int] = {}
+                for event in events:
+                    t0 = time.perf_counter_ns()
+                    response = app.handler(event, ctx)
+                    samples.append(time.perf_counter_ns() - t0)
+                    statuses[response["statusCode"]] = statuses.get(response["statusCode"], 0) + 1
+                results[name] = {**_percentiles(samples), "statuses": statuses}
+        app.DB.discard()
+        results["cold_import_ms"] = sorted(round(x, 1) for x in _cold_import_ms(url))
+        return {"cards": n, "iterations": iterations, "results": results}
+    finally:
+        if not keep:
+            drop_database(admin_url, dbname)
+
+
+def _both(build_event: Any, g: int) -> dict[str, Any]:
+    return build_event(
+        "GET", f"/get_card_status?card_id={card_id(g)}&user_phone={national_phone(g)}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cards", type=int, default=1_000_000)
+    parser.add_argument("--iterations", type=int, default=5_000)
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
+    parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
+    args = parser.parse_args(argv)
+
+    server = None
+    admin_url = args.database_url
+    if not admin_url:
+        from cardstatus.localdb import start_embedded_server
+
+        tmp = Path(tempfile.mkdtemp(prefix="cardstatus-apibench-"))
+        server = start_embedded_server(tmp / "pgdata", cleanup_mode="delete")
+        admin_url = server.get_uri()
+    try:
+        report = run(admin_url, args.cards, args.iterations, args.keep)
+    finally:
+        if server is not None:
+            server.cleanup()
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
