@@ -80,14 +80,27 @@ class Api(Construct):
         endpoint_config: apigw.EndpointConfiguration
         self.vpc_endpoint: ec2.InterfaceVpcEndpoint | None = None
         if private:
-            self.vpc_endpoint = network.endpoints.get(
-                "execute-api"
-            ) or network.vpc.add_interface_endpoint(
-                "Endpoint-execute-api",
-                service=ec2.InterfaceVpcEndpointAwsService.APIGATEWAY,
-                subnets=network.app_subnets,
-                private_dns_enabled=True,
-            )
+            existing = network.endpoints.get("execute-api")
+            if existing is None:
+                # Callers inside the VPC's address range (peered/VPN networks: add CIDRs in
+                # api.privateCallerCidrs) reach the API through this endpoint.
+                sg = network.security_group("ApiEndpointSg", "execute-api endpoint (private API)")
+                callers = settings.get_optional("api", "privateCallerCidrs") or [
+                    settings.get_str("network", "cidr")
+                ]
+                for cidr in callers:
+                    sg.add_ingress_rule(
+                        ec2.Peer.ipv4(cidr), ec2.Port.tcp(443), "private API callers"
+                    )
+                existing = network.vpc.add_interface_endpoint(
+                    "Endpoint-execute-api",
+                    service=ec2.InterfaceVpcEndpointAwsService.APIGATEWAY,
+                    subnets=network.app_subnets,
+                    security_groups=[sg],
+                    private_dns_enabled=True,
+                    open=False,
+                )
+            self.vpc_endpoint = existing
             endpoint_config = apigw.EndpointConfiguration(
                 types=[apigw.EndpointType.PRIVATE], vpc_endpoints=[self.vpc_endpoint]
             )

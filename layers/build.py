@@ -257,10 +257,24 @@ def pem_certificates(text: str) -> list[str]:
         pem += "\n".join(body[i : i + 64] for i in range(0, len(body), 64))
         pem += "\n-----END CERTIFICATE-----\n"
         der = ssl.PEM_cert_to_DER_cert(pem)
+        _check_der_certificate(der)
         if der not in seen:
             seen.add(der)
             out.append(pem)
     return out
+
+
+def _check_der_certificate(der: bytes) -> None:
+    """A DER X.509 certificate is one ASN.1 SEQUENCE spanning the whole blob."""
+    if len(der) < 200 or der[0] != 0x30:
+        raise ValueError("not a DER certificate")
+    if der[1] < 0x80:
+        header, length = 2, der[1]
+    else:
+        n = der[1] & 0x7F
+        header, length = 2 + n, int.from_bytes(der[2 : 2 + n], "big")
+    if header + length != len(der):
+        raise ValueError("truncated or padded DER certificate")
 
 
 def _js_string_literals(source: str) -> str:

@@ -1,0 +1,61 @@
+"""Deploy-time migrate Lambda: the onEvent handler of a CDK Provider-framework custom resource.
+
+Create/Update: connect (DB_SECRET_ARN, sslmode=verify-full) and apply pending migrations; the
+applied versions go back to CloudFormation as resource data. Any failure raises, the
+provider reports FAILED, and the deployment fails (and rolls back). Delete: nothing to do
+(the schema lives as long as the database).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from cardstatus import db
+from cardstatus.migrate import apply_migrations, available_migrations, migrations_fingerprint
+
+logger = Logger()
+
+PHYSICAL_ID = "cardstatus-schema-migrations"
+
+
+@logger.inject_lambda_context(log_event=False)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    request = event.get("RequestType")
+    physical_id = event.get("PhysicalResourceId") or PHYSICAL_ID
+    if request == "Delete":
+        logger.info("delete: migrations are not reverted", extra={"physical_id": physical_id})
+        return {"PhysicalResourceId": physical_id}
+    if request not in ("Create", "Update"):
+        raise ValueError(f"unexpected custom resource request type {request!r}")
+
+    props = event.get("ResourceProperties") or {}
+    expected = props.get("MigrationsFingerprint")
+    shipped = migrations_fingerprint()
+    if expected and expected != shipped:
+        # The layer and the template disagree: never half-migrate to an unknown schema.
+        raise RuntimeError(
+            f"migration files in the layer (fingerprint {shipped[:12]}) differ from the "
+            f"deployed template ({str(expected)[:12]}); rebuild the layers and redeploy"
+        )
+
+    conn = db.connect()
+    try:
+        applied = apply_migrations(conn)
+    finally:
+        conn.close()
+    versions = [m.version for m in available_migrations()]
+    logger.info(
+        "migrations applied",
+        extra={"applied_now": applied, "latest": versions[-1] if versions else None},
+    )
+    return {
+        "PhysicalResourceId": PHYSICAL_ID,
+        "Data": {
+            "Applied": ",".join(applied),
+            "AppliedCount": str(len(applied)),
+            "LatestVersion": versions[-1] if versions else "",
+            "Fingerprint": shipped,
+        },
+    }
