@@ -1,10 +1,13 @@
 """Ingestion pipeline for one partner file, top to bottom:
 
-    already seen? → decode → dialect → header map → row normalise → COPY to staging
-    → same bytes applied before? → set-based apply → report
+    already seen? → decode → dialect → header map → row normalise → COPY to staging, chunk by
+    chunk, each chunk's new events inserted → same bytes applied before? → card projection
+    → report
 
 One database transaction per file: either every accepted row of the file is applied together
-with its report, or nothing is. Memory stays flat: rows stream from the source into COPY.
+with its report, or nothing is. Memory stays flat: rows stream from the source into COPY, one
+chunk at a time. A reader thread decodes and normalises the next chunk while the database
+inserts the previous one (the connection is used by the calling thread only).
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,6 +26,7 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import unquote_plus
 
+import psycopg2
 from psycopg2.extensions import connection as Connection
 
 from cardstatus.config import PartnerSettings, Settings
@@ -42,8 +48,10 @@ from cardstatus.sql import ingest as sql
 logger = logging.getLogger(__name__)
 
 REPORT_DETAIL_LIMIT = 500  # rejects/warnings listed in the report; all rejects go to rejected_row
-COPY_BATCH_ROWS = 2000
+COPY_BATCH_ROWS = 2000  # rows per COPY text block
+CHUNK_BLOCKS = 10  # blocks per chunk: staged and inserted into card_event together
 PROGRESS_EVERY_ROWS = 50_000
+MEMO_MAX = 4096  # distinct status / comment cells remembered per file
 
 
 @dataclass(frozen=True)
@@ -121,10 +129,17 @@ class _ChunkStream:
     def __init__(self, chunks: Iterator[bytes]) -> None:
         self._chunks = chunks
         self._buffer = b""
+        # psycopg2 turns an exception raised in read() into QueryCanceled; keep the original
+        # (FileRejected from the decoder, an S3 read error) so ingest() can re-raise it.
+        self.error: BaseException | None = None
 
     def read(self, size: int = -1) -> bytes:
         while size < 0 or len(self._buffer) < size:
-            chunk = next(self._chunks, None)
+            try:
+                chunk = next(self._chunks, None)
+            except BaseException as exc:
+                self.error = exc
+                raise
             if chunk is None:
                 break
             self._buffer += chunk
@@ -146,17 +161,29 @@ def normalised_rows(
     outcomes: RowOutcomes,
     progress: Callable[[int], None] | None = None,
 ) -> Iterator[bytes]:
-    """Normalise each data record; yield COPY text-format lines in batches; record rejects."""
+    """Normalise each data record; yield COPY text-format lines in batches; record rejects.
+
+    The per-row loop is the hot path: helpers are bound to locals, and the few distinct
+    status and comment cells of a file are normalised once each (memo dicts, bounded).
+    """
     parse_time = TimestampParser(partner.timezone, partner.day_first).parse
     region = partner.phone_region
     card_col, ts_col = headers.card_id, headers.timestamp
     phone_col, comment_col = headers.phone, headers.comment
     row_id_col, status_col = headers.row_id, headers.status
     needed = max(card_col, ts_col)
+    exception = CardStatus.DELIVERY_EXCEPTION
+    statuses: dict[str, CardStatus | None] = {}  # status cell → event type
+    comments: dict[tuple[str, bool], tuple[str, str]] = {}  # (cell, is exception) → COPY text
+    escape = _COPY_ESCAPES
     batch: list[str] = []
+    append = batch.append
     for line, record in records:
-        if not record or not any(cell.strip() for cell in record):
+        if not record:
             continue  # blank line
+        if len(record) <= needed or record[card_col].isspace() or not record[card_col]:
+            if not any(cell.strip() for cell in record):
+                continue  # blank line (or only delimiters and spaces)
         outcomes.rows += 1
         if progress is not None and outcomes.rows % PROGRESS_EVERY_ROWS == 0:
             progress(outcomes.rows)
@@ -169,40 +196,62 @@ def normalised_rows(
             occurred_at = parse_time(record[ts_col])
             status = file_status
             if status_col is not None and status_col < len(record):
-                status = event_type_from_value(record[status_col]) or file_status
+                cell = record[status_col]
+                if cell in statuses:
+                    named = statuses[cell]
+                else:
+                    named = event_type_from_value(cell)
+                    if len(statuses) < MEMO_MAX:
+                        statuses[cell] = named
+                status = named or file_status
             if status is None:
                 raise RowError("status is missing or not one of pickup/exception/delivered/return")
-            phone = None
+            phone = "\\N"
             if phone_col is not None and phone_col < len(record):
                 result = normalise_phone(record[phone_col], region)
-                phone = result.e164
+                if result.e164 is not None:
+                    phone = result.e164  # '+' and digits: nothing to escape
                 if result.warning:
                     outcomes.warn(line, result.warning)
-            comment = None
+            comment_reason = _NO_COMMENT_OTHER if status is exception else _NO_COMMENT
             if comment_col is not None and comment_col < len(record):
-                comment = clean_comment(record[comment_col])
-            reason = (
-                classify_reason(comment, reason_keywords)
-                if status is CardStatus.DELIVERY_EXCEPTION
-                else None
-            )
-            row_id = None
+                key = (record[comment_col], status is exception)
+                memo = comments.get(key)
+                if memo is None:
+                    memo = _comment_reason_text(key[0], key[1], reason_keywords)
+                    if len(comments) < MEMO_MAX:
+                        comments[key] = memo
+                comment_reason = memo
+            row_id = "\\N"
             if row_id_col is not None and row_id_col < len(record):
-                row_id = record[row_id_col].strip()[:64] or None
+                row_id = record[row_id_col].strip()[:64].translate(escape) or "\\N"
         except RowError as exc:
             outcomes.reject(line, str(exc))
             continue
         outcomes.valid += 1
-        batch.append(
-            f"{line}\t{card_id}\t{status.value}\t{occurred_at.isoformat()}\t"
-            f"{_copy_text(phone)}\t{_copy_text(comment)}\t{_copy_text(reason)}\t"
-            f"{_copy_text(row_id)}\n"
+        # card ids are [A-Za-z0-9_-] and statuses/reasons fixed words: nothing to escape.
+        append(
+            f"{line}\t{card_id}\t{status.value}\t{occurred_at.isoformat()}\t{phone}\t"
+            f"{comment_reason[0]}\t{comment_reason[1]}\t{row_id}\n"
         )
         if len(batch) >= COPY_BATCH_ROWS:
             yield "".join(batch).encode()
             batch.clear()
     if batch:
         yield "".join(batch).encode()
+
+
+_NO_COMMENT = ("\\N", "\\N")
+_NO_COMMENT_OTHER = ("\\N", "other")
+
+
+def _comment_reason_text(
+    cell: str, is_exception: bool, reason_keywords: dict[str, str]
+) -> tuple[str, str]:
+    """COPY text of (comment, reason) for a comment cell: reasons only for exceptions."""
+    comment = clean_comment(cell)
+    reason = classify_reason(comment, reason_keywords) if is_exception else None
+    return _copy_text(comment), _copy_text(reason)
 
 
 def _first_record(records: Iterator[tuple[int, list[str]]]) -> list[str]:
@@ -330,7 +379,13 @@ def ingest(
                 outcomes,
                 progress,
             )
-            cur.copy_expert(sql.COPY_STAGING, _ChunkStream(rows), size=1 << 16)
+            stream = _ChunkStream(rows)
+            try:
+                cur.copy_expert(sql.COPY_STAGING, stream, size=1 << 16)
+            except psycopg2.Error:
+                if stream.error is not None:
+                    raise stream.error from None
+                raise
             csv_source.reader.drain()
             timer.mark("read_parse_copy_ms")
             if csv_source.nul_bytes_removed:
