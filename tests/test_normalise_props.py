@@ -30,7 +30,28 @@ PROPS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthC
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 
 # Regions with and without a phone fast path (see normalise._fast_path_for).
-REGIONS = ["AE", "SA", "GB", "US", "IN", "DE", "EG", "QA", "KW", "FR", "IT", "PK", "JE"]
+REGIONS = [
+    "AE",
+    "SA",
+    "GB",
+    "US",
+    "IN",
+    "DE",
+    "EG",
+    "QA",
+    "KW",
+    "FR",
+    "IT",
+    "PK",
+    "JE",
+    "NO",
+    "FI",
+    "MA",
+    "RE",
+    "YT",
+    "GP",
+    "EH",
+]
 
 # --------------------------------------------------------------------------- phones
 

@@ -206,55 +206,53 @@ class _RegionFastPath:
     without transform rule (or there is none), the international prefix is '00'.
     """
 
-    __slots__ = ("cc", "descs", "general", "national_prefix")
+    __slots__ = ("cc", "general", "national_prefix", "valid_re")
+
+    _TYPES = (
+        "premium_rate",
+        "toll_free",
+        "shared_cost",
+        "voip",
+        "personal_number",
+        "pager",
+        "uan",
+        "voicemail",
+        "fixed_line",
+        "mobile",
+    )
 
     def __init__(self, md: PhoneMetadata) -> None:
         self.cc = str(md.country_code)
         self.national_prefix = md.national_prefix == "0"
 
-        def compile_desc(desc: object) -> tuple[frozenset[int], re.Pattern[str]] | None:
+        def desc_re(desc: object) -> str | None:
+            # phonenumbers' _is_number_matching_desc: length in possible_length (when
+            # given) and a full match of national_number_pattern (when non-empty).
             pattern = getattr(desc, "national_number_pattern", None)
             if desc is None or not pattern:
                 return None
-            lengths = frozenset(getattr(desc, "possible_length", ()) or ())
-            return lengths, re.compile(pattern)
+            lengths = sorted(set(getattr(desc, "possible_length", ()) or ()))
+            if any(n < 1 for n in lengths):
+                return None  # (-1,) marks "no numbers of this type"
+            length = f"(?=(?:{'|'.join(f'[0-9]{{{n}}}' for n in lengths)})\\Z)" if lengths else ""
+            return f"{length}(?=(?:{pattern})\\Z)"
 
-        general = compile_desc(md.general_desc)
+        general = desc_re(md.general_desc)
         if general is None:
             raise ValueError("region without a general pattern")
-        self.general = general
-        descs = []
-        for name in (
-            "premium_rate",
-            "toll_free",
-            "shared_cost",
-            "voip",
-            "personal_number",
-            "pager",
-            "uan",
-            "voicemail",
-            "fixed_line",
-            "mobile",
-        ):
-            compiled = compile_desc(getattr(md, name, None))
-            if compiled is not None:
-                descs.append(compiled)
-        self.descs = tuple(descs)
-
-    @staticmethod
-    def _matches(nsn: str, desc: tuple[frozenset[int], re.Pattern[str]]) -> bool:
-        lengths, pattern = desc
-        if lengths and len(nsn) not in lengths:
-            return False
-        return pattern.fullmatch(nsn) is not None
+        self.general = re.compile(general + "[0-9]*")
+        types = [r for r in (desc_re(getattr(md, t, None)) for t in self._TYPES) if r]
+        if not types:
+            raise ValueError("region without number types")
+        # One C-level match: general pattern AND any type pattern, all as full matches.
+        self.valid_re = re.compile(general + "(?:" + "|".join(types) + ")[0-9]*")
 
     def valid(self, nsn: str) -> bool:
-        if not self._matches(nsn, self.general):
-            return False
-        return any(self._matches(nsn, d) for d in self.descs)
+        """phonenumbers' ``_number_type_helper(nsn, metadata) != UNKNOWN``."""
+        return self.valid_re.fullmatch(nsn) is not None
 
     def general_match(self, digits: str) -> bool:
-        return self._matches(digits, self.general)
+        return self.general.fullmatch(digits) is not None
 
 
 @lru_cache(maxsize=64)
@@ -469,20 +467,23 @@ class TimestampParser:
     # -- fast path: fixed-width common forms ------------------------------------------
 
     def _parse_fast(self, s: str, raw: str) -> datetime | None:
-        """The dominant fixed-width forms by slicing; None → use the general parser.
+        """The dominant fixed-width forms, by slicing; None → use the general parser.
 
         2023-11-13T09:34:56Z, 2023-11-13 09:34:56, 2023-11-13 09:34, 13-11-2023 14:00,
-        13-11-2023 14:00:05 (and '/' or '.' date separators).
+        13-11-2023 14:00:05 (and '/' or '.' date separators). The fields are checked to be
+        ASCII digits here and rearranged into ISO form for the C ``datetime.fromisoformat``;
+        any doubt (an invalid day, hour 24, ...) defers to the general parser so that
+        errors are reported identically.
         """
         n = len(s)
         if n == 20:
             if s[19] != "Z" or s[10] != "T":
                 return None
-            tz: timezone | None = UTC
-        elif n in (16, 19):
+            utc = True
+        elif n == 16 or n == 19:
             if s[10] != " ":
                 return None
-            tz = None
+            utc = False
         else:
             return None
         if s[13] != ":" or (n != 16 and s[16] != ":"):
@@ -490,18 +491,27 @@ class TimestampParser:
         sep = s[4]
         if sep in "-/." and s[7] == sep:
             ys, mos, ds = s[0:4], s[5:7], s[8:10]
-        elif tz is None and s[2] in "-/." and s[5] == s[2]:
+        elif not utc and s[2] in "-/." and s[5] == s[2]:
             ys = s[6:10]
-            a, b = s[0:2], s[3:5]
-            ds, mos = (a, b) if self._day_first else (b, a)
+            ds, mos = (s[0:2], s[3:5]) if self._day_first else (s[3:5], s[0:2])
         else:
             return None
-        hs, ms = s[11:13], s[14:16]
-        ss = s[17:19] if n != 16 else "00"
-        digits = ys + mos + ds + hs + ms + ss
-        if not (digits.isascii() and digits.isdigit()):
+        time = s[11:19]
+        digits = ys + mos + ds + time.replace(":", "")
+        if not (digits.isascii() and digits.isdigit()) or time[:2] > "23":
             return None
-        return self._finish(raw, int(ys), int(mos), int(ds), int(hs), int(ms), int(ss), 0, tz)
+        try:
+            naive = datetime.fromisoformat(f"{ys}-{mos}-{ds}T{time}")
+        except ValueError:
+            return None
+        year = naive.year
+        if year < _MIN_YEAR or year > self._latest_year + 1:
+            return None
+        # fold=0: ambiguous/non-existent local times take the pre-transition offset.
+        value = naive.replace(tzinfo=UTC if utc else self._tz).astimezone(UTC)
+        if value > self._latest:
+            return None
+        return value
 
     # -- shared validation and conversion -------------------------------------------------
 
