@@ -4,7 +4,7 @@ private endpoint reachable only through an execute-api VPC endpoint."""
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, RemovalPolicy
+from aws_cdk import CfnOutput, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
@@ -247,8 +247,8 @@ class Api(Construct):
             ),
             "Grants GET on every route of this stage only; every route is a read-only lookup.",
         )
-        CfnOutput(self, "ApiUrl", value=self.rest_api.url)
-        CfnOutput(self, "InvokePolicyArn", value=self.invoke_policy.managed_policy_arn)
+        CfnOutput(Stack.of(self), "ApiUrl", value=self.rest_api.url)
+        CfnOutput(Stack.of(self), "InvokePolicyArn", value=self.invoke_policy.managed_policy_arn)
 
 
 def _json(fields: dict[str, str]) -> str:

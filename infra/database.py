@@ -198,9 +198,9 @@ class Database(Construct):
             "isolated subnets, so a non-standard port adds no protection.",
         )
 
-        CfnOutput(self, "DbEndpoint", value=self.instance.db_instance_endpoint_address)
-        CfnOutput(self, "ProxyEndpoint", value=self.proxy.endpoint)
-        CfnOutput(self, "DbSecretArn", value=self.secret.secret_arn)
+        CfnOutput(Stack.of(self), "DbEndpoint", value=self.instance.db_instance_endpoint_address)
+        CfnOutput(Stack.of(self), "ProxyEndpoint", value=self.proxy.endpoint)
+        CfnOutput(Stack.of(self), "DbSecretArn", value=self.secret.secret_arn)
 
     def allow_direct(self, client: ec2.SecurityGroup, what: str) -> None:
         """Let client's security group open connections to the instance."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Duration
+from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -248,5 +248,5 @@ class Monitoring(Construct):
             ),
             cw.GraphWidget(title="RDS Proxy pinning", left=[pinned], width=8),
         )
-        CfnOutput(self, "AlarmTopicArn", value=self.topic.topic_arn)
-        CfnOutput(self, "DashboardName", value=self.dashboard.dashboard_name)
+        CfnOutput(Stack.of(self), "AlarmTopicArn", value=self.topic.topic_arn)
+        CfnOutput(Stack.of(self), "DashboardName", value=self.dashboard.dashboard_name)

@@ -186,8 +186,8 @@ class Storage(Construct):
             )
             self.partner_roles[partner] = role
             CfnOutput(
-                self,
-                f"UploadRoleArn-{partner}",
+                stack,
+                f"UploadRoleArn{partner.title().replace('-', '').replace('_', '')}",
                 value=role.role_arn,
                 description=f"Role partner {partner} assumes to upload to s3://<bucket>/{prefix}",
             )
