@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.exceptions import ClientError
 from psycopg2.extensions import connection as Connection
 
 from cardstatus.config import Settings
@@ -49,7 +50,11 @@ def ingest_s3_object(conn: Connection, s3: Any, ref: S3ObjectRef, cfg: Settings)
         get_args["VersionId"] = ref.version_id
     try:
         obj = s3.get_object(**get_args)
-    except s3.exceptions.NoSuchKey:
+    except ClientError as exc:
+        # Deleted before it was read: NoSuchKey (delete marker, unversioned bucket), or
+        # NoSuchVersion when the event's version itself was deleted. Anything else is retried.
+        if exc.response.get("Error", {}).get("Code") not in {"NoSuchKey", "NoSuchVersion"}:
+            raise
         source = SourceInfo(
             key=ref.key,
             partner=partner,
