@@ -6,11 +6,13 @@ Nothing here imports `conftest` (several conftest modules share that name).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
 import json
 import re
+import socket
 import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -18,6 +20,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+
+import psycopg2
+import psycopg2.extensions
 
 from cardstatus.config import Settings, load_settings
 from cardstatus.pipeline import SourceInfo, ingest
@@ -484,3 +489,159 @@ def sqs_event(messages: Sequence[tuple[str, str, int]]) -> dict[str, Any]:
             for mid, body, receives in messages
         ]
     }
+
+
+# --- fault injection --------------------------------------------------------------------------
+
+
+def terminate(admin_conn: Any, pid: int) -> None:
+    """pg_terminate_backend from a second connection, waiting until the backend is gone."""
+    with admin_conn.cursor() as cur:
+        cur.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
+    admin_conn.commit()
+    count("faults_injected")
+
+
+class FaultPlan:
+    """Kills the connection's backend right before its `kill_at`-th database call."""
+
+    def __init__(self, admin_conn: Any, kill_at: int | None) -> None:
+        self.admin = admin_conn
+        self.kill_at = kill_at
+        self.calls: list[str] = []
+        self.killed = False
+
+    def step(self, conn: Any, what: str) -> None:
+        if len(self.calls) == self.kill_at and not self.killed:
+            self.killed = True
+            terminate(self.admin, conn.get_backend_pid())
+        self.calls.append(what)
+
+
+class FaultCursor(psycopg2.extensions.cursor):
+    def execute(self, query: Any, vars: Any = None) -> Any:
+        self.connection.plan.step(self.connection, "execute")
+        return super().execute(query, vars)
+
+    def copy_expert(self, sql: Any, file: Any, size: int = 8192) -> Any:
+        self.connection.plan.step(self.connection, "copy")
+        return super().copy_expert(sql, file, size)
+
+
+class FaultConnection(psycopg2.extensions.connection):
+    """A real connection whose statements and commit pass through a FaultPlan first."""
+
+    plan: FaultPlan
+
+    def cursor(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("cursor_factory", FaultCursor)
+        return super().cursor(*args, **kwargs)
+
+    def commit(self) -> None:
+        self.plan.step(self, "commit")
+        super().commit()
+
+
+def fault_connection(url: str, plan: FaultPlan) -> Any:
+    conn = psycopg2.connect(url, connection_factory=FaultConnection)
+    conn.plan = plan
+    return conn
+
+
+class RaisingBody:
+    """An S3 body that fails after `fail_after` bytes, like a connection reset mid-download."""
+
+    def __init__(self, data: bytes, fail_after: int, exc: BaseException | None = None) -> None:
+        self._data = io.BytesIO(data)
+        self._fail_after = fail_after
+        self._exc = exc or ConnectionResetError("Connection reset by peer (injected)")
+        self.closed = False
+
+    def read(self, size: int = -1) -> bytes:
+        if self._data.tell() >= self._fail_after:
+            count("faults_injected")
+            raise self._exc
+        limit = self._fail_after - self._data.tell()
+        return self._data.read(limit if size is None or size < 0 else min(size, limit))
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class PgProxy:
+    """TCP front for the embedded server's Unix socket that can go down or cut connections."""
+
+    def __init__(self, server_url: str) -> None:
+        params = psycopg2.extensions.parse_dsn(server_url)
+        host = params.get("host", "/tmp")
+        self._unix = f"{host}/.s.PGSQL.{params.get('port', '5432')}"
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(64)
+        self.port = self._listener.getsockname()[1]
+        self.up = True
+        self.cut_after_bytes: int | None = None  # client→server bytes before cutting
+        self._pairs: list[tuple[socket.socket, socket.socket]] = []
+        self._lock = threading.Lock()
+        self._stopped = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, dbname: str, user: str = "postgres") -> str:
+        return f"host=127.0.0.1 port={self.port} dbname={dbname} user={user} connect_timeout=3"
+
+    def _accept(self) -> None:
+        while not self._stopped:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if not self.up:
+                client.close()
+                continue
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            upstream.connect(self._unix)
+            with self._lock:
+                self._pairs.append((client, upstream))
+            sent = [0]
+            threading.Thread(target=self._pump, args=(client, upstream, sent), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, None), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, sent: list[int] | None) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if sent is not None and self.cut_after_bytes is not None:
+                    sent[0] += len(data)
+                    if sent[0] > self.cut_after_bytes:
+                        count("faults_injected")
+                        break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def go_down(self) -> None:
+        """Refuse new connections and drop the open ones (PostgreSQL down)."""
+        self.up = False
+        with self._lock:
+            pairs, self._pairs = self._pairs, []
+        for pair in pairs:
+            for s in pair:
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                s.close()
+        count("faults_injected")
+
+    def come_up(self) -> None:
+        self.up = True
+
+    def close(self) -> None:
+        self._stopped = True
+        self.go_down()
+        self._listener.close()
