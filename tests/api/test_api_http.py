@@ -12,9 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from api_helpers import OPENAPI_PATH
 
 from cardstatus.serve import make_server
-from conftest import OPENAPI_PATH
 
 
 @pytest.fixture

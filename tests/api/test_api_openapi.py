@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import OPENAPI_PATH
+from api_helpers import OPENAPI_PATH
 
 
 def test_committed_openapi_document_matches_the_code() -> None:

@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any
 
-from conftest import API_EVENTS, Api, event_for, load_event
+from api_helpers import API_EVENTS, Api, event_for, load_event
 
 # National significant numbers of the seeded phones (a full phone contains one of these).
 SEEDED_NATIONAL = ["585949014", "534534534", "545576586"]

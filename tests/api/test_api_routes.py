@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from conftest import Api, event_for, load_event
+from api_helpers import Api, event_for, load_event
 
 
 def test_by_card_id_returns_current_status_and_history(api: Api, seeded: Any) -> None:
@@ -296,7 +295,7 @@ def test_database_unavailable_is_503_then_recovers(
 
 
 def test_every_sample_event_is_exercised() -> None:
-    from conftest import API_EVENTS
+    from api_helpers import API_EVENTS
 
     names = {p.stem for p in API_EVENTS.glob("*.json")}
     with open(__file__, encoding="utf-8") as f:
