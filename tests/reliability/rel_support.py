@@ -150,7 +150,7 @@ class Event:
 
     @property
     def card_id(self) -> str:
-        return CARD_IDS[self.card]
+        return CARD_IDS[self.card] if self.card < len(CARD_IDS) else f"K{self.card:05d}"
 
     @property
     def status_name(self) -> str:
@@ -645,3 +645,47 @@ class PgProxy:
         self._stopped = True
         self.go_down()
         self._listener.close()
+
+
+def random_scenario(
+    rng: Any, n_events: int, n_cards: int, files_per_type: int = 3, copies: int = 2
+) -> tuple[list[Event], list[PartnerFile], list[tuple[int, str]]]:
+    """A scenario like the hypothesis one, from a seeded random.Random (for bulk runs):
+    every event in up to `copies` files, every file also under a second key."""
+    events: dict[tuple[int, int, int], Event] = {}
+    while len(events) < n_events:
+        ev = Event(
+            card=rng.randrange(n_cards),
+            status=rng.randrange(4),
+            time=rng.randrange(len(TIMES)),
+            phone=rng.randrange(-2, len(NATIONALS)),
+            comment=rng.randrange(len(COMMENTS)),
+            partner=0,
+        )
+        events.setdefault(ev.key, ev)
+    slots: dict[tuple[str, int], list[Row]] = {}
+    for ev in events.values():
+        for _ in range(rng.randint(1, copies)):
+            slot = (ev.status_name, rng.randrange(files_per_type))
+            slots.setdefault(slot, []).append(Row(ev, phone_form=rng.randrange(10)))
+    files = []
+    for (status, n), rows in sorted(slots.items()):
+        rng.shuffle(rows)
+        style = Style(
+            encoding=rng.randrange(len(ENCODINGS)),
+            newline=rng.randrange(len(NEWLINES)),
+            delimiter=rng.randrange(len(DELIMITERS)),
+            ts_format=rng.randrange(len(TS_FORMATS)),
+            header_variant=rng.randrange(5),
+        )
+        name = f"acme bulk {n} - {FILE_TYPE_WORDS[status][0]}.csv"
+        f = PartnerFile(0, name, style, rows)
+        if not encodable(f):
+            f.style = Style(**{**style.__dict__, "encoding": 0})
+        files.append(f)
+    deliveries = []
+    for i, f in enumerate(files):
+        deliveries.append((i, f"incoming/acme/{f.name}"))
+        deliveries.append((i, f"incoming/acme/again/{f.name}"))
+    rng.shuffle(deliveries)
+    return list(events.values()), files, deliveries
