@@ -92,7 +92,7 @@ def test_concurrent_threads_on_overlapping_files_equal_the_serial_run(
 def test_same_object_delivered_to_many_workers_at_once_is_applied_once(
     db_url: str, db: Any
 ) -> None:
-    events, files, _ = rs.random_scenario(random.Random(7), n_events=200, n_cards=30)
+    _events, files, _ = rs.random_scenario(random.Random(7), n_events=200, n_cards=30)
     deliveries = [(0, f"incoming/acme/{files[0].name}")] * 8  # one object, eight messages
     deliveries += [(0, f"incoming/acme/k{i}/{files[0].name}") for i in range(4)]  # 4 more keys
     errors = run_threads(db_url, files, deliveries, workers=8)
