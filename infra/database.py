@@ -128,7 +128,7 @@ class Database(Construct):
         self.secret: secretsmanager.ISecret = self.instance.secret
 
         # Hosted single-user rotation of the master secret, inside the VPC.
-        self.secret.add_rotation_schedule(
+        self.rotation = self.secret.add_rotation_schedule(
             "Rotation",
             automatically_after=Duration.days(
                 settings.get_int("database", "rotationDays", minimum=1)

@@ -64,8 +64,16 @@ class CardStatusStack(Stack):
             settings=settings,
             migrate_function=self.functions.migrate,
             database_endpoint=self.database.instance.db_instance_endpoint_address,
-            depends_on=[self.database, self.network, self.functions.migrate],
+            depends_on=[
+                self.database.instance.node.default_child,  # type: ignore[list-item]
+                self.database.secret.node.default_child,  # type: ignore[list-item]
+                self.network,
+                self.functions.migrate,
+            ],
         )
+        # The first rotation starts as soon as its schedule exists; while it runs, the secret
+        # briefly holds a password the database no longer accepts. Let migrations go first.
+        self.database.rotation.node.add_dependency(self.migrations.resource)
         # The API should not take traffic before the schema (and its database user) exists.
         self.api = Api(
             self,
