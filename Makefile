@@ -4,7 +4,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv run test lint typecheck openapi bench reliability synth layers clean
+NODE_STAMP := node_modules/.installed
+
+.PHONY: venv node run test lint typecheck openapi bench reliability synth clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ required"'
@@ -16,10 +18,17 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 
 venv: $(STAMP)
 
+# The cdk CLI and the RDS CA bundle shipped in the Lambda layer (package.json).
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+node: $(NODE_STAMP)
+
 run: $(STAMP)
 	$(BIN)/cardstatus local
 
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
@@ -37,5 +46,8 @@ bench: $(STAMP)
 reliability: $(STAMP)
 	$(BIN)/python -m pytest -m reliability --run-reliability
 
+synth: $(STAMP) $(NODE_STAMP)
+	npx cdk synth --quiet
+
 clean:
-	rm -rf $(VENV) cdk.out layers/build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules cdk.out layers/build .pytest_cache .mypy_cache .ruff_cache

@@ -43,8 +43,8 @@ def test_code_layer_has_package_and_ca_bundle() -> None:
     assert not list(art.directory.rglob("__pycache__"))
     assert not list(art.directory.rglob("*.egg-info"))
     bundle = art.directory / build.CA_IN_LAYER
-    if not bundle.is_file():
-        pytest.skip(f"no RDS CA bundle source here ({art.note}); run `npm ci`")
+    # `make test` runs `npm ci` first, so the npm source of the bundle is always there.
+    assert bundle.is_file(), f"no RDS CA bundle in the layer ({art.note}); run `npm ci`"
     certs = build.pem_certificates(bundle.read_text("ascii"))
     # AWS's global RDS bundle has ~100 certificates; the proxy needs the Amazon roots too.
     assert len(certs) >= 50
@@ -56,12 +56,7 @@ def test_code_layer_has_package_and_ca_bundle() -> None:
 @pytest.mark.slow
 def test_deps_layer_is_arm64_without_boto3_tests_or_pandas() -> None:
     """Builds the layer with pip (PyPI access; a few seconds when cached by the stamp)."""
-    try:
-        art = build.build_deps()
-    except build.LayerBuildError as exc:  # pragma: no cover - offline machine
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"cannot build the deps layer here: {exc}")
+    art = build.build_deps()
     site = art.directory / "python"
     so_files = list((site / "psycopg2").glob("_psycopg*.so"))
     assert so_files and all("aarch64" in p.name for p in so_files), so_files
