@@ -14,3 +14,6 @@ $$;
 
 GRANT USAGE ON SCHEMA public TO cardstatus_api;
 GRANT SELECT ON card, card_event TO cardstatus_api;
+
+-- A role-level timeout instead of a session SET (which would pin RDS Proxy connections).
+ALTER ROLE cardstatus_api SET statement_timeout = '5s';
