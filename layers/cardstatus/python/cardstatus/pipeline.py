@@ -26,7 +26,6 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import unquote_plus
 
-import psycopg2
 from psycopg2.extensions import connection as Connection
 
 from cardstatus.config import PartnerSettings, Settings
@@ -181,9 +180,10 @@ def normalised_rows(
     for line, record in records:
         if not record:
             continue  # blank line
-        if len(record) <= needed or record[card_col].isspace() or not record[card_col]:
-            if not any(cell.strip() for cell in record):
-                continue  # blank line (or only delimiters and spaces)
+        # Blank (or only delimiters and spaces)? A non-blank card id cell answers it cheaply.
+        first = record[card_col] if len(record) > needed else ""
+        if (not first or first.isspace()) and not any(cell.strip() for cell in record):
+            continue
         outcomes.rows += 1
         if progress is not None and outcomes.rows % PROGRESS_EVERY_ROWS == 0:
             progress(outcomes.rows)
@@ -252,6 +252,63 @@ def _comment_reason_text(
     comment = clean_comment(cell)
     reason = classify_reason(comment, reason_keywords) if is_exception else None
     return _copy_text(comment), _copy_text(reason)
+
+
+class _ChunkReader(threading.Thread):
+    """Decodes and normalises the file in a thread, handing over chunks of COPY text.
+
+    The queue holds at most two chunks, so memory stays bounded; while the calling thread
+    waits on the database (psycopg2 releases the GIL), this one parses the next chunk.
+    An exception here (FileRejected, an S3 read error) is re-raised by chunks().
+    """
+
+    _END = object()
+
+    def __init__(self, rows: Iterator[bytes], finish: Callable[[], None]) -> None:
+        super().__init__(name="cardstatus-reader", daemon=True)
+        self._rows = rows
+        self._finish = finish
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=2)
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            chunk: list[bytes] = []
+            for block in self._rows:
+                if self._stopped.is_set():
+                    return
+                chunk.append(block)
+                if len(chunk) >= CHUNK_BLOCKS:
+                    self._put(chunk)
+                    chunk = []
+            if chunk:
+                self._put(chunk)
+            self._finish()
+            self._put(self._END)
+        except BaseException as exc:
+            self._put(exc)
+
+    def _put(self, item: Any) -> None:
+        while not self._stopped.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def chunks(self) -> Iterator[list[bytes]]:
+        while True:
+            item = self._queue.get()
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def stop(self) -> None:
+        """Make the thread finish (it checks between blocks) and wait for it."""
+        self._stopped.set()
+        self.join()
 
 
 def _first_record(records: Iterator[tuple[int, list[str]]]) -> list[str]:
@@ -370,6 +427,15 @@ def ingest(
                 delimiter=csv_source.delimiter,
                 event_type=event_type or "from_status_column",
             )
+            # The file row comes first: every event references it. Its content fields (sha256,
+            # size, counts, report) are filled in at the end.
+            cur.execute(
+                sql.INSERT_FILE,
+                _file_params(
+                    source, {**report, "outcome": "applied"}, None, None, event_type, started_at, 0
+                ),
+            )
+            file_id = cur.fetchone()[0]  # type: ignore[index]
             rows = normalised_rows(
                 records,
                 headers,
@@ -379,14 +445,15 @@ def ingest(
                 outcomes,
                 progress,
             )
-            stream = _ChunkStream(rows)
+            reader = _ChunkReader(rows, csv_source.reader.drain)
+            reader.start()
             try:
-                cur.copy_expert(sql.COPY_STAGING, stream, size=1 << 16)
-            except psycopg2.Error:
-                if stream.error is not None:
-                    raise stream.error from None
-                raise
-            csv_source.reader.drain()
+                chunk_params = {"partner": source.partner, "file_id": file_id}
+                for chunk in reader.chunks():
+                    cur.copy_expert(sql.COPY_STAGING, _ChunkStream(iter(chunk)), size=1 << 16)
+                    cur.execute(sql.APPLY_CHUNK, chunk_params)
+            finally:
+                reader.stop()
             timer.mark("read_parse_copy_ms")
             if csv_source.nul_bytes_removed:
                 outcomes.warn(0, f"{csv_source.nul_bytes_removed} NUL byte(s) removed")
@@ -433,12 +500,7 @@ def ingest(
                 )
 
             report.update(outcome="applied", sha256=sha256, size_bytes=size)
-            cur.execute(
-                sql.INSERT_FILE,
-                _file_params(source, report, sha256, size, event_type, started_at, 0),
-            )
-            file_id = cur.fetchone()[0]  # type: ignore[index]
-            cur.execute(sql.APPLY_STAGING, {"partner": source.partner, "file_id": file_id})
+            cur.execute(sql.APPLY_PROJECTION)
             inserted, cards_touched = cur.fetchone()  # type: ignore[misc]
             if outcomes.rejects_file is not None:
                 _copy_rejects(cur, file_id, outcomes.rejects_file)

@@ -24,6 +24,9 @@ FROM ingested_file
 WHERE sha256 = %(sha256)s AND outcome = 'applied'
 """
 
+# Rows stream into staging_event in chunks; each chunk's new events are inserted into card_event
+# at once (while the client parses the next chunk) and remembered in new_event, from which the
+# card projection is computed once, at the end. Temp tables: no WAL, dropped at commit.
 CREATE_STAGING = """
 CREATE TEMP TABLE staging_event (
     source_line    integer     NOT NULL,
@@ -34,6 +37,14 @@ CREATE TEMP TABLE staging_event (
     comment        text,
     reason         text,
     partner_row_id text
+) ON COMMIT DROP;
+CREATE TEMP TABLE new_event (
+    card_id        text        NOT NULL,
+    status         card_status NOT NULL,
+    occurred_at    timestamptz NOT NULL,
+    comment        text,
+    reason         text,
+    phone          text
 ) ON COMMIT DROP
 """
 
@@ -56,7 +67,8 @@ RETURNING id
 
 UPDATE_FILE_REPORT = """
 UPDATE ingested_file
-SET rows_total = %(rows_total)s, rows_accepted = %(rows_accepted)s,
+SET sha256 = %(sha256)s, size_bytes = %(size_bytes)s,
+    rows_total = %(rows_total)s, rows_accepted = %(rows_accepted)s,
     rows_duplicate = %(rows_duplicate)s, rows_rejected = %(rows_rejected)s,
     warnings = %(warnings)s, report = %(report)s, finished_at = now(),
     duration_ms = %(duration_ms)s
@@ -65,11 +77,11 @@ WHERE id = %(id)s
 
 COPY_REJECTS = "COPY rejected_row (file_id, line, reason) FROM STDIN"
 
-# Events: insert what is new (ON CONFLICT DO NOTHING makes redelivery and overlap harmless);
-# projection: fold only the newly inserted events into each card with commutative rules
-# (latest (time, rank) wins, GREATEST of per-status times, sum of exception counts), so files
-# applied in any order give the same card. Sorted by card_id so concurrent files lock in order.
-APPLY_STAGING = """
+# Events of one chunk: insert what is new (ON CONFLICT DO NOTHING makes redelivery and overlap
+# harmless) and remember it for the projection. Sorted so that concurrent files take their locks
+# in key order within each chunk, and so that of two equal events in one file the first line
+# wins (earlier chunks are inserted first). Then the staging table is emptied for the next chunk.
+APPLY_CHUNK = """
 WITH inserted AS (
     INSERT INTO card_event (
         card_id, status, occurred_at, comment, reason, phone, partner, source_file_id,
@@ -80,37 +92,45 @@ WITH inserted AS (
     ORDER BY card_id, status, occurred_at, source_line
     ON CONFLICT DO NOTHING
     RETURNING card_id, status, occurred_at, comment, reason, phone
-),
-latest AS (
-    SELECT DISTINCT ON (card_id) card_id, status, occurred_at, comment, reason
-    FROM inserted
-    ORDER BY card_id, occurred_at DESC, status DESC
-),
-latest_phone AS (
-    SELECT DISTINCT ON (card_id) card_id, phone, occurred_at AS phone_at, status AS phone_rank
-    FROM inserted
-    WHERE phone IS NOT NULL
-    ORDER BY card_id, occurred_at DESC, status DESC
-),
-per_card AS (
+)
+INSERT INTO new_event SELECT * FROM inserted;
+TRUNCATE staging_event
+"""
+
+# Projection: fold the file's newly inserted events into each card with commutative rules
+# (latest (time, rank) wins, GREATEST of per-status times, sum of exception counts), so files
+# applied in any order give the same card. One sort by (card, time desc, rank desc) feeds every
+# aggregate: "[1]" of an ordered array_agg is the latest event (and the latest with a phone);
+# (card_id, status, occurred_at) is unique, so the order has no ties. Upserted in card_id
+# order, so concurrent files lock cards in the same order.
+APPLY_PROJECTION = """
+WITH per_card AS (
     SELECT card_id,
+           (array_agg(status ORDER BY occurred_at DESC, status DESC))[1] AS status,
+           (array_agg(occurred_at ORDER BY occurred_at DESC, status DESC))[1] AS status_at,
+           (array_agg(comment ORDER BY occurred_at DESC, status DESC))[1] AS comment,
+           (array_agg(reason ORDER BY occurred_at DESC, status DESC))[1] AS reason,
+           (array_agg(phone ORDER BY occurred_at DESC, status DESC)
+               FILTER (WHERE phone IS NOT NULL))[1] AS phone,
+           (array_agg(occurred_at ORDER BY occurred_at DESC, status DESC)
+               FILTER (WHERE phone IS NOT NULL))[1] AS phone_at,
+           (array_agg(status ORDER BY occurred_at DESC, status DESC)
+               FILTER (WHERE phone IS NOT NULL))[1] AS phone_rank,
            max(occurred_at) FILTER (WHERE status = 'PICKED_UP') AS picked_up_at,
            max(occurred_at) FILTER (WHERE status = 'DELIVERED') AS delivered_at,
            max(occurred_at) FILTER (WHERE status = 'RETURNED') AS returned_at,
            count(*) FILTER (WHERE status = 'DELIVERY_EXCEPTION') AS exception_count
-    FROM inserted
+    FROM new_event
     GROUP BY card_id
 ),
 upserted AS (
     INSERT INTO card AS c (
         card_id, status, status_at, comment, reason, phone, phone_at, phone_rank,
         picked_up_at, delivered_at, returned_at, exception_count)
-    SELECT l.card_id, l.status, l.occurred_at, l.comment, l.reason, p.phone, p.phone_at,
-           p.phone_rank, a.picked_up_at, a.delivered_at, a.returned_at, a.exception_count
-    FROM latest l
-    JOIN per_card a USING (card_id)
-    LEFT JOIN latest_phone p USING (card_id)
-    ORDER BY l.card_id
+    SELECT card_id, status, status_at, comment, reason, phone, phone_at, phone_rank,
+           picked_up_at, delivered_at, returned_at, exception_count
+    FROM per_card
+    ORDER BY card_id
     ON CONFLICT (card_id) DO UPDATE SET
         status = CASE WHEN (EXCLUDED.status_at, EXCLUDED.status) > (c.status_at, c.status)
                       THEN EXCLUDED.status ELSE c.status END,
@@ -135,5 +155,5 @@ upserted AS (
         updated_at = now()
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM upserted)
+SELECT (SELECT count(*) FROM new_event), (SELECT count(*) FROM upserted)
 """
