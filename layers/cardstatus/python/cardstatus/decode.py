@@ -18,6 +18,9 @@ from cardstatus.model import FileRejected
 SNIFF_BYTES = 64 * 1024
 READ_CHUNK = 256 * 1024
 CANDIDATE_DELIMITERS = (",", ";", "\t", "|")
+# One record (all its physical lines) is refused beyond this many characters, before it is
+# held in memory: a file without a newline would otherwise be read as one giant line.
+MAX_RECORD_CHARS = 1 << 20
 
 
 class Readable(Protocol):
@@ -148,6 +151,7 @@ class CsvSource:
     encoding: str
     delimiter: str
     nul_bytes_removed: int = 0
+    _record_chars: int = 0
 
     def records(self, max_field_chars: int) -> Iterator[tuple[int, list[str]]]:
         errors = "cardstatus-cp1252" if self.encoding.startswith("utf-8") else "replace"
@@ -164,6 +168,7 @@ class CsvSource:
         last_line = 0
         try:
             for record in reader:
+                self._record_chars = 0
                 start = last_line + 1
                 last_line = reader.line_num
                 yield start, record
@@ -173,8 +178,12 @@ class CsvSource:
                 f"(a field over {max_field_chars} characters usually means an unterminated quote)"
             ) from None
 
-    def _without_nul(self, lines: Iterator[str]) -> Iterator[str]:
-        for line in lines:
+    def _without_nul(self, text: io.TextIOWrapper) -> Iterator[str]:
+        """Physical lines without NUL bytes; a record over MAX_RECORD_CHARS → FileRejected."""
+        while line := text.readline(MAX_RECORD_CHARS + 1):
+            self._record_chars += len(line)
+            if self._record_chars > MAX_RECORD_CHARS:
+                raise FileRejected(f"a record is longer than {MAX_RECORD_CHARS} characters")
             if "\x00" in line:
                 self.nul_bytes_removed += line.count("\x00")
                 line = line.replace("\x00", "")
