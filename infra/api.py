@@ -43,7 +43,8 @@ ACCESS_LOG_FIELDS = {
 # (path, query parameters {name: required}) of the routes the api function serves.
 ROUTES: dict[str, dict[str, bool]] = {
     "/get_card_status": {"card_id": False, "user_phone": False},
-    "/cards": {"user_phone": True},
+    # Optional at the gateway so a missing phone gets the API's own `missing_parameter` error.
+    "/cards": {"user_phone": False},
     "/cards/{card_id}": {},
     "/health": {},
 }

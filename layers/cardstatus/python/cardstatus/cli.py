@@ -111,10 +111,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     try:
         result: Any = find_card_status(conn, args.card_id, args.phone)
     except InvalidParameter as exc:
-        print(json.dumps({"error": {"code": "invalid_parameter", "message": str(exc)}}))
+        print(json.dumps({"error": {"code": exc.code, "message": exc.message}}))
         return EXIT_USAGE
     except CardNotFound:
-        print(json.dumps({"error": {"code": "not_found", "message": "card not found"}}))
+        print(json.dumps({"error": {"code": "not_found", "message": CardNotFound.message}}))
         return EXIT_FAILED
     finally:
         conn.close()

@@ -285,8 +285,6 @@ def run_local(args: argparse.Namespace) -> int:
         POWERTOOLS_METRICS_NAMESPACE=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "CardStatus"),
         POWERTOOLS_SERVICE_NAME=os.environ.get("POWERTOOLS_SERVICE_NAME", "cardstatus"),
         POWERTOOLS_LOG_LEVEL=os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
-        # EMF metric lines are for CloudWatch; locally they would only clutter the console.
-        POWERTOOLS_METRICS_DISABLED=os.environ.get("POWERTOOLS_METRICS_DISABLED", "true"),
     )
     config.reset_settings_cache()
     aws = create_local_aws(endpoint, qs)
