@@ -10,11 +10,11 @@ from pathlib import Path
 
 import psycopg2
 import pytest
-from fixture_paths import EVENTS, ROOT, SHARED_SAMPLES  # noqa: F401  (re-exported)
 
 from cardstatus import config
 from cardstatus.localdb import drop_database, ensure_database, start_embedded_server, with_database
 from cardstatus.migrate import apply_migrations
+from fixture_paths import EVENTS, ROOT, SHARED_SAMPLES  # noqa: F401  (re-exported)
 
 # Tests must never pick up a developer's AWS credentials or region.
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")

@@ -10,10 +10,10 @@ from typing import Any
 
 import boto3
 import pytest
-from fixture_paths import EVENTS
 from moto import mock_aws
 
 from cardstatus import config
+from fixture_paths import EVENTS
 
 SAMPLE_FILES = EVENTS / "partner_files"
 BUCKET = "cardstatus-local-partner-files"

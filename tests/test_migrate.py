@@ -7,13 +7,13 @@ from typing import Any
 
 import psycopg2
 import pytest
-from fixture_paths import EVENTS
 
 from cardstatus.cards import find_card_status
 from cardstatus.config import load_settings
 from cardstatus.localdb import drop_database, ensure_database
 from cardstatus.migrate import apply_migrations, available_migrations, migrations_fingerprint
 from cardstatus.pipeline import ingest_path
+from fixture_paths import EVENTS
 
 
 def test_rerunning_migrations_is_a_no_op(db: Any) -> None:

@@ -9,10 +9,10 @@ from typing import Any
 
 import psycopg2
 import pytest
-from fixture_paths import EVENTS, SHARED_SAMPLES
 
 from cardstatus.config import load_settings
 from cardstatus.pipeline import SourceInfo, ingest, ingest_path, partner_from_key, s3_key_from_event
+from fixture_paths import EVENTS, SHARED_SAMPLES
 
 PARTNER_FILES = EVENTS / "partner_files"
 
