@@ -43,16 +43,22 @@ def mask_phone(phone: str | None) -> str | None:
 
 
 _DIGIT_RUN = re.compile(r"\+?\(?\d[\d ().-]{5,}\d")
-_DATE_LIKE = re.compile(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{2,4}")
+# A date at the start of a digit run (4-digit year first or last) is kept; '+971-58-594-9014'
+# and '971-58-594-9014' are phones, not dates.
+_DATE_LIKE = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?!\d)|\d{1,2}[-/.]\d{1,2}[-/.]\d{4}(?!\d)")
 
 
 def redact_phones(text: str) -> str:
     """Mask anything in free text that could be a phone number (7+ digits), keeping the last 4."""
 
     def _mask(match: re.Match[str]) -> str:
-        digits = [c for c in match.group(0) if c.isdigit()]
-        if len(digits) < 7 or _DATE_LIKE.search(match.group(0)):
-            return match.group(0)
+        run = match.group(0)
+        date = None if run[0] in "+(" else _DATE_LIKE.match(run)
+        if date is not None:  # keep the date, still mask a phone that follows it
+            return date.group(0) + _DIGIT_RUN.sub(_mask, run[date.end() :])
+        digits = [c for c in run if c.isdigit()]
+        if len(digits) < 7:
+            return run
         return "*" * (len(digits) - 4) + "".join(digits[-4:])
 
     return _DIGIT_RUN.sub(_mask, text)
