@@ -1,9 +1,10 @@
 """Per-row field normalisation for partner CSV files (SPEC §2).
 
 Pure functions only: no database, no AWS, no I/O. Every regular expression is compiled
-once at import time. The hot paths (phone numbers and timestamps, called once per row of
-files with millions of rows) have fast paths for the dominant forms; each fast path is
-property-tested to give exactly the same result as the general/reference implementation
+once: at import time, or (a phone region's validity pattern) on the region's first use.
+The hot paths (phone numbers and timestamps, called once per row of files with millions
+of rows) have fast paths for the dominant forms; each fast path is property-tested to
+give exactly the same result as the general/reference implementation
 (``_normalise_phone_reference`` and ``TimestampParser._parse_general``).
 
 Decisions where SPEC §2 is silent (see also the tests):
@@ -361,6 +362,10 @@ _TS_DMY_RE = re.compile(
     r"(?P<a>[0-9]{1,2})(?P<sep>[-/.])(?P<b>[0-9]{1,2})(?P=sep)(?P<y>[0-9]{4})"
     r"(?:[Tt]|[ \t]+|,[ \t]*)" + _TS_TIME
 )
+# Fast-path shapes (ASCII digits only, fixed width).
+_TS_FAST_Z_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+_TS_FAST_YMD_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}(?::[0-9]{2})?")
+_TS_FAST_DMY_RE = re.compile(r"[0-9]{2}([-/.])[0-9]{2}\1[0-9]{4} [0-9]{2}:[0-9]{2}(?::[0-9]{2})?")
 _TS_DATE_ONLY_RE = re.compile(
     r"[0-9]{4}[-/.][0-9]{1,2}[-/.][0-9]{1,2}|[0-9]{1,2}[-/.][0-9]{1,2}[-/.][0-9]{4}"
 )
@@ -467,48 +472,48 @@ class TimestampParser:
     # -- fast path: fixed-width common forms ------------------------------------------
 
     def _parse_fast(self, s: str, raw: str) -> datetime | None:
-        """The dominant fixed-width forms, by slicing; None → use the general parser.
+        """The dominant fixed-width forms; None → use the general parser.
 
-        2023-11-13T09:34:56Z, 2023-11-13 09:34:56, 2023-11-13 09:34, 13-11-2023 14:00,
-        13-11-2023 14:00:05 (and '/' or '.' date separators). The fields are checked to be
-        ASCII digits here and rearranged into ISO form for the C ``datetime.fromisoformat``;
-        any doubt (an invalid day, hour 24, ...) defers to the general parser so that
-        errors are reported identically.
+        2023-11-13T09:34:56Z, 2023-11-13 09:34[:56], 13-11-2023 14:00[:05] (also with '/'
+        or '.' in a day-first/month-first date). The shape is checked by one regex (ASCII
+        digits only), then C ``datetime.fromisoformat`` does the arithmetic. Any doubt (an
+        invalid day, hour 24, out of bounds) defers to the general parser so that errors
+        are reported identically.
         """
-        n = len(s)
-        if n == 20:
-            if s[19] != "Z" or s[10] != "T":
+        if _TS_FAST_Z_RE.fullmatch(s) is not None:
+            if s[11:13] > "23":
                 return None
-            utc = True
-        elif n == 16 or n == 19:
-            if s[10] != " ":
+            try:
+                value = datetime.fromisoformat(s)
+            except ValueError:
                 return None
-            utc = False
+            if value.year < _MIN_YEAR or value > self._latest:
+                return None
+            return value
+        if _TS_FAST_YMD_RE.fullmatch(s) is not None:
+            iso = s
+        elif _TS_FAST_DMY_RE.fullmatch(s) is not None:
+            if self._day_first:
+                iso = f"{s[6:10]}-{s[3:5]}-{s[0:2]}T{s[11:]}"
+            else:
+                iso = f"{s[6:10]}-{s[0:2]}-{s[3:5]}T{s[11:]}"
         else:
             return None
-        if s[13] != ":" or (n != 16 and s[16] != ":"):
-            return None
-        sep = s[4]
-        if sep in "-/." and s[7] == sep:
-            ys, mos, ds = s[0:4], s[5:7], s[8:10]
-        elif not utc and s[2] in "-/." and s[5] == s[2]:
-            ys = s[6:10]
-            ds, mos = (s[0:2], s[3:5]) if self._day_first else (s[3:5], s[0:2])
-        else:
-            return None
-        time = s[11:19]
-        digits = ys + mos + ds + time.replace(":", "")
-        if not (digits.isascii() and digits.isdigit()) or time[:2] > "23":
+        if s[11:13] > "23":
             return None
         try:
-            naive = datetime.fromisoformat(f"{ys}-{mos}-{ds}T{time}")
+            naive = datetime.fromisoformat(iso)
         except ValueError:
             return None
-        year = naive.year
-        if year < _MIN_YEAR or year > self._latest_year + 1:
+        if naive.year < _MIN_YEAR or naive.year > self._latest_year + 1:
             return None
-        # fold=0: ambiguous/non-existent local times take the pre-transition offset.
-        value = naive.replace(tzinfo=UTC if utc else self._tz).astimezone(UTC)
+        # Local wall time minus the zone's offset at that wall time (fold=0, as in the
+        # general parser): fromisoformat + subtraction is much cheaper than
+        # replace(tzinfo=...).astimezone(UTC) and gives the same instant.
+        offset = self._tz.utcoffset(naive)
+        if offset is None:
+            return None
+        value = datetime.fromisoformat(iso + "+00:00") - offset
         if value > self._latest:
             return None
         return value
@@ -532,14 +537,10 @@ class TimestampParser:
         if y > self._latest_year + 1:
             raise RowError(f"timestamp {_show(raw)} is more than a day in the future")
         try:
-            if tz is None:
-                # fold=0: ambiguous/non-existent local times take the pre-transition offset.
-                local = datetime(y, mo, d, h, mi, sec, micro, tzinfo=self._tz)
-                value = local.astimezone(UTC)
-            elif tz is UTC:
-                value = datetime(y, mo, d, h, mi, sec, micro, tzinfo=UTC)
-            else:
-                value = datetime(y, mo, d, h, mi, sec, micro, tzinfo=tz).astimezone(UTC)
+            # fold=0: ambiguous/non-existent local times take the pre-transition offset.
+            value = datetime(y, mo, d, h, mi, sec, micro, self._tz if tz is None else tz)
+            if tz is not UTC:
+                value = value.astimezone(UTC)
         except ValueError:
             raise RowError(f"invalid date or time in timestamp {_show(raw)}") from None
         if value > self._latest:
