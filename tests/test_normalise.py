@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
 from cardstatus.config import DEFAULT_REASON_KEYWORDS
 from cardstatus.model import CardStatus, FileRejected, RowError
 from cardstatus.normalise import (
@@ -840,3 +841,29 @@ def test_sample_quoted_phone_as_the_csv_module_yields_it() -> None:
     (row,) = csv.reader(['A883,ZYW8827,"""0585949014""",2023-11-13T09:34:56Z,DELIVERED'])
     assert row[2] == '"0585949014"'
     assert normalise_phone(row[2]) == Phone("+971585949014", None)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "2023-11-13T09:34:56Z",
+        "2023-11-13 09:34:56",
+        "2023-11-13 09:34",
+        "13-11-2023 14:00",
+        "13/11/2023 14:00:05",
+        "13.11.2023 14:00",
+    ],
+)
+def test_timestamp_fast_path_is_used_for_the_dominant_forms(raw: str) -> None:
+    # If this returns None the fast path silently degraded to the general parser.
+    parser = TimestampParser(now=lambda: NOW)
+    fast = parser._parse_fast(raw, raw)
+    assert fast is not None
+    assert fast == parser._parse_general(raw)
+
+
+@pytest.mark.parametrize(
+    "raw", ["31-02-2023 10:00", "13-11-2023 24:00", "1999-12-31T23:59:59Z", "2030-01-01 00:00"]
+)
+def test_timestamp_fast_path_defers_doubtful_values(raw: str) -> None:
+    assert TimestampParser(now=lambda: NOW)._parse_fast(raw, raw) is None
