@@ -12,7 +12,7 @@ import pytest
 
 from cardstatus.config import load_settings
 from cardstatus.pipeline import SourceInfo, ingest, ingest_path, partner_from_key, s3_key_from_event
-from fixture_paths import EVENTS, SHARED_SAMPLES
+from fixture_paths import EVENTS, PARTNER_SAMPLES
 
 PARTNER_FILES = EVENTS / "partner_files"
 
@@ -195,15 +195,12 @@ def _reset(conn: Any) -> None:
     conn.commit()
 
 
-@pytest.mark.skipif(
-    not SHARED_SAMPLES.is_dir(), reason=f"partner samples not found at {SHARED_SAMPLES}"
-)
 def test_shared_samples_in_all_24_orders_give_the_same_final_state(db: Any) -> None:
     outcomes = []
     for order in itertools.permutations(SAMPLE_NAMES):
         _reset(db)
         for name in order:
-            report = ingest_path(db, SHARED_SAMPLES / name, load_settings())
+            report = ingest_path(db, PARTNER_SAMPLES / name, load_settings())
             assert report["outcome"] == "applied", report
         outcomes.append((cards(db), events(db)))
     assert len(outcomes) == 24

@@ -7,12 +7,13 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"
+from fixture_paths import PARTNER_SAMPLES
+
+SAMPLES = PARTNER_SAMPLES
 
 
 def _get(url: str) -> tuple[int, Any]:
@@ -30,8 +31,7 @@ def sample_server(api_module: Any, db: Any) -> Iterator[str]:
     from cardstatus.serve import make_server
 
     files = sorted(SAMPLES.glob("*.csv"))
-    if not files:
-        pytest.skip(f"partner samples not found at {SAMPLES}")
+    assert len(files) == 4, f"partner samples missing in {SAMPLES}"
     for path in files:
         report = ingest_path(db, path, settings())
         assert report["outcome"] == "applied", report
