@@ -22,6 +22,7 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from cardstatus.config import settings
 from cardstatus.db import DatabaseUnavailable, LazyConnection
 from cardstatus.model import redact_phones

@@ -69,7 +69,7 @@ class LocalAws:
     queue_arn: str
     dlq_url: str
 
-    def client(self, service: str) -> Any:
+    def client(self, service: Any) -> Any:
         import boto3
 
         return boto3.client(service, endpoint_url=self.endpoint, region_name=LOCAL_REGION)
