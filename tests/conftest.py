@@ -92,5 +92,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     skip = pytest.mark.skip(reason="long reliability run: use `make reliability`")
     for item in items:
-        if "reliability" in item.keywords:
+        # The marker, not item.keywords: those also hold folder names (tests/reliability/).
+        if item.get_closest_marker("reliability"):
             item.add_marker(skip)

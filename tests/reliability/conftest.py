@@ -31,22 +31,6 @@ settings.register_profile(
 )
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """tests/conftest.py skips items whose *keywords* contain "reliability", and the keywords
-    of every test in this directory do (the directory's name). Only the marked tests are the
-    long runs: undo that skip for the unmarked ones here."""
-    here = os.path.dirname(__file__)
-    for item in items:
-        if not str(item.path).startswith(here) or item.get_closest_marker("reliability"):
-            continue
-        item.own_markers[:] = [
-            m
-            for m in item.own_markers
-            if not (m.name == "skip" and str(m.kwargs.get("reason", "")).startswith("long reliab"))
-        ]
-
-
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if COUNTS:
         terminalreporter.section("reliability counts")
