@@ -230,8 +230,9 @@ def normalised_rows(
             continue
         outcomes.valid += 1
         # card ids are [A-Za-z0-9_-] and statuses/reasons fixed words: nothing to escape.
+        # (_value_ is the enum's plain attribute; .value goes through a slower descriptor.)
         append(
-            f"{line}\t{card_id}\t{status.value}\t{occurred_at.isoformat()}\t{phone}\t"
+            f"{line}\t{card_id}\t{status._value_}\t{occurred_at.isoformat()}\t{phone}\t"
             f"{comment_reason[0]}\t{comment_reason[1]}\t{row_id}\n"
         )
         if len(batch) >= COPY_BATCH_ROWS:
