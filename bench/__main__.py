@@ -42,6 +42,8 @@ RESULTS = ROOT / "bench" / "results"
 CARDSTATUS = Path(sys.executable).with_name("cardstatus")
 DEFAULT_SIZES = "100000,1000000,3000000"
 DEFAULT_PEER_MAX = 100_000  # pandas + to_sql runs at ~2-3k rows/s here: 1M would take minutes
+DEFAULT_BUDGET_S = 570.0  # `make bench` stays under 10 minutes on a 2-core machine
+RESERVED_S = {"cold": 60.0, "api": 150.0}  # kept back for the steps after the ingest
 
 
 def _machine() -> dict[str, Any]:
@@ -143,10 +145,28 @@ def _table_check(url: str) -> tuple[int, int]:
 
 
 def ingest_bench(
-    pg: Postgres, sizes: list[int], peer_max: int, seed: int, data: Path
+    pg: Postgres,
+    sizes: list[int],
+    peer_max: int,
+    seed: int,
+    data: Path,
+    deadline: float | None = None,
 ) -> list[dict]:
-    rows_out = []
-    for n in sizes:
+    """Every size in turn; a size whose projected duration would pass the deadline is skipped."""
+    rows_out: list[dict] = []
+    seconds_per_row: float | None = None
+    for n in sorted(sizes):
+        size_started = time.perf_counter()
+        if deadline is not None and seconds_per_row is not None:
+            projected = seconds_per_row * n * 1.2
+            if size_started + projected > deadline:
+                print(
+                    f"\n## {n:,} rows: skipped, projected {projected:.0f} s would exceed the time"
+                    f" budget (--budget); run it alone with --sizes {n}",
+                    flush=True,
+                )
+                rows_out.append({"rows": n, "skipped": f"projected {projected:.0f} s over budget"})
+                continue
         print(f"\n## {n:,} rows", flush=True)
         gen = generate(data, n, seed)
         print(
@@ -206,6 +226,8 @@ def ingest_bench(
         entry["ratio_cardstatus_copy"] = cs["rows_per_s"] / cp["rows_per_s"]
         entry["ratio_cardstatus_peer"] = cs["rows_per_s"] / peer["rows_per_s"] if peer else None
         rows_out.append(entry)
+        peer_s = entry["peer"]["seconds"] if entry["peer"] else 0.0
+        seconds_per_row = (time.perf_counter() - size_started - peer_s) / n
         for p in (gen.path, gen.expected_path):
             Path(p).unlink(missing_ok=True)
     return rows_out
@@ -222,6 +244,9 @@ def ingest_table(rows: list[dict]) -> str:
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|",
     ]
     for r in rows:
+        if "skipped" in r:
+            lines.append(f"| {r['rows']:,} | skipped: {r['skipped']} |" + " |" * 8)
+            continue
         peer = r["peer"] or {}
         lines.append(
             f"| {r['rows']:,} | {_fmt(r['copy']['rows_per_s'])} "
@@ -261,9 +286,18 @@ def api_bench(admin_url: str) -> dict[str, Any] | None:
     print("\n## API benchmark (bench/api_bench.py)", flush=True)
     env = {**os.environ, "DATABASE_URL": admin_url}
     proc = subprocess.run(
-        [sys.executable, "-m", "bench.api_bench"], cwd=ROOT, env=env, text=True, check=False
+        [sys.executable, "-m", "bench.api_bench"],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        check=False,
     )
-    return {"exit_code": proc.returncode}
+    print(proc.stdout, flush=True)
+    out: dict[str, Any] = {"exit_code": proc.returncode}
+    with contextlib.suppress(ValueError):
+        out["result"] = json.loads(proc.stdout[proc.stdout.index("{") :])
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -277,6 +311,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--skip", default="", help="comma-separated: ingest,api,cold")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=DEFAULT_BUDGET_S,
+        help="seconds for the whole run (default %(default)s); sizes projected to overrun it"
+        " are skipped and listed as such (0: no limit)",
+    )
     args = parser.parse_args(argv)
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
@@ -301,8 +342,14 @@ def main(argv: list[str] | None = None) -> int:
                 cur.execute("SHOW server_version")
                 result["machine"]["postgres"] = cur.fetchone()[0]  # type: ignore[index]
             if "ingest" not in skip:
+                deadline = None
+                if args.budget > 0:
+                    reserved = sum(v for k, v in RESERVED_S.items() if k not in skip)
+                    deadline = started + args.budget - reserved
                 with tempfile.TemporaryDirectory(prefix="cardstatus-bench-data-") as data:
-                    result["ingest"] = ingest_bench(pg, sizes, args.peer_max, args.seed, Path(data))
+                    result["ingest"] = ingest_bench(
+                        pg, sizes, args.peer_max, args.seed, Path(data), deadline
+                    )
             if "cold" not in skip:
                 print("\n## cold start and size", flush=True)
                 with pg.fresh() as url:
