@@ -43,7 +43,7 @@ CARDSTATUS = Path(sys.executable).with_name("cardstatus")
 DEFAULT_SIZES = "100000,1000000,3000000"
 DEFAULT_PEER_MAX = 100_000  # pandas + to_sql runs at ~2-3k rows/s here: 1M would take minutes
 DEFAULT_BUDGET_S = 570.0  # `make bench` stays under 10 minutes on a 2-core machine
-RESERVED_S = {"cold": 60.0, "api": 150.0}  # kept back for the steps after the ingest
+RESERVED_S = {"cold": 40.0, "api": 110.0}  # kept back for the steps after the ingest
 
 
 def _machine() -> dict[str, Any]:
@@ -158,7 +158,7 @@ def ingest_bench(
     for n in sorted(sizes):
         size_started = time.perf_counter()
         if deadline is not None and seconds_per_row is not None:
-            projected = seconds_per_row * n * 1.2
+            projected = seconds_per_row * n * 1.1
             if size_started + projected > deadline:
                 print(
                     f"\n## {n:,} rows: skipped, projected {projected:.0f} s would exceed the time"
