@@ -6,6 +6,7 @@ import codecs
 import io
 
 import pytest
+
 from cardstatus.decode import SNIFF_BYTES, detect_delimiter, detect_encoding, open_csv
 from cardstatus.model import FileRejected
 
