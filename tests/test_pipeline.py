@@ -5,13 +5,21 @@ from __future__ import annotations
 import io
 import itertools
 import threading
+import time
 from typing import Any
 
 import psycopg2
 import pytest
 
 from cardstatus.config import load_settings
-from cardstatus.pipeline import SourceInfo, ingest, ingest_path, partner_from_key, s3_key_from_event
+from cardstatus.pipeline import (
+    SourceInfo,
+    ingest,
+    ingest_path,
+    ingest_retrying,
+    partner_from_key,
+    s3_key_from_event,
+)
 from fixture_paths import EVENTS, PARTNER_SAMPLES
 
 PARTNER_FILES = EVENTS / "partner_files"
@@ -295,3 +303,62 @@ def test_connection_killed_during_apply_leaves_nothing(db_url: str, db: Any) -> 
     blocker.close()
     assert count(db, "card_event") == 0
     assert count(db, "ingested_file") == 0
+
+
+def test_a_deadlock_with_a_concurrent_file_is_retried_and_applies_once(
+    db_url: str, db: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A real deadlock: another transaction holds X1 and then wants X0, which this file holds."""
+    data = b"Card ID,Timestamp\nX0,2024-01-01T10:00:00Z\nX1,2024-01-01T10:00:00Z\n"
+    victim = psycopg2.connect(db_url)
+    with victim.cursor() as cur:
+        cur.execute("SET deadlock_timeout = '50ms'")  # this side detects the cycle first
+        cur.execute("SELECT pg_backend_pid()")
+        victim_pid = cur.fetchone()[0]
+    victim.commit()
+
+    other = psycopg2.connect(db_url)
+    with other.cursor() as cur:
+        cur.execute("SET deadlock_timeout = '10s'")
+        cur.execute(
+            "INSERT INTO ingested_file (object_key, partner, outcome, report, started_at)"
+            " VALUES ('other.csv', 'default', 'applied', '{}', now()) RETURNING id"
+        )
+        other_file = cur.fetchone()[0]
+        cur.execute(
+            "INSERT INTO card_event (card_id, status, occurred_at, partner, source_file_id,"
+            " source_line) VALUES ('X1', 'DELIVERED', '2024-01-01T10:00:00Z', 'default', %s, 2)",
+            (other_file,),
+        )
+
+    def other_side() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # wait until the victim waits for X1
+            with db.cursor() as cur:
+                cur.execute(
+                    "SELECT count(*) FROM pg_locks WHERE pid = %s AND NOT granted", (victim_pid,)
+                )
+                waiting = cur.fetchone()[0]
+            db.commit()
+            if waiting:
+                break
+            time.sleep(0.02)
+        with other.cursor() as cur:  # now wants X0, held by the victim: a cycle
+            cur.execute(
+                "INSERT INTO card_event (card_id, status, occurred_at, partner, source_file_id,"
+                " source_line) VALUES ('X0', 'DELIVERED', '2024-01-01T10:00:00Z', 'default', %s, 1)",
+                (other_file,),
+            )
+        other.commit()
+
+    thread = threading.Thread(target=other_side)
+    thread.start()
+    source = SourceInfo(key="race - delivered.csv", partner="default")
+    report = ingest_retrying(victim, lambda: io.BytesIO(data), source, load_settings())
+    thread.join()
+    victim.close()
+    other.close()
+    assert "transaction conflict with a concurrent file" in caplog.text  # it did deadlock
+    assert report["outcome"] == "applied"
+    assert report["counts"]["duplicate"] == 2  # the other transaction won both events
+    assert [e[:2] for e in events(db)] == [("X0", "DELIVERED"), ("X1", "DELIVERED")]

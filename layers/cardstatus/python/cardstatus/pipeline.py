@@ -16,16 +16,19 @@ import json
 import logging
 import os
 import queue
+import random
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import unquote_plus
 
+import psycopg2.errors
 from psycopg2.extensions import connection as Connection
 
 from cardstatus.config import PartnerSettings, Settings
@@ -619,6 +622,35 @@ def _copy_rejects(cur: Any, file_id: int, rejects_file: Any) -> None:
     cur.copy_expert(sql.COPY_REJECTS, _ChunkStream(lines), size=1 << 16)
 
 
+# Two files that share events can lock the same event keys in different orders (rows are
+# inserted chunk by chunk); PostgreSQL then aborts one. The file is simply read again.
+CONFLICT_ERRORS = (psycopg2.errors.DeadlockDetected, psycopg2.errors.SerializationFailure)
+CONFLICT_ATTEMPTS = 4
+
+
+def ingest_retrying(
+    conn: Connection,
+    open_body: Callable[[], AbstractContextManager[Readable]],
+    source: SourceInfo,
+    cfg: Settings,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """ingest(), re-reading the file after a deadlock or serialization conflict."""
+    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        with open_body() as body:
+            try:
+                return ingest(conn, body, source, cfg, progress)
+            except CONFLICT_ERRORS as exc:
+                if attempt == CONFLICT_ATTEMPTS:
+                    raise
+                logger.warning(
+                    "transaction conflict with a concurrent file; reading it again",
+                    extra={"attempt": attempt, "error": type(exc).__name__},
+                )
+        time.sleep(random.uniform(0.05, 0.25) * attempt)
+    raise AssertionError("unreachable")
+
+
 def ingest_path(
     conn: Connection,
     path: str | os.PathLike[str],
@@ -633,5 +665,4 @@ def ingest_path(
         partner=partner or "default",
         size_bytes=os.path.getsize(key),
     )
-    with open(key, "rb") as handle:
-        return ingest(conn, handle, source, cfg, progress)
+    return ingest_retrying(conn, lambda: open(key, "rb"), source, cfg, progress)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +12,7 @@ from botocore.exceptions import ClientError
 from psycopg2.extensions import connection as Connection
 
 from cardstatus.config import Settings
-from cardstatus.pipeline import SourceInfo, ingest, partner_from_key, record_rejected
+from cardstatus.pipeline import SourceInfo, ingest_retrying, partner_from_key, record_rejected
 
 logger = logging.getLogger(__name__)
 
@@ -76,13 +77,26 @@ def ingest_s3_object(conn: Connection, s3: Any, ref: S3ObjectRef, cfg: Settings)
         etag=(obj.get("ETag") or ref.etag or "").strip('"') or None,
         size_bytes=obj.get("ContentLength", ref.size),
     )
-    body = obj["Body"]
-    try:
-        report = ingest(conn, body, source, cfg)
-    finally:
-        body.close()
+    bodies = [obj["Body"]]  # the first read reuses the response that gave the metadata
+
+    def open_body() -> Any:
+        body = (
+            bodies.pop()
+            if bodies
+            else s3.get_object(**{**get_args, **_same_version(source)})["Body"]
+        )
+        return closing(body)
+
+    report = ingest_retrying(conn, open_body, source, cfg)
     put_report(s3, ref.bucket, ref.key, report, cfg)
     return report
+
+
+def _same_version(source: SourceInfo) -> dict[str, str]:
+    """A re-read must see the very bytes of the first read."""
+    if source.version_id:
+        return {"VersionId": source.version_id}
+    return {"IfMatch": f'"{source.etag}"'} if source.etag else {}
 
 
 def failure_report(ref: S3ObjectRef, reason: str, attempt: int | None) -> dict[str, Any]:
