@@ -11,7 +11,6 @@ import json
 import os
 from typing import Any
 
-import boto3
 import psycopg2
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -24,7 +23,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cardstatus.config import settings
-from cardstatus.db import DatabaseUnavailable, LazyConnection
+from cardstatus.db import DatabaseUnavailable, LazyConnection, aws_client
 from cardstatus.model import redact_phones
 from cardstatus.pipeline import s3_key_from_event
 from cardstatus.s3ingest import S3ObjectRef, failure_report, ingest_s3_object, put_report
@@ -44,7 +43,7 @@ _context: LambdaContext | None = None
 def s3_client() -> Any:
     global _s3
     if _s3 is None:
-        _s3 = boto3.client("s3")
+        _s3 = aws_client("s3")
     return _s3
 
 
