@@ -25,7 +25,7 @@ import psycopg2
 import psycopg2.extensions
 
 from cardstatus.config import Settings, load_settings
-from cardstatus.pipeline import SourceInfo, ingest
+from cardstatus.pipeline import SourceInfo, ingest_retrying
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -402,7 +402,8 @@ def ingest_bytes(
         size_bytes=len(data),
         **extra,
     )
-    report = ingest(conn, io.BytesIO(data), source, cfg or load_settings())
+    # The production entry point: a conflict with a concurrent file re-reads the file.
+    report = ingest_retrying(conn, lambda: io.BytesIO(data), source, cfg or load_settings())
     count("files_ingested")
     return report
 
