@@ -362,3 +362,37 @@ def test_a_deadlock_with_a_concurrent_file_is_retried_and_applies_once(
     assert report["outcome"] == "applied"
     assert report["counts"]["duplicate"] == 2  # the other transaction won both events
     assert [e[:2] for e in events(db)] == [("X0", "DELIVERED"), ("X1", "DELIVERED")]
+
+
+def test_concurrent_deliveries_of_one_duplicate_object_record_one_report(
+    db_url: str, db: Any
+) -> None:
+    data = (PARTNER_FILES / "acme unicode text - Pickup.csv").read_bytes()
+    ingest_bytes(db, data, "incoming/acme/original - pickup.csv", bucket="b", etag="e1")
+    reports: list[dict[str, Any]] = []
+    start = threading.Barrier(6)
+
+    def deliver() -> None:
+        conn = psycopg2.connect(db_url)
+        try:
+            start.wait()
+            reports.append(
+                ingest_bytes(conn, data, "incoming/acme/copy - pickup.csv", bucket="b", etag="e1")
+            )
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=deliver) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with db.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM ingested_file WHERE object_key = 'incoming/acme/copy - pickup.csv'"
+        )
+        assert cur.fetchone()[0] == 1
+    db.commit()
+    assert len(reports) == 6
+    assert [r["outcome"] for r in reports] == ["duplicate_file"] * 6
+    assert len({r["file_id"] for r in reports}) == 1

@@ -597,6 +597,14 @@ def _record_final(
     report.setdefault("finished_at", datetime.now(UTC).isoformat())
     report["timings"] = _timings(timer)
     with conn.cursor() as cur:
+        if source.version_id or source.etag:
+            # Deliveries of one object that ran concurrently: only the first records a report.
+            cur.execute(sql.LOCK_OBJECT, {"identity": json.dumps(_identity(source))})
+            cur.execute(sql.FIND_SAME_OBJECT, _identity(source))
+            seen = cur.fetchone()
+            if seen is not None:
+                conn.rollback()
+                return dict(seen[2])
         cur.execute(
             sql.INSERT_FILE,
             _file_params(source, report, sha256, size, event_type, started_at, timer.total_ms()),

@@ -6,6 +6,9 @@ TUNE_TRANSACTION = "SET LOCAL work_mem = '128MB'"
 # Serialises work on the same bytes so two copies of one file cannot both be applied.
 LOCK_CONTENT = "SELECT pg_advisory_xact_lock(hashtextextended(%(sha256)s, 0))"
 
+# Serialises the reports of concurrent deliveries of one object (bucket, key, version, etag).
+LOCK_OBJECT = "SELECT pg_advisory_xact_lock(hashtextextended(%(identity)s, 1))"
+
 FIND_SAME_OBJECT = """
 SELECT id, outcome, report
 FROM ingested_file
