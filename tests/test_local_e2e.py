@@ -138,3 +138,39 @@ def test_local_service_end_to_end(tmp_path: Path) -> None:
     time.sleep(1)
     assert [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE] == []
     assert postgres_processes(tmp_path / "home" / "pgdata") == []
+
+    # Data in PostgreSQL survives a restart (S3 is moto's memory and starts empty; the samples
+    # are not uploaded again because the database already has files).
+    api_port = free_port()
+    again = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cardstatus",
+            "local",
+            "--port",
+            str(api_port),
+            "--s3-port",
+            str(free_port()),
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+
+        def kept_card() -> dict[str, Any] | None:
+            status, body = get_json(f"http://127.0.0.1:{api_port}/get_card_status?card_id=E2E0001")
+            return body if status == 200 else None
+
+        body = wait_for(kept_card, 60, "the restarted service to answer from the kept database")
+        assert body["status"] == "DELIVERED"
+    finally:
+        again.send_signal(signal.SIGINT)
+        out, _ = again.communicate(timeout=30)
+    assert again.returncode == 0, out
+    assert "uploaded" not in out  # no second seeding
+    time.sleep(1)
+    assert postgres_processes(tmp_path / "home" / "pgdata") == []
