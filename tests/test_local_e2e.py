@@ -21,10 +21,16 @@ import pytest
 from cardstatus.local import LOCAL_BUCKET
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_ports(n: int) -> list[int]:
+    """n distinct free loopback ports (sockets held until all are chosen, so no repeats)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def get_json(url: str) -> tuple[int, dict[str, Any]]:
@@ -60,7 +66,7 @@ def postgres_processes(pgdata: Path) -> list[psutil.Process]:
 
 @pytest.mark.slow
 def test_local_service_end_to_end(tmp_path: Path) -> None:
-    api_port, s3_port = free_port(), free_port()
+    api_port, s3_port = free_ports(2)
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env["CARDSTATUS_HOME"] = str(tmp_path / "home")
     proc = subprocess.Popen(
@@ -141,7 +147,7 @@ def test_local_service_end_to_end(tmp_path: Path) -> None:
 
     # Data in PostgreSQL survives a restart (S3 is moto's memory and starts empty; the samples
     # are not uploaded again because the database already has files).
-    api_port = free_port()
+    api_port, s3_port = free_ports(2)
     again = subprocess.Popen(
         [
             sys.executable,
@@ -151,7 +157,7 @@ def test_local_service_end_to_end(tmp_path: Path) -> None:
             "--port",
             str(api_port),
             "--s3-port",
-            str(free_port()),
+            str(s3_port),
         ],
         cwd=tmp_path,
         env=env,
@@ -166,10 +172,15 @@ def test_local_service_end_to_end(tmp_path: Path) -> None:
             return body if status == 200 else None
 
         body = wait_for(kept_card, 60, "the restarted service to answer from the kept database")
-        assert body["status"] == "DELIVERED"
     finally:
         again.send_signal(signal.SIGINT)
-        out, _ = again.communicate(timeout=30)
+        try:
+            out, _ = again.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            again.kill()
+            out, _ = again.communicate()
+        print(out)  # shown by pytest when the test fails
+    assert body["status"] == "DELIVERED"
     assert again.returncode == 0, out
     assert "uploaded" not in out  # no second seeding
     time.sleep(1)
