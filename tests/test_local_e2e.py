@@ -135,6 +135,7 @@ def test_local_service_end_to_end(tmp_path: Path) -> None:
             proc.kill()
             out, _ = proc.communicate()
         output.append(out)
+        print(out)  # shown by pytest when the test fails
     text = "".join(output)
     assert proc.returncode == 0, text
     assert "cardstatus is running" in text

@@ -165,14 +165,19 @@ class IngestPoller(threading.Thread):
         self.qs = qs
         self.timeout_s = timeout_s
         self.stopping = threading.Event()
-
-    def run(self) -> None:
+        # Imported and created here, in the caller's thread: importing Powertools from two
+        # threads at once (this handler and the API's) can fail on a partly initialised
+        # module, and boto3's default session is not safe to share while creating clients.
         if str(REPO_ROOT) not in sys.path:
             sys.path.insert(0, str(REPO_ROOT))
         from functions.ingest import app as ingest_app
 
-        sqs = self.aws.client("sqs")
-        s3 = self.aws.client("s3")
+        self.handler = ingest_app.handler
+        self.sqs = aws.client("sqs")
+        self.s3 = aws.client("s3")
+
+    def run(self) -> None:
+        sqs, s3 = self.sqs, self.s3
         while not self.stopping.is_set():
             try:
                 got = sqs.receive_message(
@@ -194,7 +199,7 @@ class IngestPoller(threading.Thread):
             context = _Context(
                 deadline=time.monotonic() + self.timeout_s, aws_request_id=str(uuid.uuid4())
             )
-            result = ingest_app.handler(event, context)
+            result = self.handler(event, context)
             failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
             for message in messages:
                 if message["MessageId"] not in failed:
@@ -266,38 +271,76 @@ def run_local(args: argparse.Namespace) -> int:
     for noisy in ("werkzeug", "botocore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message="No application metrics to publish")
-    db_url = _use_database(args)
     qs = shared_settings()
-
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=args.s3_port, verbose=False)
-    moto.start()
-    endpoint = f"http://127.0.0.1:{args.s3_port}"
-    # The real handlers create their boto3 clients from the environment, as in Lambda.
-    os.environ.update(
-        AWS_ENDPOINT_URL=endpoint,
-        AWS_DEFAULT_REGION=LOCAL_REGION,
-        AWS_REGION=LOCAL_REGION,
-        AWS_ACCESS_KEY_ID=os.environ.get("AWS_ACCESS_KEY_ID", "local"),
-        AWS_SECRET_ACCESS_KEY=os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
-        REPORTS_PREFIX=qs.reports_prefix,
-        INCOMING_PREFIX=qs.incoming_prefix,
-        POWERTOOLS_TRACE_DISABLED="true",
-        POWERTOOLS_METRICS_NAMESPACE=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "CardStatus"),
-        POWERTOOLS_SERVICE_NAME=os.environ.get("POWERTOOLS_SERVICE_NAME", "cardstatus"),
-        POWERTOOLS_LOG_LEVEL=os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
-    )
-    config.reset_settings_cache()
-    aws = create_local_aws(endpoint, qs)
-    poller = IngestPoller(aws, qs)
-    poller.start()
-    api = make_server(args.host, args.port)
-    api_thread = threading.Thread(target=api.serve_forever, name="api", daemon=True)
-    api_thread.start()
+    poller: IngestPoller | None = None
+    api: Any = None
+    moto_started = False
+    try:
+        db_url = _use_database(args)
+        moto.start()
+        moto_started = True
+        endpoint = f"http://127.0.0.1:{args.s3_port}"
+        # The real handlers create their AWS clients from the environment, as in Lambda.
+        os.environ.update(
+            AWS_ENDPOINT_URL=endpoint,
+            AWS_DEFAULT_REGION=LOCAL_REGION,
+            AWS_REGION=LOCAL_REGION,
+            AWS_ACCESS_KEY_ID=os.environ.get("AWS_ACCESS_KEY_ID", "local"),
+            AWS_SECRET_ACCESS_KEY=os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
+            REPORTS_PREFIX=qs.reports_prefix,
+            INCOMING_PREFIX=qs.incoming_prefix,
+            POWERTOOLS_TRACE_DISABLED="true",
+            POWERTOOLS_METRICS_NAMESPACE=os.environ.get(
+                "POWERTOOLS_METRICS_NAMESPACE", "CardStatus"
+            ),
+            POWERTOOLS_SERVICE_NAME=os.environ.get("POWERTOOLS_SERVICE_NAME", "cardstatus"),
+            POWERTOOLS_LOG_LEVEL=os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+        )
+        config.reset_settings_cache()
+        aws = create_local_aws(endpoint, qs)
+        # Both handler modules are imported here, one after the other, before any thread runs.
+        api = make_server(args.host, args.port)
+        poller = IngestPoller(aws, qs)
+        poller.start()
+        threading.Thread(target=api.serve_forever, name="api", daemon=True).start()
+        _print_banner(args, aws, qs, endpoint, db_url, time.monotonic() - started)
+        if not args.no_samples and _database_is_empty(db_url):
+            s3 = aws.client("s3")
+            for path in seed_files():
+                key = f"{qs.incoming_prefix}acme/{path.name}"
+                s3.put_object(Bucket=LOCAL_BUCKET, Key=key, Body=path.read_bytes())
+            print(f"uploaded {len(seed_files())} sample files to s3://{LOCAL_BUCKET}/", flush=True)
+        while True:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        print("\nstopping…", flush=True)
+    finally:
+        if poller is not None:
+            poller.stopping.set()
+        if api is not None:
+            api.shutdown()
+            api.server_close()
+        if poller is not None:
+            poller.join(timeout=10)
+        if moto_started:
+            moto.stop()
+        _stop_embedded_database()
+    return 0
 
+
+def _print_banner(
+    args: argparse.Namespace,
+    aws: LocalAws,
+    qs: QueueSettings,
+    endpoint: str,
+    db_url: str,
+    ready_s: float,
+) -> None:
     api_url = f"http://{args.host}:{args.port}"
     print(
         f"""
-cardstatus is running (ready in {time.monotonic() - started:.1f}s)
+cardstatus is running (ready in {ready_s:.1f}s)
   API          {api_url}   e.g. curl '{api_url}/get_card_status?card_id=ZYW8890'
   S3 + SQS     {endpoint}   (moto; credentials: any)
   bucket       s3://{LOCAL_BUCKET}/
@@ -310,25 +353,6 @@ Press Ctrl-C to stop.
 """,
         flush=True,
     )
-    if not args.no_samples and _database_is_empty(db_url):
-        s3 = aws.client("s3")
-        for path in seed_files():
-            key = f"{qs.incoming_prefix}acme/{path.name}"
-            s3.put_object(Bucket=LOCAL_BUCKET, Key=key, Body=path.read_bytes())
-        print(f"uploaded {len(seed_files())} sample files to s3://{LOCAL_BUCKET}/", flush=True)
-    try:
-        while True:
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        print("\nstopping…", flush=True)
-    finally:
-        poller.stopping.set()
-        api.shutdown()
-        api.server_close()
-        poller.join(timeout=10)
-        moto.stop()
-        _stop_embedded_database()
-    return 0
 
 
 def _describe_db(url: str) -> str:
