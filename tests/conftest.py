@@ -7,6 +7,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg2
 import pytest
@@ -95,3 +96,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         # The marker, not item.keywords: those also hold folder names (tests/reliability/).
         if item.get_closest_marker("reliability"):
             item.add_marker(skip)
+
+
+@pytest.fixture
+def ingest_app(s3: Any) -> Iterator[Any]:
+    """functions/ingest/app.py with its connection and S3 client pointed at the test's.
+
+    `s3` is each suite's own moto client fixture (its bucket differs per suite)."""
+    from functions.ingest import app
+
+    app.DB.reset_settings(None)
+    app._s3 = s3
+    yield app
+    app.DB.discard()
+    app._s3 = None

@@ -46,17 +46,6 @@ def s3(db_url: str) -> Iterator[Any]:
         yield client
 
 
-@pytest.fixture
-def app(s3: Any) -> Iterator[Any]:
-    from functions.ingest import app as ingest_app
-
-    ingest_app.DB.reset_settings(None)
-    ingest_app._s3 = s3
-    yield ingest_app
-    ingest_app.DB.discard()
-    ingest_app._s3 = None
-
-
 def put(s3: Any, key: str, source_name: str) -> None:
     s3.put_object(Bucket=BUCKET, Key=key, Body=(SAMPLE_FILES / source_name).read_bytes())
 
@@ -77,10 +66,10 @@ def files_in_db(db: Any) -> list[tuple]:
 
 
 def test_put_notification_with_spaces_in_key_is_ingested_and_reported(
-    app: Any, s3: Any, db: Any
+    ingest_app: Any, s3: Any, db: Any
 ) -> None:
     put(s3, DELIVERED_KEY, "acme utf8-bom semicolon - Delivered.csv")
-    result = app.handler(load_event("sqs_s3_put.json"), FakeContext())
+    result = ingest_app.handler(load_event("sqs_s3_put.json"), FakeContext())
     assert result == {"batchItemFailures": []}
     report = report_in_s3(s3, DELIVERED_KEY)
     assert report["outcome"] == "applied"
@@ -89,55 +78,61 @@ def test_put_notification_with_spaces_in_key_is_ingested_and_reported(
     assert files_in_db(db) == [(DELIVERED_KEY, "applied", 3)]
 
 
-def test_redelivery_of_the_same_message_is_a_no_op(app: Any, s3: Any, db: Any) -> None:
+def test_redelivery_of_the_same_message_is_a_no_op(ingest_app: Any, s3: Any, db: Any) -> None:
     put(s3, DELIVERED_KEY, "acme utf8-bom semicolon - Delivered.csv")
     event = load_event("sqs_s3_put.json")
-    app.handler(event, FakeContext())
+    ingest_app.handler(event, FakeContext())
     first = report_in_s3(s3, DELIVERED_KEY)
-    app.handler(copy.deepcopy(event), FakeContext())
+    ingest_app.handler(copy.deepcopy(event), FakeContext())
     assert files_in_db(db) == [(DELIVERED_KEY, "applied", 3)]
     assert report_in_s3(s3, DELIVERED_KEY) == first
 
 
-def test_s3_test_event_is_ignored(app: Any, s3: Any, db: Any) -> None:
-    result = app.handler(load_event("sqs_s3_test_event.json"), FakeContext())
+def test_s3_test_event_is_ignored(ingest_app: Any, s3: Any, db: Any) -> None:
+    result = ingest_app.handler(load_event("sqs_s3_test_event.json"), FakeContext())
     assert result == {"batchItemFailures": []}
     assert files_in_db(db) == []
 
 
-def test_poison_message_fails_alone_and_the_good_file_commits(app: Any, s3: Any, db: Any) -> None:
+def test_poison_message_fails_alone_and_the_good_file_commits(
+    ingest_app: Any, s3: Any, db: Any
+) -> None:
     put(s3, PICKUP_KEY, "acme unicode text - Pickup.csv")
-    result = app.handler(load_event("sqs_batch_with_poison.json"), FakeContext())
+    result = ingest_app.handler(load_event("sqs_batch_with_poison.json"), FakeContext())
     assert result == {
         "batchItemFailures": [{"itemIdentifier": "a1b2c3d4-0000-4000-8000-000000000002"}]
     }
     assert files_in_db(db) == [(PICKUP_KEY, "applied", 3)]
 
 
-def test_a_bad_file_is_a_rejected_report_not_a_failed_message(app: Any, s3: Any, db: Any) -> None:
+def test_a_bad_file_is_a_rejected_report_not_a_failed_message(
+    ingest_app: Any, s3: Any, db: Any
+) -> None:
     put(s3, DELIVERED_KEY, "acme no card column - Delivered.csv")
-    result = app.handler(load_event("sqs_s3_put.json"), FakeContext())
+    result = ingest_app.handler(load_event("sqs_s3_put.json"), FakeContext())
     assert result == {"batchItemFailures": []}
     report = report_in_s3(s3, DELIVERED_KEY)
     assert report["outcome"] == "rejected_file"
     assert "card id" in report["reason"]
 
 
-def test_object_deleted_before_read_gets_a_rejected_report(app: Any, s3: Any, db: Any) -> None:
-    result = app.handler(load_event("sqs_s3_put.json"), FakeContext())
+def test_object_deleted_before_read_gets_a_rejected_report(
+    ingest_app: Any, s3: Any, db: Any
+) -> None:
+    result = ingest_app.handler(load_event("sqs_s3_put.json"), FakeContext())
     assert result == {"batchItemFailures": []}
     assert report_in_s3(s3, DELIVERED_KEY)["outcome"] == "rejected_file"
     assert files_in_db(db)[0][1] == "rejected_file"
 
 
 def test_database_down_fails_the_message_with_a_report_and_recovers_next_time(
-    app: Any, s3: Any, db: Any, db_url: str, monkeypatch: pytest.MonkeyPatch
+    ingest_app: Any, s3: Any, db: Any, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     put(s3, DELIVERED_KEY, "acme utf8-bom semicolon - Delivered.csv")
     monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none?connect_timeout=1")
     config.reset_settings_cache()
-    app.DB.reset_settings(None)
-    result = app.handler(load_event("sqs_s3_put.json"), FakeContext())
+    ingest_app.DB.reset_settings(None)
+    result = ingest_app.handler(load_event("sqs_s3_put.json"), FakeContext())
     assert result["batchItemFailures"] == [
         {"itemIdentifier": "059f36b4-87a3-44ab-83d2-661975830a7d"}
     ]
@@ -146,33 +141,35 @@ def test_database_down_fails_the_message_with_a_report_and_recovers_next_time(
 
     monkeypatch.setenv("DATABASE_URL", db_url)
     config.reset_settings_cache()
-    result = app.handler(load_event("sqs_s3_put.json"), FakeContext())
+    result = ingest_app.handler(load_event("sqs_s3_put.json"), FakeContext())
     assert result == {"batchItemFailures": []}
     assert report_in_s3(s3, DELIVERED_KEY)["outcome"] == "applied"
 
 
-def test_dropped_connection_is_replaced_on_the_next_invocation(app: Any, s3: Any, db: Any) -> None:
+def test_dropped_connection_is_replaced_on_the_next_invocation(
+    ingest_app: Any, s3: Any, db: Any
+) -> None:
     put(s3, DELIVERED_KEY, "acme utf8-bom semicolon - Delivered.csv")
-    app.handler(load_event("sqs_s3_test_event.json"), FakeContext())
-    first = app.DB.get()
+    ingest_app.handler(load_event("sqs_s3_test_event.json"), FakeContext())
+    first = ingest_app.DB.get()
     with db.cursor() as cur:
         cur.execute("SELECT pg_terminate_backend(%s)", (first.get_backend_pid(),))
     db.commit()
-    result = app.handler(load_event("sqs_s3_put.json"), FakeContext())
+    result = ingest_app.handler(load_event("sqs_s3_put.json"), FakeContext())
     # The dead connection fails this message (retried by SQS); the next delivery reconnects.
     if result["batchItemFailures"]:
-        result = app.handler(load_event("sqs_s3_put.json"), FakeContext())
+        result = ingest_app.handler(load_event("sqs_s3_put.json"), FakeContext())
     assert result == {"batchItemFailures": []}
-    assert app.DB.get() is not first
+    assert ingest_app.DB.get() is not first
     assert files_in_db(db) == [(DELIVERED_KEY, "applied", 3)]
 
 
 def test_low_remaining_time_leaves_messages_for_retry_without_touching_them(
-    app: Any, s3: Any, db: Any
+    ingest_app: Any, s3: Any, db: Any
 ) -> None:
     put(s3, PICKUP_KEY, "acme unicode text - Pickup.csv")
     event = load_event("sqs_batch_with_poison.json")
-    result = app.handler(event, FakeContext(remaining_ms=1000))
+    result = ingest_app.handler(event, FakeContext(remaining_ms=1000))
     failed = {f["itemIdentifier"] for f in result["batchItemFailures"]}
     assert failed == {r["messageId"] for r in event["Records"]}
     assert files_in_db(db) == []

@@ -64,12 +64,10 @@ def postgres_processes(pgdata: Path) -> list[psutil.Process]:
     return found
 
 
-@pytest.mark.slow
-def test_local_service_end_to_end(tmp_path: Path) -> None:
-    api_port, s3_port = free_ports(2)
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env["CARDSTATUS_HOME"] = str(tmp_path / "home")
-    proc = subprocess.Popen(
+def start_local(
+    cwd: Path, env: dict[str, str], api_port: int, s3_port: int
+) -> subprocess.Popen[str]:
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -80,12 +78,32 @@ def test_local_service_end_to_end(tmp_path: Path) -> None:
             "--s3-port",
             str(s3_port),
         ],
-        cwd=tmp_path,
+        cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def stop_local(proc: subprocess.Popen[str]) -> str:
+    """Ctrl-C, as a user would; returns everything it printed."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        out, _ = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    print(out)  # shown by pytest when the test fails
+    return out
+
+
+@pytest.mark.slow
+def test_local_service_end_to_end(tmp_path: Path) -> None:
+    api_port, s3_port = free_ports(2)
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["CARDSTATUS_HOME"] = str(tmp_path / "home")
+    proc = start_local(tmp_path, env, api_port, s3_port)
     api = f"http://127.0.0.1:{api_port}"
     output: list[str] = []
     try:
@@ -128,14 +146,7 @@ def test_local_service_end_to_end(tmp_path: Path) -> None:
         wait_for(rejected_report, 30, "the broken file's rejected_file report")
         children = psutil.Process(proc.pid).children(recursive=True)
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            out, _ = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, _ = proc.communicate()
-        output.append(out)
-        print(out)  # shown by pytest when the test fails
+        output.append(stop_local(proc))
     text = "".join(output)
     assert proc.returncode == 0, text
     assert "cardstatus is running" in text
@@ -149,23 +160,7 @@ def test_local_service_end_to_end(tmp_path: Path) -> None:
     # Data in PostgreSQL survives a restart (S3 is moto's memory and starts empty; the samples
     # are not uploaded again because the database already has files).
     api_port, s3_port = free_ports(2)
-    again = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cardstatus",
-            "local",
-            "--port",
-            str(api_port),
-            "--s3-port",
-            str(s3_port),
-        ],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    again = start_local(tmp_path, env, api_port, s3_port)
     try:
 
         def kept_card() -> dict[str, Any] | None:
@@ -174,13 +169,7 @@ def test_local_service_end_to_end(tmp_path: Path) -> None:
 
         body = wait_for(kept_card, 60, "the restarted service to answer from the kept database")
     finally:
-        again.send_signal(signal.SIGINT)
-        try:
-            out, _ = again.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            again.kill()
-            out, _ = again.communicate()
-        print(out)  # shown by pytest when the test fails
+        out = stop_local(again)
     assert body["status"] == "DELIVERED"
     assert again.returncode == 0, out
     assert "uploaded" not in out  # no second seeding

@@ -46,15 +46,3 @@ def s3(db_url: str) -> Iterator[Any]:
         client.create_bucket(Bucket=BUCKET)
         client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
         yield client
-
-
-@pytest.fixture
-def ingest_app(s3: Any) -> Iterator[Any]:
-    """functions/ingest/app.py with its connection and S3 client pointed at the test's."""
-    from functions.ingest import app
-
-    app.DB.reset_settings(None)
-    app._s3 = s3
-    yield app
-    app.DB.discard()
-    app._s3 = None
