@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cardstatus import cards
 from cardstatus.db import DatabaseUnavailable, LazyConnection
-from cardstatus.model import mask_phone, redact_phones
+from cardstatus.model import CARD_ID_RE, mask_phone, redact_phones
 
 API_TITLE = "cardstatus"
 API_VERSION = "1.0.0"
@@ -106,7 +106,7 @@ UtcTime = Annotated[
         examples=["2023-11-14T12:34:56Z"],
     ),
 ]
-CARD_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+CARD_ID_PATTERN = f"^{CARD_ID_RE.pattern}$"
 
 
 class _Strict(BaseModel):

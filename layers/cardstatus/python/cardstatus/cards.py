@@ -8,7 +8,6 @@ A `Card` never holds a full phone number: it is masked when the row is read.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,11 +16,10 @@ import psycopg2.extensions
 from psycopg2.extensions import connection as Connection
 
 from cardstatus.config import DEFAULT_PHONE_REGION
-from cardstatus.model import mask_phone
+from cardstatus.model import CARD_ID_RE, mask_phone
 from cardstatus.sql import cards as sql
 
 # SPEC §2: the rule ingestion applies to card ids (fullmatch: no trailing newline slips through).
-CARD_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 CARD_ID_MAX_LENGTH = 64
 # Longest raw phone we try to parse ('+971 (58) 594-9014' style input is well under this).
 PHONE_MAX_LENGTH = 40

@@ -21,6 +21,9 @@ STATUS_RANK: dict[CardStatus, int] = {
     CardStatus.RETURNED: 3,
 }
 
+# A card id as stored (SPEC §2); ingestion and the API both validate with this one rule.
+CARD_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
 EXCEPTION_REASONS = ("recipient_unavailable", "refused", "address_problem", "other")
 
 

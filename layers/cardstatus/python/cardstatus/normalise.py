@@ -42,7 +42,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 from phonenumbers import PhoneMetadata, PhoneNumberFormat
 
-from cardstatus.model import CardStatus, FileRejected, RowError, mask_phone
+from cardstatus.model import CARD_ID_RE, CardStatus, FileRejected, RowError, mask_phone
 
 __all__ = [
     "CARD_ID_RE",
@@ -551,8 +551,6 @@ class TimestampParser:
 # ---------------------------------------------------------------------------------------
 # Card ids and comments
 # ---------------------------------------------------------------------------------------
-
-CARD_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
 def normalise_card_id(raw: str | None) -> str:
