@@ -6,8 +6,10 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 import time
+from types import FrameType
 from typing import Any
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -122,9 +124,21 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _stop_on_signals() -> None:
+    """Long-running commands stop cleanly (embedded PostgreSQL included) on Ctrl-C or SIGTERM,
+    also when started in the background, where the shell hands them SIGINT ignored."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from cardstatus.serve import run_server
 
+    _stop_on_signals()
     _use_database(args)
     run_server(args.host, args.port)
     return EXIT_OK
@@ -133,6 +147,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_local(args: argparse.Namespace) -> int:
     from cardstatus.local import run_local
 
+    _stop_on_signals()
     return run_local(args)
 
 

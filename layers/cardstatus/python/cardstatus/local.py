@@ -13,7 +13,6 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
 import threading
 import time
@@ -21,7 +20,6 @@ import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
@@ -254,10 +252,6 @@ def _database_is_empty(db_url: str) -> bool:
         conn.close()
 
 
-def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def run_local(args: argparse.Namespace) -> int:
     """Start everything, print where it is, run until Ctrl-C (or SIGTERM), then stop it all."""
     from moto.server import ThreadedMotoServer
@@ -266,7 +260,6 @@ def run_local(args: argparse.Namespace) -> int:
     from cardstatus.cli import _use_database
     from cardstatus.serve import make_server
 
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     started = time.monotonic()
     for noisy in ("werkzeug", "botocore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
