@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from typing import Any
 
 import psycopg2
@@ -22,7 +23,8 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cardstatus.config import settings
+from cardstatus import events
+from cardstatus.config import event_settings, settings
 from cardstatus.db import DatabaseUnavailable, LazyConnection, aws_client
 from cardstatus.model import redact_phones
 from cardstatus.pipeline import s3_key_from_event
@@ -35,6 +37,7 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 
 DB = LazyConnection()
 _s3: Any = None
+_events: Any = None
 # Stop taking new messages when less than this is left; they are retried by SQS instead.
 MIN_REMAINING_MS = int(os.environ.get("INGEST_MIN_REMAINING_MS", "20000"))
 _context: LambdaContext | None = None
@@ -45,6 +48,13 @@ def s3_client() -> Any:
     if _s3 is None:
         _s3 = aws_client("s3")
     return _s3
+
+
+def events_client() -> Any:
+    global _events
+    if _events is None:
+        _events = events.events_client()
+    return _events
 
 
 def objects_in(body: dict[str, Any]) -> list[S3ObjectRef]:
@@ -109,6 +119,51 @@ def _ingest_one(ref: S3ObjectRef, attempt: int) -> None:
             "timings": report.get("timings"),
         },
     )
+    _publish_events(report)
+
+
+def _publish_events(report: dict[str, Any]) -> None:
+    """After the file's commit: publish its status-change events, best effort (SPEC §8).
+
+    Whatever is not published here (bus down, time budget spent) stays pending in the outbox
+    and the sweeper function publishes it; nothing here fails or retries the file."""
+    cfg = event_settings()
+    ids = events.outbox_ids_of(report)
+    if not cfg.enabled or (ids is None and report.get("outcome") != "applied") or ids == []:
+        return
+    budget_s = cfg.publish_budget_s
+    if _context is not None:
+        budget_s = min(budget_s, (_context.get_remaining_time_in_millis() - MIN_REMAINING_MS) / 1e3)
+    try:
+        result = events.publish_file(
+            DB.get(),
+            events_client(),
+            file_id=report.get("file_id"),
+            ids=ids,
+            cfg=cfg,
+            deadline=time.monotonic() + max(budget_s, 0.0),
+        )
+    except Exception as exc:
+        DB.discard()
+        metrics.add_metric(name="EventsPublishFailed", unit=MetricUnit.Count, value=1)
+        logger.warning(
+            "could not publish the file's events; the sweeper will",
+            extra={"file_id": report.get("file_id"), "error": redact_phones(str(exc))[:200]},
+        )
+        return
+    metrics.add_metric(name="EventsPublished", unit=MetricUnit.Count, value=result.published)
+    metrics.add_metric(name="EventsPublishFailed", unit=MetricUnit.Count, value=result.failed)
+    if result.failed or result.error or result.timed_out:
+        logger.warning(
+            "some events left pending for the sweeper",
+            extra={
+                "file_id": report.get("file_id"),
+                "published": result.published,
+                "failed": result.failed,
+                "error": result.error,
+                "timed_out": result.timed_out,
+            },
+        )
 
 
 def _report_failure(ref: S3ObjectRef, reason: str, attempt: int) -> None:
