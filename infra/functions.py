@@ -1,4 +1,4 @@
-"""The three Lambda functions (ingest, api, migrate): arm64, Python 3.12, both layers, in the
+"""The Lambda functions (ingest, api, migrate, sweeper): arm64, Python 3.12, both layers, in the
 VPC, one least-privilege role and one security group each."""
 
 from __future__ import annotations
@@ -199,6 +199,18 @@ class Functions(Construct):
             {"DB_SECRET_ARN": database.secret.secret_arn, "DB_STATEMENT_TIMEOUT_MS": "0"},
         )
         database.secret.grant_read(self.migrate)
+
+        # -- sweeper: publishes status-change events left pending (schedule in infra/events.py)
+        self.sweeper_sg = network.security_group("SweeperSg", "outbox sweeper function")
+        database.allow_direct(self.sweeper_sg, "sweeper")
+        network.allow_https_to_endpoints(self.sweeper_sg)
+        self.sweeper = self._function(
+            "Sweeper",
+            "sweeper",
+            self.sweeper_sg,
+            {"DB_SECRET_ARN": database.secret.secret_arn, "DB_STATEMENT_TIMEOUT_MS": "30000"},
+        )
+        database.secret.grant_read(self.sweeper)
 
     def _function(
         self, construct_id: str, name: str, sg: ec2.SecurityGroup, env: dict[str, str]

@@ -82,7 +82,7 @@ def test_every_bucket_and_queue_and_topic_denies_plain_http(dev: Any) -> None:
         + list(dev.of_type("AWS::SQS::QueuePolicy").values())
         + list(dev.of_type("AWS::SNS::TopicPolicy").values())
     )
-    assert len(policies) == 2 + 2 + 1
+    assert len(policies) == 2 + 2 + 1 + 2  # + the example event consumer queue and DLQ
     for res in policies:
         statements = res["Properties"]["PolicyDocument"]["Statement"]
         assert any(
@@ -125,7 +125,8 @@ def test_partner_roles_write_only_their_own_prefix(dev: Any) -> None:
 
 
 def test_queue_encrypted_with_dlq_and_long_visibility(dev: Any) -> None:
-    queues = dev.of_type("AWS::SQS::Queue")
+    # (the example event consumer's queues are tested in test_infra_events.py)
+    queues = {k: v for k, v in dev.of_type("AWS::SQS::Queue").items() if k.startswith("Queueing")}
     assert len(queues) == 2
     for q in queues.values():
         assert "KmsMasterKeyId" in q["Properties"]
@@ -180,9 +181,10 @@ def test_vpc_has_no_internet_path_and_only_needed_endpoints(dev: Any) -> None:
         )
         for e in endpoints
     )
-    assert len(kinds) == 2
+    assert len(kinds) == 3
     assert any(t == "Gateway" and ".s3" in name for t, name in kinds)
     assert any(t == "Interface" and "secretsmanager" in name for t, name in kinds)
+    assert any(t == "Interface" and ".events" in name for t, name in kinds)  # infra/events.py
 
 
 def test_database_encrypted_private_tls_only(dev: Any, prod: Any) -> None:
@@ -226,7 +228,7 @@ def test_database_reachable_only_from_known_security_groups(dev: Any) -> None:
 def test_functions_arm64_py312_in_vpc_traced_with_both_layers(dev: Any) -> None:
     fns = _app_functions(dev)
     names = sorted(k.removeprefix("Functions")[:3] for k in fns)
-    assert names == ["Api", "Ing", "Mig"]
+    assert names == ["Api", "Ing", "Mig", "Swe"]
     for fn in fns.values():
         props = fn["Properties"]
         assert props["Runtime"] == "python3.12"
