@@ -58,7 +58,9 @@ def browser() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.fail("Playwright for Python is missing: `make venv` (requirements-dev.txt) installs it")
+        pytest.fail(
+            "Playwright for Python is missing: `make venv` (requirements-dev.txt) installs it"
+        )
     if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)):
         pytest.fail(
             f"Chromium not found at {CHROMIUM}: the console's browser tests need the OS package "
@@ -119,6 +121,8 @@ def screenshot() -> Any:
             return
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.evaluate("document.fonts.ready")
-        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page, animations="disabled")
+        page.screenshot(
+            path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page, animations="disabled"
+        )
 
     return save

@@ -120,45 +120,108 @@ def build_data(now: datetime) -> dict[str, Any]:
         "QRK1001": _card(
             "QRK1001",
             "4534",
-            [_event("PICKED_UP", "2023-11-08T06:10:00Z"), _event("DELIVERED", "2023-11-09T11:30:00Z")],
+            [
+                _event("PICKED_UP", "2023-11-08T06:10:00Z"),
+                _event("DELIVERED", "2023-11-09T11:30:00Z"),
+            ],
         ),
         "QRK1004": _card(
             "QRK1004",
             "9014",
             [
                 _event("PICKED_UP", ago(hours=130)),
-                _event("DELIVERY_EXCEPTION", ago(hours=101), "Address not found", "address_problem"),
+                _event(
+                    "DELIVERY_EXCEPTION", ago(hours=101), "Address not found", "address_problem"
+                ),
             ],
         ),
     }
     stuck = [
-        {"card_id": "QRK1004", "status": "DELIVERY_EXCEPTION", "status_at": ago(hours=101), "partner": "acme", "age_hours": 101.0},
-        {"card_id": "QRK1005", "status": "DELIVERY_EXCEPTION", "status_at": ago(hours=80), "partner": "acme", "age_hours": 80.0},
-        {"card_id": "QRK1006", "status": "DELIVERY_EXCEPTION", "status_at": ago(hours=75, minutes=30), "partner": "swiftpost", "age_hours": 75.5},
-        {"card_id": "QRK1002", "status": "PICKED_UP", "status_at": ago(hours=240), "partner": "acme", "age_hours": 240.0},
-        {"card_id": "QRK1003", "status": "PICKED_UP", "status_at": ago(hours=96), "partner": "acme", "age_hours": 96.0},
+        {
+            "card_id": "QRK1004",
+            "status": "DELIVERY_EXCEPTION",
+            "status_at": ago(hours=101),
+            "partner": "acme",
+            "age_hours": 101.0,
+        },
+        {
+            "card_id": "QRK1005",
+            "status": "DELIVERY_EXCEPTION",
+            "status_at": ago(hours=80),
+            "partner": "acme",
+            "age_hours": 80.0,
+        },
+        {
+            "card_id": "QRK1006",
+            "status": "DELIVERY_EXCEPTION",
+            "status_at": ago(hours=75, minutes=30),
+            "partner": "swiftpost",
+            "age_hours": 75.5,
+        },
+        {
+            "card_id": "QRK1002",
+            "status": "PICKED_UP",
+            "status_at": ago(hours=240),
+            "partner": "acme",
+            "age_hours": 240.0,
+        },
+        {
+            "card_id": "QRK1003",
+            "status": "PICKED_UP",
+            "status_at": ago(hours=96),
+            "partner": "acme",
+            "age_hours": 96.0,
+        },
     ]
     # The 11 sample files, newest first (ids 32..42).
     specs = [
         ("incoming/acme/Sample Card Status Info - Returned.csv", "applied", None, (1, 1, 0, 0, 0)),
-        ("incoming/acme/Sample Card Status Info - Delivery exceptions.csv", "applied", None, (1, 1, 0, 0, 0)),
+        (
+            "incoming/acme/Sample Card Status Info - Delivery exceptions.csv",
+            "applied",
+            None,
+            (1, 1, 0, 0, 0),
+        ),
         ("incoming/acme/Sample Card Status Info - Delivered.csv", "applied", None, (2, 2, 0, 0, 0)),
         ("incoming/acme/Sample Card Status Info - Pickup.csv", "applied", None, (3, 3, 0, 0, 0)),
         ("incoming/acme/acme weekly export.csv", "applied", None, (6, 5, 1, 0, 0)),
-        ("incoming/acme/acme utf8-bom semicolon - Delivered.csv", "duplicate_file", "the same bytes were already applied", (2, 0, 2, 0, 0)),
+        (
+            "incoming/acme/acme utf8-bom semicolon - Delivered.csv",
+            "duplicate_file",
+            "the same bytes were already applied",
+            (2, 0, 2, 0, 0),
+        ),
         ("incoming/acme/acme unicode text - Pickup.csv", "applied", None, (3, 3, 0, 0, 0)),
-        ("incoming/acme/acme no card column - Delivered.csv", "rejected_file", "no card id column: expected one of card_id, card id, card number", (0, 0, 0, 0, 0)),
-        ("incoming/acme/acme mixed status column.csv", "rejected_file", "the status cannot be told: no event type in the file name and no status column", (4, 0, 0, 4, 0)),
+        (
+            "incoming/acme/acme no card column - Delivered.csv",
+            "rejected_file",
+            "no card id column: expected one of card_id, card id, card number",
+            (0, 0, 0, 0, 0),
+        ),
+        (
+            "incoming/acme/acme mixed status column.csv",
+            "rejected_file",
+            "the status cannot be told: no event type in the file name and no status column",
+            (4, 0, 0, 4, 0),
+        ),
         ("incoming/acme/acme cp1252 - Delivery exceptions.csv", "applied", None, (4, 4, 0, 0, 2)),
         ("incoming/acme/acme bad rows - Returned.csv", "applied", None, (8, 5, 0, 3, 1)),
     ]
     files: list[dict[str, Any]] = []
     reports: dict[str, dict[str, Any]] = {}
     rejects: dict[str, list[dict[str, Any]]] = {}
-    for index, (key, outcome, reason, (rows, accepted, duplicate, rejected, warnings)) in enumerate(specs):
+    for index, (key, outcome, reason, (rows, accepted, duplicate, rejected, warnings)) in enumerate(
+        specs
+    ):
         file_id = 42 - index
         received = now - timedelta(minutes=7 + index * 53)
-        counts = {"rows": rows, "accepted": accepted, "duplicate": duplicate, "rejected": rejected, "warnings": warnings}
+        counts = {
+            "rows": rows,
+            "accepted": accepted,
+            "duplicate": duplicate,
+            "rejected": rejected,
+            "warnings": warnings,
+        }
         files.append(
             {
                 "file_id": file_id,
@@ -180,7 +243,9 @@ def build_data(now: datetime) -> dict[str, Any]:
                 {"line": 5, "reason": "invalid date: '31-02-2023 10:00'"},
                 {"line": 8, "reason": "missing date"},
             ]
-            file_warnings = [{"line": 6, "warning": "invalid phone ********1234: kept the event without it"}]
+            file_warnings = [
+                {"line": 6, "warning": "invalid phone ********1234: kept the event without it"}
+            ]
         elif key.endswith("mixed status column.csv"):
             file_rejects = [{"line": n, "reason": "the status cannot be told"} for n in range(2, 6)]
         elif key.endswith("cp1252 - Delivery exceptions.csv"):
@@ -236,7 +301,11 @@ class FakeApi:
             return self._files(params)
         if method == "GET" and len(parts) == 2 and parts[0] == "files":
             report = self.data["reports"].get(parts[1])
-            return (200, copy.deepcopy(report)) if report else _error(404, "not_found", "file not found")
+            return (
+                (200, copy.deepcopy(report))
+                if report
+                else _error(404, "not_found", "file not found")
+            )
         if method == "GET" and len(parts) == 3 and parts[0] == "files" and parts[2] == "rejects":
             return self._rejects(parts[1], params)
         if method == "POST" and len(parts) == 3 and parts[0] == "files" and parts[2] == "void":
@@ -280,7 +349,10 @@ class FakeApi:
         start = int(params.get("cursor") or 0)
         page = files[start : start + limit]
         more = start + limit < len(files)
-        return 200, {"files": copy.deepcopy(page), "next_cursor": str(start + limit) if more else None}
+        return 200, {
+            "files": copy.deepcopy(page),
+            "next_cursor": str(start + limit) if more else None,
+        }
 
     def _rejects(self, file_id: str, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
         if file_id not in self.data["rejects"]:
@@ -304,7 +376,9 @@ class FakeApi:
             return _error(409, "conflict", "only an applied file can be voided")
         already = report["voided_at"] is not None
         if not already:
-            report.update(voided_at=_iso(datetime.now(UTC)), voided_by="local-user", void_reason=reason)
+            report.update(
+                voided_at=_iso(datetime.now(UTC)), voided_by="local-user", void_reason=reason
+            )
             for f in self.data["files"]:
                 if str(f["file_id"]) == file_id:
                     f["voided"] = True
@@ -320,7 +394,9 @@ class FakeApi:
     def _stuck(self, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
         status = params.get("status", "PICKED_UP")
         if status not in ("PICKED_UP", "DELIVERY_EXCEPTION"):
-            return _error(400, "invalid_parameter", "status must be PICKED_UP or DELIVERY_EXCEPTION")
+            return _error(
+                400, "invalid_parameter", "status must be PICKED_UP or DELIVERY_EXCEPTION"
+            )
         hours = float(params.get("older_than_hours") or 72)
         cards = [
             c

@@ -49,7 +49,7 @@ def test_lookup_by_phone_posts_the_phone_and_never_puts_it_in_a_url(page: Page, 
     expect(page.locator("#card-status")).to_have_text("RETURNED")
     searches = [(m, u, b) for m, u, b in sent.api() if urlsplit(u).path == "/cards/search"]
     assert len(searches) == 1
-    method, url, body = searches[0]
+    method, _url, body = searches[0]
     assert method == "POST"
     assert json.loads(body) == {"user_phone": PHONE}
     assert all(PHONE not in u for _, u, _ in sent.requests), sent.requests
@@ -83,11 +83,16 @@ def test_unknown_card_shows_the_404_in_an_alert(page: Page) -> None:
 
 
 def test_database_unavailable_shows_the_503_in_an_alert(page: Page, screenshot) -> None:
-    body = {"error": {"code": "database_unavailable", "message": "the database is unavailable; retry"}}
+    body = {
+        "error": {"code": "database_unavailable", "message": "the database is unavailable; retry"}
+    }
     page.route(
         "**/cards/**",
         lambda route: route.fulfill(
-            status=503, content_type="application/json", body=json.dumps(body), headers={"Retry-After": "5"}
+            status=503,
+            content_type="application/json",
+            body=json.dumps(body),
+            headers={"Retry-After": "5"},
         ),
     )
     page.goto(f"/console?card_id={CARD}")
@@ -98,6 +103,11 @@ def test_database_unavailable_shows_the_503_in_an_alert(page: Page, screenshot) 
     expect(alert).to_contain_text("database_unavailable")
     expect(page.locator("#card-result")).to_be_empty()
     screenshot(page, "error-503", full_page=False)
+    # once the database is back, "Try again" repeats the lookup
+    page.unroute("**/cards/**")
+    alert.get_by_role("button", name="Try again").click()
+    expect(page.locator("#card-status")).to_have_text("RETURNED")
+    expect(alert).to_be_hidden()
 
 
 def test_a_non_json_gateway_error_still_reads_well(page: Page) -> None:
@@ -160,7 +170,7 @@ def test_files_list_then_a_file_report_and_its_rejected_rows(page: Page, sent, s
     expect(rejected).to_contain_text("no card id column")
     screenshot(page, "files")
 
-    page.get_by_role("link", name=f"incoming/acme/{FILE_WITH_REJECTS_KEY}").click()
+    page.get_by_role("link", name=FILE_WITH_REJECTS_KEY, exact=True).click()
     expect(page.locator("#file-title")).to_have_text(f"incoming/acme/{FILE_WITH_REJECTS_KEY}")
     expect(page.locator("#file-outcome")).to_have_text("applied")
     assert "?file=" in page.url
@@ -175,7 +185,10 @@ def test_files_list_then_a_file_report_and_its_rejected_rows(page: Page, sent, s
     expect(rejects.nth(0)).to_contain_text("3")
     expect(rejects.nth(0)).to_contain_text("invalid card id")
     expect(rejects.nth(2)).to_contain_text("missing date")
-    paths = [urlsplit(u).path + ("?" + urlsplit(u).query if urlsplit(u).query else "") for _, u, _ in sent.api()]
+    paths = [
+        urlsplit(u).path + ("?" + urlsplit(u).query if urlsplit(u).query else "")
+        for _, u, _ in sent.api()
+    ]
     assert any(p.startswith("/files/") and p.endswith("/rejects") for p in paths), paths
     assert any("/rejects?cursor=" in p for p in paths), paths
     expect(page.get_by_role("button", name="Void file…")).to_be_enabled()
@@ -215,7 +228,9 @@ def test_files_filters_and_load_more(page: Page, sent) -> None:
 def test_deep_link_to_a_file(page: Page) -> None:
     page.goto("/console?file=42")
     expect(page.locator("#file-heading")).to_have_text("File #42")
-    expect(page.locator("#file-title")).to_have_text("incoming/acme/Sample Card Status Info - Returned.csv")
+    expect(page.locator("#file-title")).to_have_text(
+        "incoming/acme/Sample Card Status Info - Returned.csv"
+    )
     expect(page.locator("#rejects")).to_contain_text("No rejected rows.")
     expect(page.locator("#nav-files")).to_have_attribute("aria-current", "page")
 
@@ -241,7 +256,9 @@ def test_void_a_file_asks_for_a_reason_and_shows_the_result(page: Page, sent) ->
     assert len(voids) == 1 and voids[0][0] == "POST"
     assert json.loads(voids[0][2]) == {"reason": "wrong partner: uploaded to acme by mistake"}
     # reloaded: now voided, the button disabled
-    expect(page.locator("#file-report")).to_contain_text("wrong partner: uploaded to acme by mistake")
+    expect(page.locator("#file-report")).to_contain_text(
+        "wrong partner: uploaded to acme by mistake"
+    )
     expect(page.get_by_role("button", name="Void file…")).to_be_disabled()
     expect(page.locator("#void-hint")).to_have_text("This file is already voided.")
 
@@ -271,7 +288,9 @@ def test_stuck_cards_with_filters_and_deep_link(page: Page, sent, screenshot) ->
     page.get_by_label("Current status").select_option("PICKED_UP")
     page.locator("#view-stuck").get_by_label("Partner").fill("swiftpost")
     page.get_by_role("button", name="Show stuck cards").click()
-    expect(page.locator("#stuck-result")).to_contain_text("No cards in PICKED_UP for more than 90 h from swiftpost.")
+    expect(page.locator("#stuck-result")).to_contain_text(
+        "No cards in PICKED_UP for more than 90 h from swiftpost."
+    )
     page.go_back()
     expect(rows).to_have_count(1)
     rows.nth(0).get_by_role("link").click()
@@ -292,7 +311,12 @@ def test_console_files_are_served_with_types_and_traversal_is_refused(console_ur
         response = conn.getresponse()
         body = response.read()
         conn.close()
-        return response.status, response.getheader("Content-Type") or "", response.getheader("Cache-Control") or "", body
+        return (
+            response.status,
+            response.getheader("Content-Type") or "",
+            response.getheader("Cache-Control") or "",
+            body,
+        )
 
     status, ctype, cache, body = get("/console?card_id=ZYW8890")
     assert (status, ctype, cache) == (200, "text/html; charset=utf-8", "no-store")
@@ -315,4 +339,6 @@ def test_the_page_loads_nothing_from_elsewhere(page: Page, sent, console_url: st
     page.goto(f"/console?card_id={CARD}")
     expect(page.locator("#card-status")).to_have_text("RETURNED")
     origin = console_url.rstrip("/")
-    assert sent.requests and all(u.startswith(origin + "/") for _, u, _ in sent.requests), sent.requests
+    assert sent.requests and all(u.startswith(origin + "/") for _, u, _ in sent.requests), (
+        sent.requests
+    )

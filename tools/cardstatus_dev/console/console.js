@@ -123,7 +123,8 @@ export function formatAge(hoursOrIso) {
   if (hours < 48) return `${Math.floor(hours)} h`;
   const days = Math.floor(hours / 24);
   if (days < 60) return `${days} d ${Math.floor(hours - days * 24)} h`;
-  return `${days} d`;
+  if (days < 730) return `${days} d`;
+  return `${Math.floor(days / 365.25)} years`;
 }
 
 function timeEl(iso, { age = false } = {}) {
@@ -185,18 +186,27 @@ const ERROR_TITLES = {
   403: "Not allowed",
   404: "Not found",
   409: "Conflict",
-  503: "Service unavailable — the database cannot be reached right now; try again in a moment",
+  503: "Service unavailable",
 };
 
-export function showError(err) {
+const ERROR_HINTS = {
+  403: "Your credentials do not allow this call.",
+  503: "The database cannot be reached right now; try again in a moment.",
+};
+
+export function showError(err, { retry = null } = {}) {
   if (err && err.name === "AbortError") return;
   const box = $("#alert");
   const status = err instanceof ApiError ? err.status : 0;
   const title = ERROR_TITLES[status] || (status >= 500 ? "Server error" : "Request failed");
+  const hint = ERROR_HINTS[status] || (status >= 500 ? "Try again; if it persists, tell an engineer." : null);
+  const transient = status === 0 || status >= 500;
   box.replaceChildren(
     h("strong", {}, status ? `${title} (${status})` : title),
     h("span", {}, err && err.message ? err.message : String(err)),
     err instanceof ApiError && err.code ? h("span", {}, " ", h("code", {}, err.code)) : null,
+    hint ? h("span", { class: "hint" }, hint) : null,
+    retry && transient ? h("button", { type: "button", class: "secondary", id: "retry", onclick: retry }, "Try again") : null,
   );
   box.hidden = false;
 }
@@ -256,7 +266,7 @@ export async function route({ focus = false } = {}) {
     else if (view === "file") await fileView(params.get("file"), signal);
     else if (view === "stuck") await stuckView(params, signal);
   } catch (err) {
-    showError(err);
+    showError(err, { retry: () => route() });
   }
 }
 
@@ -303,7 +313,7 @@ async function lookupByPhone(phone, cardId) {
     document.title = `${card.card_id} — cardstatus console`;
     result.replaceChildren(renderCard(card));
   } catch (err) {
-    showError(err);
+    showError(err, { retry: () => lookupByPhone(phone, cardId) });
   } finally {
     done();
   }
@@ -433,13 +443,23 @@ async function filesView(params, signal) {
   await load("");
 }
 
+function fileName(file) {
+  const key = file.key || "";
+  return key.slice(key.lastIndexOf("/") + 1) || `file ${file.file_id}`;
+}
+
+function folderOf(key) {
+  return key && key.includes("/") ? key.slice(0, key.lastIndexOf("/") + 1) : "";
+}
+
 function fileRow(file) {
   const c = file.counts || {};
   const href = PAGE + query({ file: file.file_id });
   const row = h(
     "tr",
     { class: file.voided ? "is-voided" : null, "data-file-id": file.file_id },
-    h("td", {}, h("a", { href, class: "mono" }, file.key || `file ${file.file_id}`), h("div", { class: "note" }, `#${file.file_id}`)),
+    h("td", { class: "file-name" }, h("a", { href, title: file.key }, fileName(file)),
+      h("div", { class: "note" }, `#${file.file_id}`, folderOf(file.key) ? ` · ${folderOf(file.key)}` : "")),
     h("td", {}, file.partner || "—"),
     h("td", {}, badge(file.outcome), file.voided ? [" ", badge("voided")] : null,
       file.reason ? h("div", { class: "note" }, file.reason) : null),
@@ -520,8 +540,8 @@ function renderReport(fileId, report, voidResult) {
     warnings.length
       ? table(
           warnings.length < (c.warnings ?? 0) ? `First ${warnings.length} of ${c.warnings} listed` : null,
-          [["Line", "num"], ["Warning"]],
-          warnings.map((w) => h("tr", {}, h("td", { class: "num" }, w.line ?? "—"), h("td", {}, w.warning ?? ""))),
+          [["Line", "line"], ["Warning"]],
+          warnings.map((w) => h("tr", {}, h("td", { class: "line" }, w.line ?? "—"), h("td", {}, w.warning ?? ""))),
         )
       : empty("No warnings."),
     h("h3", { id: "rejects-heading" }, `Rejected rows (${c.rejected ?? 0})`),
@@ -548,12 +568,12 @@ async function loadRejects(fileId, signal) {
       if (!cursor) {
         box.replaceChildren(
           h("div", { class: "table-wrap" }, h("table", { id: "rejects-table", "aria-labelledby": "rejects-heading" },
-            h("thead", {}, h("tr", {}, h("th", { scope: "col", class: "num" }, "Line"), h("th", { scope: "col" }, "Reason"))),
+            h("thead", {}, h("tr", {}, h("th", { scope: "col", class: "line" }, "Line"), h("th", { scope: "col" }, "Reason"))),
             tbody)),
           more,
         );
       }
-      tbody.append(...rejects.map((r) => h("tr", {}, h("td", { class: "num" }, r.line ?? "—"), h("td", {}, r.reason ?? ""))));
+      tbody.append(...rejects.map((r) => h("tr", {}, h("td", { class: "line" }, r.line ?? "—"), h("td", {}, r.reason ?? ""))));
       shown += rejects.length;
       more.replaceChildren(h("span", { class: "note" }, `${shown} shown`));
       if (page.next_cursor) {
