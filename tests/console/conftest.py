@@ -105,9 +105,18 @@ def page(browser: Any, console_url: str, sent: Sent) -> Iterator[Any]:
     errors: list[str] = []
     tab.on("request", sent.record)
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    tab.on(
+        "console",
+        lambda msg: (
+            errors.append(msg.text)
+            if msg.type == "error"
+            and ("Content Security Policy" in msg.text or "Refused to" in msg.text)
+            else None
+        ),
+    )
     try:
         yield tab
-        assert not errors, f"JavaScript errors on the page: {errors}"
+        assert not errors, f"JavaScript or Content-Security-Policy errors on the page: {errors}"
     finally:
         context.close()
 
@@ -120,6 +129,7 @@ def screenshot() -> Any:
         if os.environ.get("CONSOLE_SCREENSHOTS") != "1":
             return
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.mouse.move(0, 0)  # no hover colours in the picture
         page.evaluate("document.fonts.ready")
         page.screenshot(
             path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page, animations="disabled"

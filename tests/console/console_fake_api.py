@@ -34,6 +34,17 @@ CONSOLE_TYPES = {
     ".svg": "image/svg+xml",
 }
 
+# Sent with every console file: nothing but this origin may run, load or be framed.
+CONSOLE_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+        "img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+}
+
 
 def console_asset(path: str, root: Path = CONSOLE_DIR) -> tuple[int, str, bytes] | None:
     """(status, content type, body) for a /console path (query string already removed), or None
@@ -415,12 +426,14 @@ def make_server(api: FakeApi, host: str = "127.0.0.1", port: int = 0) -> Threadi
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def _reply(self, status: int, content_type: str, body: bytes, cache: bool = False) -> None:
+        def _reply(
+            self, status: int, content_type: str, body: bytes, headers: dict[str, str]
+        ) -> None:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
-            if not cache:
-                self.send_header("Cache-Control", "no-store")
+            for name, value in headers.items():
+                self.send_header(name, value)
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(body)
@@ -430,10 +443,10 @@ def make_server(api: FakeApi, host: str = "127.0.0.1", port: int = 0) -> Threadi
             body = self.rfile.read(length) if length else None
             asset = console_asset(urlsplit(self.path).path)
             if asset is not None:
-                self._reply(*asset)
+                self._reply(*asset, CONSOLE_HEADERS)
                 return
             status, payload = api.answer(self.command, self.path, body)
-            self._reply(status, "application/json", json.dumps(payload).encode())
+            self._reply(status, "application/json", json.dumps(payload).encode(), {})
 
         do_GET = do_POST = do_HEAD = _handle
 

@@ -240,7 +240,7 @@ def test_unknown_file_is_a_404_alert(page: Page) -> None:
     expect(page.get_by_role("alert")).to_contain_text("Not found (404)")
 
 
-def test_void_a_file_asks_for_a_reason_and_shows_the_result(page: Page, sent) -> None:
+def test_void_a_file_asks_for_a_reason_and_shows_the_result(page: Page, sent, screenshot) -> None:
     page.goto("/console?file=41")
     button = page.get_by_role("button", name="Void file…")
     expect(button).to_be_enabled()
@@ -250,6 +250,7 @@ def test_void_a_file_asks_for_a_reason_and_shows_the_result(page: Page, sent) ->
     dialog.get_by_role("button", name="Void file").click()  # no reason: refused in the page
     expect(dialog).to_be_visible()
     dialog.get_by_label("Reason").fill("wrong partner: uploaded to acme by mistake")
+    screenshot(page, "void-dialog", full_page=False)
     dialog.get_by_role("button", name="Void file").click()
     expect(page.locator("#void-result")).to_contain_text('"voided_by": "local-user"')
     voids = [(m, u, b) for m, u, b in sent.api() if urlsplit(u).path == "/files/41/void"]
@@ -261,6 +262,7 @@ def test_void_a_file_asks_for_a_reason_and_shows_the_result(page: Page, sent) ->
     )
     expect(page.get_by_role("button", name="Void file…")).to_be_disabled()
     expect(page.locator("#void-hint")).to_have_text("This file is already voided.")
+    screenshot(page, "file-voided")
 
 
 def test_void_is_disabled_for_a_file_that_was_not_applied(page: Page) -> None:
@@ -342,3 +344,42 @@ def test_the_page_loads_nothing_from_elsewhere(page: Page, sent, console_url: st
     assert sent.requests and all(u.startswith(origin + "/") for _, u, _ in sent.requests), (
         sent.requests
     )
+
+
+# --- states and accessibility -------------------------------------------------------------
+
+
+def test_loading_state_while_the_api_answers(page: Page) -> None:
+    held = []
+    page.route("**/stuck_cards?*", lambda route: held.append(route))
+    page.goto("/console?view=stuck")
+    expect(page.get_by_role("status").filter(has_text="Loading stuck cards")).to_be_visible()
+    expect(page.locator("main")).to_have_attribute("aria-busy", "true")
+    for _ in range(50):  # the route handler runs on Playwright's side: let it see the request
+        if held:
+            break
+        page.wait_for_timeout(100)
+    assert held, "the page did not ask for stuck cards"
+    held[0].continue_()
+    expect(page.locator("#stuck-table tbody tr")).to_have_count(2)  # PICKED_UP over 72 h
+    expect(page.locator("#loading")).to_be_empty()
+    expect(page.locator("main")).not_to_have_attribute("aria-busy", "true")
+
+
+def test_every_control_has_a_name_and_the_page_has_landmarks(page: Page) -> None:
+    page.goto("/console?file=32")
+    expect(page.locator("#rejects-table")).to_be_visible()
+    unnamed = page.evaluate(
+        """() => [...document.querySelectorAll('input, select, textarea')]
+              .filter((el) => el.labels.length === 0).map((el) => el.outerHTML)"""
+    )
+    assert unnamed == []
+    nameless_buttons = page.evaluate(
+        """() => [...document.querySelectorAll('button, a[href]')]
+              .filter((el) => !el.textContent.trim() && !el.getAttribute('aria-label'))
+              .map((el) => el.outerHTML)"""
+    )
+    assert nameless_buttons == []
+    for role in ("banner", "navigation", "main", "contentinfo"):
+        expect(page.get_by_role(role)).to_have_count(1)
+    assert page.evaluate("document.documentElement.lang") == "en"

@@ -534,7 +534,7 @@ function renderReport(fileId, report, voidResult) {
           "aria-describedby": "void-hint", onclick: () => openVoidDialog(fileId),
         }, "Void file…"),
         h("span", { class: "note", id: "void-hint" }, voidHint)),
-      voidResult ? h("div", {}, h("h3", {}, "Void result"), h("pre", { class: "json", id: "void-result" }, JSON.stringify(voidResult, null, 2))) : null,
+      voidResult ? h("div", {}, h("h3", {}, "Void result"), h("pre", { class: "json", id: "void-result", tabindex: "-1" }, JSON.stringify(voidResult, null, 2))) : null,
     ),
     h("h3", { id: "warnings-heading" }, `Warnings (${c.warnings ?? warnings.length})`),
     warnings.length
