@@ -57,6 +57,7 @@ def test_lookup_by_phone_posts_the_phone_and_never_puts_it_in_a_url(page: Page, 
     assert PHONE not in page.url
     assert page.url.endswith(f"?card_id={CARD}")
     # other cards of the phone link to their own lookup
+    assert "null" not in page.locator("main").inner_text()
     page.locator("#other-cards").get_by_role("link", name="QRK1001").click()
     expect(page.locator("#card-title")).to_have_text("QRK1001")
     expect(page.locator("#card-status")).to_have_text("DELIVERED")
@@ -77,7 +78,7 @@ def test_unknown_card_shows_the_404_in_an_alert(page: Page) -> None:
     alert = page.get_by_role("alert")
     expect(alert).to_be_visible()
     expect(alert).to_contain_text("Not found (404)")
-    expect(alert).to_contain_text("card not found")
+    expect(alert).to_have_text("Not found (404)card not found not_found")
     expect(page.locator("#card-result")).to_be_empty()
     expect(page.locator("#loading")).to_be_empty()
 
@@ -383,3 +384,16 @@ def test_every_control_has_a_name_and_the_page_has_landmarks(page: Page) -> None
     for role in ("banner", "navigation", "main", "contentinfo"):
         expect(page.get_by_role(role)).to_have_count(1)
     assert page.evaluate("document.documentElement.lang") == "en"
+
+
+def test_a_truncated_phone_lookup_says_so(page: Page) -> None:
+    def truncated(route) -> None:
+        answer = route.fetch().json()
+        route.fulfill(json={**answer, "truncated": True})
+
+    page.route("**/cards/search", truncated)
+    page.goto("/console")
+    page.get_by_label("or phone").fill(PHONE)
+    page.get_by_role("button", name="Look up").click()
+    expect(page.locator("#truncated")).to_contain_text("truncated")
+    expect(page.locator("#other-cards li")).to_have_count(1)

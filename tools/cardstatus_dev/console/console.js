@@ -201,13 +201,14 @@ export function showError(err, { retry = null } = {}) {
   const title = ERROR_TITLES[status] || (status >= 500 ? "Server error" : "Request failed");
   const hint = ERROR_HINTS[status] || (status >= 500 ? "Try again; if it persists, tell an engineer." : null);
   const transient = status === 0 || status >= 500;
-  box.replaceChildren(
+  const parts = [
     h("strong", {}, status ? `${title} (${status})` : title),
     h("span", {}, err && err.message ? err.message : String(err)),
     err instanceof ApiError && err.code ? h("span", {}, " ", h("code", {}, err.code)) : null,
     hint ? h("span", { class: "hint" }, hint) : null,
     retry && transient ? h("button", { type: "button", class: "secondary", id: "retry", onclick: retry }, "Try again") : null,
-  );
+  ];
+  box.replaceChildren(...parts.filter(Boolean));
   box.hidden = false;
 }
 
@@ -361,7 +362,7 @@ function renderCard(card) {
       : empty("No events recorded for this card."),
   );
   if (others.length || card.truncated) {
-    panel.append(
+    panel.append(...[
       h("h3", { id: "other-cards-heading" }, "Other cards of this phone"),
       others.length
         ? h(
@@ -372,8 +373,8 @@ function renderCard(card) {
                 badge(other.status), " ", h("span", { class: "note" }, formatTime(other.status_at)))),
           )
         : null,
-      card.truncated ? h("p", { class: "note" }, "This phone has more cards than one answer lists (truncated).") : null,
-    );
+      card.truncated ? h("p", { class: "note", id: "truncated" }, "This phone has more cards than one answer lists (truncated).") : null,
+    ].filter(Boolean));
   }
   return panel;
 }
