@@ -30,7 +30,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.network import Network
-from infra.settings import Settings
+from infra.settings import Settings, SettingsError
 from infra.storage import data_removal_policy
 
 SOURCE = "cardstatus"
@@ -105,6 +105,14 @@ class Events(Construct):
         for fn in publishers:
             self.grant_publish(fn)
         sweeper.add_environment("EVENTS_MAX_AGE_S", str(max_age_min * 60))
+        every = settings.get_int("events", "sweepEveryMinutes", minimum=1)
+        sweep_budget = settings.get_int("events", "sweepBudgetSeconds", minimum=1)
+        if sweep_budget >= every * 60 or sweep_budget >= settings.function("sweeper").timeout_s:
+            raise SettingsError(
+                "events.sweepBudgetSeconds must be shorter than the sweep interval and than "
+                "functions.sweeper.timeoutSeconds (sweeps must not overlap or be cut off)"
+            )
+        sweeper.add_environment("EVENTS_SWEEP_BUDGET_S", str(sweep_budget))
         for fn in publishers:
             if fn is not sweeper:
                 fn.add_environment(
@@ -113,7 +121,6 @@ class Events(Construct):
                 )
 
         # -- sweeper schedule ---------------------------------------------------------------
-        every = settings.get_int("events", "sweepEveryMinutes", minimum=1)
         self.schedule = eventbridge.Rule(
             self,
             "SweepSchedule",

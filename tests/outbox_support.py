@@ -1,10 +1,10 @@
 """Helpers of the events tests: the outbox schema, rows, a moto bus and its recorded events.
 
-TEMPORARY (issue 15, until H5's migration 0006 is merged): when the migrated test database
-has no `status_outbox`, `ensure_outbox` creates it from the DDL in plan/CONTRACTS.md and adds
-a trigger that writes outbox rows the way ingestion will (one per change of a card's current
-status, in the same transaction). Once 0006 and H5's outbox writes are in main, this stand-in
-is never used and is deleted.
+TEMPORARY (issue 15, until H5's outbox writes are merged): while no SQL of the ingestion
+writes `status_outbox`, `ensure_outbox` creates the table if migration 0006 did not (DDL of
+plan/CONTRACTS.md) and adds a trigger that writes outbox rows the way ingestion will (one per
+change of a card's current status, in the same transaction). Once H5's writes are in main,
+the stand-in switches itself off and is then deleted.
 """
 
 from __future__ import annotations
@@ -68,15 +68,27 @@ CREATE TRIGGER stand_in_outbox BEFORE INSERT OR UPDATE ON card
 """
 
 
+def ingestion_writes_outbox() -> bool:
+    """Whether any SQL of the runtime package inserts into status_outbox (H5's writes)."""
+    import cardstatus
+
+    package = Path(cardstatus.__file__).parent
+    return any(
+        "INSERT INTO status_outbox" in f.read_text("utf-8")
+        for f in package.rglob("*.py")
+        if f.name != "outbox.py"
+    )
+
+
 def ensure_outbox(conn: Any) -> bool:
-    """Create the stand-in outbox when the migrations did not; True when it was needed."""
+    """Install the stand-in outbox writer unless ingestion writes the outbox itself; True
+    when the stand-in was needed."""
+    if ingestion_writes_outbox():
+        return False
     with conn.cursor() as cur:
-        cur.execute("SELECT to_regclass('status_outbox') IS NOT NULL")
-        exists = cur.fetchone()[0]
-        if not exists:
-            cur.execute(_STAND_IN_DDL)
+        cur.execute(_STAND_IN_DDL)
     conn.commit()
-    return not exists
+    return True
 
 
 def insert_rows(conn: Any, n: int, *, card_prefix: str = "CARD", file_id: int = 1) -> list[int]:

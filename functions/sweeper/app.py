@@ -41,13 +41,14 @@ def events_client() -> Any:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     cfg = event_settings()
     remaining_s = (context.get_remaining_time_in_millis() - RESERVE_MS) / 1e3
+    budget_s = min(remaining_s, cfg.sweep_budget_s)  # runs do not overlap their schedule
     try:
         conn = DB.get()
         result = events.publish_pending(
             conn,
             events_client(),
             cfg=cfg,
-            deadline=time.monotonic() + max(remaining_s, 0.0),
+            deadline=time.monotonic() + max(budget_s, 0.0),
         )
         pending, oldest_s = events.outbox_stats(conn)
     except Exception:

@@ -114,11 +114,12 @@ def test_sweeper_function_and_its_schedule(dev: Any) -> None:
     ingest = _function(dev, "Ingest")["Properties"]
     assert sweeper["Handler"] == ingest["Handler"].replace("ingest", "sweeper")
     assert sweeper["Runtime"] == "python3.12" and sweeper["Architectures"] == ["arm64"]
-    assert sweeper["Timeout"] == 60
+    assert sweeper["Timeout"] == 300  # >= the ingest role's statement_timeout + margin
     assert sweeper["VpcConfig"]["SubnetIds"]
     env = sweeper["Environment"]["Variables"]
     assert env["EVENT_BUS_NAME"] == {"Ref": bus_id}
     assert env["EVENTS_MAX_AGE_S"] == "600"
+    assert env["EVENTS_SWEEP_BUDGET_S"] == "50"  # < the 1-minute schedule: no overlap
     assert env["POWERTOOLS_SERVICE_NAME"] == "cardstatus-sweeper"
     # Connects like ingest does today (TODO H3: its own IAM-auth role cardstatus_ingest).
     assert set(env) >= {"DB_SECRET_ARN", "DB_NAME", "DB_SSLROOTCERT"}
@@ -216,3 +217,16 @@ def test_example_consumer_can_be_disabled_by_context() -> None:
     resources = Template.from_stack(stack).to_json()["Resources"]
     assert not [k for k in resources if "ExampleConsumer" in k]
     assert [k for k in resources if resources[k]["Type"] == "AWS::Events::Archive"]
+
+
+def test_sweep_budget_must_fit_the_schedule() -> None:
+    from infra.settings import SettingsError, cdk_json_context, deep_merge
+
+    shared = deep_merge(
+        cdk_json_context()["cardstatus:shared"], {"events": {"sweepBudgetSeconds": 60}}
+    )
+    with pytest.raises(SettingsError, match="sweepBudgetSeconds"):
+        build_app(
+            {"env": "dev", "cardstatus:layerBuild": "cached", "cardstatus:shared": shared},
+            outdir=tempfile.mkdtemp(prefix="cardstatus-cdk-budget-"),
+        )

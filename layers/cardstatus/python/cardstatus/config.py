@@ -159,6 +159,7 @@ class EventSettings:
     concurrency: int = 4  # EVENTS_PUBLISH_CONCURRENCY: PutEvents calls in flight
     publish_budget_s: float = 60.0  # EVENTS_PUBLISH_BUDGET_S: ingest's own publish; then sweeper
     sweep_min_age_s: float = 30.0  # EVENTS_SWEEP_MIN_AGE_S: sweeper leaves fresher rows to ingest
+    sweep_budget_s: float = 50.0  # EVENTS_SWEEP_BUDGET_S: one sweep's time (< its schedule)
     max_age_s: int = 600  # EVENTS_MAX_AGE_S: pending longer than this = stuck (logged, alarmed)
     connect_timeout_s: float = 2.0  # EVENTS_CONNECT_TIMEOUT_S
     read_timeout_s: float = 5.0  # EVENTS_READ_TIMEOUT_S
@@ -180,6 +181,7 @@ def load_event_settings() -> EventSettings:
         concurrency=max(1, int(env.get("EVENTS_PUBLISH_CONCURRENCY", "4"))),
         publish_budget_s=float(env.get("EVENTS_PUBLISH_BUDGET_S", "60")),
         sweep_min_age_s=max(0.0, float(env.get("EVENTS_SWEEP_MIN_AGE_S", "30"))),
+        sweep_budget_s=float(env.get("EVENTS_SWEEP_BUDGET_S", "50")),
         max_age_s=int(env.get("EVENTS_MAX_AGE_S", "600")),
         connect_timeout_s=float(env.get("EVENTS_CONNECT_TIMEOUT_S", "2")),
         read_timeout_s=float(env.get("EVENTS_READ_TIMEOUT_S", "5")),
