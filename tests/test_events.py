@@ -226,6 +226,23 @@ def test_time_budget_leaves_the_rest_pending(out: Any, recorder: Recorder) -> No
     assert events.outbox_stats(out)[0] == 3
 
 
+def test_a_claim_is_not_held_open_while_the_bus_is_slow(
+    out: Any, recorder: Recorder, monkeypatch: Any
+) -> None:
+    insert_rows(out, 50)
+    spy = Spy(recorder.events)
+    spy.delay_s = 0.2
+    monkeypatch.setattr(events, "CHUNK_MAX_S", 0.3)
+    cfg = EventSettings(bus_name=BUS, sweep_min_age_s=0, concurrency=1)
+    started = time.monotonic()
+    result = events.publish_pending(out, spy, cfg=cfg)
+    assert time.monotonic() - started < 1.5
+    assert result.timed_out and 1 <= result.published < 50 and result.failed == 0
+    rows = outbox(out)
+    assert sum(1 for r in rows if r["published_at"]) == result.published
+    assert all(r["attempts"] == 0 for r in rows if r["published_at"] is None)
+
+
 def test_sweeper_leaves_fresh_rows_to_the_ingest_function(out: Any, recorder: Recorder) -> None:
     insert_rows(out, 2)  # created five minutes ago
     with out.cursor() as cur:

@@ -43,6 +43,9 @@ SOURCE = "cardstatus"
 DETAIL_TYPE = "CardStatusChanged"
 ERROR_CHARS = 500  # last_error is kept short
 CLAIM_BATCHES = 10  # a claim holds concurrency x CLAIM_BATCHES PutEvents calls' worth of rows
+# A claim's transaction stays open while its rows are sent: no new call starts after this
+# long, far below the ingest role's idle_in_transaction_session_timeout (60 s).
+CHUNK_MAX_S = 20.0
 
 
 @dataclass(frozen=True)
@@ -138,7 +141,10 @@ class Publisher:
                     self.conn.commit()
                     break
                 after = rows[-1].id
-                chunk = self._send(rows)  # never raises
+                chunk_deadline = time.monotonic() + CHUNK_MAX_S
+                if deadline is not None:
+                    chunk_deadline = min(chunk_deadline, deadline)
+                chunk = self._send(rows, chunk_deadline)  # never raises
                 self._mark(chunk)
                 self.conn.commit()
             except BaseException:
@@ -146,6 +152,9 @@ class Publisher:
                 raise
             result.add(chunk)
             if chunk.error:
+                break
+            if chunk.published + chunk.failed < len(rows):
+                result.timed_out = True  # the rest of this claim is left for the next run
                 break
         return result
 
@@ -158,15 +167,19 @@ class Publisher:
                 cur.execute(sql.MARK_FAILED, {"ids": list(ids), "errors": list(errors)})
 
     # -- sending ---------------------------------------------------------------------------
-    def _send(self, rows: list[OutboxRow]) -> _Chunk:
+    def _send(self, rows: list[OutboxRow], deadline: float) -> _Chunk:
         size = self.cfg.batch_size
         batches = [rows[i : i + size] for i in range(0, len(rows), size)]
         stop = threading.Event()
+
+        def send(batch: list[OutboxRow]) -> tuple[list[int], dict[int, str], str | None]:
+            return self._send_batch(batch, stop, deadline)
+
         if self.cfg.concurrency == 1 or len(batches) == 1:
-            outcomes = [self._send_batch(b, stop) for b in batches]
+            outcomes = [send(b) for b in batches]
         else:
             with ThreadPoolExecutor(max_workers=min(self.cfg.concurrency, len(batches))) as pool:
-                outcomes = list(pool.map(lambda b: self._send_batch(b, stop), batches))
+                outcomes = list(pool.map(send, batches))
         chunk = _Chunk()
         for ok, errors, fatal in outcomes:
             chunk.published_ids += ok
@@ -177,19 +190,20 @@ class Publisher:
         return chunk
 
     def _send_batch(
-        self, batch: Sequence[OutboxRow], stop: threading.Event
+        self, batch: Sequence[OutboxRow], stop: threading.Event, deadline: float
     ) -> tuple[list[int], dict[int, str], str | None]:
         """(published ids, {id: error} of rows that failed, error that stopped the bus).
 
-        Rows of a batch that is not attempted because another batch found the bus unavailable
-        are in neither list: they stay pending without an attempt counted."""
+        Rows not attempted (another batch found the bus unavailable, or the deadline passed
+        before the first call) are in neither: they stay pending without an attempt counted.
+        Retries stop at the deadline too; those rows count as failed."""
         bus = self.cfg.bus_name
         assert bus
         ok: list[int] = []
         errors: dict[int, str] = {}
         todo = list(batch)
         for attempt in range(self.cfg.max_retries + 1):
-            if stop.is_set():
+            if stop.is_set() or time.monotonic() >= deadline:
                 return ok, errors, None
             try:
                 response = self.client.put_events(Entries=[entry(r, bus) for r in todo])
