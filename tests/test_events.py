@@ -392,6 +392,29 @@ def test_ingest_without_a_bus_leaves_events_pending(
     assert recorder.received() == []
 
 
+def test_list_outbox_oldest_first_with_filters(out: Any, recorder: Recorder) -> None:
+    ids = insert_rows(out, 3)
+    with out.cursor() as cur:
+        cur.execute("UPDATE status_outbox SET created_at = now() WHERE id = %s", (ids[2],))
+    out.commit()
+    events.publish_file(out, recorder.events, ids=ids[:1], cfg=CFG)
+    lines = list(events.list_outbox(out))
+    assert [line["detail"]["card_id"] for line in lines] == ["CARD00000", "CARD00001", "CARD00002"]
+    assert set(lines[0]) == {"event_id", "detail_type", "detail", "published_at"}
+    assert lines[0]["detail_type"] == "CardStatusChanged"
+    assert lines[0]["published_at"] is not None and lines[1]["published_at"] is None
+    json.dumps(lines)  # JSON Lines as they are
+    pending = list(events.list_outbox(out, pending=True))
+    assert [line["detail"]["card_id"] for line in pending] == ["CARD00001", "CARD00002"]
+    one = list(events.list_outbox(out, card_id="CARD00001"))
+    assert [line["event_id"] for line in one] == [lines[1]["event_id"]]
+    with out.cursor() as cur:
+        cur.execute("SELECT now() - interval '1 minute'")
+        since = cur.fetchone()[0]
+    out.commit()
+    assert [x["detail"]["card_id"] for x in events.list_outbox(out, since=since)] == ["CARD00002"]
+
+
 # -- schema -----------------------------------------------------------------------------------
 
 

@@ -26,9 +26,10 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from psycopg2.extensions import connection as Connection
@@ -294,3 +295,25 @@ def outbox_ids_of(report: dict[str, Any]) -> list[int] | None:
     if isinstance(ids, list):
         return [int(i) for i in ids]
     return None
+
+
+def list_outbox(
+    conn: Connection,
+    *,
+    card_id: str | None = None,
+    since: datetime | None = None,
+    pending: bool = False,
+) -> Iterator[dict[str, Any]]:
+    """The outbox oldest first, as `cardstatus events` prints it: one dict per event
+    {event_id, detail_type, detail, published_at (ISO or None)}. `since` is on created_at."""
+    with conn.cursor(name="cardstatus_events") as cur:  # server-side: any outbox size
+        cur.itersize = 2000
+        cur.execute(sql.LIST_EVENTS, {"card_id": card_id, "since": since, "pending": pending})
+        for event_id, detail, published_at in cur:
+            yield {
+                "event_id": event_id,
+                "detail_type": DETAIL_TYPE,
+                "detail": detail,
+                "published_at": published_at.isoformat() if published_at else None,
+            }
+    conn.commit()
