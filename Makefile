@@ -34,10 +34,10 @@ test: $(STAMP) $(NODE_STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy layers/cardstatus/python/cardstatus functions infra
+	$(BIN)/mypy layers/cardstatus/python/cardstatus tools/cardstatus_dev functions infra
 
 openapi: $(STAMP)
-	$(BIN)/python -m cardstatus openapi > docs/openapi.json
+	$(BIN)/python -m cardstatus_dev openapi > docs/openapi.json
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -r bench/requirements.txt

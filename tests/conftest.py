@@ -13,8 +13,13 @@ import psycopg2
 import pytest
 
 from cardstatus import config
-from cardstatus.localdb import drop_database, ensure_database, start_embedded_server, with_database
 from cardstatus.migrate import apply_migrations
+from cardstatus_dev.database import (
+    drop_database,
+    ensure_database,
+    start_embedded_server,
+    with_database,
+)
 from fixture_paths import EVENTS, ROOT, SHARED_SAMPLES  # noqa: F401  (re-exported)
 
 # Tests must never pick up a developer's AWS credentials or region.
