@@ -35,6 +35,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy layers/cardstatus/python/cardstatus tools/cardstatus_dev functions infra
+	$(BIN)/lint-imports
 
 openapi: $(STAMP)
 	$(BIN)/python -m cardstatus_dev openapi > docs/openapi.json
