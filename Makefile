@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 NODE_STAMP := node_modules/.installed
 
-.PHONY: venv node run test lint typecheck openapi bench reliability synth clean
+.PHONY: venv node run test unit lint typecheck openapi bench reliability synth clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ required"'
@@ -30,6 +30,11 @@ run: $(STAMP)
 
 test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m pytest
+
+# The database-free tests: neither PostgreSQL nor Node, seconds (tests using the database
+# fixtures are marked `db` by tests/conftest.py; tests/infra needs Node for cdk synth).
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests -q -m "not db" --ignore=tests/infra --ignore=tests/reliability
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -94,6 +94,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        # Every test that reaches PostgreSQL does so through pg_admin_url (directly or via
+        # db_url, db, api, ...): mark it, so `make unit` (-m "not db") needs no database.
+        if "pg_admin_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.db)
     if config.getoption("--run-reliability"):
         return
     skip = pytest.mark.skip(reason="long reliability run: use `make reliability`")

@@ -20,6 +20,9 @@ import pytest
 
 from cardstatus_dev.local import LOCAL_BUCKET
 
+# The subprocess starts its own embedded PostgreSQL.
+pytestmark = pytest.mark.db
+
 
 def free_ports(n: int) -> list[int]:
     """n distinct free loopback ports (sockets held until all are chosen, so no repeats)."""
