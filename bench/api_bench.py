@@ -1,4 +1,5 @@
-"""API handler latency, in-process and warm, with N cards (SPEC §6: p50 <= 1 ms, p99 <= 5 ms).
+"""API handler latency, in-process and warm, with N cards (targets in README "Domain rules":
+p50 <= 1 ms, p99 <= 5 ms).
 
     python -m bench.api_bench [--cards 1000000] [--iterations 5000] [--database-url URL]
 

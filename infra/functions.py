@@ -200,7 +200,8 @@ class Functions(Construct):
                 "DB_USER": database.api_user,
                 "DB_IAM_AUTH": "true",
                 # Lambda's active tracing still records the invocation; the X-Ray SDK inside
-                # the function would add ~250-700 ms to the cold import (SPEC §6: <= 300 ms).
+                # the function would add ~250-700 ms to the cold import (target <= 300 ms, README
+                # "Domain rules").
                 "POWERTOOLS_TRACE_DISABLED": "true",
             },
         )
@@ -287,7 +288,7 @@ class Functions(Construct):
         ack(
             fn,
             "AwsSolutions-L1",
-            "SPEC §1 pins the functions to Python 3.12 (the layer is built for cp312); moving "
+            "The project pins the functions to Python 3.12 (the layer is built for cp312); moving "
             "to a newer runtime is a deliberate, tested change.",
         )
         return fn

@@ -20,7 +20,7 @@ from cardstatus.errors import CardNotFound, InvalidParameter, MissingParameter
 from cardstatus.model import CARD_ID_RE, mask_phone
 from cardstatus.sql import cards as sql
 
-# SPEC §2: the rule ingestion applies to card ids (fullmatch: no trailing newline slips through).
+# The card-id rule of ingestion (README "Domain rules"; fullmatch: no trailing newline slips by).
 CARD_ID_MAX_LENGTH = 64
 # Longest raw phone we try to parse ('+971 (58) 594-9014' style input is well under this).
 PHONE_MAX_LENGTH = 40
@@ -57,7 +57,7 @@ class Card:
     history: tuple[HistoryEntry, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        """The SPEC §5 card object (JSON-ready: times as ISO 8601 UTC with Z)."""
+        """The card object of the API (README "API"; JSON-ready: times as ISO 8601 UTC with Z)."""
         return {
             "card_id": self.card_id,
             "status": self.status,
@@ -113,7 +113,8 @@ def validate_card_id(raw: str | None) -> str:
 
 
 def parse_phone(raw: str | None, region: str = DEFAULT_PHONE_REGION) -> str:
-    """E.164 form of a phone in any form SPEC §2 accepts, else InvalidParameter('user_phone')."""
+    """E.164 form of a phone in any accepted form (README "Partner files and reports"), else
+    InvalidParameter(parameter='user_phone')."""
     if raw is None or raw.strip() == "":
         raise MissingParameter("user_phone is required", parameter="user_phone")
     invalid = InvalidParameter(

@@ -27,7 +27,8 @@ class CardStatus(StrEnum):
     RETURNED = "RETURNED"
 
 
-# On equal times the higher rank is the current status (SPEC §4); matches the SQL enum order.
+# On equal times the higher rank is the current status (README "Domain rules"); matches the
+# SQL enum order.
 STATUS_RANK: dict[CardStatus, int] = {
     CardStatus.PICKED_UP: 0,
     CardStatus.DELIVERY_EXCEPTION: 1,
@@ -35,7 +36,7 @@ STATUS_RANK: dict[CardStatus, int] = {
     CardStatus.RETURNED: 3,
 }
 
-# A card id as stored (SPEC §2); ingestion and the API both validate with this one rule.
+# A card id as stored (README "Domain rules"); ingestion and the API both validate with it.
 CARD_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
