@@ -124,9 +124,7 @@ def test_provenance_migration_backfills_a_database_with_data(
                 "SELECT file_id, card_id, status::text, line, phone, comment, partner_row_id,"
                 " partner FROM event_copy"
             )
-            assert cur.fetchall() == [
-                (7, "C1", "PICKED_UP", 2, "+971501234567", "hi", "r1", "a")
-            ]
+            assert cur.fetchall() == [(7, "C1", "PICKED_UP", 2, "+971501234567", "hi", "r1", "a")]
             cur.execute("SELECT version FROM card")
             assert cur.fetchone() == (1,)
             cur.execute("SELECT meaning_key, voided_at FROM ingested_file")
