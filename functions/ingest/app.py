@@ -12,7 +12,6 @@ import os
 import time
 from typing import Any
 
-import psycopg2
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
@@ -25,7 +24,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cardstatus import events
 from cardstatus.config import event_settings, settings
-from cardstatus.db import DatabaseUnavailable, LazyConnection, aws_client
+from cardstatus.db import TRANSIENT_DB_ERRORS, LazyConnection, aws_client
 from cardstatus.model import redact_phones
 from cardstatus.pipeline import s3_key_from_event
 from cardstatus.s3ingest import S3ObjectRef, failure_report, ingest_s3_object, put_report
@@ -40,7 +39,6 @@ _s3: Any = None
 _events: Any = None
 # Stop taking new messages when less than this is left; they are retried by SQS instead.
 MIN_REMAINING_MS = int(os.environ.get("INGEST_MIN_REMAINING_MS", "20000"))
-_context: LambdaContext | None = None
 
 
 def s3_client() -> Any:
@@ -78,8 +76,12 @@ def objects_in(body: dict[str, Any]) -> list[S3ObjectRef]:
     return refs
 
 
-def record_handler(record: SQSRecord) -> None:
-    if _context is not None and _context.get_remaining_time_in_millis() < MIN_REMAINING_MS:
+def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> None:
+    """One SQS message. Powertools passes the invocation's context as `lambda_context`."""
+    if (
+        lambda_context is not None
+        and lambda_context.get_remaining_time_in_millis() < MIN_REMAINING_MS
+    ):
         raise TimeoutError("not enough time left in this invocation; message left for a retry")
     body = json.loads(record.body)
     refs = objects_in(body)
@@ -87,14 +89,16 @@ def record_handler(record: SQSRecord) -> None:
         logger.info("ignoring message without created objects", extra={"event": body.get("Event")})
         return
     for ref in refs:
-        _ingest_one(ref, attempt=int(record.attributes.approximate_receive_count or 0))
+        _ingest_one(ref, int(record.attributes.approximate_receive_count or 0), lambda_context)
 
 
-def _ingest_one(ref: S3ObjectRef, attempt: int) -> None:
+def _ingest_one(
+    ref: S3ObjectRef, attempt: int, lambda_context: LambdaContext | None = None
+) -> None:
     cfg = settings()
     try:
         report = ingest_s3_object(DB.get(), s3_client(), ref, cfg)
-    except (psycopg2.OperationalError, psycopg2.InterfaceError, DatabaseUnavailable) as exc:
+    except TRANSIENT_DB_ERRORS as exc:
         DB.discard()
         _report_failure(ref, f"database unavailable: {str(exc).splitlines()[0][:200]}", attempt)
         raise
@@ -119,11 +123,11 @@ def _ingest_one(ref: S3ObjectRef, attempt: int) -> None:
             "timings": report.get("timings"),
         },
     )
-    _publish_events(report)
+    _publish_events(report, lambda_context)
 
 
-def _publish_events(report: dict[str, Any]) -> None:
-    """After the file's commit: publish its status-change events, best effort (SPEC §8).
+def _publish_events(report: dict[str, Any], lambda_context: LambdaContext | None) -> None:
+    """After the file's commit: publish its status-change events, best effort (README Events).
 
     Whatever is not published here (bus down, time budget spent) stays pending in the outbox
     and the sweeper function publishes it; nothing here fails or retries the file."""
@@ -132,8 +136,9 @@ def _publish_events(report: dict[str, Any]) -> None:
     if not cfg.enabled or (ids is None and report.get("outcome") != "applied") or ids == []:
         return
     budget_s = cfg.publish_budget_s
-    if _context is not None:
-        budget_s = min(budget_s, (_context.get_remaining_time_in_millis() - MIN_REMAINING_MS) / 1e3)
+    if lambda_context is not None:
+        left_ms = lambda_context.get_remaining_time_in_millis() - MIN_REMAINING_MS
+        budget_s = min(budget_s, left_ms / 1e3)
     try:
         result = events.publish_file(
             DB.get(),
@@ -183,11 +188,6 @@ def _report_failure(ref: S3ObjectRef, reason: str, attempt: int) -> None:
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> Any:
-    global _context
-    _context = context
-    try:
-        return process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
-    finally:
-        _context = None
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
