@@ -1,4 +1,4 @@
-"""`cardstatus` command line: migrate, ingest, status, serve, local, openapi."""
+"""`cardstatus` command line: migrate, ingest, status, events, serve, local, openapi."""
 
 from __future__ import annotations
 
@@ -106,6 +106,39 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_events(args: argparse.Namespace) -> int:
+    """The status-change outbox as JSON Lines, oldest first (README "Events")."""
+    from datetime import datetime
+
+    from cardstatus.db import connect
+    from cardstatus.errors import error_body
+    from cardstatus.events import list_outbox
+
+    since = None
+    if args.since:
+        try:
+            since = datetime.fromisoformat(args.since)
+        except ValueError:
+            message = f"--since must be an ISO 8601 time, got {args.since!r}"
+            print(json.dumps(error_body("invalid_parameter", message)))
+            return EXIT_USAGE
+        if since.tzinfo is None:
+            message = "--since needs a UTC offset or Z (e.g. 2026-12-01T08:00:00Z)"
+            print(json.dumps(error_body("invalid_parameter", message)))
+            return EXIT_USAGE
+    _use_database(args)
+    conn = connect()
+    try:
+        for line in list_outbox(conn, card_id=args.card_id, since=since, pending=args.pending):
+            sys.stdout.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # `cardstatus events | head`
+        pass
+    finally:
+        conn.close()
+    return EXIT_OK
+
+
 def _stop_on_signals() -> None:
     """Long-running commands stop cleanly (embedded PostgreSQL included) on Ctrl-C or SIGTERM,
     also when started in the background, where the shell hands them SIGINT ignored."""
@@ -161,6 +194,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--phone")
     p.add_argument("--database-url", help=db_help)
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser(
+        "events", help="print status-change events (the outbox) as JSON Lines, oldest first"
+    )
+    p.add_argument("--card-id", help="only this card's events")
+    p.add_argument("--since", metavar="ISO", help="only events emitted at or after this time")
+    p.add_argument("--pending", action="store_true", help="only events not yet published")
+    p.add_argument("--database-url", help=db_help)
+    p.set_defaults(func=cmd_events)
 
     p = sub.add_parser("serve", help="serve the API handler on a local HTTP port")
     p.add_argument("--host", default="127.0.0.1")
