@@ -53,7 +53,8 @@ def _json_blob(value: Any) -> str:
 
 def test_handlers_are_importable_package_paths(dev: Any) -> None:
     handlers = sorted(v["Properties"]["Handler"] for v in _app_functions(dev).values())
-    assert handlers == [f"functions.{n}.app.handler" for n in ("api", "ingest", "migrate")]
+    names = ("api", "ingest", "migrate", "sweeper")
+    assert handlers == [f"functions.{n}.app.handler" for n in names]
 
 
 # -- storage -------------------------------------------------------------------------------
