@@ -154,12 +154,40 @@ def test_pending_rows_published_in_batches_of_ten_and_marked(out: Any, recorder:
 
 def test_publish_file_sends_only_that_files_rows(out: Any, recorder: Recorder) -> None:
     mine = insert_rows(out, 3, card_prefix="MINE", file_id=7)
-    other = insert_rows(out, 2, card_prefix="OTHER", file_id=8)
+    other = insert_rows(out, 3, card_prefix="OTHER", file_id=8)
     assert events.publish_file(out, recorder.events, file_id=7, cfg=CFG).published == 3
-    assert events.publish_file(out, recorder.events, ids=other[:1], cfg=CFG).published == 1
+    one = (other[1], other[1])
+    assert events.publish_file(out, recorder.events, id_range=one, cfg=CFG).published == 1
     published = {r["id"] for r in outbox(out) if r["published_at"] is not None}
-    assert published == {*mine, other[0]}
-    assert events.publish_file(out, recorder.events, ids=[], cfg=CFG).published == 0
+    assert published == {*mine, other[1]}
+    assert events.publish_file(out, recorder.events, cfg=CFG).published == 0
+
+
+def test_publish_report_follows_what_the_report_says(out: Any, recorder: Recorder) -> None:
+    first = insert_rows(out, 2, card_prefix="A", file_id=7)
+    second = insert_rows(out, 2, card_prefix="B", file_id=8)
+    third = insert_rows(out, 2, card_prefix="C", file_id=9)
+
+    def publish(report: dict[str, Any]) -> Any:
+        return events.publish_report(out, recorder.events, report, cfg=CFG)
+
+    # The outbox id range of the report (ingestion's report).
+    result = publish(
+        {"outcome": "applied", "file_id": 7, "outbox": {"first_id": first[0], "last_id": first[1]}}
+    )
+    assert result.published == 2
+    # Changed nothing: nothing to publish (not even a look at the pending rows).
+    assert publish({"outcome": "applied", "file_id": 8, "status_changes": 0}) is None
+    assert publish({"outcome": "duplicate_file", "file_id": 8}) is None
+    assert publish({"outcome": "rejected_file"}) is None
+    # A report without outbox fields: the file's pending rows by file id.
+    assert publish({"outcome": "applied", "file_id": 9}).published == 2
+    no_bus = EventSettings(bus_name=None)
+    report = {"outcome": "applied", "file_id": 8}
+    assert events.publish_report(out, recorder.events, report, cfg=no_bus) is None
+    pending = [r["id"] for r in outbox(out) if r["published_at"] is None]
+    assert pending == second
+    assert len(recorder.received()) == len(first) + len(third)
 
 
 def test_partial_failures_are_retried_within_the_call(out: Any, recorder: Recorder) -> None:
@@ -397,7 +425,7 @@ def test_list_outbox_oldest_first_with_filters(out: Any, recorder: Recorder) -> 
     with out.cursor() as cur:
         cur.execute("UPDATE status_outbox SET created_at = now() WHERE id = %s", (ids[2],))
     out.commit()
-    events.publish_file(out, recorder.events, ids=ids[:1], cfg=CFG)
+    events.publish_file(out, recorder.events, id_range=(ids[0], ids[0]), cfg=CFG)
     lines = list(events.list_outbox(out))
     assert [line["detail"]["card_id"] for line in lines] == ["CARD00000", "CARD00001", "CARD00002"]
     assert set(lines[0]) == {"event_id", "detail_type", "detail", "published_at"}

@@ -132,19 +132,17 @@ def _publish_events(report: dict[str, Any], lambda_context: LambdaContext | None
     Whatever is not published here (bus down, time budget spent) stays pending in the outbox
     and the sweeper function publishes it; nothing here fails or retries the file."""
     cfg = event_settings()
-    ids = events.outbox_ids_of(report)
-    if not cfg.enabled or (ids is None and report.get("outcome") != "applied") or ids == []:
+    if not cfg.enabled or report.get("outcome") != "applied":
         return
     budget_s = cfg.publish_budget_s
     if lambda_context is not None:
         left_ms = lambda_context.get_remaining_time_in_millis() - MIN_REMAINING_MS
         budget_s = min(budget_s, left_ms / 1e3)
     try:
-        result = events.publish_file(
+        result = events.publish_report(
             DB.get(),
             events_client(),
-            file_id=report.get("file_id"),
-            ids=ids,
+            report,
             cfg=cfg,
             deadline=time.monotonic() + max(budget_s, 0.0),
         )
@@ -155,6 +153,8 @@ def _publish_events(report: dict[str, Any], lambda_context: LambdaContext | None
             "could not publish the file's events; the sweeper will",
             extra={"file_id": report.get("file_id"), "error": redact_phones(str(exc))[:200]},
         )
+        return
+    if result is None:  # the file changed no card's status
         return
     metrics.add_metric(name="EventsPublished", unit=MetricUnit.Count, value=result.published)
     metrics.add_metric(name="EventsPublishFailed", unit=MetricUnit.Count, value=result.failed)

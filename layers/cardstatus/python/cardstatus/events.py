@@ -10,7 +10,7 @@ Guarantees:
 * at least once: a row is marked published only after EventBridge accepted its entry;
   a crash between PutEvents and the mark sends it again (consumers dedupe on `event_id`);
 * no concurrent double send: rows are claimed `FOR UPDATE SKIP LOCKED` for the duration of
-  the send (see cardstatus.sql.outbox);
+  the send (see cardstatus.sql.events);
 * never in the way of ingestion: every PutEvents failure is recorded on its rows
   (`attempts`, `last_error`) and leaves them pending; nothing here raises for a failing bus.
   Database errors do raise (the caller owns the connection); the ingest handler catches them.
@@ -36,7 +36,7 @@ from psycopg2.extensions import connection as Connection
 
 from cardstatus.config import EventSettings, event_settings
 from cardstatus.model import redact_phones
-from cardstatus.sql import outbox as sql
+from cardstatus.sql import events as sql
 
 logger = logging.getLogger(__name__)
 
@@ -249,20 +249,45 @@ def publish_file(
     client: Any,
     *,
     file_id: int | None = None,
-    ids: Sequence[int] | None = None,
+    id_range: tuple[int, int] | None = None,
     cfg: EventSettings | None = None,
     deadline: float | None = None,
 ) -> PublishResult:
-    """Publish one file's pending outbox rows: by their outbox ids when ingestion returned
-    them, else by the file id in their detail. Run after the file's transaction committed."""
+    """Publish one file's pending outbox rows: by the id range its report names, else by the
+    file id in their detail. Run after the file's transaction committed."""
     publisher = Publisher(conn, client, cfg)
-    if ids is not None:
-        if not ids:
-            return PublishResult()
-        return publisher.run(sql.CLAIM_IDS, {"ids": [int(i) for i in ids]}, deadline)
+    if id_range is not None:
+        first, last = id_range
+        return publisher.run(
+            sql.CLAIM_RANGE, {"first_id": int(first), "last_id": int(last)}, deadline
+        )
     if file_id is None:
         return PublishResult()
     return publisher.run(sql.CLAIM_FILE, {"file_id": str(int(file_id))}, deadline)
+
+
+def publish_report(
+    conn: Connection,
+    client: Any,
+    report: dict[str, Any],
+    *,
+    cfg: EventSettings | None = None,
+    deadline: float | None = None,
+) -> PublishResult | None:
+    """Publish what an ingestion report says the file changed; None when there is nothing to
+    publish (no bus, not applied, no status change)."""
+    cfg = cfg or event_settings()
+    if not cfg.enabled or report.get("outcome") != "applied":
+        return None
+    outbox = report.get("outbox")
+    if isinstance(outbox, dict) and outbox.get("first_id") is not None:
+        first, last = int(outbox["first_id"]), int(outbox.get("last_id") or outbox["first_id"])
+        return publish_file(conn, client, id_range=(first, last), cfg=cfg, deadline=deadline)
+    if "status_changes" in report:  # the report says how many cards changed: none
+        return None
+    if report.get("file_id") is None:
+        return None
+    return publish_file(conn, client, file_id=report["file_id"], cfg=cfg, deadline=deadline)
 
 
 def publish_pending(
@@ -287,14 +312,6 @@ def outbox_stats(conn: Connection) -> tuple[int, float]:
         count, age = cur.fetchone()  # type: ignore[misc]
     conn.commit()
     return int(count), float(age)
-
-
-def outbox_ids_of(report: dict[str, Any]) -> list[int] | None:
-    """The outbox row ids an ingestion report names, if it names them (`outbox_ids`)."""
-    ids = report.get("outbox_ids")
-    if isinstance(ids, list):
-        return [int(i) for i in ids]
-    return None
 
 
 def list_outbox(

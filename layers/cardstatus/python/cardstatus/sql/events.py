@@ -1,4 +1,5 @@
-"""SQL of the status-change outbox publisher (`status_outbox`, migration 0006).
+"""SQL of the status-change events publisher and reader (`cardstatus.events`) on the outbox
+table `status_outbox` (migration 0006; ingestion's writes are in sql/outbox.py).
 
 Rows are claimed with `FOR UPDATE SKIP LOCKED`: the ingest function publishing its file's
 rows and the sweeper publishing everything left pending never send the same row at the same
@@ -22,8 +23,9 @@ LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED
 """
 
-# One file's rows, by outbox id (what ingestion returns) ...
-CLAIM_IDS = _CLAIM.format(where="AND id = ANY(%(ids)s::bigint[])")
+# One file's rows, by the id range its report names (a statement's ids; rows of a concurrent
+# file inside the range are pending rows too, publishing them early is harmless) ...
+CLAIM_RANGE = _CLAIM.format(where="AND id BETWEEN %(first_id)s AND %(last_id)s")
 # ... or by the file id in their detail (pending rows only: a short list).
 CLAIM_FILE = _CLAIM.format(where="AND detail->>'file_id' = %(file_id)s")
 # Everything pending that is at least min_age_s old, oldest first (the sweeper).
