@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Duration, Stack
+import json
+
+from aws_cdk import ArnFormat, CfnOutput, Duration, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -48,13 +50,37 @@ class Monitoring(Construct):
             master_key=key,
             enforce_ssl=True,
         )
-        # CloudWatch alarms publish to the KMS-encrypted topic.
+        # CloudWatch alarms of this stack publish to the KMS-encrypted topic. enforce_ssl gives
+        # the topic a policy of its own, which replaces SNS's default one: without this
+        # statement no alarm could publish ("no resource-based policy allows SNS:Publish").
+        stack = Stack.of(self)
+        alarms_of_this_stack = {
+            "StringEquals": {"aws:SourceAccount": stack.account},
+            "ArnLike": {
+                "aws:SourceArn": stack.format_arn(
+                    service="cloudwatch",
+                    resource="alarm",
+                    resource_name=f"{prefix}-*",
+                    arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                )
+            },
+        }
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions=alarms_of_this_stack,
+            )
+        )
         key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="CloudWatchAlarmsPublishToEncryptedTopic",
                 principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
                 actions=["kms:Decrypt", "kms:GenerateDataKey*"],
                 resources=["*"],
+                conditions=alarms_of_this_stack,
             )
         )
         if settings.alarm_email:
@@ -157,6 +183,41 @@ class Monitoring(Construct):
             "A high share of 404s: someone may be enumerating card ids or phones.",
             periods=2,
         )
+        # The same, per caller: one principal's 404s, whatever the others do (an enumerating
+        # caller cannot hide behind the service's overall traffic). Contributor Insights ranks
+        # the access log's userArn among requests answered 404.
+        per_caller = cw.CfnInsightRule(
+            self,
+            "NotFoundPerCaller",
+            rule_name=f"{prefix}-api-404-per-caller",
+            rule_state="ENABLED",
+            rule_body=json.dumps(
+                {
+                    "Schema": {"Name": "CloudWatchLogRule", "Version": 1},
+                    "LogGroupNames": [access_logs.log_group_name],
+                    "LogFormat": "JSON",
+                    "Contribution": {
+                        "Keys": ["$.userArn"],
+                        "Filters": [{"Match": "$.status", "In": ["404"]}],
+                    },
+                    "AggregateOn": "Count",
+                }
+            ),
+        )
+        self.not_found_per_caller_rule = per_caller
+        alarm(
+            "ApiNotFoundPerCaller",
+            cw.MathExpression(
+                expression=(
+                    f"INSIGHT_RULE_METRIC('{prefix}-api-404-per-caller', 'MaxContributorValue')"
+                ),
+                label="404s of the busiest caller",
+                period=FIVE_MIN,
+            ),
+            settings.get_int("alarms", "notFoundPerCallerPer5Minutes"),
+            "One caller got many 404s in 5 minutes: it may be enumerating card ids or phones "
+            "(Contributor Insights rule api-404-per-caller names it).",
+        ).node.add_dependency(per_caller)
 
         # -- database -----------------------------------------------------------------------
         alarm(

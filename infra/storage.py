@@ -3,14 +3,16 @@ the customer-managed KMS key for data at rest, and one upload role per partner."
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from typing import Any
+
+from aws_cdk import Aws, CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.nag import ack, arn_of, wildcard_finding
-from infra.settings import Settings
+from infra.settings import ACCOUNT, PARTITION, PartnerTrust, Settings, principal_account
 
 
 def removal_policy(settings: Settings) -> RemovalPolicy:
@@ -25,6 +27,30 @@ def data_removal_policy(settings: Settings) -> RemovalPolicy:
     """S3/SQS/KMS cannot snapshot: 'snapshot' means retain for them."""
     policy = removal_policy(settings)
     return RemovalPolicy.RETAIN if policy == RemovalPolicy.SNAPSHOT else policy
+
+
+def partner_principal(trust: PartnerTrust) -> iam.IPrincipal:
+    """The trust policy of a partner's upload role.
+
+    The principal is the partner's account, narrowed by aws:PrincipalArn to the named roles or
+    users (so a name may hold wildcards and need not exist yet, and no other identity of that
+    account can assume the role, whatever its own policies allow); with an ExternalId when the
+    partner configured one (required for another account: confused-deputy protection).
+    """
+    accounts = sorted({principal_account(p) for p in trust.principals})
+    arns = [
+        p.replace(ACCOUNT, Aws.ACCOUNT_ID).replace(PARTITION, Aws.PARTITION)
+        for p in trust.principals
+    ]
+    conditions: dict[str, Any] = {"ArnLike": {"aws:PrincipalArn": arns}}
+    if trust.external_id:
+        conditions["StringEquals"] = {"sts:ExternalId": trust.external_id}
+    members: list[iam.IPrincipal] = [
+        iam.AccountRootPrincipal() if account == ACCOUNT else iam.AccountPrincipal(account)
+        for account in accounts
+    ]
+    principal = members[0] if len(members) == 1 else iam.CompositePrincipal(*members)
+    return iam.PrincipalWithConditions(principal, conditions)
 
 
 class Storage(Construct):
@@ -125,6 +151,33 @@ class Storage(Construct):
                 },
             )
         )
+        # `aws:kms` (or `aws:kms:dsse`) without a key id would use the AWS managed aws/s3 key.
+        self.bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="DenyKmsUploadsWithoutOurKeyId",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["s3:PutObject"],
+                resources=[self.bucket.arn_for_objects("*")],
+                conditions={
+                    "StringLike": {"s3:x-amz-server-side-encryption": "aws:kms*"},
+                    "Null": {"s3:x-amz-server-side-encryption-aws-kms-key-id": "true"},
+                },
+            )
+        )
+        # SSE-C: an object nobody here can read (and the known ransomware primitive).
+        self.bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="DenyCustomerProvidedKeys",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["s3:PutObject"],
+                resources=[self.bucket.arn_for_objects("*")],
+                conditions={
+                    "Null": {"s3:x-amz-server-side-encryption-customer-algorithm": "false"}
+                },
+            )
+        )
         self.bucket.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="DenyUploadsWithoutKms",
@@ -136,19 +189,14 @@ class Storage(Construct):
             )
         )
 
-        # One upload role per partner: PutObject into incoming/<partner>/ only.
-        principals: dict[str, str] = settings.get_optional("partnerPrincipals") or {}
+        # One upload role per partner: PutObject into incoming/<partner>/ only. Only the
+        # principals cdk.json names for the partner may assume it (partnerPrincipals).
         self.partner_roles: dict[str, iam.Role] = {}
-        for partner in settings.upload_partners:
-            principal: iam.IPrincipal = (
-                iam.ArnPrincipal(principals[partner])
-                if partner in principals
-                else iam.AccountRootPrincipal()
-            )
+        for partner, trust in settings.partner_trust.items():
             role = iam.Role(
                 self,
                 f"Upload-{partner}",
-                assumed_by=principal,
+                assumed_by=partner_principal(trust),
                 description=f"cardstatus {settings.env_name}: partner {partner} uploads CSV files",
                 max_session_duration=Duration.hours(1),
             )
