@@ -69,8 +69,8 @@ class Api(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         stage_name = settings.get_str("api", "stageName")
-        private = settings.get_str("api", "endpointType") == "private"
-
+        create_cloudwatch_role = settings.get_bool("api", "createCloudWatchRole")
+        callers = settings.api_callers
         self.access_logs = logs.LogGroup(
             self,
             "AccessLogs",
@@ -80,7 +80,21 @@ class Api(Construct):
             else RemovalPolicy.RETAIN,
         )
 
-        callers = settings.api_callers
+        policy, endpoint_config = self._build_endpoint(settings, network, callers)
+        self._build_rest_api(settings, stage_name, policy, endpoint_config, create_cloudwatch_role)
+        self._build_methods(handler)
+        self._build_usage_plans(settings, callers)
+        self._build_invoke_policy(stage_name)
+        self._build_waf(settings)
+        self._acknowledge(stage_name, create_cloudwatch_role)
+        CfnOutput(Stack.of(self), "ApiUrl", value=self.rest_api.url)
+        CfnOutput(Stack.of(self), "InvokePolicyArn", value=self.invoke_policy.managed_policy_arn)
+
+    def _build_endpoint(
+        self, settings: Settings, network: Network, callers: list[Caller]
+    ) -> tuple[iam.PolicyDocument, apigw.EndpointConfiguration]:
+        """Resource policy (caller allow-list; VPC endpoint only when private) and endpoint."""
+        private = settings.get_str("api", "endpointType") == "private"
         endpoint_config: apigw.EndpointConfiguration
         self.vpc_endpoint: ec2.InterfaceVpcEndpoint | None = None
         statements = caller_statements(callers)
@@ -123,9 +137,16 @@ class Api(Construct):
             )
         else:
             endpoint_config = apigw.EndpointConfiguration(types=[apigw.EndpointType.REGIONAL])
-        policy = iam.PolicyDocument(statements=statements)
-        create_cloudwatch_role = settings.get_bool("api", "createCloudWatchRole")
+        return iam.PolicyDocument(statements=statements), endpoint_config
 
+    def _build_rest_api(
+        self,
+        settings: Settings,
+        stage_name: str,
+        policy: iam.PolicyDocument,
+        endpoint_config: apigw.EndpointConfiguration,
+        create_cloudwatch_role: bool,
+    ) -> None:
         self.rest_api = apigw.RestApi(
             self,
             "RestApi",
@@ -158,6 +179,8 @@ class Api(Construct):
             ),
             api_key_source_type=apigw.ApiKeySourceType.HEADER,
         )
+
+    def _build_methods(self, handler: lambda_.IFunction) -> None:
         validator = self.rest_api.add_request_validator(
             "QueryValidator",
             request_validator_name="query-parameters",
@@ -191,8 +214,7 @@ class Api(Construct):
                 templates={"application/json": ERROR_BODY},
             )
 
-        self._build_usage_plans(settings, callers)
-
+    def _build_invoke_policy(self, stage_name: str) -> None:
         # Internal callers get this policy (or its statement) to sign requests.
         self.invoke_policy = iam.ManagedPolicy(
             self,
@@ -206,6 +228,7 @@ class Api(Construct):
             ],
         )
 
+    def _build_waf(self, settings: Settings) -> None:
         # WAF: per-IP rate limit plus AWS managed known-bad-input and IP reputation rules.
         self.web_acl = wafv2.CfnWebACL(
             self,
@@ -237,6 +260,7 @@ class Api(Construct):
             web_acl_arn=self.web_acl.attr_arn,
         )
 
+    def _acknowledge(self, stage_name: str, create_cloudwatch_role: bool) -> None:
         ack(
             self.rest_api,
             "AwsSolutions-COG4",
@@ -258,8 +282,6 @@ class Api(Construct):
             ),
             "Grants GET on every route of this stage only; every route is a read-only lookup.",
         )
-        CfnOutput(Stack.of(self), "ApiUrl", value=self.rest_api.url)
-        CfnOutput(Stack.of(self), "InvokePolicyArn", value=self.invoke_policy.managed_policy_arn)
 
     def _build_usage_plans(self, settings: Settings, callers: list[Caller]) -> None:
         """Per-caller throttling: one API key and usage plan per caller (api.callers).
