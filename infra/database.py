@@ -61,7 +61,6 @@ class Database(Construct):
         self, scope: Construct, construct_id: str, *, settings: Settings, network: Network
     ) -> None:
         super().__init__(scope, construct_id)
-        vpc = network.vpc
         self.port = settings.get_int("database", "port")
         self.name = settings.get_str("database", "name")
         self.api_user = dbroles.API
@@ -82,6 +81,17 @@ class Database(Construct):
             self.allow_direct(client, what)
         network.allow_https_to_endpoints(self.rotation_sg)
 
+        self._build_instance(settings, network)
+        self._build_rotation(settings, network)
+        self._build_proxy(settings, network)
+        self._acknowledge(settings)
+        CfnOutput(Stack.of(self), "DbEndpoint", value=self.instance.db_instance_endpoint_address)
+        CfnOutput(Stack.of(self), "ProxyEndpoint", value=self.proxy.endpoint)
+        CfnOutput(Stack.of(self), "DbSecretArn", value=self.secret.secret_arn)
+
+    def _build_instance(self, settings: Settings, network: Network) -> None:
+        """The instance, its parameter group and log groups; its master secret."""
+        vpc = network.vpc
         version = settings.get_str("database", "engineVersion")
         engine = rds.DatabaseInstanceEngine.postgres(
             version=rds.PostgresEngineVersion.of(version, version.split(".")[0])
@@ -161,6 +171,8 @@ class Database(Construct):
             assert isinstance(master_secret, CfnResource)
             master_secret.apply_removal_policy(RemovalPolicy.RETAIN)
 
+    def _build_rotation(self, settings: Settings, network: Network) -> None:
+        vpc = network.vpc
         # Hosted single-user rotation of the master secret, inside the VPC.
         self.rotation = self.secret.add_rotation_schedule(
             "Rotation",
@@ -174,6 +186,9 @@ class Database(Construct):
             ),
         )
 
+    def _build_proxy(self, settings: Settings, network: Network) -> None:
+        """RDS Proxy for the api function: TLS, end-to-end IAM as the api role."""
+        vpc = network.vpc
         self.proxy_role = iam.Role(
             self,
             "ProxyRole",
@@ -206,6 +221,7 @@ class Database(Construct):
             )
         )
 
+    def _acknowledge(self, settings: Settings) -> None:
         if not settings.get_bool("database", "multiAz"):
             ack(
                 self.instance,
@@ -224,10 +240,6 @@ class Database(Construct):
             "Default port kept: the instance is only reachable from three security groups in "
             "isolated subnets, so a non-standard port adds no protection.",
         )
-
-        CfnOutput(Stack.of(self), "DbEndpoint", value=self.instance.db_instance_endpoint_address)
-        CfnOutput(Stack.of(self), "ProxyEndpoint", value=self.proxy.endpoint)
-        CfnOutput(Stack.of(self), "DbSecretArn", value=self.secret.secret_arn)
 
     def instance_user_arn(self, user: str) -> str:
         """rds-db:connect resource of a database user, directly on the instance."""

@@ -56,10 +56,8 @@ def partner_principal(trust: PartnerTrust) -> iam.IPrincipal:
 class Storage(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, settings: Settings) -> None:
         super().__init__(scope, construct_id)
-        stack = Stack.of(self)
         policy = data_removal_policy(settings)
         auto_delete = settings.get_bool("autoDeleteObjects") and policy == RemovalPolicy.DESTROY
-
         # Customer-managed key for partner files and reports. Rotated yearly by KMS.
         self.data_key = kms.Key(
             self,
@@ -70,6 +68,14 @@ class Storage(Construct):
             removal_policy=policy,
         )
 
+        self._build_access_logs(settings, policy, auto_delete)
+        self._build_bucket(settings, policy, auto_delete)
+        self._deny_other_encryption()
+        self._build_partner_roles(settings)
+
+    def _build_access_logs(
+        self, settings: Settings, policy: RemovalPolicy, auto_delete: bool
+    ) -> None:
         self.access_logs = s3.Bucket(
             self,
             "AccessLogs",
@@ -99,7 +105,7 @@ class Storage(Construct):
             "This is the server-access-log target bucket; logging it into itself would loop.",
         )
 
-        incoming = settings.incoming_prefix
+    def _build_bucket(self, settings: Settings, policy: RemovalPolicy, auto_delete: bool) -> None:
         reports = settings.reports_prefix
         self.bucket = s3.Bucket(
             self,
@@ -135,6 +141,8 @@ class Storage(Construct):
             removal_policy=policy,
             auto_delete_objects=auto_delete,
         )
+
+    def _deny_other_encryption(self) -> None:
         # Objects are encrypted with the data key: an upload may not ask for another key or SSE-S3.
         self.bucket.add_to_resource_policy(
             iam.PolicyStatement(
@@ -189,6 +197,10 @@ class Storage(Construct):
             )
         )
 
+    def _build_partner_roles(self, settings: Settings) -> None:
+        """One upload role per partner: PutObject into incoming/<partner>/ only."""
+        stack = Stack.of(self)
+        incoming = settings.incoming_prefix
         # One upload role per partner: PutObject into incoming/<partner>/ only. Only the
         # principals cdk.json names for the partner may assume it (partnerPrincipals).
         self.partner_roles: dict[str, iam.Role] = {}
