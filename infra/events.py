@@ -29,6 +29,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from cardstatus import dbroles
 from infra.network import Network
 from infra.settings import Settings, SettingsError
 from infra.storage import data_removal_policy
@@ -81,13 +82,21 @@ class Events(Construct):
         self.archive.apply_removal_policy(data_removal_policy(settings))
 
         # -- the path from the isolated subnets to EventBridge ----------------------------
+        # Its own security group: HTTPS from the publishers' security groups only.
+        self.endpoint_sg = ec2.SecurityGroup(
+            self,
+            "EndpointSg",
+            vpc=network.vpc,
+            description="EventBridge interface endpoint: HTTPS from the event publishers",
+            allow_all_outbound=False,
+        )
         self.endpoint = ec2.InterfaceVpcEndpoint(
             self,
             "Endpoint",
             vpc=network.vpc,
             service=ec2.InterfaceVpcEndpointAwsService.EVENTBRIDGE,
             subnets=network.app_subnets,
-            security_groups=[network.endpoint_sg],
+            security_groups=[self.endpoint_sg],
             private_dns_enabled=True,
             open=False,
         )
@@ -107,10 +116,21 @@ class Events(Construct):
         sweeper.add_environment("EVENTS_MAX_AGE_S", str(max_age_min * 60))
         every = settings.get_int("events", "sweepEveryMinutes", minimum=1)
         sweep_budget = settings.get_int("events", "sweepBudgetSeconds", minimum=1)
-        if sweep_budget >= every * 60 or sweep_budget >= settings.function("sweeper").timeout_s:
+        sweeper_timeout = settings.function("sweeper").timeout_s
+        if sweep_budget >= every * 60 or sweep_budget >= sweeper_timeout:
             raise SettingsError(
                 "events.sweepBudgetSeconds must be shorter than the sweep interval and than "
                 "functions.sweeper.timeoutSeconds (sweeps must not overlap or be cut off)"
+            )
+        # The sweeper logs in as the ingest role: same rule as infra/settings.py's check.
+        role_s = (
+            dbroles.statement_timeout_s(dbroles.INGEST)
+            + dbroles.FUNCTION_OF_ROLE[dbroles.INGEST][1]
+        )
+        if sweeper_timeout < role_s:
+            raise SettingsError(
+                f"functions.sweeper.timeoutSeconds ({sweeper_timeout}) must exceed the "
+                f"statement_timeout of role {dbroles.INGEST} plus its margin ({role_s:g} s)"
             )
         sweeper.add_environment("EVENTS_SWEEP_BUDGET_S", str(sweep_budget))
         for fn in publishers:
@@ -217,9 +237,12 @@ class Events(Construct):
         return a
 
     def grant_publish(self, fn: lambda_.Function) -> None:
-        """events:PutEvents on this bus only, and the bus name in EVENT_BUS_NAME."""
+        """events:PutEvents on this bus only, the bus name in EVENT_BUS_NAME, and HTTPS from
+        the function's security groups to the endpoint (their 443 egress already exists)."""
         self.bus.grant_put_events_to(fn)
         fn.add_environment("EVENT_BUS_NAME", self.bus.event_bus_name)
+        for sg in fn.connections.security_groups:
+            self.endpoint_sg.add_ingress_rule(sg, ec2.Port.tcp(443), "HTTPS from event publishers")
 
     def _example_consumer(self) -> None:
         """What a consumer team copies: a rule on the bus -> its SQS queue, with a DLQ for

@@ -221,17 +221,23 @@ class Functions(Construct):
         )
         database.secret.grant_read(self.migrate)
 
-        # -- sweeper: publishes status-change events left pending (schedule in infra/events.py)
+        # -- sweeper: publishes status-change events left pending (schedule: infra/events.py)
+        # Connects like ingest, as cardstatus_ingest with an IAM token (the role that writes
+        # the outbox; migration 0006 grants it the outbox): no secret, no Secrets Manager.
         self.sweeper_sg = network.security_group("SweeperSg", "outbox sweeper function")
         database.allow_direct(self.sweeper_sg, "sweeper")
-        network.allow_https_to_endpoints(self.sweeper_sg)
+        network.allow_https_to_s3(self.sweeper_sg)  # 443 out; infra/events.py admits it
         self.sweeper = self._function(
             "Sweeper",
             "sweeper",
             self.sweeper_sg,
-            {"DB_SECRET_ARN": database.secret.secret_arn, "DB_STATEMENT_TIMEOUT_MS": "30000"},
+            {
+                "DB_HOST": database.instance.db_instance_endpoint_address,
+                "DB_USER": database.ingest_user,
+                "DB_IAM_AUTH": "true",
+            },
         )
-        database.secret.grant_read(self.sweeper)
+        database.grant_connect_direct(self.sweeper, database.ingest_user)
 
     def _function(
         self, construct_id: str, name: str, sg: ec2.SecurityGroup, env: dict[str, str]

@@ -104,8 +104,18 @@ def test_eventbridge_endpoint_in_isolated_subnets_limited_to_the_bus(dev: Any) -
     assert st["Effect"] == "Allow" and st["Action"] == "events:PutEvents"
     assert st["Resource"] == {"Fn::GetAtt": [bus_id, "Arn"]}
     assert "aws:PrincipalAccount" in st["Condition"]["StringEquals"]
-    # Reachable from the publishers' security groups only (no CIDR ingress).
-    assert "EndpointSg" in _blob(props["SecurityGroupIds"])
+    # Its own security group, reachable on 443 from the publishers' security groups only.
+    (sg_ref,) = props["SecurityGroupIds"]
+    sg_id = sg_ref["Fn::GetAtt"][0]
+    assert sg_id.startswith("EventsEndpointSg")
+    ingress = [
+        r["Properties"]
+        for r in dev.of_type("AWS::EC2::SecurityGroupIngress").values()
+        if r["Properties"]["GroupId"] == {"Fn::GetAtt": [sg_id, "GroupId"]}
+    ]
+    sources = sorted(i["SourceSecurityGroupId"]["Fn::GetAtt"][0] for i in ingress)
+    assert [src.removeprefix("Network")[:7] for src in sources] == ["IngestS", "Sweeper"]
+    assert all(i["FromPort"] == 443 and i["ToPort"] == 443 for i in ingress)
 
 
 def test_sweeper_function_and_its_schedule(dev: Any) -> None:
@@ -121,8 +131,14 @@ def test_sweeper_function_and_its_schedule(dev: Any) -> None:
     assert env["EVENTS_MAX_AGE_S"] == "600"
     assert env["EVENTS_SWEEP_BUDGET_S"] == "50"  # < the 1-minute schedule: no overlap
     assert env["POWERTOOLS_SERVICE_NAME"] == "cardstatus-sweeper"
-    # Connects like ingest does today (TODO H3: its own IAM-auth role cardstatus_ingest).
-    assert set(env) >= {"DB_SECRET_ARN", "DB_NAME", "DB_SSLROOTCERT"}
+    # Connects like ingest: as cardstatus_ingest with an IAM token, no secret.
+    assert env["DB_USER"] == "cardstatus_ingest" and env["DB_IAM_AUTH"] == "true"
+    assert "DB_SECRET_ARN" not in env
+    sweeper_role = [st for lid, st in _statements(dev) if lid.startswith("FunctionsSweeperRole")]
+    connect = [st for st in sweeper_role if "rds-db:connect" in _actions(st)]
+    assert len(connect) == 1 and "dbuser" in _blob(connect[0]["Resource"])
+    assert "cardstatus_ingest" in _blob(connect[0]["Resource"])
+    assert not any(a.startswith("secretsmanager:") for st in sweeper_role for a in _actions(st))
     ienv = ingest["Environment"]["Variables"]
     assert ienv["EVENT_BUS_NAME"] == {"Ref": bus_id}
     assert ienv["EVENTS_PUBLISH_BUDGET_S"] == "60"
