@@ -311,6 +311,20 @@ def test_concurrent_publishers_never_send_a_row_twice(
     assert all(r["attempts"] == 1 for r in outbox(out))
 
 
+def test_the_ingest_role_may_publish_sweep_and_list(
+    out: Any, recorder: Recorder, db_url: str
+) -> None:
+    """The sweeper logs in as cardstatus_ingest (migration 0006 grants it the outbox)."""
+    insert_rows(out, 12)
+    conn = psycopg2.connect(db_url, user="cardstatus_ingest")
+    try:
+        assert events.publish_pending(conn, recorder.events, cfg=CFG).published == 12
+        assert events.outbox_stats(conn) == (0, 0.0)
+        assert len(list(events.list_outbox(conn))) == 12
+    finally:
+        conn.close()
+
+
 # -- ingest handler + sweeper -----------------------------------------------------------------
 
 
