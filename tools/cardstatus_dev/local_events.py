@@ -164,9 +164,12 @@ class LocalEvents:
         self.printer.start()
         self.schedule.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 3.0) -> None:
+        """Signal both threads, then wait at most timeout_s in all (they are daemons: a sweep
+        still running when the process exits leaves its rows pending for the next start)."""
         self.printer.stopping.set()
         self.schedule.stopping.set()
+        deadline = time.monotonic() + timeout_s
         for thread in (self.printer, self.schedule):
             if thread.is_alive():
-                thread.join(timeout=10)
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
