@@ -96,9 +96,10 @@ class EventPrinter(threading.Thread):
             for event in events:
                 print(describe(event), flush=True)
             for m in messages:
-                self.sqs.delete_message(
-                    QueueUrl=self.bus.queue_url, ReceiptHandle=m["ReceiptHandle"]
-                )
+                with contextlib.suppress(Exception):  # moto stopping during shutdown
+                    self.sqs.delete_message(
+                        QueueUrl=self.bus.queue_url, ReceiptHandle=m["ReceiptHandle"]
+                    )
 
 
 @dataclass
