@@ -1,0 +1,59 @@
+"""Status-change outbox (SPEC §8): rows written in the same transaction as the change.
+
+A card's *current status changes* when its current event (status, status_at) is replaced:
+first sighting (previous_status NULL), a newer event, or a void that removes the current
+event. A late older event, a duplicate, a redelivery or a merge of an event's fields changes
+nothing. Each change increments `card.version` (first sighting = 1) and writes one
+`status_outbox` row; `cardstatus.events` publishes the rows after commit.
+
+Reuse (e.g. a void): fill a temp table
+
+    CREATE TEMP TABLE card_change (
+        card_id text, previous_status card_status, status card_status,
+        status_at timestamptz, reason text, partner text, card_version bigint
+    ) ON COMMIT DROP;
+
+with one row per card whose current status changed (card_version = the card's new,
+incremented version), then execute INSERT_OUTBOX_FROM_CARD_CHANGE with
+{"file_id": <file id or None>}; it returns (count, first id, last id).
+"""
+
+from __future__ import annotations
+
+# '2023-11-13T09:34:56Z' (fractional seconds only when present), like cards.iso_utc.
+_ISO_UTC = (
+    "to_char({0} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS')"
+    " || CASE WHEN date_trunc('second', {0}) = {0} THEN ''"
+    " ELSE to_char({0} AT TIME ZONE 'UTC', '.US') END || 'Z'"
+)
+
+
+def outbox_insert(source: str) -> str:
+    """INSERT ... RETURNING id: one outbox row per row of `source` (a table or CTE name) with
+    columns card_id, previous_status, status, status_at, reason, partner, card_version.
+
+    event_id is a random uuid stored once with the row: every publish of the row (retry,
+    sweeper) carries the same id, and consumers de-duplicate on it.
+    """
+    return f"""
+INSERT INTO status_outbox (event_id, card_id, card_version, detail)
+SELECT x.event_id, x.card_id, x.card_version,
+       jsonb_build_object(
+           'event_id', x.event_id::text,
+           'card_id', x.card_id,
+           'status', x.status::text,
+           'previous_status', x.previous_status::text,
+           'status_at', {_ISO_UTC.format("x.status_at")},
+           'reason', x.reason,
+           'partner', x.partner,
+           'file_id', %(file_id)s::bigint,
+           'card_version', x.card_version,
+           'emitted_at', {_ISO_UTC.format("date_trunc('milliseconds', clock_timestamp())")})
+FROM (SELECT gen_random_uuid() AS event_id, s.* FROM {source} s ORDER BY s.card_id) x
+RETURNING id"""
+
+
+INSERT_OUTBOX_FROM_CARD_CHANGE = f"""
+WITH outbox AS ({outbox_insert("card_change")})
+SELECT count(*), min(id), max(id) FROM outbox
+"""
