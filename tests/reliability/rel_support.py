@@ -413,8 +413,7 @@ def ingest_bytes(
 def assert_report_accounts_for_every_row(report: dict[str, Any]) -> None:
     c = report["counts"]
     assert report["outcome"] in {"applied", "duplicate_file", "rejected_file"}, report
-    if report["outcome"] != "rejected_file":
-        assert c["rows"] == c["accepted"] + c["duplicate"] + c["rejected"], report
+    assert c["rows"] == c["accepted"] + c["duplicate"] + c["rejected"], report
 
 
 # --- PII ------------------------------------------------------------------------------------
