@@ -273,7 +273,7 @@ def test_new_cards_emit_one_event_each(db: Any) -> None:
         (e["card_id"], e["status"], e["previous_status"], e["card_version"]) for e in events
     ] == [("E1", "PICKED_UP", None, 1), ("E2", "PICKED_UP", None, 1)]
     assert events[0]["status_at"] == "2024-01-01T10:00:00Z"
-    assert events[1]["status_at"] == "2024-01-01T11:00:00.500000Z"
+    assert events[1]["status_at"] == "2024-01-01T11:00:00.5Z"  # RFC 3339
     assert events[0]["file_id"] == report["file_id"] and events[0]["partner"] == "default"
     assert set(events[0]) == {
         "event_id",

@@ -17,7 +17,7 @@ import os
 from cardstatus.config import Settings
 
 FUNCTION_TIMEOUT_S = int(os.environ.get("INGEST_FUNCTION_TIMEOUT_S", "300"))
-STATEMENT_MARGIN_S = 30  # the statement gives up this long before the function is killed
+STATEMENT_MARGIN_S = 60  # the statement gives up this long before the function is killed
 MEASURED_ROWS_PER_S = 30_000
 MEASURED_BYTES_PER_S = 1_500_000
 RATE_MARGIN = 0.4

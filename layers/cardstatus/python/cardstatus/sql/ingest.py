@@ -294,12 +294,14 @@ SELECT card_id,
        count(*) FILTER (WHERE status = 'DELIVERY_EXCEPTION' AND inserted) AS exception_count
 FROM changed_event
 GROUP BY card_id;
+ANALYZE card_delta;
 CREATE TEMP TABLE card_before ON COMMIT DROP AS
 SELECT c.card_id, c.status, c.version
 FROM card c
 WHERE c.card_id IN (SELECT card_id FROM card_delta)
 ORDER BY c.card_id
-FOR UPDATE OF c
+FOR UPDATE OF c;
+ANALYZE card_before
 """
 
 # Projection, step 2: fold the changes into each card with commutative rules (latest (time,

@@ -20,20 +20,30 @@ incremented version), then execute INSERT_OUTBOX_FROM_CARD_CHANGE with
 
 from __future__ import annotations
 
-# '2023-11-13T09:34:56Z' (fractional seconds only when present), like cards.iso_utc.
-_ISO_UTC = (
-    "to_char({0} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS')"
-    " || CASE WHEN date_trunc('second', {0}) = {0} THEN ''"
-    " ELSE to_char({0} AT TIME ZONE 'UTC', '.US') END || 'Z'"
+# RFC 3339 UTC: '2023-11-13T09:34:56Z', fractional seconds only when present ('…:56.5Z'): the
+# jsonb rendering of a timestamp (far cheaper than to_char).
+_ISO_UTC = "((to_jsonb(({0}) AT TIME ZONE 'UTC') #>> '{{}}') || 'Z')"
+
+# A UUID version 7 (RFC 9562): 48 bits of Unix milliseconds, then random bits. Time-ordered, so
+# a file's thousands of rows go to the right edge of the event_id index instead of random pages.
+# (The millisecond prefix is taken once per statement.)
+_UUID_V7 = (
+    "encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) placing"
+    " (SELECT substring(int8send(floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint)"
+    " FROM 3)) FROM 1 FOR 6), 52, 1), 53, 1), 'hex')::uuid"
 )
+
+
+_NOW_MS = "date_trunc('milliseconds', clock_timestamp())"
 
 
 def outbox_insert(source: str) -> str:
     """INSERT ... RETURNING id: one outbox row per row of `source` (a table or CTE name) with
     columns card_id, previous_status, status, status_at, reason, partner, card_version.
 
-    event_id is a random uuid stored once with the row: every publish of the row (retry,
-    sweeper) carries the same id, and consumers de-duplicate on it.
+    event_id is a UUIDv7 stored once with the row: every publish of the row (retry, sweeper)
+    carries the same id, and consumers de-duplicate on it. emitted_at is the time the change
+    was written (one value per statement).
     """
     return f"""
 INSERT INTO status_outbox (event_id, card_id, card_version, detail)
@@ -48,8 +58,8 @@ SELECT x.event_id, x.card_id, x.card_version,
            'partner', x.partner,
            'file_id', %(file_id)s::bigint,
            'card_version', x.card_version,
-           'emitted_at', {_ISO_UTC.format("date_trunc('milliseconds', clock_timestamp())")})
-FROM (SELECT gen_random_uuid() AS event_id, s.* FROM {source} s ORDER BY s.card_id) x
+           'emitted_at', (SELECT {_ISO_UTC.format(_NOW_MS)}))
+FROM (SELECT {_UUID_V7} AS event_id, s.* FROM {source} s ORDER BY s.card_id) x
 RETURNING id"""
 
 
