@@ -26,9 +26,14 @@ def main() -> None:
     url = sys.argv[1]
     conn = psycopg2.connect(url)
     rows: dict[str, int] = {}
+    with conn.cursor() as cur:  # (a schema before migration 0006 has no provenance/outbox)
+        cur.execute(
+            "SELECT t FROM unnest(%s::text[]) t WHERE to_regclass(t) IS NOT NULL", (list(TABLES),)
+        )
+        tables = [r[0] for r in cur.fetchall()]
     with tempfile.TemporaryDirectory(prefix="cardstatus-copy-") as tmp:
         with conn.cursor() as cur:
-            for table in TABLES:
+            for table in tables:
                 with open(Path(tmp) / table, "wb") as out:
                     cur.copy_expert(f"COPY {table} TO STDOUT", out)
                 rows[table] = cur.rowcount
@@ -40,13 +45,13 @@ def main() -> None:
         conn.commit()
         started = time.perf_counter()
         with conn.cursor() as cur:
-            for table in TABLES:
+            for table in tables:
                 with open(Path(tmp) / table, "rb") as handle:
                     cur.copy_expert(f"COPY bench_{table} FROM STDIN", handle, size=1 << 16)
         conn.commit()
         seconds = time.perf_counter() - started
     with conn.cursor() as cur:
-        for table in TABLES:
+        for table in tables:
             cur.execute(f"DROP TABLE bench_{table}")
     conn.commit()
     conn.close()
