@@ -380,7 +380,8 @@ def main(argv: list[str] | None = None) -> int:
         print(ingest_table(result["ingest"]))
         print(
             "\nrows/s = data rows of the partner file / seconds. COPY: copy_expert + commit of the"
-            " normalised rows into card_event (same indexes, constraints, foreign key)."
+            " exact rows the ingest stored, into clones of every table it filled (card_event,"
+            " event_copy, card, status_outbox: same indexes and constraints), same database."
             " cardstatus: `cardstatus ingest` process wall time (interpreter start, decode,"
             " normalise, COPY to staging, apply incl. card projection, report)."
             " peer: pandas read_csv + cleanup + to_sql (SQLAlchemy 2 default"
