@@ -22,8 +22,8 @@ import pytest
 
 from cardstatus import dbroles, migrate
 from cardstatus.config import load_settings
+from cardstatus.ingest import ingest_path
 from cardstatus.migrate import Migration, apply_migrations, available_migrations
-from cardstatus.pipeline import ingest_path
 from fixture_paths import EVENTS, ROOT
 
 REFUSED = (psycopg2.errors.InsufficientPrivilege, psycopg2.errors.ReadOnlySqlTransaction)

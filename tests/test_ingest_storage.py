@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from cardstatus.cli import main
 from cardstatus.config import PartnerSettings, load_settings
 from cardstatus.ingest import SourceInfo, ingest
 from cardstatus.ingest.identity import meaning_key
 from cardstatus.model import CardStatus
+from cardstatus_dev.cli import main
 
 
 def ingest_bytes(conn: Any, data: bytes, key: str, **source: Any) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""File identity = bytes + meaning (SPEC §3, 12-01).
+"""File identity = bytes + meaning (README "Partner files and reports").
 
 The same bytes mean something else when they are read differently: under another partner
 (timezone, date order, phone region, status words) or with another event type taken from the

@@ -1,4 +1,4 @@
-"""Limits that fit together (SPEC §3, 12-01): a file the function cannot finish in time is
+"""Limits that fit together (README "Limits"): a file the function cannot finish in time is
 rejected up front with what to do, never left to time out into the dead-letter queue.
 
     function timeout (cdk.json functions.ingest.timeoutSeconds, 300 s)

@@ -259,7 +259,7 @@ def _applied_same_meaning(run: _File, cur: Any) -> tuple[Any, ...] | None:
             "name_event_type": run.name_status.value if run.name_status else None,
         },
     )
-    return cur.fetchone()  # type: ignore[no-any-return]
+    return cur.fetchone()
 
 
 def _duplicate(run: _File, original: tuple[Any, ...]) -> dict[str, Any]:
@@ -300,7 +300,7 @@ def _project(run: _File, cur: Any) -> None:
     """Cards and the status outbox, from the events this file inserted or merged into."""
     cur.execute(sql.CARD_DELTA)
     cur.execute(sql.APPLY_PROJECTION, run.params())
-    touched, raced, changes, first_id, last_id = cur.fetchone()  # type: ignore[misc]
+    touched, raced, changes, first_id, last_id = cur.fetchone()
     if raced:
         raise CardInsertRace(f"{raced} card(s) created concurrently")
     run.report.cards_touched = touched

@@ -1,4 +1,4 @@
-"""Status-change outbox (SPEC §8): rows written in the same transaction as the change.
+"""Status-change outbox: rows written in the same transaction as the change (README).
 
 A card's *current status changes* when its current event (status, status_at) is replaced:
 first sighting (previous_status NULL), a newer event, or a void that removes the current
