@@ -26,8 +26,13 @@ from cardstatus import events
 from cardstatus.config import event_settings, settings
 from cardstatus.db import TRANSIENT_DB_ERRORS, LazyConnection, aws_client
 from cardstatus.model import redact_phones
-from cardstatus.pipeline import s3_key_from_event
-from cardstatus.s3ingest import S3ObjectRef, failure_report, ingest_s3_object, put_report
+from cardstatus.s3ingest import (
+    S3ObjectRef,
+    failure_report,
+    ingest_s3_object,
+    put_report,
+    s3_key_from_event,
+)
 
 logger = Logger()
 metrics = Metrics()
@@ -106,6 +111,13 @@ def _ingest_one(
         DB.discard()
         _report_failure(ref, f"{exc.__class__.__name__}: {str(exc)[:200]}", attempt)
         raise
+    if report.get("redelivery"):
+        # Counted and reported when first ingested (README "Partner files and reports").
+        logger.info(
+            "redelivery of an ingested object; nothing to do",
+            extra={"key": ref.key, "outcome": report["outcome"], "file_id": report.get("file_id")},
+        )
+        return
     counts = report.get("counts", {})
     metrics.add_metric(name=f"Files_{report['outcome']}", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="RowsAccepted", unit=MetricUnit.Count, value=counts.get("accepted", 0))
