@@ -1,11 +1,5 @@
-"""Helpers of the events tests: the outbox schema, rows, a moto bus and its recorded events.
-
-TEMPORARY (issue 15, until H5's outbox writes are merged): while no SQL of the ingestion
-writes `status_outbox`, `ensure_outbox` creates the table if migration 0006 did not (DDL of
-plan/CONTRACTS.md) and adds a trigger that writes outbox rows the way ingestion will (one per
-change of a card's current status, in the same transaction). Once H5's writes are in main,
-the stand-in switches itself off and is then deleted.
-"""
+"""Helpers of the events tests: outbox rows, a moto bus and the events it delivered, the
+CardStatusChanged schema."""
 
 from __future__ import annotations
 
@@ -20,71 +14,6 @@ from fixture_paths import ROOT
 
 SCHEMA_PATH = ROOT / "docs" / "events" / "CardStatusChanged.schema.json"
 BUS = "cardstatus-test"
-
-_STAND_IN_DDL = """
-ALTER TABLE card ADD COLUMN IF NOT EXISTS version bigint NOT NULL DEFAULT 0;
-CREATE TABLE IF NOT EXISTS status_outbox (
-    id           bigserial   PRIMARY KEY,
-    event_id     uuid        NOT NULL UNIQUE,
-    card_id      text,
-    card_version bigint,
-    detail       jsonb       NOT NULL,
-    created_at   timestamptz NOT NULL DEFAULT now(),
-    published_at timestamptz,
-    attempts     integer     NOT NULL DEFAULT 0,
-    last_error   text
-);
-CREATE INDEX IF NOT EXISTS status_outbox_pending ON status_outbox (id) WHERE published_at IS NULL;
-
-CREATE OR REPLACE FUNCTION stand_in_outbox() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    prev card_status;
-    fid bigint := currval('ingested_file_id_seq');
-BEGIN
-    IF TG_OP = 'UPDATE' THEN
-        IF NEW.status = OLD.status AND NEW.status_at = OLD.status_at THEN
-            RETURN NEW;
-        END IF;
-        prev := OLD.status;
-        NEW.version := OLD.version + 1;
-    ELSIF EXISTS (SELECT 1 FROM card WHERE card_id = NEW.card_id) THEN
-        RETURN NEW;  -- INSERT .. ON CONFLICT DO UPDATE: the BEFORE UPDATE firing handles it
-    ELSE
-        NEW.version := 1;
-    END IF;
-    INSERT INTO status_outbox (event_id, card_id, card_version, detail)
-    SELECT e.id, NEW.card_id, NEW.version, jsonb_build_object(
-        'event_id', e.id, 'card_id', NEW.card_id, 'status', NEW.status,
-        'previous_status', prev, 'status_at', NEW.status_at, 'reason', NEW.reason,
-        'partner', f.partner, 'file_id', fid, 'card_version', NEW.version,
-        'emitted_at', now())
-    FROM (SELECT gen_random_uuid() AS id) e, ingested_file f
-    WHERE f.id = fid;
-    RETURN NEW;
-END $$;
-DROP TRIGGER IF EXISTS stand_in_outbox ON card;
-CREATE TRIGGER stand_in_outbox BEFORE INSERT OR UPDATE ON card
-    FOR EACH ROW EXECUTE FUNCTION stand_in_outbox();
-"""
-
-
-def ingestion_writes_outbox() -> bool:
-    """Whether any SQL of the runtime package inserts into status_outbox (H5's writes)."""
-    import cardstatus
-
-    package = Path(cardstatus.__file__).parent
-    return any("INSERT INTO status_outbox" in f.read_text("utf-8") for f in package.rglob("*.py"))
-
-
-def ensure_outbox(conn: Any) -> bool:
-    """Install the stand-in outbox writer unless ingestion writes the outbox itself; True
-    when the stand-in was needed."""
-    if ingestion_writes_outbox():
-        return False
-    with conn.cursor() as cur:
-        cur.execute(_STAND_IN_DDL)
-    conn.commit()
-    return True
 
 
 def insert_rows(conn: Any, n: int, *, card_prefix: str = "CARD", file_id: int = 1) -> list[int]:

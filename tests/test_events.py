@@ -4,6 +4,7 @@ after commit and the sweeper, against a real PostgreSQL and a moto EventBridge b
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +20,6 @@ from outbox_support import (
     BUS,
     Recorder,
     assert_valid_events,
-    ensure_outbox,
     insert_rows,
     outbox,
     validator,
@@ -64,7 +64,7 @@ def recorder(aws: boto3.Session) -> Recorder:
 
 @pytest.fixture
 def out(db: Any) -> Any:
-    ensure_outbox(db)
+    """The test database's connection (its outbox is empty)."""
     return db
 
 
@@ -422,6 +422,26 @@ def test_crash_after_commit_before_publish_sweeper_publishes_exactly_the_missing
     assert len(got) == len({e["detail"]["event_id"] for e in got}) == 3 + len(missing)
     assert {e["detail"]["event_id"] for e in got[3:]} == missing
     assert_valid_events(got)
+
+
+def test_crash_after_commit_the_redelivered_message_publishes_what_is_missing(
+    ingest: Any, s3: Any, out: Any, recorder: Recorder, monkeypatch: Any
+) -> None:
+    _deliver(ingest, s3)
+    monkeypatch.setattr(events, "publish_report", lambda *a, **k: sys.exit("died"))
+    with pytest.raises(SystemExit):
+        _deliver(ingest, s3, LATER_KEY, LATER_BODY)
+    monkeypatch.undo()
+    missing = {r["event_id"] for r in outbox(out) if r["published_at"] is None}
+    assert len(missing) == 1
+    # SQS delivers the message again: a redelivery of an ingested object, which publishes
+    # the file's rows still pending (and changes nothing else).
+    event = _sqs_event(LATER_KEY)
+    assert ingest.handler(event, Context()) == {"batchItemFailures": []}
+    assert all(r["published_at"] is not None for r in outbox(out))
+    got = recorder.received()
+    assert len(got) == len({e["detail"]["event_id"] for e in got}) == 4
+    assert {e["detail"]["event_id"] for e in got[3:]} == missing
 
 
 def test_ingest_without_a_bus_leaves_events_pending(

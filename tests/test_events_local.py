@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from outbox_support import ensure_outbox, insert_rows
+from outbox_support import insert_rows
 
 from cardstatus_dev.cli import main
 from cardstatus_dev.local_events import LOCAL_BUS, LocalEvents, describe
@@ -29,7 +29,6 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[dict[
 def test_events_after_ingesting_the_samples(
     db_url: str, db: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    ensure_outbox(db)
     paths = sorted(str(p) for p in SAMPLES.glob("*.csv"))
     assert main(["ingest", "--database-url", db_url, *paths]) == 0
     capsys.readouterr()
@@ -62,7 +61,6 @@ def test_events_after_ingesting_the_samples(
 def test_events_filters_and_usage_errors(
     db_url: str, db: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    ensure_outbox(db)
     ids = insert_rows(db, 2)
     with db.cursor() as cur:
         cur.execute("UPDATE status_outbox SET published_at = now() WHERE id = %s", (ids[0],))

@@ -117,6 +117,7 @@ def _ingest_one(
             "redelivery of an ingested object; nothing to do",
             extra={"key": ref.key, "outcome": report["outcome"], "file_id": report.get("file_id")},
         )
+        _publish_events(report, lambda_context)  # what a crash after its commit left pending
         return
     counts = report.get("counts", {})
     metrics.add_metric(name=f"Files_{report['outcome']}", unit=MetricUnit.Count, value=1)
