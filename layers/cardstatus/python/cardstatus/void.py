@@ -1,0 +1,263 @@
+"""Voiding an applied file (SPEC §3 "Void a file"): the state becomes exactly what it would be
+had the file never been applied.
+
+`void_file` runs one transaction (SQL and the algorithm: cardstatus.sql.void): the file's
+copies go; events only it carried are deleted, the others are merged again from the copies
+other files keep; every card it touched is recomputed from its remaining events (a card with
+none left is deleted); each card whose current event changed gets version + 1 and one
+status_outbox row (CardStatusChanged, published after commit by cardstatus.events); the file
+row records voided_at/voided_by/void_reason and its report gets a `voided` block.
+
+Voiding is idempotent: a voided file answers the result stored in its report, changing
+nothing. A file that was never applied (duplicate_file, rejected_file) cannot be voided
+(FileNotApplied); an unknown id is FileNotFound. After a void the file's meaning is free: the
+same bytes uploaded again are applied again.
+
+`void_retrying` is the entry point of the CLI and the void function: it runs the void again
+after a deadlock or serialization conflict with a concurrent file (like ingest_retrying).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import psycopg2.errors
+from psycopg2.extensions import connection as Connection
+
+from cardstatus.cards import iso_utc
+from cardstatus.model import redact_phones
+from cardstatus.sql import void as sql
+
+logger = logging.getLogger(__name__)
+
+REASON_MAX_CHARS = 500
+ACTOR_MAX_CHARS = 300
+
+
+class FileNotFound(LookupError):
+    """No ingested file has this id."""
+
+    code = "not_found"
+    http_status = 404
+
+    def __init__(self, file_id: int) -> None:
+        self.message = f"no file with id {file_id}"
+        super().__init__(self.message)
+
+
+class FileNotApplied(ValueError):
+    """The file changed nothing (duplicate_file or rejected_file): there is nothing to void."""
+
+    code = "conflict"
+    http_status = 409
+
+    def __init__(self, file_id: int, outcome: str) -> None:
+        self.message = (
+            f"file {file_id} was not applied (outcome {outcome}): it changed nothing, so there "
+            "is nothing to void"
+        )
+        super().__init__(self.message)
+
+
+class InvalidVoidRequest(ValueError):
+    """A missing or unusable reason or actor."""
+
+    code = "invalid_parameter"
+    http_status = 400
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
+
+@dataclass
+class VoidResult:
+    file_id: int
+    voided_at: str
+    voided_by: str
+    reason: str
+    events_removed: int  # merged events only this file carried: deleted
+    events_remerged: int  # events other files also carried whose fields changed by the re-merge
+    copies_removed: int  # the file's copies (one per event it carried)
+    cards_changed: int  # cards whose projection changed (rewritten or deleted)
+    cards_deleted: int  # cards left with no event: deleted
+    status_changes: int  # cards whose current status changed: one CardStatusChanged each
+    # Not part of the answer (the same on every call): what this call did.
+    already_voided: bool = field(default=False, compare=False)
+    outbox_ids: tuple[int, int] | None = field(default=None, compare=False)
+    report: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    bucket: str | None = field(default=None, compare=False)
+    object_key: str | None = field(default=None, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "file_id": self.file_id,
+            "voided": True,
+            "events_removed": self.events_removed,
+            "events_remerged": self.events_remerged,
+            "copies_removed": self.copies_removed,
+            "cards_changed": self.cards_changed,
+            "cards_deleted": self.cards_deleted,
+            "status_changes": self.status_changes,
+            "voided_at": self.voided_at,
+            "voided_by": self.voided_by,
+            "reason": self.reason,
+        }
+
+    def voided_block(self) -> dict[str, Any]:
+        """The report's `voided` block: who, when, why, and what the void did."""
+        return {
+            "at": self.voided_at,
+            "by": self.voided_by,
+            "reason": self.reason,
+            "events_removed": self.events_removed,
+            "events_remerged": self.events_remerged,
+            "copies_removed": self.copies_removed,
+            "cards_changed": self.cards_changed,
+            "cards_deleted": self.cards_deleted,
+            "status_changes": self.status_changes,
+        }
+
+
+def _clean(value: str | None, what: str, limit: int) -> str:
+    text = " ".join((value or "").split())
+    if not text:
+        raise InvalidVoidRequest(f"{what} is required")
+    if len(text) > limit:
+        raise InvalidVoidRequest(f"{what} is longer than {limit} characters")
+    return redact_phones(text)  # reports and logs never carry a full phone number
+
+
+def _stored_result(file_id: int, report: dict[str, Any], row: tuple[Any, ...]) -> VoidResult:
+    block = report.get("voided") or {}
+    return VoidResult(
+        file_id=file_id,
+        voided_at=str(block.get("at") or iso_utc(row[2])),
+        voided_by=str(block.get("by", "")),
+        reason=str(block.get("reason", "")),
+        events_removed=int(block.get("events_removed", 0)),
+        events_remerged=int(block.get("events_remerged", 0)),
+        copies_removed=int(block.get("copies_removed", 0)),
+        cards_changed=int(block.get("cards_changed", 0)),
+        cards_deleted=int(block.get("cards_deleted", 0)),
+        status_changes=int(block.get("status_changes", 0)),
+        already_voided=True,
+        report=report,
+        bucket=row[6],
+        object_key=row[7],
+    )
+
+
+def void_file(conn: Connection, file_id: int, reason: str, actor: str) -> VoidResult:
+    """Void one applied file in one transaction (committed here). Raises FileNotFound,
+    FileNotApplied, InvalidVoidRequest; database errors propagate after a rollback."""
+    reason = _clean(reason, "reason", REASON_MAX_CHARS)
+    actor = _clean(actor, "actor", ACTOR_MAX_CHARS)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql.TUNE_TRANSACTION)
+            cur.execute(sql.LOCK_FILE, {"file_id": file_id})
+            row = cur.fetchone()
+            if row is None:
+                raise FileNotFound(file_id)
+            _, outcome, voided_at, report, meaning_key, partner, bucket, key = row
+            if voided_at is not None:
+                conn.rollback()
+                return _stored_result(file_id, report, row)
+            if outcome != "applied":
+                raise FileNotApplied(file_id, outcome)
+            if meaning_key is not None:
+                cur.execute(sql.LOCK_MEANING, {"meaning_key": meaning_key})
+            params = {"file_id": file_id, "partner": partner}
+            counts, outbox_ids = _undo(cur, params)
+            cur.execute(sql.NOW)
+            now: datetime = cur.fetchone()[0]  # type: ignore[index]
+            result = VoidResult(
+                file_id=file_id,
+                voided_at=iso_utc(now) or "",
+                voided_by=actor,
+                reason=reason,
+                bucket=bucket,
+                object_key=key,
+                **counts,
+            )
+            cur.execute(
+                sql.MARK_VOIDED,
+                {
+                    **params,
+                    "voided_at": now,
+                    "voided_by": actor,
+                    "reason": reason,
+                    "voided": json.dumps(result.voided_block()),
+                },
+            )
+            result.report = cur.fetchone()[0]  # type: ignore[index]
+            result.outbox_ids = outbox_ids
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    logger.info(
+        "file voided",
+        extra={k: v for k, v in result.to_json().items() if k not in ("reason", "voided_by")},
+    )
+    return result
+
+
+def _undo(cur: Any, params: dict[str, Any]) -> tuple[dict[str, int], tuple[int, int] | None]:
+    """Every statement that changes events, cards and the outbox, in lock order. Returns the
+    counts and the (first, last) outbox ids written."""
+    cur.execute(sql.FILE_EVENTS, params)
+    cur.execute(sql.LOCK_EVENTS)
+    cur.execute(sql.DELETE_COPIES, params)
+    copies_removed = cur.rowcount
+    cur.execute(sql.REMERGE)
+    cur.execute(sql.DELETE_EVENTS)
+    events_removed = cur.rowcount
+    cur.execute(sql.UPDATE_EVENTS)
+    events_remerged = cur.rowcount
+    cur.execute(sql.LOCK_CARDS)
+    cur.execute(sql.RECOMPUTE)
+    cur.execute(sql.CREATE_CARD_CHANGE)
+    cur.execute(sql.APPLY_CARDS, params)
+    rewritten, deleted, changes, _ = cur.fetchone()
+    cur.execute(sql.INSERT_OUTBOX, params)
+    written, first_id, last_id = cur.fetchone()
+    assert written == changes, (written, changes)
+    counts = {
+        "copies_removed": copies_removed,
+        "events_removed": events_removed,
+        "events_remerged": events_remerged,
+        "cards_changed": rewritten + deleted,
+        "cards_deleted": deleted,
+        "status_changes": changes,
+    }
+    return counts, ((first_id, last_id) if written else None)
+
+
+# A void and a concurrent file (or another void) that share events or cards can lock them in
+# different orders; PostgreSQL aborts one of them, and the void simply runs again.
+CONFLICT_ERRORS = (psycopg2.errors.DeadlockDetected, psycopg2.errors.SerializationFailure)
+CONFLICT_ATTEMPTS = 4
+
+
+def void_retrying(conn: Connection, file_id: int, reason: str, actor: str) -> VoidResult:
+    """void_file(), run again after a deadlock or serialization conflict."""
+    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        try:
+            return void_file(conn, file_id, reason, actor)
+        except CONFLICT_ERRORS as exc:
+            if attempt == CONFLICT_ATTEMPTS:
+                raise
+            logger.warning(
+                "transaction conflict with a concurrent file; voiding again",
+                extra={"attempt": attempt, "error": type(exc).__name__, "file_id": file_id},
+            )
+        time.sleep(random.uniform(0.05, 0.25) * attempt)
+    raise AssertionError("unreachable")
