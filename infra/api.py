@@ -231,7 +231,7 @@ class Api(Construct):
             self.rest_api,
             "AwsSolutions-COG4",
             "Callers are internal AWS principals authorised with IAM (SigV4) on every method "
-            "(SPEC §5); there are no end users, so no Cognito user pool.",
+            "(README, section API); there are no end users, so no Cognito user pool.",
         )
         if settings.get_bool("api", "createCloudWatchRole"):
             ack(

@@ -10,9 +10,9 @@ import pytest
 
 from cardstatus.cards import find_card_status
 from cardstatus.config import load_settings
-from cardstatus.localdb import drop_database, ensure_database
 from cardstatus.migrate import apply_migrations, available_migrations, migrations_fingerprint
 from cardstatus.pipeline import ingest_path
+from cardstatus_dev.database import drop_database, ensure_database
 from fixture_paths import EVENTS
 
 
@@ -124,9 +124,7 @@ def test_provenance_migration_backfills_a_database_with_data(
                 "SELECT file_id, card_id, status::text, line, phone, comment, partner_row_id,"
                 " partner FROM event_copy"
             )
-            assert cur.fetchall() == [
-                (7, "C1", "PICKED_UP", 2, "+971501234567", "hi", "r1", "a")
-            ]
+            assert cur.fetchall() == [(7, "C1", "PICKED_UP", 2, "+971501234567", "hi", "r1", "a")]
             cur.execute("SELECT version FROM card")
             assert cur.fetchone() == (1,)
             cur.execute("SELECT meaning_key, voided_at FROM ingested_file")

@@ -36,7 +36,8 @@ def _app_functions(s: Any) -> dict[str, dict[str, Any]]:
     return {
         k: v
         for k, v in s.of_type("AWS::Lambda::Function").items()
-        if k.startswith("Functions") and v["Properties"].get("Handler") == "app.handler"
+        if k.startswith("Functions")
+        and str(v["Properties"].get("Handler")).startswith("functions.")
     }
 
 
@@ -48,6 +49,11 @@ def _role_statements(s: Any, role_prefix: str) -> list[dict[str, Any]]:
 
 def _json_blob(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
+
+
+def test_handlers_are_importable_package_paths(dev: Any) -> None:
+    handlers = sorted(v["Properties"]["Handler"] for v in _app_functions(dev).values())
+    assert handlers == [f"functions.{n}.app.handler" for n in ("api", "ingest", "migrate")]
 
 
 # -- storage -------------------------------------------------------------------------------

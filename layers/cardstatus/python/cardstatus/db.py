@@ -20,12 +20,19 @@ import psycopg2.extensions
 from psycopg2.extensions import connection as Connection
 
 from cardstatus.config import Settings, settings
+from cardstatus.errors import DatabaseUnavailable
 
 logger = logging.getLogger(__name__)
 
+# Errors that mean "the database is not reachable right now": the API answers 503 with
+# Retry-After, the ingest handler leaves the message for a retry. Both drop the connection.
+TRANSIENT_DB_ERRORS: tuple[type[Exception], ...] = (
+    DatabaseUnavailable,
+    psycopg2.OperationalError,
+    psycopg2.InterfaceError,
+)
 
-class DatabaseUnavailable(Exception):
-    """The database cannot be reached right now (callers answer 503 / retry the message)."""
+__all__ = ["TRANSIENT_DB_ERRORS", "DatabaseUnavailable", "LazyConnection", "aws_client", "connect"]
 
 
 _secret_cache: dict[str, dict[str, Any]] = {}

@@ -154,7 +154,10 @@ class _ChunkStream:
     readline = read
 
 
-def normalised_rows(
+# Complexity gate exemption: the per-row hot loop stays one function (local-variable binding
+# and memos are the measured fast path, see bench/); splitting it costs speed. The rest of
+# pipeline.py is being split into phases separately (issue 13, pipeline step).
+def normalised_rows(  # noqa: C901, PLR0912
     records: Iterator[tuple[int, list[str]]],
     headers: HeaderMap,
     file_status: CardStatus | None,
@@ -381,7 +384,9 @@ def _file_params(
     }
 
 
-def ingest(
+# Complexity gate exemption, temporary: ingest() is being split into named phases with a
+# typed report separately (issue 13, pipeline step); until then it is one long function.
+def ingest(  # noqa: PLR0915
     conn: Connection,
     body: Readable,
     source: SourceInfo,
