@@ -47,7 +47,12 @@ def make_file(
 
 
 def random_files(
-    rng: random.Random, n_files: int, rows: tuple[int, int], n_cards: int = N_CARDS, tag: str = "f"
+    rng: random.Random,
+    n_files: int,
+    rows: tuple[int, int],
+    n_cards: int = N_CARDS,
+    n_times: int = N_TIMES,
+    tag: str = "f",
 ) -> list[VoidFile]:
     """Files whose events overlap (few cards and times) with conflicting phones/comments."""
     out: list[VoidFile] = []
@@ -58,7 +63,7 @@ def random_files(
             Event(
                 card=rng.randrange(n_cards),
                 status=status if status is not None else rng.randrange(4),
-                time=rng.randrange(N_TIMES),
+                time=rng.randrange(n_times),
                 phone=rng.choice(PHONES),
                 comment=rng.choice(COMMENTS),
                 partner=partner,

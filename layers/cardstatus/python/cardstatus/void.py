@@ -10,7 +10,8 @@ row records voided_at/voided_by/void_reason and its report gets a `voided` block
 
 Voiding is idempotent: a voided file answers the result stored in its report, changing
 nothing. A file that was never applied (duplicate_file, rejected_file) cannot be voided
-(FileNotApplied); an unknown id is FileNotFound. After a void the file's meaning is free: the
+(FileNotApplied, a cardstatus.errors.Conflict: 409); an unknown id is
+cardstatus.errors.FileNotFound (404). After a void the file's meaning is free: the
 same bytes uploaded again are applied again.
 
 `void_retrying` is the entry point of the CLI and the void function: it runs the void again
@@ -19,6 +20,7 @@ after a deadlock or serialization conflict with a concurrent file (like ingest_r
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
@@ -31,6 +33,7 @@ import psycopg2.errors
 from psycopg2.extensions import connection as Connection
 
 from cardstatus.cards import iso_utc
+from cardstatus.errors import Conflict, FileNotFound, InvalidParameter, MissingParameter
 from cardstatus.model import redact_phones
 from cardstatus.sql import void as sql
 
@@ -40,40 +43,14 @@ REASON_MAX_CHARS = 500
 ACTOR_MAX_CHARS = 300
 
 
-class FileNotFound(LookupError):
-    """No ingested file has this id."""
-
-    code = "not_found"
-    http_status = 404
-
-    def __init__(self, file_id: int) -> None:
-        self.message = f"no file with id {file_id}"
-        super().__init__(self.message)
-
-
-class FileNotApplied(ValueError):
+class FileNotApplied(Conflict):
     """The file changed nothing (duplicate_file or rejected_file): there is nothing to void."""
 
-    code = "conflict"
-    http_status = 409
-
     def __init__(self, file_id: int, outcome: str) -> None:
-        self.message = (
-            f"file {file_id} was not applied (outcome {outcome}): it changed nothing, so there "
-            "is nothing to void"
+        super().__init__(
+            f"file {file_id} was not applied (outcome {outcome}): it changed nothing, so "
+            "there is nothing to void"
         )
-        super().__init__(self.message)
-
-
-class InvalidVoidRequest(ValueError):
-    """A missing or unusable reason or actor."""
-
-    code = "invalid_parameter"
-    http_status = 400
-
-    def __init__(self, message: str) -> None:
-        self.message = message
-        super().__init__(message)
 
 
 @dataclass
@@ -128,9 +105,9 @@ class VoidResult:
 def _clean(value: str | None, what: str, limit: int) -> str:
     text = " ".join((value or "").split())
     if not text:
-        raise InvalidVoidRequest(f"{what} is required")
+        raise MissingParameter(f"{what} is required", parameter=what)
     if len(text) > limit:
-        raise InvalidVoidRequest(f"{what} is longer than {limit} characters")
+        raise InvalidParameter(f"{what} is longer than {limit} characters", parameter=what)
     return redact_phones(text)  # reports and logs never carry a full phone number
 
 
@@ -156,7 +133,8 @@ def _stored_result(file_id: int, report: dict[str, Any], row: tuple[Any, ...]) -
 
 def void_file(conn: Connection, file_id: int, reason: str, actor: str) -> VoidResult:
     """Void one applied file in one transaction (committed here). Raises FileNotFound,
-    FileNotApplied, InvalidVoidRequest; database errors propagate after a rollback."""
+    FileNotApplied (a Conflict), MissingParameter/InvalidParameter (reason, actor); database
+    errors propagate after a rollback."""
     reason = _clean(reason, "reason", REASON_MAX_CHARS)
     actor = _clean(actor, "actor", ACTOR_MAX_CHARS)
     try:
@@ -165,7 +143,7 @@ def void_file(conn: Connection, file_id: int, reason: str, actor: str) -> VoidRe
             cur.execute(sql.LOCK_FILE, {"file_id": file_id})
             row = cur.fetchone()
             if row is None:
-                raise FileNotFound(file_id)
+                raise FileNotFound(f"no file with id {file_id}", parameter="file_id")
             _, outcome, voided_at, report, meaning_key, partner, bucket, key = row
             if voided_at is not None:
                 conn.rollback()
@@ -201,7 +179,9 @@ def void_file(conn: Connection, file_id: int, reason: str, actor: str) -> VoidRe
             result.outbox_ids = outbox_ids
         conn.commit()
     except BaseException:
-        conn.rollback()
+        if not conn.closed:
+            with contextlib.suppress(psycopg2.Error):  # a dropped connection has nothing to undo
+                conn.rollback()
         raise
     logger.info(
         "file voided",
