@@ -2,7 +2,7 @@
 (overlapping and conflicting copies of events, several cards, all four statuses, phones,
 comments and partner row ids differing, files with a Status column) and any F in S:
 
-- apply S, then void F  ≡  apply S∖{F}   (every API card object byte for byte, the projection,
+- apply S, then void F  ≡  apply S - {F}  (every API card object byte for byte, the projection,
   every merged event with its source, every copy);
 - then apply F again   ≡  apply S;
 - voiding F twice answers the same result and changes nothing;
