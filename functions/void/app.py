@@ -16,7 +16,7 @@ import json
 import os
 import traceback
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import psycopg2
 from aws_lambda_powertools import Logger, Metrics
@@ -24,6 +24,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -66,6 +67,7 @@ class VoidIn(BaseModel):
 
 
 class VoidOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     file_id: int
     voided: bool = Field(description="Always true: the file is voided (now or before)")
     events_removed: int = Field(description="Events only this file carried: deleted")
@@ -79,6 +81,31 @@ class VoidOut(BaseModel):
     reason: str
 
 
+class VoidErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: Literal[
+        "invalid_parameter",
+        "missing_parameter",
+        "not_found",
+        "conflict",
+        "database_unavailable",
+        "internal_error",
+    ]
+    message: str
+
+
+class VoidErrorResponse(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    error: VoidErrorDetail
+
+
+def _documented(description: str) -> OpenAPIResponse:
+    return {
+        "description": description,
+        "content": {"application/json": {"model": VoidErrorResponse}},
+    }
+
+
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
     return Response(
         status_code=status,
@@ -86,9 +113,6 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
         body=json.dumps(error_body(code, message)),
         headers=headers,
     )
-
-
-_ERROR = {"description": 'Error: {"error": {"code", "message"}}'}
 
 
 @app.post(
@@ -105,11 +129,11 @@ _ERROR = {"description": 'Error: {"error": {"code", "message"}}'}
     tags=["files"],
     responses={
         200: {"description": "The file is voided"},
-        400: _ERROR,
-        404: {"description": "No file with this id"},
-        409: {"description": "The file was never applied (duplicate_file or rejected_file)"},
-        500: _ERROR,
-        503: _ERROR,
+        400: _documented("Missing or invalid file_id or reason (the message names it)"),
+        404: _documented("No file with this id"),
+        409: _documented("The file was never applied (duplicate_file or rejected_file)"),
+        500: _documented("Unexpected error (no details)"),
+        503: _documented("Database unavailable; retry after the Retry-After header"),
     },
 )
 def void(

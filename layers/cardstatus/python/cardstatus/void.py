@@ -108,7 +108,7 @@ def _clean(value: str | None, what: str, limit: int) -> str:
         raise MissingParameter(f"{what} is required", parameter=what)
     if len(text) > limit:
         raise InvalidParameter(f"{what} is longer than {limit} characters", parameter=what)
-    return redact_phones(text)  # reports and logs never carry a full phone number
+    return text
 
 
 def _stored_result(file_id: int, report: dict[str, Any], row: tuple[Any, ...]) -> VoidResult:
@@ -135,7 +135,9 @@ def void_file(conn: Connection, file_id: int, reason: str, actor: str) -> VoidRe
     """Void one applied file in one transaction (committed here). Raises FileNotFound,
     FileNotApplied (a Conflict), MissingParameter/InvalidParameter (reason, actor); database
     errors propagate after a rollback."""
-    reason = _clean(reason, "reason", REASON_MAX_CHARS)
+    # The reason is free text: a phone number typed into it is masked (reports never carry
+    # one). The actor is an identity (an IAM ARN, with its account id): kept as it is.
+    reason = redact_phones(_clean(reason, "reason", REASON_MAX_CHARS))
     actor = _clean(actor, "actor", ACTOR_MAX_CHARS)
     try:
         with conn.cursor() as cur:
