@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -115,21 +115,23 @@ class Functions(Construct):
         if keywords:
             self.common_env["EXCEPTION_REASON_KEYWORDS"] = json.dumps(keywords, sort_keys=True)
 
-        # -- ingest: SQS -> S3 object -> database (direct, secret) -> report in S3 ------------
+        # -- ingest: SQS -> S3 object -> database (direct, own role, IAM) -> report in S3 -----
+        # Logs in as cardstatus_ingest with an IAM token: no secret, no Secrets Manager
+        # endpoint; its role-level statement/lock/idle timeouts come from migration 0005.
         self.ingest_sg = network.security_group("IngestSg", "ingest function")
         database.allow_direct(self.ingest_sg, "ingest")
-        network.allow_https_to_endpoints(self.ingest_sg)
+        network.allow_https_to_s3(self.ingest_sg)
         self.ingest = self._function(
             "Ingest",
             "ingest",
             self.ingest_sg,
             {
-                "DB_SECRET_ARN": database.secret.secret_arn,
-                "DB_STATEMENT_TIMEOUT_MS": str(
-                    settings.get_int("functions", "dbStatementTimeoutMs")
-                ),
+                "DB_HOST": database.instance.db_instance_endpoint_address,
+                "DB_USER": database.ingest_user,
+                "DB_IAM_AUTH": "true",
             },
         )
+        database.grant_connect_direct(self.ingest, database.ingest_user)
         bucket = storage.bucket
         incoming, reports = settings.incoming_prefix, settings.reports_prefix
         self.ingest.add_to_role_policy(
@@ -164,7 +166,6 @@ class Functions(Construct):
                 },
             )
         )
-        database.secret.grant_read(self.ingest)
         self.ingest.add_event_source(
             sources.SqsEventSource(
                 queueing.queue,
@@ -215,7 +216,8 @@ class Functions(Construct):
             "Migrate",
             "migrate",
             self.migrate_sg,
-            {"DB_SECRET_ARN": database.secret.secret_arn, "DB_STATEMENT_TIMEOUT_MS": "0"},
+            # The schema owner; apply_migrations sets its own statement and lock timeouts.
+            {"DB_SECRET_ARN": database.secret.secret_arn},
         )
         database.secret.grant_read(self.migrate)
 
@@ -257,6 +259,35 @@ class Functions(Construct):
                     "ec2:UnassignPrivateIpAddresses",
                 ],
                 resources=["*"],
+            )
+        )
+        # ...for the Lambda service only: the function's code holds the same credentials and
+        # must not create or remove network interfaces with them (the condition key is set on
+        # calls made with a function's credentials, never on the service's own calls).
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="NoNetworkInterfacesFromFunctionCode",
+                effect=iam.Effect.DENY,
+                actions=[
+                    "ec2:CreateNetworkInterface",
+                    "ec2:DeleteNetworkInterface",
+                    "ec2:DescribeNetworkInterfaces",
+                    "ec2:DescribeSubnets",
+                    "ec2:DetachNetworkInterface",
+                    "ec2:AssignPrivateIpAddresses",
+                    "ec2:UnassignPrivateIpAddresses",
+                ],
+                resources=["*"],
+                conditions={
+                    "ArnLike": {
+                        "lambda:SourceFunctionArn": self._stack.format_arn(
+                            service="lambda",
+                            resource="function",
+                            resource_name="*",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    }
+                },
             )
         )
         environment: dict[str, Any] = {
