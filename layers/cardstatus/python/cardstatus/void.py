@@ -71,6 +71,7 @@ class VoidResult:
     report: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     bucket: str | None = field(default=None, compare=False)
     object_key: str | None = field(default=None, compare=False)
+    timings: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -155,7 +156,8 @@ def void_file(conn: Connection, file_id: int, reason: str, actor: str) -> VoidRe
             if meaning_key is not None:
                 cur.execute(sql.LOCK_MEANING, {"meaning_key": meaning_key})
             params = {"file_id": file_id, "partner": partner}
-            counts, outbox_ids = _undo(cur, params)
+            timings: dict[str, float] = {}
+            counts, outbox_ids = _undo(cur, params, timings)
             cur.execute(sql.NOW)
             now: datetime = cur.fetchone()[0]  # type: ignore[index]
             result = VoidResult(
@@ -179,6 +181,7 @@ def void_file(conn: Connection, file_id: int, reason: str, actor: str) -> VoidRe
             )
             result.report = cur.fetchone()[0]  # type: ignore[index]
             result.outbox_ids = outbox_ids
+            result.timings = timings
         conn.commit()
     except BaseException:
         if not conn.closed:
@@ -187,29 +190,43 @@ def void_file(conn: Connection, file_id: int, reason: str, actor: str) -> VoidRe
         raise
     logger.info(
         "file voided",
-        extra={k: v for k, v in result.to_json().items() if k not in ("reason", "voided_by")},
+        extra={
+            **{k: v for k, v in result.to_json().items() if k not in ("reason", "voided_by")},
+            "timings": result.timings,
+        },
     )
     return result
 
 
-def _undo(cur: Any, params: dict[str, Any]) -> tuple[dict[str, int], tuple[int, int] | None]:
+def _undo(
+    cur: Any, params: dict[str, Any], timings: dict[str, float]
+) -> tuple[dict[str, int], tuple[int, int] | None]:
     """Every statement that changes events, cards and the outbox, in lock order. Returns the
-    counts and the (first, last) outbox ids written."""
-    cur.execute(sql.FILE_EVENTS, params)
-    cur.execute(sql.LOCK_EVENTS)
-    cur.execute(sql.DELETE_COPIES, params)
+    counts and the (first, last) outbox ids written; each step's milliseconds go to timings."""
+    last = time.perf_counter()
+
+    def run(step: str, statement: str, args: dict[str, Any] | None = None) -> None:
+        nonlocal last
+        cur.execute(statement, args)
+        now = time.perf_counter()
+        timings[step] = timings.get(step, 0.0) + round((now - last) * 1000, 1)
+        last = now
+
+    run("collect_ms", sql.FILE_EVENTS, params)
+    run("lock_events_ms", sql.LOCK_EVENTS)
+    run("delete_copies_ms", sql.DELETE_COPIES, params)
     copies_removed = cur.rowcount
-    cur.execute(sql.REMERGE)
-    cur.execute(sql.DELETE_EVENTS)
+    run("remerge_ms", sql.REMERGE)
+    run("delete_events_ms", sql.DELETE_EVENTS)
     events_removed = cur.rowcount
-    cur.execute(sql.UPDATE_EVENTS)
+    run("update_events_ms", sql.UPDATE_EVENTS)
     events_remerged = cur.rowcount
-    cur.execute(sql.LOCK_CARDS)
-    cur.execute(sql.RECOMPUTE)
-    cur.execute(sql.CREATE_CARD_CHANGE)
-    cur.execute(sql.APPLY_CARDS, params)
+    run("lock_cards_ms", sql.LOCK_CARDS)
+    run("recompute_ms", sql.RECOMPUTE)
+    run("apply_cards_ms", sql.CREATE_CARD_CHANGE)
+    run("apply_cards_ms", sql.APPLY_CARDS, params)
     rewritten, deleted, changes, _ = cur.fetchone()
-    cur.execute(sql.INSERT_OUTBOX, params)
+    run("outbox_ms", sql.INSERT_OUTBOX, params)
     written, first_id, last_id = cur.fetchone()
     assert written == changes, (written, changes)
     counts = {
