@@ -165,9 +165,14 @@ def void_file(conn: Connection, file_id: int, reason: str, actor: str) -> VoidRe
                 voided_at=iso_utc(now) or "",
                 voided_by=actor,
                 reason=reason,
+                events_removed=counts["events_removed"],
+                events_remerged=counts["events_remerged"],
+                copies_removed=counts["copies_removed"],
+                cards_changed=counts["cards_changed"],
+                cards_deleted=counts["cards_deleted"],
+                status_changes=counts["status_changes"],
                 bucket=bucket,
                 object_key=key,
-                **counts,
             )
             cur.execute(
                 sql.MARK_VOIDED,
