@@ -24,8 +24,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from cardstatus.config import settings
 from cardstatus.db import TRANSIENT_DB_ERRORS, LazyConnection, aws_client
 from cardstatus.model import redact_phones
-from cardstatus.pipeline import s3_key_from_event
-from cardstatus.s3ingest import S3ObjectRef, failure_report, ingest_s3_object, put_report
+from cardstatus.s3ingest import (
+    S3ObjectRef,
+    failure_report,
+    ingest_s3_object,
+    put_report,
+    s3_key_from_event,
+)
 
 logger = Logger()
 metrics = Metrics()
@@ -94,6 +99,13 @@ def _ingest_one(ref: S3ObjectRef, attempt: int) -> None:
         DB.discard()
         _report_failure(ref, f"{exc.__class__.__name__}: {str(exc)[:200]}", attempt)
         raise
+    if report.get("redelivery"):
+        # Counted and reported when first ingested (README "Partner files and reports").
+        logger.info(
+            "redelivery of an ingested object; nothing to do",
+            extra={"key": ref.key, "outcome": report["outcome"], "file_id": report.get("file_id")},
+        )
+        return
     counts = report.get("counts", {})
     metrics.add_metric(name=f"Files_{report['outcome']}", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="RowsAccepted", unit=MetricUnit.Count, value=counts.get("accepted", 0))

@@ -59,8 +59,8 @@ class _Progress:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from cardstatus.config import settings
     from cardstatus.db import connect
+    from cardstatus.ingest import ingest_path
     from cardstatus.migrate import apply_migrations
-    from cardstatus.pipeline import ingest_path
 
     missing = [p for p in args.paths if not os.path.isfile(p)]
     if missing:

@@ -205,7 +205,7 @@ class IngestPoller(threading.Thread):
                 self._announce(s3, message, message["MessageId"] in failed)
 
     def _announce(self, s3: Any, message: dict[str, Any], failed: bool) -> None:
-        from cardstatus.pipeline import s3_key_from_event
+        from cardstatus.s3ingest import s3_key_from_event
 
         try:
             records = json.loads(message["Body"]).get("Records", [])
