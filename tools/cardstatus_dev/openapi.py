@@ -68,7 +68,7 @@ def openapi_schema(resolver: Any = None) -> dict[str, Any]:
 
 
 def _document(resolver: Any) -> dict[str, Any]:
-    return json.loads(  # type: ignore[no-any-return]
+    return json.loads(
         resolver.get_openapi_json_schema(
             title=API_TITLE, version=API_VERSION, description=API_DESCRIPTION
         )
