@@ -239,6 +239,13 @@ class Functions(Construct):
         )
         database.grant_connect_direct(self.sweeper, database.ingest_user)
 
+    def add_function(
+        self, construct_id: str, name: str, sg: ec2.SecurityGroup, env: dict[str, str]
+    ) -> lambda_.Function:
+        """One more function built like these (functions/<name>/, both layers, in the VPC, its
+        own role and log group), for constructs of their own (infra/void.py)."""
+        return self._function(construct_id, name, sg, env)
+
     def _function(
         self, construct_id: str, name: str, sg: ec2.SecurityGroup, env: dict[str, str]
     ) -> lambda_.Function:

@@ -20,6 +20,7 @@ from infra.network import Network
 from infra.queueing import Queueing
 from infra.settings import Settings
 from infra.storage import Storage
+from infra.void import VoidEndpoint
 
 # What the functions inside the VPC do with S3 (through the gateway endpoint, whose policy
 # allows nothing else): ingest reads partner files and writes reports.
@@ -89,6 +90,16 @@ class CardStatusStack(Stack):
             network=self.network,
         )
         self.api.rest_api.deployment_stage.node.add_dependency(self.migrations.resource)
+        self.void = VoidEndpoint(
+            self,
+            "Void",
+            settings=settings,
+            functions=self.functions,
+            network=self.network,
+            database=self.database,
+            storage=self.storage,
+            api=self.api,
+        )
         self.monitoring = Monitoring(
             self,
             "Monitoring",

@@ -1,8 +1,9 @@
-"""`cardstatus` command line: migrate, ingest, status, events, serve, local, openapi."""
+"""`cardstatus` command line: migrate, ingest, status, events, void, serve, local, openapi."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import os
@@ -139,6 +140,35 @@ def cmd_events(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name (e.g. a container without a passwd entry)
+        return "unknown"
+
+
+def cmd_void(args: argparse.Namespace) -> int:
+    """Void one applied file (README "Voiding a file"): one JSON object, exit 0; an unknown id
+    or a file that was never applied: a JSON error, exit 1, nothing changes."""
+    from cardstatus.db import connect
+    from cardstatus.errors import RequestError, error_body
+    from cardstatus.migrate import apply_migrations
+    from cardstatus.void import void_retrying
+
+    _use_database(args)
+    conn = connect()
+    try:
+        apply_migrations(conn)
+        result = void_retrying(conn, args.file_id, args.reason, args.actor or _os_user())
+    except RequestError as exc:
+        print(json.dumps(error_body(exc.code, exc.message)))
+        return EXIT_FAILED
+    finally:
+        conn.close()
+    print(json.dumps(result.to_json()), flush=True)
+    return EXIT_OK
+
+
 def _stop_on_signals() -> None:
     """Long-running commands stop cleanly (embedded PostgreSQL included) on Ctrl-C or SIGTERM,
     also when started in the background, where the shell hands them SIGINT ignored."""
@@ -203,6 +233,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pending", action="store_true", help="only events not yet published")
     p.add_argument("--database-url", help=db_help)
     p.set_defaults(func=cmd_events)
+
+    p = sub.add_parser(
+        "void",
+        help="void an applied file: the state becomes what it would be without it (JSON)",
+    )
+    p.add_argument("file_id", type=int, metavar="FILE_ID", help="the file's id (its report)")
+    p.add_argument("--reason", required=True, help="why (kept with the file and in its report)")
+    p.add_argument("--actor", help="who voids it (default: the OS user name)")
+    p.add_argument("--database-url", help=db_help)
+    p.set_defaults(func=cmd_void)
 
     p = sub.add_parser("serve", help="serve the API handler on a local HTTP port")
     p.add_argument("--host", default="127.0.0.1")

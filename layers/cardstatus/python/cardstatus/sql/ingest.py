@@ -314,10 +314,12 @@ WITH upserted AS (
     INSERT INTO card AS c (
         card_id, status, status_at, comment, reason, phone, phone_at, phone_rank,
         picked_up_at, delivered_at, returned_at, exception_count, version)
-    SELECT card_id, status, status_at, comment, reason, phone, phone_at, phone_rank,
-           picked_up_at, delivered_at, returned_at, exception_count, 1
-    FROM card_delta
-    ORDER BY card_id
+    SELECT d.card_id, d.status, d.status_at, d.comment, d.reason, d.phone, d.phone_at,
+           d.phone_rank, d.picked_up_at, d.delivered_at, d.returned_at, d.exception_count,
+           COALESCE(t.version, 0) + 1  -- a card a void deleted continues its versions (0008)
+    FROM card_delta d
+    LEFT JOIN card_tombstone t ON t.card_id = d.card_id
+    ORDER BY d.card_id
     ON CONFLICT (card_id) DO UPDATE SET
         status = CASE WHEN (EXCLUDED.status_at, EXCLUDED.status) > (c.status_at, c.status)
                       THEN EXCLUDED.status ELSE c.status END,
