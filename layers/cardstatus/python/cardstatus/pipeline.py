@@ -39,11 +39,10 @@ from cardstatus.normalise import (
     TimestampParser,
     classify_reason,
     clean_comment,
-    event_type_from_filename,
-    event_type_from_value,
-    map_headers,
+    find_header,
     normalise_card_id,
     normalise_phone,
+    vocabulary,
 )
 from cardstatus.sql import ingest as sql
 
@@ -169,13 +168,14 @@ def normalised_rows(
     status and comment cells of a file are normalised once each (memo dicts, bounded).
     """
     parse_time = TimestampParser(partner.timezone, partner.day_first).parse
+    status_of = vocabulary(partner.status_words).from_value
     region = partner.phone_region
     card_col, ts_col = headers.card_id, headers.timestamp
     phone_col, comment_col = headers.phone, headers.comment
     row_id_col, status_col = headers.row_id, headers.status
     needed = max(card_col, ts_col)
     exception = CardStatus.DELIVERY_EXCEPTION
-    statuses: dict[str, CardStatus | None] = {}  # status cell → event type
+    statuses: dict[str, CardStatus | str | None] = {}  # status cell → event type or reason
     comments: dict[tuple[str, bool], tuple[str, str]] = {}  # (cell, is exception) → COPY text
     escape = _COPY_ESCAPES
     batch: list[str] = []
@@ -203,10 +203,15 @@ def normalised_rows(
                 if cell in statuses:
                     named = statuses[cell]
                 else:
-                    named = event_type_from_value(cell)
+                    try:
+                        named = status_of(cell)
+                    except RowError as exc:  # not tracked, or ambiguous
+                        named = str(exc)
                     if len(statuses) < MEMO_MAX:
                         statuses[cell] = named
-                status = named or file_status
+                if named.__class__ is str:
+                    raise RowError(named)
+                status = named or file_status  # type: ignore[assignment]
             if status is None:
                 raise RowError("status is missing or not one of pickup/exception/delivered/return")
             phone = "\\N"
@@ -315,11 +320,9 @@ class _ChunkReader(threading.Thread):
         self.join()
 
 
-def _first_record(records: Iterator[tuple[int, list[str]]]) -> list[str]:
-    for _line, record in records:
-        if record and any(cell.strip() for cell in record):
-            return record
-    raise FileRejected("file is empty: no header row")
+def _skipped_lines_warning(lines: list[int]) -> str:
+    shown = ", ".join(map(str, lines[:5])) + (", …" if len(lines) > 5 else "")
+    return f"{len(lines)} line(s) before the header skipped (title lines?): line(s) {shown}"
 
 
 class _Timer:
@@ -418,13 +421,12 @@ def ingest(
             cur.execute(sql.CREATE_STAGING)
             csv_source = open_csv(body, cfg.max_object_bytes)
             records = csv_source.records(cfg.max_field_chars)
-            headers = map_headers(_first_record(records))
-            file_status = event_type_from_filename(source.name)
+            headers, skipped = find_header(records)
+            if skipped:
+                outcomes.warn(skipped[0], _skipped_lines_warning(skipped))
+            file_status, why = vocabulary(partner.status_words).file_event_type(source.name)
             if headers.status is None and file_status is None:
-                raise FileRejected(
-                    "cannot tell the event type: no Status/Event column, and the file name "
-                    "mentions none of pickup, exception, delivered, return"
-                )
+                raise FileRejected(f"cannot tell the event type: no Status/Event column, and {why}")
             event_type = file_status.value if headers.status is None and file_status else None
             report.update(
                 encoding=csv_source.encoding,

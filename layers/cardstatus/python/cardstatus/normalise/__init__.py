@@ -30,7 +30,8 @@ Decisions where SPEC §2 is silent (see also the tests):
   2000" bound applies to the calendar year as written; the "more than a day in the
   future" bound to the UTC instant, against a ``now`` captured once per parser.
 * Event types: an explicitly negated "delivered" (``undelivered``, ``not delivered``,
-  ``non-delivered``) never counts as DELIVERED.
+  ``non-delivered``) never counts as DELIVERED; see ``status`` for the vocabulary rules.
+* Card ids are case-insensitive: stored upper-case.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from cardstatus.normalise.fields import (
     clean_comment,
     normalise_card_id,
 )
-from cardstatus.normalise.headers import HeaderMap, map_headers, normalise_header
+from cardstatus.normalise.headers import HeaderMap, find_header, map_headers, normalise_header
 from cardstatus.normalise.phone import (
     Phone,
     _normalise_phone_reference,
@@ -50,14 +51,22 @@ from cardstatus.normalise.phone import (
     _phone_fast,
     normalise_phone,
 )
-from cardstatus.normalise.status import event_type_from_filename, event_type_from_value
+from cardstatus.normalise.status import (
+    UNTRACKED,
+    StatusVocabulary,
+    event_type_from_filename,
+    event_type_from_value,
+    vocabulary,
+)
 from cardstatus.normalise.timestamp import TimestampParser
 
 __all__ = [
     "CARD_ID_RE",
     "COMMENT_MAX_CHARS",
+    "UNTRACKED",
     "HeaderMap",
     "Phone",
+    "StatusVocabulary",
     "TimestampParser",
     "_normalise_phone_reference",
     "_normalise_phone_uncached",
@@ -66,8 +75,10 @@ __all__ = [
     "clean_comment",
     "event_type_from_filename",
     "event_type_from_value",
+    "find_header",
     "map_headers",
     "normalise_card_id",
     "normalise_header",
     "normalise_phone",
+    "vocabulary",
 ]

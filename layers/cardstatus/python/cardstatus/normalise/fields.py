@@ -10,12 +10,15 @@ from cardstatus.normalise._text import _TRIM_CHARS, _show
 
 
 def normalise_card_id(raw: str | None) -> str:
-    """Trimmed, unquoted card id matching ^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$, else RowError."""
+    """Trimmed, unquoted, upper-case card id matching ^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$.
+
+    Card ids are case-insensitive (SPEC §2): 'zyw7631' is stored as 'ZYW7631'. Else RowError.
+    """
     if raw is None:
         raise RowError("card id is missing")
     s = raw.strip(_TRIM_CHARS)
     if CARD_ID_RE.fullmatch(s) is not None and s.isascii():
-        return s
+        return s.upper()
     s = raw.strip().strip(_TRIM_CHARS).strip()
     if not s:
         raise RowError("card id is empty")
@@ -26,7 +29,7 @@ def normalise_card_id(raw: str | None) -> str:
             f"card id {_show(s)} is not 1-64 letters, digits, '-' or '_' "
             "starting with a letter or digit"
         )
-    return s
+    return s.upper()
 
 
 COMMENT_MAX_CHARS = 500

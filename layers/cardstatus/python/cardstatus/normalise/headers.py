@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import unicodedata
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from cardstatus.model import FileRejected
@@ -58,13 +59,24 @@ _HEADER_WEAK: dict[str, str] = {
 _HEADER_FIELDS = ("card_id", "timestamp", "phone", "comment", "row_id", "status")
 
 
+# Spaces a spreadsheet or a web page leaves in a header cell that NFKC does not map to ' '.
+_HEADER_SPACES = str.maketrans(
+    dict.fromkeys("\u00a0\u2007\u202f\u200b\u200c\u200d\u2060\ufeff", " ")
+)
+
+
 def normalise_header(name: str) -> str:
-    """'  Card_ID ' → 'cardid': lower-case, only [a-z0-9] kept (drops BOM remnants, spaces)."""
+    """'  Card_ID ' → 'cardid': lower-case, only [a-z0-9] kept (drops BOM remnants, spaces).
+
+    Compared after Unicode normalisation (NFKC: full-width letters are plain letters), with
+    non-breaking and zero-width spaces treated as spaces.
+    """
+    if not name.isascii():
+        name = unicodedata.normalize("NFKC", name.translate(_HEADER_SPACES))
     return _NON_ALNUM_RE.sub("", name.lower())
 
 
-def map_headers(header: Sequence[str]) -> HeaderMap:
-    """Column indexes of the known fields; FileRejected without card id and timestamp."""
+def _find_columns(header: Sequence[str]) -> dict[str, int | None]:
     strong: dict[str, int] = {}
     weak: dict[str, int] = {}
     for index, name in enumerate(header):
@@ -76,7 +88,12 @@ def map_headers(header: Sequence[str]) -> HeaderMap:
         field = _HEADER_WEAK.get(key)
         if field is not None:
             weak.setdefault(field, index)
-    found = {f: strong.get(f, weak.get(f)) for f in _HEADER_FIELDS}
+    return {f: strong.get(f, weak.get(f)) for f in _HEADER_FIELDS}
+
+
+def map_headers(header: Sequence[str]) -> HeaderMap:
+    """Column indexes of the known fields; FileRejected without card id and timestamp."""
+    found = _find_columns(header)
     card_id, timestamp = found["card_id"], found["timestamp"]
     if card_id is None or timestamp is None:
         missing = [
@@ -97,3 +114,35 @@ def map_headers(header: Sequence[str]) -> HeaderMap:
         status=found["status"],
         width=len(header),
     )
+
+
+HEADER_SEARCH_RECORDS = 20
+
+
+def find_header(records: Iterator[tuple[int, list[str]]]) -> tuple[HeaderMap, list[int]]:
+    """The header among the first 20 non-blank records, and the lines skipped before it.
+
+    Portal exports put title lines ("Returns report", "Generated on …") above the header:
+    the header is the first non-blank record that maps a card-id and a timestamp column.
+    Consumes ``records`` up to and including the header. FileRejected when there is none;
+    the message shows the record that came closest (else the first one).
+    """
+    skipped: list[int] = []
+    closest: Sequence[str] | None = None
+    closest_score = -1
+    for line, record in records:
+        if not record or not any(cell.strip() for cell in record):
+            continue  # blank lines are neither a header nor a title
+        found = _find_columns(record)
+        if found["card_id"] is not None and found["timestamp"] is not None:
+            return map_headers(record), skipped
+        score = sum(v is not None for v in found.values())
+        if score > closest_score:
+            closest, closest_score = record, score
+        skipped.append(line)
+        if len(skipped) >= HEADER_SEARCH_RECORDS:
+            break
+    if closest is None:
+        raise FileRejected("file is empty: no header row")
+    map_headers(closest)  # raises with the missing columns
+    raise AssertionError("unreachable")  # pragma: no cover

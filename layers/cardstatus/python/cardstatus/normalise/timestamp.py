@@ -31,6 +31,43 @@ _TS_FAST_DMY_RE = re.compile(r"[0-9]{2}([-/.])[0-9]{2}\1[0-9]{4} [0-9]{2}:[0-9]{
 _TS_DATE_ONLY_RE = re.compile(
     r"[0-9]{4}[-/.][0-9]{1,2}[-/.][0-9]{1,2}|[0-9]{1,2}[-/.][0-9]{1,2}[-/.][0-9]{4}"
 )
+# English month names or abbreviations, any case (SPEC §2 12-01): 05-Apr-2024 10:00 AM,
+# 3 Apr 2024 9:15 AM, Apr 3, 2024 14:30, April 3, 2024 4:50 PM, 2024-Apr-03 16:45. An
+# optional leading weekday ("Wed, 3 Apr 2024 …") is ignored, not checked.
+_MONTHS = {
+    name: number
+    for number, names in enumerate(
+        (
+            "jan january",
+            "feb february",
+            "mar march",
+            "apr april",
+            "may",
+            "jun june",
+            "jul july",
+            "aug august",
+            "sep sept september",
+            "oct october",
+            "nov november",
+            "dec december",
+        ),
+        start=1,
+    )
+    for name in names.split()
+}
+_TS_WEEKDAY = r"(?:(?:mon|tue|wed|thu|fri|sat|sun)[a-z]{0,6}\.?,?[ \t]+)?"
+_TS_DAY = r"(?P<d>[0-9]{1,2})(?:st|nd|rd|th)?"
+_TS_MON = r"(?P<mon>[a-z]{3,9})\.?"
+_TS_MONTH_DATES = (
+    _TS_WEEKDAY + _TS_DAY + r"[-/. ]+" + _TS_MON + r"[-/., ]+(?P<y>[0-9]{4})",
+    _TS_WEEKDAY + _TS_MON + r"[-/. ]+" + _TS_DAY + r"[-/., ]+(?P<y>[0-9]{4})",
+    r"(?P<y>[0-9]{4})[-/. ]+" + _TS_MON + r"[-/. ]+" + _TS_DAY,
+)
+_TS_MONTH_RES = tuple(
+    re.compile(date + r"(?:[Tt]|[ \t]+|,[ \t]*)" + _TS_TIME, re.IGNORECASE)
+    for date in _TS_MONTH_DATES
+)
+_TS_MONTH_DATE_ONLY_RES = tuple(re.compile(date, re.IGNORECASE) for date in _TS_MONTH_DATES)
 _MIN_YEAR = 2000
 _MAX_OFFSET_HOURS = 18
 
@@ -111,17 +148,7 @@ class TimestampParser:
             raise RowError("timestamp is empty")
         if len(s) > 64:
             raise RowError(f"unrecognised timestamp {_show(raw)}")
-        m = _TS_YMD_RE.fullmatch(s)
-        if m is not None:
-            y, mo, d = int(m["y"]), int(m["m"]), int(m["d"])
-        else:
-            m = _TS_DMY_RE.fullmatch(s)
-            if m is None:
-                if _TS_DATE_ONLY_RE.fullmatch(s):
-                    raise RowError(f"timestamp {_show(raw)} has no time of day")
-                raise RowError(f"unrecognised timestamp {_show(raw)}")
-            a, b, y = int(m["a"]), int(m["b"]), int(m["y"])
-            d, mo = (a, b) if self._day_first else (b, a)
+        m, y, mo, d = self._date(s, raw)
         hour = int(m["H"])
         ap = m["AP"]
         if ap is not None:
@@ -145,6 +172,26 @@ class TimestampParser:
                 _zone_offset(zone) if zone else None,
             ),
         )
+
+    def _date(self, s: str, raw: str) -> tuple[re.Match[str], int, int, int]:
+        """The layout's match and the date as written (year, month, day)."""
+        m = _TS_YMD_RE.fullmatch(s)
+        if m is not None:
+            return m, int(m["y"]), int(m["m"]), int(m["d"])
+        m = _TS_DMY_RE.fullmatch(s)
+        if m is not None:
+            a, b = int(m["a"]), int(m["b"])
+            return (m, int(m["y"]), b, a) if self._day_first else (m, int(m["y"]), a, b)
+        for month_re in _TS_MONTH_RES:
+            m = month_re.fullmatch(s)
+            if m is not None:
+                month = _MONTHS.get(m["mon"].lower())
+                if month is None:
+                    break
+                return m, int(m["y"]), month, int(m["d"])
+        if _TS_DATE_ONLY_RE.fullmatch(s) or any(r.fullmatch(s) for r in _TS_MONTH_DATE_ONLY_RES):
+            raise RowError(f"timestamp {_show(raw)} has no time of day")
+        raise RowError(f"unrecognised timestamp {_show(raw)}")
 
     # -- fast path: fixed-width common forms ------------------------------------------
 
