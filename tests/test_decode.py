@@ -110,3 +110,132 @@ def test_hash_and_size_cover_every_byte_even_unconsumed_ones() -> None:
     source.reader.drain()
     assert source.reader.size == len(data)
     assert source.reader.sha256 == hashlib.sha256(data).hexdigest()
+
+
+# --------------------------------------------------------------------------- broken quoting
+
+
+def watched(data: bytes, card: int = 0, ts: int = 2) -> list:
+    """Records after the header, with the header's shape watched (as the pipeline does)."""
+    source = open_csv(io.BytesIO(data), 1 << 30)
+    got = source.records(10_000)
+    header = next(got)
+    source.watch_rows(card, ts)
+    return [
+        header,
+        *((line, type(r).__name__, list(r), getattr(r, "reason", "")) for line, r in got),
+    ]
+
+
+REVIEW_REPRO = (
+    b"Card ID,User contact,Timestamp,Comment\r\n"
+    b'DQ1,0501112221,25-11-2026 10:00,"left at door\r\n'
+    b"DQ2,0501112222,25-11-2026 10:01,ok\r\n"
+    b"DQ3,0501112223,25-11-2026 10:02,\r\n"
+    b'DQ4,"""0501112224""",25-11-2026 10:03,fine\r\n'
+    b"DQ5,0501112225,25-11-2026 10:04,done\r\n"
+)
+
+
+def test_an_unclosed_quote_does_not_swallow_the_following_rows() -> None:
+    got = watched(REVIEW_REPRO)
+    assert got[0] == (1, ["Card ID", "User contact", "Timestamp", "Comment"])
+    line, kind, cells, reason = got[1]
+    assert (line, kind, cells) == (2, "BrokenRecord", [])
+    assert "not closed before line 3, which reads as a data row" in reason
+    assert "050" not in reason  # never the swallowed text
+    assert got[2:] == [
+        (3, "list", ["DQ2", "0501112222", "25-11-2026 10:01", "ok"], ""),
+        (4, "list", ["DQ3", "0501112223", "25-11-2026 10:02", ""], ""),
+        (5, "list", ["DQ4", '"0501112224"', "25-11-2026 10:03", "fine"], ""),
+        (6, "list", ["DQ5", "0501112225", "25-11-2026 10:04", "done"], ""),
+    ]
+
+
+def test_a_runaway_quote_after_a_genuine_continuation_line_is_still_stopped() -> None:
+    data = b'Card ID,Timestamp,Comment\nA1,2024-01-01 10:00,"left at\nthe door\nA2,2024-01-01 10:05,x\n'
+    got = watched(data, 0, 1)
+    assert got[1][:2] == (2, "BrokenRecord")
+    assert "before line 4" in got[1][3]
+    assert got[2] == (4, "list", ["A2", "2024-01-01 10:05", "x"], "")
+
+
+def test_genuine_multi_line_comments_stay_legal() -> None:
+    data = (
+        b'Card ID,Timestamp,Comment\nA1,2024-01-01 10:00,"left at door,\nsigned by guard\n'
+        b'called 0501112222 at 10:05"\nA2,2024-01-01 10:05,"two\n\nparagraphs"\nA3,2024-01-01 10:06,x\n'
+    )
+    got = watched(data, 0, 1)
+    assert got[1:] == [
+        (
+            2,
+            "list",
+            [
+                "A1",
+                "2024-01-01 10:00",
+                "left at door,\nsigned by guard\ncalled 0501112222 at 10:05",
+            ],
+            "",
+        ),
+        (5, "list", ["A2", "2024-01-01 10:05", "two\n\nparagraphs"], ""),
+        (8, "list", ["A3", "2024-01-01 10:06", "x"], ""),
+    ]
+
+
+def test_two_broken_rows_and_line_numbers_after_a_restart() -> None:
+    data = (
+        b"Card ID;Timestamp;Comment\r\n"
+        b'A1;2024-01-01 10:00;"oops\r\n'
+        b'A2;2024-01-01 10:01;"oops again\r\n'
+        b"\r\n"
+        b'A3;2024-01-01 10:02;"multi\r\nline"\r\n'
+        b"A4;2024-01-01 10:03;x\r\n"
+    )
+    got = watched(data, 0, 1)
+    assert [(line, kind) for line, kind, *_ in got[1:]] == [
+        (2, "BrokenRecord"),
+        (3, "BrokenRecord"),
+        (5, "list"),
+        (7, "list"),
+    ]
+    assert "before line 3" in got[1][3]
+    assert "before line 5" in got[2][3]  # the blank line 4 is not a row: part of the field
+    assert got[3][2] == ["A3", "2024-01-01 10:02", "multi\r\nline"]
+    assert got[4][2] == ["A4", "2024-01-01 10:03", "x"]
+
+
+@pytest.mark.parametrize(
+    "continuation",
+    [
+        b"not a row at all\n",
+        b"A2\n",  # too few cells
+        b"has space,2024-01-01 10:05,x\n",  # not a card id
+        b"A2,yesterday,x\n",  # not a timestamp
+        b"A2,10:05,x\n",  # no year
+        b"A2,2024-01-01,x\n",  # no time of day
+    ],
+)
+def test_continuation_lines_that_are_not_rows_stay_in_the_field(continuation: bytes) -> None:
+    data = b'Card ID,Timestamp,Comment\nA1,2024-01-01 10:00,"open\n' + continuation + b'end"\n'
+    got = watched(data, 0, 1)
+    assert len(got) == 2
+    assert got[1][1] == "list"
+    assert got[1][2][2] == "open\n" + continuation.decode() + "end"
+
+
+def test_without_a_watched_shape_quotes_behave_as_plain_csv() -> None:
+    got = records(REVIEW_REPRO)
+    assert [line for line, _ in got] == [1, 2, 6]  # DQ1 swallows DQ2-DQ4, as csv reads it
+
+
+def test_the_fast_path_checks_no_line_of_single_line_records(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = []
+    source = open_csv(io.BytesIO(b"Card ID,Timestamp\n" + b"A1,2024-01-01 10:00\n" * 100), 1 << 20)
+    monkeypatch.setattr(source, "_looks_like_row", lambda line: calls.append(line) or False)
+    got = source.records(10_000)
+    next(got)
+    source.watch_rows(0, 1)
+    assert len(list(got)) == 100
+    assert calls == []

@@ -32,7 +32,8 @@ import psycopg2.errors
 from psycopg2.extensions import connection as Connection
 
 from cardstatus.config import PartnerSettings, Settings
-from cardstatus.decode import CsvSource, Readable, open_csv
+from cardstatus.containers import RecordSource, open_records
+from cardstatus.decode import BrokenRecord, Readable
 from cardstatus.model import CardStatus, FileRejected, RowError, redact_phones
 from cardstatus.normalise import (
     HeaderMap,
@@ -182,6 +183,9 @@ def normalised_rows(
     append = batch.append
     for line, record in records:
         if not record:
+            if record.__class__ is BrokenRecord:  # a quote that ran into the next rows
+                outcomes.rows += 1
+                outcomes.reject(line, record.reason)
             continue  # blank line
         # Blank (or only delimiters and spaces)? A non-blank card id cell answers it cheaply.
         first = record[card_col] if len(record) > needed else ""
@@ -411,7 +415,7 @@ def ingest(
 
     partner = cfg.partner(source.partner)
     outcomes = RowOutcomes()
-    csv_source: CsvSource | None = None
+    csv_source: RecordSource | None = None
     event_type: str | None = None
     try:
         with conn.cursor() as cur:
@@ -419,9 +423,10 @@ def ingest(
                 raise FileRejected(f"file is larger than the limit of {cfg.max_object_bytes} bytes")
             cur.execute(sql.TUNE_TRANSACTION)
             cur.execute(sql.CREATE_STAGING)
-            csv_source = open_csv(body, cfg.max_object_bytes)
+            csv_source = open_records(body, source.name, cfg.max_object_bytes)
             records = csv_source.records(cfg.max_field_chars)
             headers, skipped = find_header(records)
+            csv_source.watch_rows(headers.card_id, headers.timestamp)
             if skipped:
                 outcomes.warn(skipped[0], _skipped_lines_warning(skipped))
             file_status, why = vocabulary(partner.status_words).file_event_type(source.name)
@@ -429,6 +434,7 @@ def ingest(
                 raise FileRejected(f"cannot tell the event type: no Status/Event column, and {why}")
             event_type = file_status.value if headers.status is None and file_status else None
             report.update(
+                container=csv_source.container,
                 encoding=csv_source.encoding,
                 delimiter=csv_source.delimiter,
                 event_type=event_type or "from_status_column",
@@ -463,6 +469,8 @@ def ingest(
             timer.mark("read_parse_copy_ms")
             if csv_source.nul_bytes_removed:
                 outcomes.warn(0, f"{csv_source.nul_bytes_removed} NUL byte(s) removed")
+            for warning in csv_source.warnings:
+                outcomes.warn(0, warning)
 
             sha256 = csv_source.reader.sha256
             size = csv_source.reader.size
