@@ -259,18 +259,21 @@ class CsvSource:
 
         A line that continues a record but reads as a data row raises _RunawayQuote.
         """
-        line = first or text.readline(MAX_RECORD_CHARS + 1)
+        readline, limit = text.readline, MAX_RECORD_CHARS
+        line = first or readline(limit + 1)
         while line:
-            if self._record_chars and self._shape is not None and self._looks_like_row(line):
+            chars = self._record_chars
+            if chars and self._shape is not None and self._looks_like_row(line):
                 raise _RunawayQuote(line)
-            self._record_chars += len(line)
-            if self._record_chars > MAX_RECORD_CHARS:
+            chars += len(line)
+            if chars > limit:
                 raise FileRejected(f"a record is longer than {MAX_RECORD_CHARS} characters")
+            self._record_chars = chars
             if "\x00" in line:
                 self.nul_bytes_removed += line.count("\x00")
                 line = line.replace("\x00", "")
             yield line
-            line = text.readline(MAX_RECORD_CHARS + 1)
+            line = readline(limit + 1)
 
 
 def open_csv(source: Readable, max_bytes: int) -> CsvSource:
