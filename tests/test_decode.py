@@ -239,3 +239,151 @@ def test_the_fast_path_checks_no_line_of_single_line_records(
     source.watch_rows(0, 1)
     assert len(list(got)) == 100
     assert calls == []
+
+
+# --------------------------------------------------------------------------- edges (mutation.md)
+
+
+class Spy:
+    """A source that returns at most ``step`` bytes a read and records every size asked for."""
+
+    def __init__(self, data: bytes, step: int | None = None) -> None:
+        self._data = io.BytesIO(data)
+        self.step = step
+        self.asked: list[int] = []
+
+    def read(self, size: int = -1) -> bytes:
+        self.asked.append(size)
+        if self.step is not None:
+            size = min(size, self.step)
+        return self._data.read(size)
+
+
+def test_utf16_with_bom_and_tabs_detects_the_delimiter() -> None:
+    data = codecs.BOM_UTF16_LE + "Card ID\tTimestamp\r\nA1\t2024-01-01 10:00\r\n".encode(
+        "utf-16-le"
+    )
+    source = open_csv(io.BytesIO(data), 1 << 20)
+    assert source.delimiter == "\t"
+    assert list(source.records(100)) == [
+        (1, ["Card ID", "Timestamp"]),
+        (2, ["A1", "2024-01-01 10:00"]),
+    ]
+
+
+def test_utf8_whose_sniff_window_ends_inside_a_character_stays_utf8() -> None:
+    filler = "Card ID,Comment\n" + "A1,x\n" * ((SNIFF_BYTES - 16) // 5)
+    filler += "A2," + "y" * (SNIFF_BYTES - len(filler.encode()) - 4) + "\n"
+    data = filler.encode() + "A3,caf\u00e9 \u00e9\u00e9\u00e9\n".encode()
+    for shift in range(4):  # the window boundary falls on each byte of the 2-byte characters
+        shifted = b"x" * shift + data if shift else data
+        shifted = shifted.replace(b"Card ID", b"Card ID", 1)
+        assert detect_encoding(shifted[:SNIFF_BYTES]) == "utf-8"
+    got = records(data)
+    assert got[-1][1] == ["A3", "caf\u00e9 \u00e9\u00e9\u00e9"]
+    source = open_csv(io.BytesIO(b"Card ID,C\n" + "\u00e9".encode() * SNIFF_BYTES), 1 << 30)
+    assert source.encoding == "utf-8"
+
+
+def test_a_record_over_one_mib_rejects_the_file_and_one_at_the_limit_passes() -> None:
+    line = "x" * 1023 + "\n"
+    over = 'Card ID,Comment\nA1,"' + line * 1100 + '"\n'
+    with pytest.raises(FileRejected, match="a record is longer than 1048576 characters"):
+        records(over.encode(), max_field=1 << 24)
+    under = 'Card ID,Comment\nA1,"' + line * 1000 + '"\nA2,"' + line * 1000 + '"\n'
+    got = records(under.encode(), max_field=1 << 24)
+    assert [n for n, _ in got] == [1, 2, 1003]
+    one_line = "Card ID,Comment\nA1," + "x" * (1 << 20) + "\n"
+    with pytest.raises(FileRejected, match="longer than"):
+        records(one_line.encode(), max_field=1 << 24)
+
+
+def test_reads_are_bounded_and_short_reads_are_collected() -> None:
+    data = b"Card ID,Comment\n" + b"A1,x\n" * 200_000  # 1 MB
+    spy = Spy(data, step=1000)
+    source = open_csv(spy, 1 << 30)
+    assert len(source.reader.head()) == SNIFF_BYTES  # from 66 short reads
+    assert all(0 < n <= SNIFF_BYTES for n in spy.asked)
+    spy.asked.clear()
+    assert sum(1 for _ in source.records(100)) == 200_001
+    assert spy.asked and all(0 < n <= 256 * 1024 for n in spy.asked)
+    source.reader.drain()
+    assert source.reader.size == len(data)
+    spy = Spy(data)
+    source = open_csv(spy, 1 << 30)
+    next(iter(source.records(100)))
+    source.reader.drain()
+    assert all(0 < n <= 256 * 1024 for n in spy.asked)
+
+
+def test_size_limit_is_inclusive() -> None:
+    data = b"Card ID\nA1\n"
+    assert len(records(data, max_bytes=len(data))) == 2
+    with pytest.raises(FileRejected, match=f"larger than the limit of {len(data) - 1} bytes"):
+        records(data, max_bytes=len(data) - 1)
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        (b"Card ID,Comment\nA1,xy\x00z\n", "utf-8"),  # one NUL at an odd offset
+        (b"A\x00B\x00", "utf-16-le"),  # 4 bytes are enough
+        (b"\x00A\x00B", "utf-16-be"),
+        (b"A\x00B", "utf-8"),  # 3 bytes are not
+        # 40% / 10% thresholds: 10 pairs with 5 NULs at odd offsets is not > 40%
+        (b"a\x00" * 4 + b"aa" * 6, "utf-8"),
+        (b"a\x00" * 5 + b"aa" * 5, "utf-16-le"),
+        (b"\x00a" * 5 + b"aa" * 5, "utf-16-be"),
+        (b"a\x00" * 9 + b"\x00a", "utf-8"),  # 10% NULs at even offsets: not UTF-16
+        (b"\x00a" * 9 + b"a\x00", "utf-8"),
+        (b"a\x00" * 19 + b"\x00a", "utf-16-le"),  # 5% at even offsets: still UTF-16
+        (b"\x00a" * 19 + b"a\x00", "utf-16-be"),
+    ],
+)
+def test_encoding_detection_edges(head: bytes, expected: str) -> None:
+    assert detect_encoding(head) == expected
+
+
+@pytest.mark.parametrize(("data", "expected"), [(b"", []), (b"\r\n\r\n", [(1, []), (2, [])])])
+def test_empty_and_blank_files(data: bytes, expected: list) -> None:
+    assert records(data) == expected
+
+
+def test_lenient_quoting_keeps_stray_quotes() -> None:
+    got = records(b'Card ID,Comment\nA1,5" screen\nA2,"ok"x\n')
+    assert [r for _, r in got[1:]] == [["A1", '5" screen'], ["A2", "okx"]]
+
+
+def test_the_delimiter_is_the_majority_outside_quotes() -> None:
+    assert detect_delimiter("Card ID;Timestamp;Comment, free text;Phone\n") == ";"
+    assert detect_delimiter("a|b|c,d\n") == "|"
+    assert detect_delimiter("a;b,c\n") == ","  # a tie: the first candidate
+    assert detect_delimiter("\ufeff\n\rCard ID\tTimestamp\r") == "\t"  # a BOM-only line, CR endings
+    assert detect_delimiter("") == ","
+    assert detect_delimiter("\n\n") == ","
+
+
+def test_crlf_inside_a_quoted_field_is_kept() -> None:
+    got = records(b'Card ID,Comment\r\nA1,"one\r\ntwo"\r\n')
+    assert got[1] == (2, ["A1", "one\r\ntwo"])
+
+
+def test_undecodable_bytes_late_in_the_file() -> None:
+    head = "Card ID,Comment\n" + "A1,caf\u00e9\n" * (SNIFF_BYTES // 9 + 10)
+    data = head.encode() + b"A2,\xf0\x9f\x98x\x81y\n"
+    assert records(data)[-1][1] == ["A2", "\u00f0\u0178\u02dcx\x81y"]  # cp1252 per byte
+    utf16 = codecs.BOM_UTF16_LE + "Card ID,C\nA1,".encode("utf-16-le") + b"\x00\xd8x\x00\n\x00"
+    assert records(utf16)[-1][1] == ["A1", "\ufffdx"]  # a lone surrogate: replaced
+
+
+def test_nul_bytes_on_several_lines_are_all_counted() -> None:
+    source = open_csv(io.BytesIO(b"Card ID,Comment\nA1,x\x00y\x00\nA2,\x00z\n"), 1 << 20)
+    got = list(source.records(100))
+    assert [r for _, r in got[1:]] == [["A1", "xy"], ["A2", "z"]]
+    assert source.nul_bytes_removed == 3
+
+
+def test_malformed_csv_names_the_line() -> None:
+    data = b'Card ID,Comment\nA1,ok\nA2,"never closed\n' + b"x" * 5000
+    with pytest.raises(FileRejected, match="malformed CSV in the record starting on line 3"):
+        records(data, max_field=1000)

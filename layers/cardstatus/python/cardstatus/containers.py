@@ -311,6 +311,8 @@ class XlsxSource:
                             f"row {number}: a cell is longer than {max_field_chars} characters"
                         )
                     yield number, cells
+            except FileRejected:
+                raise
             except errors as exc:
                 raise FileRejected(
                     f"the workbook is damaged near row {number + 1} "

@@ -250,7 +250,8 @@ class CsvSource:
                 offset, first = row_line - 1, runaway.line
             except csv.Error as exc:
                 raise FileRejected(
-                    f"malformed CSV near line {offset + reader.line_num + 1}: {exc} (a field over "
+                    f"malformed CSV in the record starting on line {offset + last_line + 1}: {exc} "
+                    "(a field over "
                     f"{max_field_chars} characters usually means an unterminated quote)"
                 ) from None
 
