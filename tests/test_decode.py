@@ -281,8 +281,13 @@ def test_utf8_whose_sniff_window_ends_inside_a_character_stays_utf8() -> None:
         assert detect_encoding(shifted[:SNIFF_BYTES]) == "utf-8"
     got = records(data)
     assert got[-1][1] == ["A3", "caf\u00e9 \u00e9\u00e9\u00e9"]
-    source = open_csv(io.BytesIO(b"Card ID,C\n" + "\u00e9".encode() * SNIFF_BYTES), 1 << 30)
-    assert source.encoding == "utf-8"
+    for prefix in (b"Card ID,C\n", b"Card ID,Cx\n"):  # the window ends inside / after a char
+        data = prefix + "\u00e9".encode() * SNIFF_BYTES + b"\n"
+        assert detect_encoding(data[:SNIFF_BYTES]) == "utf-8"
+        source = open_csv(io.BytesIO(data), 1 << 30)
+        assert source.encoding == "utf-8"
+        assert source.delimiter == ","
+        assert records(data, max_field=1 << 20)[1][1] == ["\u00e9" * SNIFF_BYTES]
 
 
 def test_a_record_over_one_mib_rejects_the_file_and_one_at_the_limit_passes() -> None:
@@ -316,6 +321,23 @@ def test_reads_are_bounded_and_short_reads_are_collected() -> None:
     assert all(0 < n <= 256 * 1024 for n in spy.asked)
 
 
+def test_a_record_of_exactly_one_mib_passes() -> None:
+    line = "A1," + "x" * ((1 << 20) - 4) + "\n"
+    assert len(line) == 1 << 20
+    got = records(b"Card ID,Comment\n" + line.encode(), max_field=1 << 24)
+    assert got[1][1][1] == "x" * ((1 << 20) - 4)
+
+
+def test_a_continuation_line_with_a_wrapped_card_id_is_a_row() -> None:
+    data = (
+        'Card ID,Timestamp,Comment\nA1,2024-01-01 10:00,"open\n'
+        " \u201cA2\u201d ,2024-01-01 10:05,x\n"
+    ).encode()
+    got = watched(data, 0, 1)
+    assert got[1][1] == "BrokenRecord"
+    assert got[2][0] == 3
+
+
 def test_size_limit_is_inclusive() -> None:
     data = b"Card ID\nA1\n"
     assert len(records(data, max_bytes=len(data))) == 2
@@ -333,6 +355,7 @@ def test_size_limit_is_inclusive() -> None:
         # 40% / 10% thresholds: 10 pairs with 5 NULs at odd offsets is not > 40%
         (b"a\x00" * 4 + b"aa" * 6, "utf-8"),
         (b"a\x00" * 5 + b"aa" * 5, "utf-16-le"),
+        (b"\x00a" * 4 + b"aa" * 6, "utf-8"),
         (b"\x00a" * 5 + b"aa" * 5, "utf-16-be"),
         (b"a\x00" * 9 + b"\x00a", "utf-8"),  # 10% NULs at even offsets: not UTF-16
         (b"\x00a" * 9 + b"a\x00", "utf-8"),
@@ -359,6 +382,7 @@ def test_the_delimiter_is_the_majority_outside_quotes() -> None:
     assert detect_delimiter("a|b|c,d\n") == "|"
     assert detect_delimiter("a;b,c\n") == ","  # a tie: the first candidate
     assert detect_delimiter("\ufeff\n\rCard ID\tTimestamp\r") == "\t"  # a BOM-only line, CR endings
+    assert detect_delimiter("Card ID,Timestamp\rA;B;C;D\r") == ","  # CR-only line endings
     assert detect_delimiter("") == ","
     assert detect_delimiter("\n\n") == ","
 

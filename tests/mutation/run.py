@@ -94,7 +94,10 @@ def run(module: str) -> dict[str, int]:
     work = scratch_copy(module, MODULES[module])
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     mutmut = [sys.executable, "-m", "mutmut"]
-    subprocess.run([*mutmut, "run", "--max-children", "2"], cwd=work, env=env, check=False)
+    with (work / "mutmut-run.log").open("w") as log:  # the progress spinner: kept out of the way
+        subprocess.run(
+            [*mutmut, "run", "--max-children", "2"], cwd=work, env=env, stdout=log, check=False
+        )
     subprocess.run([*mutmut, "export-cicd-stats"], cwd=work, env=env, check=True)
     stats = json.loads((work / "mutants" / "mutmut-cicd-stats.json").read_text())
     survivors = subprocess.run(
