@@ -133,6 +133,9 @@ def test_gunzip_reads_in_bounded_pieces_and_several_members() -> None:
 
 def test_gunzip_default_read_size_and_errors() -> None:
     assert Gunzip(io.BytesIO(gzip.compress(b"x" * 10))).read() == b"x" * 10
+    assert Gunzip(io.BytesIO(gzip.compress(b"x" * 10))).read(0) == b""
+    big = Gunzip(io.BytesIO(gzip.compress(b"x" * 1_000_000)))
+    assert len(big.read()) == 256 * 1024  # the default read is one chunk, not everything
     with pytest.raises(FileRejected, match="not valid gzip"):
         Gunzip(io.BytesIO(b"\x1f\x8b\x08\x00" + b"\xff" * 40)).read(10)
     truncated = Gunzip(io.BytesIO(gzip.compress(b"x" * 1000)[:-12]))
@@ -174,7 +177,11 @@ def test_peek_serves_its_head_again() -> None:
     assert peek.head == b"0123"
     assert peek.read(2) == b"01"
     assert peek.read(5) == b"23"
+    assert peek.read(0) == b""
     assert peek.read(-1) == b"456789"
+    passthrough = _Peek(io.BytesIO(b"0123456789"), 2)
+    assert passthrough.read(2) == b"01"
+    assert passthrough.read(3) == b"234"  # straight from the source, bounded
     short = _Peek(io.BytesIO(b"01"), 8)
     assert short.head == b"01"
     assert short.read() == b"01"

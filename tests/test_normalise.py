@@ -688,7 +688,9 @@ def test_file_event_type_says_why_not(name: str, why: str) -> None:
 
 
 def test_partner_status_words_extend_and_override_the_defaults() -> None:
-    words = vocabulary((("handed over", "DELIVERED"), ("Parked", "UNTRACKED"), ("RTO", "DELIVERED")))
+    words = vocabulary(
+        (("handed over", "DELIVERED"), ("Parked", "UNTRACKED"), ("RTO", "DELIVERED"))
+    )
     assert words.from_value("Handed over to guard") is CardStatus.DELIVERED
     assert words.from_value("RTO") is CardStatus.DELIVERED  # the partner's word wins
     assert words.from_filename("acme handed-over 2024.csv") is CardStatus.DELIVERED

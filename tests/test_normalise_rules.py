@@ -180,6 +180,11 @@ def test_header_is_searched_in_the_first_20_non_blank_records_only() -> None:
         find_header(iter(_records(*titles, ["Card ID", "Timestamp"])))
 
 
+def test_a_title_line_with_only_a_timestamp_name_is_not_the_header() -> None:
+    header, skipped = find_header(iter(_records(["Date", "2024-04-01"], ["Card ID", "Date"])))
+    assert (header.card_id, header.timestamp, skipped) == (0, 1, [1])
+
+
 def test_no_header_rejection_shows_the_closest_record() -> None:
     with pytest.raises(FileRejected) as info:
         find_header(iter(_records(["Returns report"], ["Card ID", "Phone"], ["x", "y", "z"])))
@@ -446,3 +451,49 @@ def test_partner_status_words_accept_spaced_status_names() -> None:
         ("gone back", "RETURNED"),
         ("lifted", "PICKED_UP"),
     )
+
+
+# --------------------------------------------------------------------------- API / CLI lookups
+
+
+@pytest.mark.parametrize(("raw", "card_id"), [("zyw7631", "ZYW7631"), ("Zyw-7_a", "ZYW-7_A")])
+def test_api_and_cli_lookups_upper_case_the_card_id(raw: str, card_id: str) -> None:
+    from cardstatus.cards import status_query, validate_card_id
+
+    assert validate_card_id(raw) == card_id
+    assert status_query(raw, None) == (card_id, None)
+
+
+# --------------------------------------------------------------------------- vocabulary edges
+
+
+def test_vocabulary_short_words_and_word_boundaries() -> None:
+    from cardstatus.normalise import StatusVocabulary
+
+    assert vocabulary_value("Sent to Porto hub") is None  # 'rto' only as a whole word
+    words = StatusVocabulary([("--", "DELIVERED"), ("OK", "DELIVERED"), ("held", "UNTRACKED")])
+    assert words.from_value("ok") is CardStatus.DELIVERED  # a 2-letter partner word
+    assert words.from_value("Delivered OK") is CardStatus.DELIVERED
+    with pytest.raises(RowError, match="is not tracked"):
+        words.from_value("Withheld")  # a 4-letter word matches inside a longer one
+    parked = StatusVocabulary([("parked", "not tracked")])
+    with pytest.raises(RowError, match="is not tracked"):
+        parked.from_value("Parked at depot")
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        ("Parcel not delivered", CardStatus.DELIVERY_EXCEPTION),
+        ("Attempt 1 - undelivered", CardStatus.DELIVERY_EXCEPTION),
+        ("Shipment undelivered, returned", CardStatus.RETURNED),
+    ],
+)
+def test_negated_delivered_anywhere_in_the_text(raw: str, status: CardStatus) -> None:
+    assert vocabulary_value(raw) is status
+
+
+def vocabulary_value(raw: str) -> CardStatus | None:
+    from cardstatus.normalise import event_type_from_value
+
+    return event_type_from_value(raw)

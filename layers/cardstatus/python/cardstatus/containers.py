@@ -138,6 +138,8 @@ class Gunzip:
     def read(self, size: int = -1, /) -> bytes:
         if size is None or size < 0:
             size = READ_CHUNK
+        elif size == 0:
+            return b""  # zlib's max_length=0 would mean "no limit"
         while not self._done:
             if not self._input:
                 self._input = self._inflate.unconsumed_tail or self._source.read(READ_CHUNK)
@@ -189,7 +191,9 @@ def open_records(body: Readable, name: str, max_bytes: int) -> RecordSource:
             )
         return XlsxSource(peek, max_bytes, gzip=name.lower().endswith(".gz"))
     if head.startswith(_GZIP_MAGIC):
-        warnings.append("the file is gzip-compressed although its name does not say so; it was decompressed")
+        warnings.append(
+            "the file is gzip-compressed although its name does not say so; it was decompressed"
+        )
         return _with(open_csv(Gunzip(peek), max_bytes), "csv (gzip)", warnings)
     if head.startswith(_ZIP_MAGIC):
         raise FileRejected(
