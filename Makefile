@@ -6,17 +6,26 @@ STAMP  := $(VENV)/.installed
 
 NODE_STAMP := node_modules/.installed
 
-.PHONY: venv node run test lint typecheck openapi bench reliability synth clean mutation
+.PHONY: venv node lock run test unit lint typecheck openapi bench reliability synth clean mutation
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+$(STAMP): requirements.lock requirements-dev.txt pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ required"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	# The runtime set exactly as the Lambda deps layer gets it (pinned, hash-checked) ...
+	$(BIN)/python -m pip install -q --require-hashes -r requirements.lock
+	# ... then the tools; pip keeps the locked versions (they satisfy requirements.txt).
 	$(BIN)/python -m pip install -q -r requirements-dev.txt
 	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# requirements.txt (ranges, edited by hand) -> requirements.lock (every package of the runtime
+# closure pinned with the hashes of all its files), resolved for the Lambda target: Linux
+# arm64, CPython 3.12. Needs PyPI. Used by the deps layer (layers/build.py) and `make venv`.
+lock: $(STAMP)
+	$(BIN)/uv pip compile requirements.txt --generate-hashes --python-platform aarch64-manylinux_2_28 --python-version 3.12 -o requirements.lock
 
 # The cdk CLI and the RDS CA bundle shipped in the Lambda layer (package.json).
 $(NODE_STAMP): package.json package-lock.json
@@ -31,13 +40,19 @@ run: $(STAMP)
 test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m pytest
 
+# The database-free tests: neither PostgreSQL nor Node, seconds (tests using the database
+# fixtures are marked `db` by tests/conftest.py; tests/infra needs Node for cdk synth).
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests -q -m "not db" --ignore=tests/infra --ignore=tests/reliability
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy layers/cardstatus/python/cardstatus functions infra
+	$(BIN)/mypy layers/cardstatus/python/cardstatus tools/cardstatus_dev functions infra
+	$(BIN)/lint-imports
 
 openapi: $(STAMP)
-	$(BIN)/python -m cardstatus openapi > docs/openapi.json
+	$(BIN)/python -m cardstatus_dev openapi > docs/openapi.json
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -r bench/requirements.txt

@@ -87,8 +87,8 @@ class Postgres:
     """An admin URL, a migrated template database, and fresh copies of it per measurement."""
 
     def __init__(self, admin_url: str) -> None:
-        from cardstatus.localdb import drop_database, ensure_database
         from cardstatus.migrate import apply_migrations
+        from cardstatus_dev.database import drop_database, ensure_database
 
         self.admin_url = admin_url
         self.template = f"bench_tmpl_{os.getpid()}"
@@ -102,7 +102,7 @@ class Postgres:
 
     @contextlib.contextmanager
     def fresh(self) -> Iterator[str]:
-        from cardstatus.localdb import drop_database, ensure_database
+        from cardstatus_dev.database import drop_database, ensure_database
 
         name = f"bench_{uuid.uuid4().hex[:10]}"
         url = ensure_database(self.admin_url, name, template=self.template)
@@ -114,7 +114,7 @@ class Postgres:
             drop_database(self.admin_url, name)
 
     def close(self) -> None:
-        from cardstatus.localdb import drop_database
+        from cardstatus_dev.database import drop_database
 
         drop_database(self.admin_url, self.template)
 
@@ -126,7 +126,7 @@ def postgres_server() -> Iterator[tuple[str, str]]:
     if external:
         yield external, "DATABASE_URL"
         return
-    from cardstatus.localdb import start_embedded_server
+    from cardstatus_dev.database import start_embedded_server
 
     tmp = Path(tempfile.mkdtemp(prefix="cardstatus-bench-pg-"))
     server = start_embedded_server(tmp / "pgdata", cleanup_mode="delete")

@@ -1,4 +1,5 @@
-"""API handler latency, in-process and warm, with N cards (SPEC §6: p50 <= 1 ms, p99 <= 5 ms).
+"""API handler latency, in-process and warm, with N cards (targets in README "Domain rules":
+p50 <= 1 ms, p99 <= 5 ms).
 
     python -m bench.api_bench [--cards 1000000] [--iterations 5000] [--database-url URL]
 
@@ -77,8 +78,8 @@ class _Context:
 
 
 def _prepare_database(admin_url: str, n: int) -> str:
-    from cardstatus.localdb import ensure_database
     from cardstatus.migrate import apply_migrations
+    from cardstatus_dev.database import ensure_database
 
     name = f"cardstatus_apibench_{uuid.uuid4().hex[:8]}"
     url = ensure_database(admin_url, name)
@@ -121,8 +122,8 @@ def _percentiles(samples_ns: list[int]) -> dict[str, float]:
 
 def run(admin_url: str, n: int, iterations: int, keep: bool) -> dict[str, Any]:
     from cardstatus import config
-    from cardstatus.localdb import drop_database, with_database
-    from cardstatus.serve import build_event, load_api_module
+    from cardstatus_dev.database import drop_database, with_database
+    from cardstatus_dev.serve import build_event, load_api_module
 
     dbname = _prepare_database(admin_url, n)
     url = with_database(admin_url, dbname)
@@ -206,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     server = None
     admin_url = args.database_url
     if not admin_url:
-        from cardstatus.localdb import start_embedded_server
+        from cardstatus_dev.database import start_embedded_server
 
         tmp = Path(tempfile.mkdtemp(prefix="cardstatus-apibench-"))
         server = start_embedded_server(tmp / "pgdata", cleanup_mode="delete")

@@ -1,4 +1,4 @@
-"""Cold start and size of each Lambda function (SPEC §6).
+"""Cold start and size of each Lambda function (targets: README "Domain rules").
 
 * import time of each handler module in a fresh interpreter (median of several runs);
 * first invocation: import + one handler call with a sample event, in a fresh interpreter;

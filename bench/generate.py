@@ -1,4 +1,5 @@
-"""Seeded synthetic partner files with the real files' mix of quirks (SPEC §2).
+"""Seeded synthetic partner files with the real files' mix of quirks (the accepted forms are
+listed in README "Partner files and reports").
 
 One call writes two files:
 

@@ -4,9 +4,11 @@ VPC, one least-privilege role and one security group each."""
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 from typing import Any
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -26,6 +28,7 @@ RUNTIME = lambda_.Runtime.PYTHON_3_12
 ARCHITECTURE = lambda_.Architecture.ARM_64
 CA_BUNDLE_PATH = "/opt/python/cardstatus/certs/rds-global-bundle.pem"
 ASSET_EXCLUDES = ["__pycache__", "*.pyc", "tests", ".pytest_cache", ".mypy_cache"]
+FUNCTION_ASSETS = ROOT / "layers" / "build" / "functions"
 
 VPC_ENI_REASON = (
     "Lambda needs ec2:*NetworkInterface* actions to attach to the VPC; EC2 does not support "
@@ -36,6 +39,21 @@ XRAY_REASON = (
     "xray:PutTraceSegments/PutTelemetryRecords do not support resource-level permissions; "
     "active tracing needs them on *."
 )
+
+
+def function_asset(name: str) -> Path:
+    """The code asset of one function: functions/__init__.py and functions/<name>/, so its
+    handler is `functions.<name>.app.handler`, importable the same way in Lambda, tests and
+    local runs. Staged under layers/build/functions/<name>/ (rebuilt on every synth)."""
+    out = FUNCTION_ASSETS / name
+    shutil.rmtree(out, ignore_errors=True)
+    package = out / "functions"
+    package.mkdir(parents=True)
+    shutil.copyfile(ROOT / "functions" / "__init__.py", package / "__init__.py")
+    shutil.copytree(
+        ROOT / "functions" / name, package / name, ignore=shutil.ignore_patterns(*ASSET_EXCLUDES)
+    )
+    return out
 
 
 class Functions(Construct):
@@ -97,21 +115,23 @@ class Functions(Construct):
         if keywords:
             self.common_env["EXCEPTION_REASON_KEYWORDS"] = json.dumps(keywords, sort_keys=True)
 
-        # -- ingest: SQS -> S3 object -> database (direct, secret) -> report in S3 ------------
+        # -- ingest: SQS -> S3 object -> database (direct, own role, IAM) -> report in S3 -----
+        # Logs in as cardstatus_ingest with an IAM token: no secret, no Secrets Manager
+        # endpoint; its role-level statement/lock/idle timeouts come from migration 0005.
         self.ingest_sg = network.security_group("IngestSg", "ingest function")
         database.allow_direct(self.ingest_sg, "ingest")
-        network.allow_https_to_endpoints(self.ingest_sg)
+        network.allow_https_to_s3(self.ingest_sg)
         self.ingest = self._function(
             "Ingest",
             "ingest",
             self.ingest_sg,
             {
-                "DB_SECRET_ARN": database.secret.secret_arn,
-                "DB_STATEMENT_TIMEOUT_MS": str(
-                    settings.get_int("functions", "dbStatementTimeoutMs")
-                ),
+                "DB_HOST": database.instance.db_instance_endpoint_address,
+                "DB_USER": database.ingest_user,
+                "DB_IAM_AUTH": "true",
             },
         )
+        database.grant_connect_direct(self.ingest, database.ingest_user)
         bucket = storage.bucket
         incoming, reports = settings.incoming_prefix, settings.reports_prefix
         self.ingest.add_to_role_policy(
@@ -146,7 +166,6 @@ class Functions(Construct):
                 },
             )
         )
-        database.secret.grant_read(self.ingest)
         self.ingest.add_event_source(
             sources.SqsEventSource(
                 queueing.queue,
@@ -182,7 +201,8 @@ class Functions(Construct):
                 "DB_USER": database.api_user,
                 "DB_IAM_AUTH": "true",
                 # Lambda's active tracing still records the invocation; the X-Ray SDK inside
-                # the function would add ~250-700 ms to the cold import (SPEC §6: <= 300 ms).
+                # the function would add ~250-700 ms to the cold import (target <= 300 ms, README
+                # "Domain rules").
                 "POWERTOOLS_TRACE_DISABLED": "true",
             },
         )
@@ -196,7 +216,8 @@ class Functions(Construct):
             "Migrate",
             "migrate",
             self.migrate_sg,
-            {"DB_SECRET_ARN": database.secret.secret_arn, "DB_STATEMENT_TIMEOUT_MS": "0"},
+            # The schema owner; apply_migrations sets its own statement and lock timeouts.
+            {"DB_SECRET_ARN": database.secret.secret_arn},
         )
         database.secret.grant_read(self.migrate)
 
@@ -240,6 +261,35 @@ class Functions(Construct):
                 resources=["*"],
             )
         )
+        # ...for the Lambda service only: the function's code holds the same credentials and
+        # must not create or remove network interfaces with them (the condition key is set on
+        # calls made with a function's credentials, never on the service's own calls).
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="NoNetworkInterfacesFromFunctionCode",
+                effect=iam.Effect.DENY,
+                actions=[
+                    "ec2:CreateNetworkInterface",
+                    "ec2:DeleteNetworkInterface",
+                    "ec2:DescribeNetworkInterfaces",
+                    "ec2:DescribeSubnets",
+                    "ec2:DetachNetworkInterface",
+                    "ec2:AssignPrivateIpAddresses",
+                    "ec2:UnassignPrivateIpAddresses",
+                ],
+                resources=["*"],
+                conditions={
+                    "ArnLike": {
+                        "lambda:SourceFunctionArn": self._stack.format_arn(
+                            service="lambda",
+                            resource="function",
+                            resource_name="*",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    }
+                },
+            )
+        )
         environment: dict[str, Any] = {
             **self.common_env,
             "POWERTOOLS_SERVICE_NAME": f"cardstatus-{name}",
@@ -251,8 +301,8 @@ class Functions(Construct):
             description=f"cardstatus {name}",
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
-            handler="app.handler",
-            code=lambda_.Code.from_asset(str(ROOT / "functions" / name), exclude=ASSET_EXCLUDES),
+            handler=f"functions.{name}.app.handler",
+            code=lambda_.Code.from_asset(str(function_asset(name)), exclude=ASSET_EXCLUDES),
             layers=[self.deps_layer, self.code_layer],
             timeout=Duration.seconds(cfg.timeout_s),
             memory_size=cfg.memory_mb,
@@ -269,7 +319,7 @@ class Functions(Construct):
         ack(
             fn,
             "AwsSolutions-L1",
-            "SPEC §1 pins the functions to Python 3.12 (the layer is built for cp312); moving "
+            "The project pins the functions to Python 3.12 (the layer is built for cp312); moving "
             "to a newer runtime is a deliberate, tested change.",
         )
         return fn

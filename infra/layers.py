@@ -69,7 +69,7 @@ def layer_assets(mode: str = "auto") -> LayerAssets:
         deps = deps_zip
         deps_size = build._tree_size(deps_dir)
         if mode != "auto" and build._read_stamp(build.BUILD / "deps.stamp") != build.deps_stamp():
-            warnings.append("deps layer is older than requirements.txt: run python layers/build.py")
+            warnings.append("deps layer is older than requirements.lock: run layers/build.py")
     else:
         deps = _placeholder("deps")
         warnings.append(

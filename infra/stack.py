@@ -20,6 +20,10 @@ from infra.queueing import Queueing
 from infra.settings import Settings
 from infra.storage import Storage
 
+# What the functions inside the VPC do with S3 (through the gateway endpoint, whose policy
+# allows nothing else): ingest reads partner files and writes reports.
+S3_ENDPOINT_ACTIONS = ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:ListBucket"]
+
 
 class CardStatusStack(Stack):
     def __init__(
@@ -47,6 +51,7 @@ class CardStatusStack(Stack):
             bucket=self.storage.bucket,
         )
         self.network = Network(self, "Network", settings=settings)
+        self.network.restrict_s3_endpoint(self.storage.bucket.bucket_arn, S3_ENDPOINT_ACTIONS)
         self.database = Database(self, "Database", settings=settings, network=self.network)
         self.functions = Functions(
             self,

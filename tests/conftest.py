@@ -13,8 +13,13 @@ import psycopg2
 import pytest
 
 from cardstatus import config
-from cardstatus.localdb import drop_database, ensure_database, start_embedded_server, with_database
 from cardstatus.migrate import apply_migrations
+from cardstatus_dev.database import (
+    drop_database,
+    ensure_database,
+    start_embedded_server,
+    with_database,
+)
 from fixture_paths import EVENTS, ROOT, SHARED_SAMPLES  # noqa: F401  (re-exported)
 
 # Tests must never pick up a developer's AWS credentials or region.
@@ -89,6 +94,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        # Every test that reaches PostgreSQL does so through pg_admin_url (directly or via
+        # db_url, db, api, ...): mark it, so `make unit` (-m "not db") needs no database.
+        if "pg_admin_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.db)
     if config.getoption("--run-reliability"):
         return
     skip = pytest.mark.skip(reason="long reliability run: use `make reliability`")

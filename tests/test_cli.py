@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from cardstatus.cli import main
+from cardstatus_dev.cli import main
 from fixture_paths import EVENTS
 
 SAMPLES = EVENTS / "partner_samples"
@@ -90,7 +90,7 @@ def test_status_invalid_input_exits_2_with_json_error(
 
 def test_migrate_is_idempotent_and_module_entry_point_works(db_url: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "cardstatus", "migrate", "--database-url", db_url],
+        [sys.executable, "-m", "cardstatus_dev", "migrate", "--database-url", db_url],
         capture_output=True,
         text=True,
         check=True,

@@ -18,7 +18,10 @@ import boto3
 import psutil
 import pytest
 
-from cardstatus.local import LOCAL_BUCKET
+from cardstatus_dev.local import LOCAL_BUCKET
+
+# The subprocess starts its own embedded PostgreSQL.
+pytestmark = pytest.mark.db
 
 
 def free_ports(n: int) -> list[int]:
@@ -71,7 +74,7 @@ def start_local(
         [
             sys.executable,
             "-m",
-            "cardstatus",
+            "cardstatus_dev",
             "local",
             "--port",
             str(api_port),

@@ -10,9 +10,9 @@ import pytest
 
 from cardstatus.cards import find_card_status
 from cardstatus.config import load_settings
-from cardstatus.localdb import drop_database, ensure_database
 from cardstatus.migrate import apply_migrations, available_migrations, migrations_fingerprint
 from cardstatus.pipeline import ingest_path
+from cardstatus_dev.database import drop_database, ensure_database
 from fixture_paths import EVENTS
 
 
@@ -70,10 +70,77 @@ def test_api_role_can_read_cards_but_not_write(db: Any, db_url: str) -> None:
     try:
         assert find_card_status(api_conn, "ZYW8890", None)["status"] == "RETURNED"
         api_conn.rollback()
-        with api_conn.cursor() as cur, pytest.raises(psycopg2.errors.InsufficientPrivilege):
+        with (
+            api_conn.cursor() as cur,
+            pytest.raises(
+                (psycopg2.errors.InsufficientPrivilege, psycopg2.errors.ReadOnlySqlTransaction)
+            ),
+        ):
             cur.execute("DELETE FROM card")
         api_conn.rollback()
-        with api_conn.cursor() as cur, pytest.raises(psycopg2.errors.InsufficientPrivilege):
-            cur.execute("SELECT * FROM ingested_file")
+        # Reads every table (0005: SELECT on all tables + default privileges for later ones).
+        with api_conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM ingested_file")
     finally:
         api_conn.close()
+
+
+def test_provenance_migration_backfills_a_database_with_data(
+    pg_admin_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """0006 on a database that already holds files, events and cards (made by 0001..0005)."""
+    import cardstatus.migrate as migrate
+
+    name = "cs_test_migrate_0006"
+    drop_database(pg_admin_url, name)
+    url = ensure_database(pg_admin_url, name)
+    before = [m for m in available_migrations() if m.version < "0006"]
+    conn = psycopg2.connect(url)
+    try:
+        monkeypatch.setattr(migrate, "available_migrations", lambda: before)
+        apply_migrations(conn)
+        with conn.cursor() as cur:
+            cur.execute(
+                "INSERT INTO ingested_file (id, object_key, sha256, partner, outcome, report,"
+                " started_at) VALUES (7, 'incoming/a/x Pickup.csv', 'abc', 'a', 'applied',"
+                " '{}', now())"
+            )
+            cur.execute(
+                "INSERT INTO card_event (card_id, status, occurred_at, phone, comment, partner,"
+                " source_file_id, source_line, partner_row_id) VALUES"
+                " ('C1', 'PICKED_UP', '2024-01-01T10:00Z', '+971501234567', 'hi', 'a', 7, 2, 'r1')"
+            )
+            cur.execute(
+                "INSERT INTO card (card_id, status, status_at) VALUES"
+                " ('C1', 'PICKED_UP', '2024-01-01T10:00Z')"
+            )
+        conn.commit()
+        monkeypatch.undo()
+        assert apply_migrations(conn) == [
+            m.version for m in available_migrations() if m.version >= "0006"
+        ]
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT file_id, card_id, status::text, line, phone, comment, partner_row_id,"
+                " partner FROM event_copy"
+            )
+            assert cur.fetchall() == [(7, "C1", "PICKED_UP", 2, "+971501234567", "hi", "r1", "a")]
+            cur.execute("SELECT version FROM card")
+            assert cur.fetchone() == (1,)
+            cur.execute("SELECT meaning_key, voided_at FROM ingested_file")
+            assert cur.fetchone() == (None, None)
+            # the same bytes may now be applied twice (another meaning); the meaning is unique
+            cur.execute(
+                "INSERT INTO ingested_file (object_key, sha256, meaning_key, partner, outcome,"
+                " report, started_at) VALUES ('k2', 'abc', 'm1', 'a', 'applied', '{}', now())"
+            )
+            with pytest.raises(psycopg2.errors.UniqueViolation):
+                cur.execute(
+                    "INSERT INTO ingested_file (object_key, sha256, meaning_key, partner,"
+                    " outcome, report, started_at)"
+                    " VALUES ('k3', 'abc', 'm1', 'a', 'applied', '{}', now())"
+                )
+        conn.rollback()
+    finally:
+        conn.close()
+        drop_database(pg_admin_url, name)

@@ -11,7 +11,6 @@ import json
 import os
 from typing import Any
 
-import psycopg2
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
@@ -23,7 +22,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cardstatus.config import settings
-from cardstatus.db import DatabaseUnavailable, LazyConnection, aws_client
+from cardstatus.db import TRANSIENT_DB_ERRORS, LazyConnection, aws_client
 from cardstatus.model import redact_phones
 from cardstatus.pipeline import s3_key_from_event
 from cardstatus.s3ingest import S3ObjectRef, failure_report, ingest_s3_object, put_report
@@ -37,7 +36,6 @@ DB = LazyConnection()
 _s3: Any = None
 # Stop taking new messages when less than this is left; they are retried by SQS instead.
 MIN_REMAINING_MS = int(os.environ.get("INGEST_MIN_REMAINING_MS", "20000"))
-_context: LambdaContext | None = None
 
 
 def s3_client() -> Any:
@@ -68,8 +66,12 @@ def objects_in(body: dict[str, Any]) -> list[S3ObjectRef]:
     return refs
 
 
-def record_handler(record: SQSRecord) -> None:
-    if _context is not None and _context.get_remaining_time_in_millis() < MIN_REMAINING_MS:
+def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> None:
+    """One SQS message. Powertools passes the invocation's context as `lambda_context`."""
+    if (
+        lambda_context is not None
+        and lambda_context.get_remaining_time_in_millis() < MIN_REMAINING_MS
+    ):
         raise TimeoutError("not enough time left in this invocation; message left for a retry")
     body = json.loads(record.body)
     refs = objects_in(body)
@@ -84,7 +86,7 @@ def _ingest_one(ref: S3ObjectRef, attempt: int) -> None:
     cfg = settings()
     try:
         report = ingest_s3_object(DB.get(), s3_client(), ref, cfg)
-    except (psycopg2.OperationalError, psycopg2.InterfaceError, DatabaseUnavailable) as exc:
+    except TRANSIENT_DB_ERRORS as exc:
         DB.discard()
         _report_failure(ref, f"database unavailable: {str(exc).splitlines()[0][:200]}", attempt)
         raise
@@ -128,11 +130,6 @@ def _report_failure(ref: S3ObjectRef, reason: str, attempt: int) -> None:
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> Any:
-    global _context
-    _context = context
-    try:
-        return process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
-    finally:
-        _context = None
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )

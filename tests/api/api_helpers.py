@@ -38,7 +38,7 @@ def event_for(
     path: str, query: dict[str, str] | None = None, method: str = "GET"
 ) -> dict[str, Any]:
     """A REST proxy event like the samples, for a path and decoded query parameters."""
-    from cardstatus.serve import build_event
+    from cardstatus_dev.serve import build_event
 
     event = build_event(method, path)
     if query is not None:

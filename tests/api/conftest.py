@@ -20,7 +20,7 @@ def openapi_doc() -> dict[str, Any]:
 @pytest.fixture
 def api_module(db_url: str) -> Iterator[ModuleType]:
     """functions/api/app.py with its module-level connection pointed at the test database."""
-    from cardstatus.serve import load_api_module
+    from cardstatus_dev.serve import load_api_module
 
     app = load_api_module()
     app.DB.reset_settings(None)  # next get() reads the freshly set DATABASE_URL

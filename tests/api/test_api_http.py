@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from api_helpers import OPENAPI_PATH
 
-from cardstatus.serve import make_server
+from cardstatus_dev.serve import make_server
 
 
 @pytest.fixture

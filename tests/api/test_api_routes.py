@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -171,7 +172,7 @@ def test_hostile_card_ids_are_400(api: Api, seeded: Any, card_id: str) -> None:
     ],
 )
 def test_hostile_card_ids_in_path_are_400(api: Api, seeded: Any, raw_path: str) -> None:
-    from cardstatus.serve import build_event
+    from cardstatus_dev.serve import build_event
 
     status, _, body = api.call(build_event("GET", raw_path))
     assert status == 400, body
@@ -240,7 +241,7 @@ def test_unexpected_error_is_500_without_details(
     result = api.raw(load_event("get_card_status_by_card_id"))
     assert result["statusCode"] == 500
     assert result["body"] == '{"error": {"code": "internal_error", "message": "internal error"}}'
-    api.check(load_event("get_card_status_by_card_id"), 500, api.module.json.loads(result["body"]))
+    api.check(load_event("get_card_status_by_card_id"), 500, json.loads(result["body"]))
     logged = captured_logs.getvalue()
     assert "RuntimeError" in logged
     assert "585949014" not in logged
@@ -274,7 +275,7 @@ def test_database_unavailable_is_503_then_recovers(
         result = api.raw(load_event(name))
         assert result["statusCode"] == 503, name
         assert "127.0.0.1" not in result["body"]
-        api.check(load_event(name), 503, api.module.json.loads(result["body"]))
+        api.check(load_event(name), 503, json.loads(result["body"]))
 
     # Bad or missing parameters are still 400: validation needs no database.
     for name in (

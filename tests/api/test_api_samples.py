@@ -28,7 +28,7 @@ def _get(url: str) -> tuple[int, Any]:
 def sample_server(api_module: Any, db: Any) -> Iterator[str]:
     from cardstatus.config import settings
     from cardstatus.pipeline import ingest_path
-    from cardstatus.serve import make_server
+    from cardstatus_dev.serve import make_server
 
     files = sorted(SAMPLES.glob("*.csv"))
     assert len(files) == 4, f"partner samples missing in {SAMPLES}"

@@ -53,6 +53,20 @@ def test_code_layer_has_package_and_ca_bundle() -> None:
     )
 
 
+def test_code_layer_ships_no_local_tooling() -> None:
+    """The code layer is the runtime package only: the CLI, the local stack and the local
+    server (tools/cardstatus_dev) never reach Lambda, and neither does a handler module."""
+    art = build.build_code()
+    with zipfile.ZipFile(art.zip_path) as zf:
+        names = zf.namelist()
+    modules = {n.removeprefix("python/") for n in names if n.endswith(".py")}
+    assert "cardstatus/config.py" in modules
+    for tooling in ("cli", "local", "localdb", "serve", "__main__", "database", "openapi"):
+        assert f"cardstatus/{tooling}.py" not in modules, tooling
+    assert not [n for n in names if "cardstatus_dev" in n or n.startswith("python/functions/")]
+    print(f"\ncode layer zip: {art.zip_path.stat().st_size} bytes, {len(modules)} modules")
+
+
 @pytest.mark.slow
 def test_deps_layer_is_arm64_without_boto3_tests_or_pandas() -> None:
     """Builds the layer with pip (PyPI access; a few seconds when cached by the stamp)."""
@@ -82,3 +96,17 @@ def test_deps_layer_is_arm64_without_boto3_tests_or_pandas() -> None:
     )
     # Lambda's limit is 250 MB unzipped for function + layers; stay far below it.
     assert unzipped_mb < 60
+
+
+@pytest.mark.parametrize("name", ["api", "ingest", "migrate"])
+def test_function_asset_is_its_handler_package_only(name: str) -> None:
+    """Each function ships functions/__init__.py and functions/<name>/ only, so its handler
+    `functions.<name>.app.handler` imports the same way in Lambda as in the tests."""
+    from infra.functions import function_asset
+
+    root = function_asset(name)
+    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    assert "functions/__init__.py" in files
+    assert f"functions/{name}/app.py" in files
+    assert all(f == "functions/__init__.py" or f.startswith(f"functions/{name}/") for f in files)
+    assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc")]

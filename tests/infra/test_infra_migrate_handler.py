@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
+import importlib
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
@@ -13,15 +12,10 @@ from cardstatus import config
 from cardstatus.migrate import available_migrations, migrations_fingerprint
 from infra.migrations import migrations_fingerprint as synth_time_fingerprint
 
-HANDLER = Path(__file__).resolve().parents[2] / "functions" / "migrate" / "app.py"
-
 
 def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("cardstatus_migrate_handler", HANDLER)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The handler module as Lambda imports it (`functions.migrate.app.handler`)."""
+    return importlib.import_module("functions.migrate.app")
 
 
 CONTEXT = SimpleNamespace(
@@ -49,7 +43,7 @@ def test_synth_time_fingerprint_matches_the_runtime_one() -> None:
 
 @pytest.fixture
 def empty_db(pg_admin_url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
-    from cardstatus.localdb import drop_database, ensure_database
+    from cardstatus_dev.database import drop_database, ensure_database
 
     name = "cs_infra_migrate_handler"
     drop_database(pg_admin_url, name)

@@ -1,5 +1,6 @@
-"""Shared pieces of the reliability suite: the SPEC §4 reference model, a renderer of messy
-partner files, database state readers, counters, and small AWS/Lambda helpers.
+"""Shared pieces of the reliability suite: the reference model of the status rules (README
+"Domain rules"), a renderer of messy partner files, database state readers, counters, and
+small AWS/Lambda helpers.
 
 Nothing here imports `conftest` (several conftest modules share that name).
 """
@@ -132,7 +133,7 @@ NEWLINES = ("\r\n", "\n", "\r")
 DELIMITERS = (",", ";", "\t")
 
 
-# --- the reference model of SPEC §4 -----------------------------------------------------------
+# --- the reference model of the status rules (README "Domain rules") ---------------------
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,7 @@ class Event:
 
 
 def model_state(events: Iterable[Event]) -> tuple[dict[str, tuple], list[tuple]]:
-    """(cards, history) exactly as SPEC §4 defines them, in the shape `db_state` reads."""
+    """(cards, history) exactly as README "Domain rules" defines them, in the shape `db_state` reads."""
     unique: dict[tuple[int, int, int], Event] = {}
     for ev in events:
         unique.setdefault(ev.key, ev)

@@ -24,7 +24,7 @@ import rel_support as rs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cardstatus.serve import build_event, load_api_module, make_server
+from cardstatus_dev.serve import build_event, load_api_module, make_server
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """(1) Property: random events for random cards, split into random messy files of the four types
 (and files with a Status column), duplicated rows, the same file delivered twice and under two
-keys, in random order → the database equals the pure-Python reference model of SPEC §4."""
+keys, in random order → the database equals the pure-Python reference model of the status
+rules (README "Domain rules")."""
 
 from __future__ import annotations
 

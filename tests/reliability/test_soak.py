@@ -16,7 +16,7 @@ import psycopg2
 import pytest
 import rel_support as rs
 
-from cardstatus.serve import load_api_module, make_server
+from cardstatus_dev.serve import load_api_module, make_server
 
 
 def _get(url: str) -> tuple[int, Any]:

@@ -16,39 +16,21 @@ import psycopg2.extensions
 from psycopg2.extensions import connection as Connection
 
 from cardstatus.config import DEFAULT_PHONE_REGION
+from cardstatus.errors import CardNotFound, InvalidParameter, MissingParameter
 from cardstatus.model import CARD_ID_RE, mask_phone
 from cardstatus.sql import cards as sql
 
-# SPEC §2: the rule ingestion applies to card ids (fullmatch: no trailing newline slips through).
+# The card-id rule of ingestion (README "Domain rules"; fullmatch: no trailing newline slips by).
 CARD_ID_MAX_LENGTH = 64
 # Longest raw phone we try to parse ('+971 (58) 594-9014' style input is well under this).
 PHONE_MAX_LENGTH = 40
+# What a malformed card id gets told (the API's validation layer says the same).
+CARD_ID_MESSAGE = (
+    "card_id must be 1-64 characters: ASCII letters, digits, '_' or '-', "
+    "starting with a letter or digit"
+)
 # One phone may have several cards; answers list at most this many (latest first).
 MAX_CARDS_PER_PHONE = 100
-
-
-class InvalidParameter(ValueError):
-    """A request parameter is missing or malformed; `name` says which one."""
-
-    code = "invalid_parameter"
-
-    def __init__(self, name: str, message: str) -> None:
-        super().__init__(message)
-        self.name = name
-        self.message = message
-
-
-class MissingParameter(InvalidParameter):
-    code = "missing_parameter"
-
-
-class CardNotFound(LookupError):
-    """No card matches. Deliberately says nothing about which identifier exists."""
-
-    message = "no card matches the given parameters"
-
-    def __init__(self) -> None:
-        super().__init__(self.message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +57,7 @@ class Card:
     history: tuple[HistoryEntry, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        """The SPEC §5 card object (JSON-ready: times as ISO 8601 UTC with Z)."""
+        """The card object of the API (README "API"; JSON-ready: times as ISO 8601 UTC with Z)."""
         return {
             "card_id": self.card_id,
             "status": self.status,
@@ -124,23 +106,20 @@ def iso_utc(value: datetime | None) -> str | None:
 def validate_card_id(raw: str | None) -> str:
     """The card id as ingestion stores it (upper-case), else InvalidParameter('card_id')."""
     if raw is None or raw == "":
-        raise MissingParameter("card_id", "card_id is required")
+        raise MissingParameter("card_id is required", parameter="card_id")
     if len(raw) > CARD_ID_MAX_LENGTH or CARD_ID_RE.fullmatch(raw) is None:
-        raise InvalidParameter(
-            "card_id",
-            "card_id must be 1-64 characters: ASCII letters, digits, '_' or '-', "
-            "starting with a letter or digit",
-        )
+        raise InvalidParameter(CARD_ID_MESSAGE, parameter="card_id")
     return raw.upper()
 
 
 def parse_phone(raw: str | None, region: str = DEFAULT_PHONE_REGION) -> str:
-    """E.164 form of a phone in any form SPEC §2 accepts, else InvalidParameter('user_phone')."""
+    """E.164 form of a phone in any accepted form (README "Partner files and reports"), else
+    InvalidParameter(parameter='user_phone')."""
     if raw is None or raw.strip() == "":
-        raise MissingParameter("user_phone", "user_phone is required")
+        raise MissingParameter("user_phone is required", parameter="user_phone")
     invalid = InvalidParameter(
-        "user_phone",
         "user_phone is not a valid phone number (national digits, or with the country code)",
+        parameter="user_phone",
     )
     if len(raw) > PHONE_MAX_LENGTH or any(not ch.isprintable() for ch in raw):
         raise invalid
@@ -273,7 +252,7 @@ def status_query(
     has_card = card_id is not None and card_id != ""
     has_phone = user_phone is not None and user_phone.strip() != ""
     if not has_card and not has_phone:
-        raise MissingParameter("card_id", "card_id or user_phone is required")
+        raise MissingParameter("card_id or user_phone is required", parameter="card_id")
     valid_id = validate_card_id(card_id) if has_card else None
     e164 = parse_phone(user_phone, region) if has_phone else None
     return valid_id, e164
@@ -283,7 +262,7 @@ def card_status(conn: Connection, card_id: str | None, e164: str | None) -> dict
     """The get_card_status body for already validated inputs (see `status_query`)."""
     if e164 is None:
         if card_id is None:
-            raise MissingParameter("card_id", "card_id or user_phone is required")
+            raise MissingParameter("card_id or user_phone is required", parameter="card_id")
         card = get_card(conn, card_id)
         if card is None:
             raise CardNotFound()
@@ -324,13 +303,6 @@ def phone_cards(conn: Connection, e164: str) -> dict[str, Any]:
     if not found:
         raise CardNotFound()
     return {"cards": [c.to_dict() for c in found]}
-
-
-def list_cards(
-    conn: Connection, user_phone: str | None, region: str = DEFAULT_PHONE_REGION
-) -> dict[str, Any]:
-    """The body of GET /cards?user_phone=…: all cards of that phone, latest status first."""
-    return phone_cards(conn, parse_phone(user_phone, region))
 
 
 def card_by_id(conn: Connection, card_id: str | None) -> dict[str, Any]:

@@ -11,23 +11,25 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from cardstatus.model import ExceptionReason
+
 DEFAULT_TIMEZONE = "Asia/Dubai"
 DEFAULT_PHONE_REGION = "AE"
 
 # Keyword (lower-case substring) -> normalised exception reason. Checked in order.
 DEFAULT_REASON_KEYWORDS: dict[str, str] = {
-    "not available": "recipient_unavailable",
-    "unavailable": "recipient_unavailable",
-    "not at home": "recipient_unavailable",
-    "no answer": "recipient_unavailable",
-    "not reachable": "recipient_unavailable",
-    "unreachable": "recipient_unavailable",
-    "declined": "refused",
-    "refused": "refused",
-    "rejected": "refused",
-    "address": "address_problem",
-    "location": "address_problem",
-    "not found": "address_problem",
+    "not available": ExceptionReason.RECIPIENT_UNAVAILABLE.value,
+    "unavailable": ExceptionReason.RECIPIENT_UNAVAILABLE.value,
+    "not at home": ExceptionReason.RECIPIENT_UNAVAILABLE.value,
+    "no answer": ExceptionReason.RECIPIENT_UNAVAILABLE.value,
+    "not reachable": ExceptionReason.RECIPIENT_UNAVAILABLE.value,
+    "unreachable": ExceptionReason.RECIPIENT_UNAVAILABLE.value,
+    "declined": ExceptionReason.REFUSED.value,
+    "refused": ExceptionReason.REFUSED.value,
+    "rejected": ExceptionReason.REFUSED.value,
+    "address": ExceptionReason.ADDRESS_PROBLEM.value,
+    "location": ExceptionReason.ADDRESS_PROBLEM.value,
+    "not found": ExceptionReason.ADDRESS_PROBLEM.value,
 }
 
 

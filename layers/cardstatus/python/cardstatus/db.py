@@ -2,8 +2,11 @@
 
 Three ways to reach the database, chosen by which settings are present:
 - DATABASE_URL (local runs, tests, CLI);
-- DB_SECRET_ARN: Secrets Manager secret with host/port/username/password/dbname (ingest, migrate);
-- DB_IAM_AUTH=true with DB_HOST/DB_USER: a short-lived IAM token, e.g. through RDS Proxy (api).
+- DB_SECRET_ARN: Secrets Manager secret with host/port/username/password/dbname (migrate, as
+  the schema owner; the master secret is otherwise for rotation and break-glass only);
+- DB_IAM_AUTH=true with DB_HOST/DB_USER: a short-lived IAM token (signed locally, no API call)
+  for the function's own login role (cardstatus/dbroles.py): ingest directly to the instance,
+  api through RDS Proxy. Role-level timeouts apply (no session SET: it would pin the proxy).
 Every AWS connection uses sslmode=verify-full with the RDS CA bundle (DB_SSLROOTCERT).
 """
 
@@ -20,12 +23,19 @@ import psycopg2.extensions
 from psycopg2.extensions import connection as Connection
 
 from cardstatus.config import Settings, settings
+from cardstatus.errors import DatabaseUnavailable
 
 logger = logging.getLogger(__name__)
 
+# Errors that mean "the database is not reachable right now": the API answers 503 with
+# Retry-After, the ingest handler leaves the message for a retry. Both drop the connection.
+TRANSIENT_DB_ERRORS: tuple[type[Exception], ...] = (
+    DatabaseUnavailable,
+    psycopg2.OperationalError,
+    psycopg2.InterfaceError,
+)
 
-class DatabaseUnavailable(Exception):
-    """The database cannot be reached right now (callers answer 503 / retry the message)."""
+__all__ = ["TRANSIENT_DB_ERRORS", "DatabaseUnavailable", "LazyConnection", "aws_client", "connect"]
 
 
 _secret_cache: dict[str, dict[str, Any]] = {}

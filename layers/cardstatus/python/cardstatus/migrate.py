@@ -11,6 +11,8 @@ from importlib import resources
 
 from psycopg2.extensions import connection as Connection
 
+from cardstatus.dbroles import MIGRATE_LOCK_TIMEOUT_MS, MIGRATE_STATEMENT_TIMEOUT_MS
+
 # Arbitrary constant shared by every migrator so that two deploys never migrate at once.
 _MIGRATION_LOCK_KEY = 0x6361726473  # "cards"
 
@@ -40,11 +42,20 @@ def migrations_fingerprint() -> str:
 
 
 def apply_migrations(conn: Connection) -> list[str]:
-    """Apply pending migrations, each in its own transaction. Returns the versions applied."""
+    """Apply pending migrations, each in its own transaction. Returns the versions applied.
+
+    Runs as the schema owner. No statement runs longer than MIGRATE_STATEMENT_TIMEOUT_MS (the
+    wait for another migrator included), and once this migrator holds the migration lock a DDL
+    statement waits at most MIGRATE_LOCK_TIMEOUT_MS for a table lock (e.g. held by an ingest
+    transaction) instead of queueing every other query behind its ACCESS EXCLUSIVE request:
+    the deploy then fails with a lock timeout and can simply be retried.
+    """
     applied_now: list[str] = []
     conn.autocommit = True
     with conn.cursor() as cur:
+        cur.execute("SET statement_timeout = %s", (MIGRATE_STATEMENT_TIMEOUT_MS,))
         cur.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK_KEY,))
+        cur.execute("SET lock_timeout = %s", (MIGRATE_LOCK_TIMEOUT_MS,))
     try:
         conn.autocommit = False
         with conn.cursor() as cur:
@@ -80,5 +91,7 @@ def apply_migrations(conn: Connection) -> list[str]:
         conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK_KEY,))
+            cur.execute("RESET lock_timeout")
+            cur.execute("RESET statement_timeout")
         conn.autocommit = False
     return applied_now

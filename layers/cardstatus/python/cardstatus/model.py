@@ -5,6 +5,20 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
+# Re-exported for the modules that still import them from here (normalise, decode).
+from cardstatus.errors import FileRejected, RowError
+
+__all__ = [
+    "CARD_ID_RE",
+    "STATUS_RANK",
+    "CardStatus",
+    "ExceptionReason",
+    "FileRejected",
+    "RowError",
+    "mask_phone",
+    "redact_phones",
+]
+
 
 class CardStatus(StrEnum):
     PICKED_UP = "PICKED_UP"
@@ -13,7 +27,8 @@ class CardStatus(StrEnum):
     RETURNED = "RETURNED"
 
 
-# On equal times the higher rank is the current status (SPEC §4); matches the SQL enum order.
+# On equal times the higher rank is the current status (README "Domain rules"); matches the
+# SQL enum order.
 STATUS_RANK: dict[CardStatus, int] = {
     CardStatus.PICKED_UP: 0,
     CardStatus.DELIVERY_EXCEPTION: 1,
@@ -21,18 +36,17 @@ STATUS_RANK: dict[CardStatus, int] = {
     CardStatus.RETURNED: 3,
 }
 
-# A card id as stored (SPEC §2); ingestion and the API both validate with this one rule.
+# A card id as stored (README "Domain rules"); ingestion and the API both validate with it.
 CARD_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
-EXCEPTION_REASONS = ("recipient_unavailable", "refused", "address_problem", "other")
 
+class ExceptionReason(StrEnum):
+    """Normalised reason of a DELIVERY_EXCEPTION event (from the partner's comment)."""
 
-class RowError(ValueError):
-    """A data row cannot be accepted; the message is the reason shown in the report."""
-
-
-class FileRejected(ValueError):
-    """The whole file cannot be ingested; the message is the reason shown in the report."""
+    RECIPIENT_UNAVAILABLE = "recipient_unavailable"
+    REFUSED = "refused"
+    ADDRESS_PROBLEM = "address_problem"
+    OTHER = "other"
 
 
 def mask_phone(phone: str | None) -> str | None:

@@ -15,24 +15,11 @@ from typing import Any
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-def _database_url(args: argparse.Namespace) -> str:
-    """--database-url, else DATABASE_URL, else the embedded PostgreSQL in .local/ (migrated)."""
-    url = getattr(args, "database_url", None) or os.environ.get("DATABASE_URL")
-    if url:
-        return str(url)
-    from cardstatus.localdb import local_database_url
-
-    return local_database_url()
-
-
 def _use_database(args: argparse.Namespace) -> str:
-    """Point this process's settings at the chosen database."""
-    from cardstatus import config
+    """--database-url, else DATABASE_URL, else the embedded PostgreSQL in .local/ (migrated)."""
+    from cardstatus_dev.database import use_database
 
-    url = _database_url(args)
-    os.environ["DATABASE_URL"] = url
-    config.reset_settings_cache()
-    return url
+    return use_database(getattr(args, "database_url", None))
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -99,25 +86,20 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from cardstatus.cards import CardNotFound, InvalidParameter, find_card_status
+    from cardstatus.cards import find_card_status
     from cardstatus.db import connect
+    from cardstatus.errors import InvalidParameter, RequestError, error_body
 
     if not args.card_id and not args.phone:
-        body = {
-            "error": {"code": "missing_parameter", "message": "give --card-id or --phone (or both)"}
-        }
-        print(json.dumps(body))
+        print(json.dumps(error_body("missing_parameter", "give --card-id or --phone (or both)")))
         return EXIT_USAGE
     _use_database(args)
     conn = connect()
     try:
         result: Any = find_card_status(conn, args.card_id, args.phone)
-    except InvalidParameter as exc:
-        print(json.dumps({"error": {"code": exc.code, "message": exc.message}}))
-        return EXIT_USAGE
-    except CardNotFound:
-        print(json.dumps({"error": {"code": "not_found", "message": CardNotFound.message}}))
-        return EXIT_FAILED
+    except RequestError as exc:
+        print(json.dumps(error_body(exc.code, exc.message)))
+        return EXIT_USAGE if isinstance(exc, InvalidParameter) else EXIT_FAILED
     finally:
         conn.close()
     print(json.dumps(result, indent=2, default=str))
@@ -136,7 +118,7 @@ def _stop_on_signals() -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from cardstatus.serve import run_server
+    from cardstatus_dev.serve import run_server
 
     _stop_on_signals()
     _use_database(args)
@@ -145,16 +127,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_local(args: argparse.Namespace) -> int:
-    from cardstatus.local import run_local
+    from cardstatus_dev.local import run_local
 
     _stop_on_signals()
     return run_local(args)
 
 
 def cmd_openapi(args: argparse.Namespace) -> int:
-    from cardstatus.serve import load_api_module
+    from cardstatus_dev.openapi import openapi_json
 
-    sys.stdout.write(load_api_module().openapi_json())
+    sys.stdout.write(openapi_json())
     return EXIT_OK
 
 

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[4]
+from cardstatus_dev.paths import import_function, repo_root
+
 LOCAL_BUCKET = "cardstatus-local-partner-files"
 LOCAL_QUEUE = "cardstatus-local-ingest"
 LOCAL_DLQ = "cardstatus-local-ingest-dlq"
@@ -41,8 +42,9 @@ class QueueSettings:
     batch_size: int
 
 
-def shared_settings(root: Path = REPO_ROOT) -> QueueSettings:
+def shared_settings(root: Path | None = None) -> QueueSettings:
     """Bucket/queue settings from cdk.json's `cardstatus:shared` context (defaults if absent)."""
+    root = root or repo_root()
     shared: dict[str, Any] = {}
     cdk_json = root / "cdk.json"
     if cdk_json.is_file():
@@ -166,11 +168,7 @@ class IngestPoller(threading.Thread):
         # Imported and created here, in the caller's thread: importing Powertools from two
         # threads at once (this handler and the API's) can fail on a partly initialised
         # module, and boto3's default session is not safe to share while creating clients.
-        if str(REPO_ROOT) not in sys.path:
-            sys.path.insert(0, str(REPO_ROOT))
-        from functions.ingest import app as ingest_app
-
-        self.handler = ingest_app.handler
+        self.handler = import_function("ingest").handler
         self.sqs = aws.client("sqs")
         self.s3 = aws.client("s3")
 
@@ -232,7 +230,8 @@ class IngestPoller(threading.Thread):
             )
 
 
-def seed_files(root: Path = REPO_ROOT) -> list[Path]:
+def seed_files(root: Path | None = None) -> list[Path]:
+    root = root or repo_root()
     files: list[Path] = []
     for folder in SEED_FOLDERS:
         files += sorted((root / folder).glob("*.csv"))
@@ -257,8 +256,8 @@ def run_local(args: argparse.Namespace) -> int:
     from moto.server import ThreadedMotoServer
 
     from cardstatus import config
-    from cardstatus.cli import _use_database
-    from cardstatus.serve import make_server
+    from cardstatus_dev.database import stop_embedded, use_database
+    from cardstatus_dev.serve import make_server
 
     started = time.monotonic()
     for noisy in ("werkzeug", "botocore", "urllib3"):
@@ -270,7 +269,7 @@ def run_local(args: argparse.Namespace) -> int:
     api: Any = None
     moto_started = False
     try:
-        db_url = _use_database(args)
+        db_url = use_database(args.database_url)
         moto.start()
         moto_started = True
         endpoint = f"http://127.0.0.1:{args.s3_port}"
@@ -318,7 +317,7 @@ def run_local(args: argparse.Namespace) -> int:
             poller.join(timeout=10)
         if moto_started:
             moto.stop()
-        _stop_embedded_database()
+        stop_embedded()
     return 0
 
 
@@ -354,12 +353,3 @@ def _describe_db(url: str) -> str:
     params = parse_dsn(url)
     params.pop("password", None)
     return " ".join(f"{k}={v}" for k, v in params.items())
-
-
-def _stop_embedded_database() -> None:
-    from cardstatus import localdb
-
-    handle = localdb._server_handle
-    if handle is not None:
-        handle.cleanup()  # stops the server unless another process is still using it
-        localdb._server_handle = None

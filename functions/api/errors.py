@@ -1,0 +1,120 @@
+"""Every error answer of the status API: `{"error": {"code": ..., "message": ...}}`.
+
+`register(app, db, requests)` installs the exception handlers on the resolver:
+- every `cardstatus.errors.RequestError` (400, 404, ...): its own code, status and message;
+- Powertools' request validation (a parameter breaks its documented rule): 400;
+- no route: 405 on a known path with another method, 400 for a card id the route pattern
+  refuses, else 404;
+- the database is unreachable (`TRANSIENT_DB_ERRORS`): 503 with Retry-After, and the
+  connection is dropped so the next invocation reconnects;
+- anything else: 500 without details (the log has the redacted traceback).
+"""
+
+# No `from __future__ import annotations`: Powertools reads the handler signatures at runtime.
+
+import json
+import re
+import traceback
+from http import HTTPStatus
+
+import psycopg2
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+
+from cardstatus import cards
+from cardstatus.db import TRANSIENT_DB_ERRORS, LazyConnection
+from cardstatus.errors import RequestError, error_body
+from cardstatus.model import redact_phones
+from functions.api.observability import RequestLog, masked
+
+RETRY_AFTER_S = "5"
+
+# Paths this API serves (with or without a trailing slash): other methods there get 405.
+_KNOWN_PATH = re.compile(r"^/(get_card_status|cards|health|cards/[^/]+)/?$")
+_CARD_PATH = re.compile(r"^/cards/([^/]+)/?$")
+
+# What a RequestValidationError on each parameter means, in words a caller can act on.
+PARAM_MESSAGES = {
+    "card_id": cards.CARD_ID_MESSAGE,
+    "user_phone": f"user_phone must be at most {cards.PHONE_MAX_LENGTH} characters",
+}
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps(error_body(code, message)),
+        headers=headers,
+    )
+
+
+def register(app: APIGatewayRestResolver, db: LazyConnection, requests: RequestLog) -> None:
+    """Install the API's exception handlers on app."""
+
+    @app.exception_handler(RequestError)
+    def _request_error(exc: RequestError) -> Response:
+        outcome = "not_found" if exc.http_status == HTTPStatus.NOT_FOUND else "invalid"
+        fields = {} if exc.parameter is None else {"parameter": exc.parameter}
+        requests.record(outcome, **fields, user_phone=masked(app.context.get("_user_phone")))
+        return error_response(exc.http_status, exc.code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    def _request_validation(exc: RequestValidationError) -> Response:
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        loc = [str(part) for part in first.get("loc", ())]
+        name = loc[-1] if loc else "request"
+        if first.get("type") == "missing":
+            code, message = "missing_parameter", f"{name} is required"
+        else:
+            code = "invalid_parameter"
+            message = PARAM_MESSAGES.get(name, f"{name} is invalid")
+        requests.record("invalid", parameter=name)
+        return error_response(HTTPStatus.BAD_REQUEST, code, message)
+
+    @app.not_found
+    def _route_not_found(exc: NotFoundError) -> Response:
+        path = str(app.context.get("_path") or app.current_event.path)
+        method = app.current_event.http_method.upper()
+        if _KNOWN_PATH.match(path) and method != "GET":
+            requests.record("method_not_allowed", method=method)
+            return error_response(
+                HTTPStatus.METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                f"{method} is not allowed here; use GET",
+                headers={"Allow": "GET"},
+            )
+        if _CARD_PATH.match(path):
+            # /cards/<something the route pattern refuses> (control characters, quotes, ...).
+            requests.record("invalid", parameter="card_id")
+            return error_response(
+                HTTPStatus.BAD_REQUEST, "invalid_parameter", PARAM_MESSAGES["card_id"]
+            )
+        requests.record("no_route", method=method)
+        return error_response(HTTPStatus.NOT_FOUND, "not_found", "no such route")
+
+    @app.exception_handler(list(TRANSIENT_DB_ERRORS))
+    def _database_unavailable(exc: Exception) -> Response:
+        db.discard()  # the next invocation reconnects
+        requests.record("unavailable", error_type=type(exc).__name__)
+        return error_response(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            "database_unavailable",
+            "the database is unavailable; retry later",
+            headers={"Retry-After": RETRY_AFTER_S},
+        )
+
+    @app.exception_handler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        if isinstance(exc, psycopg2.Error):
+            db.discard()  # do not reuse a connection in an unknown state
+        requests.record(
+            "error",
+            error_type=type(exc).__name__,
+            traceback=redact_phones("".join(traceback.format_exception(exc, limit=-4))),
+        )
+        return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "internal error")

@@ -1,0 +1,174 @@
+"""What the status API answers, as Pydantic models (the OpenAPI schemas), the documented
+error responses of each route, and the documented query and path parameters.
+
+Response models end in `Out`: `cardstatus.cards.Card` is the domain object, `CardOut` its
+JSON shape; `cardstatus.model.CardStatus` is the status enum, `CardStatusOut` the answer
+of GET /get_card_status.
+"""
+
+# No `from __future__ import annotations`: Powertools and Pydantic read these at runtime.
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+from cardstatus import cards
+from cardstatus.model import CARD_ID_RE, CardStatus, ExceptionReason
+
+ErrorCode = Literal[
+    "invalid_parameter",
+    "missing_parameter",
+    "not_found",
+    "method_not_allowed",
+    "database_unavailable",
+    "internal_error",
+]
+UtcTime = Annotated[
+    str,
+    Field(
+        pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$",
+        description="ISO 8601, UTC",
+        examples=["2023-11-14T12:34:56Z"],
+    ),
+]
+CARD_ID_PATTERN = f"^{CARD_ID_RE.pattern}$"
+
+
+def _enum_schema(enum: type[StrEnum]) -> dict[str, Any]:
+    return {"type": "string", "enum": [member.value for member in enum]}
+
+
+# The domain enums, validated as such and documented inline in each schema that uses them
+# (as the document always had), rather than as shared component schemas.
+Status = Annotated[CardStatus, WithJsonSchema({**_enum_schema(CardStatus), "title": "Status"})]
+OptionalReason = Annotated[
+    ExceptionReason | None,
+    WithJsonSchema({"anyOf": [_enum_schema(ExceptionReason), {"type": "null"}], "title": "Reason"}),
+]
+CARD_ID_DESCRIPTION = "Card id: 1-64 ASCII letters, digits, '_' or '-'"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class HistoryEntryOut(_Strict):
+    status: Status
+    at: UtcTime
+    comment: str | None = Field(description="The partner's raw comment")
+    reason: OptionalReason = Field(description="Normalised exception reason")
+    partner: str
+
+
+class CardOut(_Strict):
+    card_id: str = Field(examples=["ZYW8890"])
+    status: Status
+    status_at: UtcTime
+    comment: str | None
+    reason: OptionalReason
+    user_phone: str | None = Field(
+        description="Masked: only the last 4 digits", examples=["********9014"]
+    )
+    picked_up_at: UtcTime | None
+    delivered_at: UtcTime | None
+    returned_at: UtcTime | None
+    exception_count: int = Field(ge=0)
+    history: list[HistoryEntryOut] = Field(description="Every event of the card, newest first")
+
+
+class CardSummaryOut(_Strict):
+    card_id: str
+    status: Status
+    status_at: UtcTime
+
+
+class CardStatusOut(CardOut):
+    other_cards: list[CardSummaryOut] = Field(
+        description="Other cards of the same phone, latest status first"
+    )
+
+
+class CardListOut(_Strict):
+    cards: list[CardOut] = Field(description="Cards of the phone, latest status first")
+
+
+class HealthOut(_Strict):
+    status: Literal["ok"]
+    database: Literal["ok"]
+
+
+class ErrorDetail(_Strict):
+    code: ErrorCode
+    message: str
+
+
+class ErrorResponse(_Strict):
+    error: ErrorDetail
+
+
+# --- documented error responses -----------------------------------------------------------
+
+
+def _error_response(description: str) -> OpenAPIResponse:
+    return {"description": description, "content": {"application/json": {"model": ErrorResponse}}}
+
+
+ERRORS_400 = _error_response("Missing or invalid parameter (the message names it)")
+ERRORS_404 = _error_response("No card matches (no hint which identifier exists)")
+ERRORS_500 = _error_response("Unexpected error (no details)")
+ERRORS_503: OpenAPIResponse = {
+    **_error_response("Database unavailable; retry after the Retry-After header"),
+    "headers": {
+        "Retry-After": {
+            "description": "Seconds to wait before retrying",
+            "schema": {"type": "string", "pattern": "^[0-9]+$"},
+        }
+    },
+}
+CARD_ERRORS: dict[int, OpenAPIResponse] = {
+    400: ERRORS_400,
+    404: ERRORS_404,
+    500: ERRORS_500,
+    503: ERRORS_503,
+}
+
+
+# --- documented parameters ----------------------------------------------------------------
+
+_CARD_ID_EXAMPLES = {"card": {"summary": "A card id", "value": "ZYW8827"}}
+
+CardIdQuery = Annotated[
+    str | None,
+    Query(
+        description=CARD_ID_DESCRIPTION,
+        max_length=cards.CARD_ID_MAX_LENGTH,
+        pattern=CARD_ID_PATTERN,
+        openapi_examples=_CARD_ID_EXAMPLES,
+    ),
+]
+CardIdPath = Annotated[
+    str,
+    Path(
+        description=CARD_ID_DESCRIPTION,
+        max_length=cards.CARD_ID_MAX_LENGTH,
+        pattern=CARD_ID_PATTERN,
+        openapi_examples=_CARD_ID_EXAMPLES,
+    ),
+]
+PhoneQuery = Annotated[
+    str | None,
+    Query(
+        description=(
+            "User phone in any form: national (585949014), with trunk 0, with country code "
+            "(971…, +971…, 00971…), spaces, dashes or brackets. Default region AE."
+        ),
+        max_length=cards.PHONE_MAX_LENGTH,
+        openapi_examples={
+            "national": {"summary": "9 digits, no country code", "value": "585949014"},
+            "international": {"summary": "E.164", "value": "+971585949014"},
+        },
+    ),
+]

@@ -1,5 +1,0 @@
-import sys
-
-from cardstatus.cli import main
-
-sys.exit(main())

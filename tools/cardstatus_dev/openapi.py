@@ -1,0 +1,76 @@
+"""The API's OpenAPI document (docs/openapi.json; `make openapi` writes it).
+
+Generated from the routes and response models of the real handler module
+(`functions.api.app`), then post-processed: Powertools documents its own 422 validation
+answer on every route, but this API answers 400 with the common error body instead, so
+those entries (and the schemas only they used) are removed; the SigV4 scheme is added.
+Build-time only: nothing here runs in Lambda.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cardstatus_dev.paths import import_function
+
+API_TITLE = "cardstatus"
+API_VERSION = "1.0.0"
+API_DESCRIPTION = (
+    "Delivery status of payment cards. Internal callers sign requests with "
+    "AWS SigV4 (API Gateway IAM authorisation). Every error is "
+    '{"error": {"code": ..., "message": ...}}.'
+)
+
+
+def openapi_schema(resolver: Any = None) -> dict[str, Any]:
+    """The OpenAPI 3 document of the API as a dict (resolver: the API's Powertools resolver,
+    by default `functions.api.app.app` of this checkout)."""
+    if resolver is None:
+        resolver = import_function("api").app
+    doc = json.loads(
+        resolver.get_openapi_json_schema(
+            title=API_TITLE, version=API_VERSION, description=API_DESCRIPTION
+        )
+    )
+    for operations in doc.get("paths", {}).values():
+        for operation in operations.values():
+            operation.get("responses", {}).pop("422", None)
+    schemas = doc["components"]["schemas"]
+    reachable = referenced_schemas(doc["paths"], schemas)
+    for name in [n for n in schemas if n not in reachable]:
+        del schemas[name]  # Powertools' validation-error schemas, now unused
+    doc["components"]["securitySchemes"] = {
+        "sigv4": {
+            "type": "apiKey",
+            "name": "Authorization",
+            "in": "header",
+            "description": "AWS Signature Version 4 (IAM)",
+        }
+    }
+    doc["security"] = [{"sigv4": []}]
+    return doc
+
+
+def referenced_schemas(root: Any, schemas: dict[str, Any]) -> set[str]:
+    """Names of the component schemas reachable from root through $ref."""
+    prefix = "#/components/schemas/"
+    found: set[str] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith(prefix) and ref[len(prefix) :] not in found:
+                name = ref[len(prefix) :]
+                found.add(name)
+                stack.append(schemas.get(name))
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
+
+def openapi_json(resolver: Any = None) -> str:
+    """docs/openapi.json, byte for byte."""
+    return json.dumps(openapi_schema(resolver), indent=2, ensure_ascii=False) + "\n"
