@@ -35,12 +35,17 @@ DEFAULT_REASON_KEYWORDS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class PartnerSettings:
-    """How to read one partner's files: local timezone, date order, phone region."""
+    """How to read one partner's files: local timezone, date order, phone region, status words.
+
+    status_words: extra (word, status) pairs for the status vocabulary, status one of the four
+    statuses or UNTRACKED (a tuple so that the settings stay hashable).
+    """
 
     name: str
     timezone: str = DEFAULT_TIMEZONE
     day_first: bool = True
     phone_region: str = DEFAULT_PHONE_REGION
+    status_words: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -67,8 +72,30 @@ class Settings:
         return self.partners.get(name) or self.partners.get("default") or PartnerSettings(name)
 
 
+STATUS_WORD_VALUES = ("PICKED_UP", "DELIVERY_EXCEPTION", "DELIVERED", "RETURNED", "UNTRACKED")
+
+
+def _status_words(name: str, raw: object) -> tuple[tuple[str, str], ...]:
+    """{"handed over": "DELIVERED", "parked": "untracked"} → (("handed over", "DELIVERED"), …)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        raise ValueError(f"PARTNER_CONFIG[{name!r}].status_words must be an object word -> status")
+    words = []
+    for word, value in raw.items():
+        status = str(value).strip().upper().replace(" ", "_").replace("-", "_")
+        if status not in STATUS_WORD_VALUES:
+            raise ValueError(
+                f"PARTNER_CONFIG[{name!r}].status_words[{word!r}] must be one of "
+                f"{', '.join(STATUS_WORD_VALUES)}; got {value!r}"
+            )
+        words.append((str(word), status))
+    return tuple(words)
+
+
 def _parse_partners(raw: str | None) -> dict[str, PartnerSettings]:
-    """PARTNER_CONFIG is JSON: {"<partner>": {"timezone", "day_first", "phone_region"}}."""
+    """PARTNER_CONFIG is JSON: {"<partner>": {"timezone", "day_first", "phone_region",
+    "status_words": {"<word>": "<status>|UNTRACKED"}}}."""
     partners: dict[str, PartnerSettings] = {}
     if not raw:
         return partners
@@ -82,6 +109,7 @@ def _parse_partners(raw: str | None) -> dict[str, PartnerSettings]:
             timezone=str(opts.get("timezone", DEFAULT_TIMEZONE)),
             day_first=bool(opts.get("day_first", True)),
             phone_region=str(opts.get("phone_region", DEFAULT_PHONE_REGION)).upper(),
+            status_words=_status_words(name, opts.get("status_words")),
         )
     return partners
 

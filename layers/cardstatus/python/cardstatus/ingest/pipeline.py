@@ -28,7 +28,8 @@ import psycopg2.errors
 from psycopg2.extensions import connection as Connection
 
 from cardstatus.config import PartnerSettings, Settings
-from cardstatus.decode import CsvSource, Readable, open_csv
+from cardstatus.containers import RecordSource, open_records
+from cardstatus.decode import Readable
 from cardstatus.ingest import limits
 from cardstatus.ingest.copy import ChunkReader, ChunkStream, copy_chunk
 from cardstatus.ingest.identity import meaning_key
@@ -37,11 +38,10 @@ from cardstatus.ingest.rows import (
     REPORT_DETAIL_LIMIT,
     RowOutcomes,
     count_data_rows,
-    first_record,
     normalised_rows,
 )
 from cardstatus.model import CardStatus, FileRejected, redact_phones
-from cardstatus.normalise import HeaderMap, event_type_from_filename, map_headers
+from cardstatus.normalise import HeaderMap, find_header, vocabulary
 from cardstatus.sql import ingest as sql
 
 logger = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class _File:
     report: FileReport
     timer: Timer = field(default_factory=Timer)
     outcomes: RowOutcomes = field(default_factory=RowOutcomes)
-    csv_source: CsvSource | None = None
+    csv_source: RecordSource | None = None
     records: Iterator[tuple[int, list[str]]] | None = None
     headers: HeaderMap | None = None
     name_status: CardStatus | None = None
@@ -132,18 +132,36 @@ def _open(run: _File) -> None:
     limit = limits.max_object_bytes(run.cfg)
     if run.source.size_bytes is not None and run.source.size_bytes > limit:
         raise FileRejected(limits.too_big_message(run.source.size_bytes, limit))
-    run.csv_source = open_csv(run.body, limit)
+    run.csv_source = open_records(run.body, run.source.name, limit)
     run.records = run.csv_source.records(run.cfg.max_field_chars)
+    run.report.container = run.csv_source.container
     run.report.encoding = run.csv_source.encoding
     run.report.delimiter = run.csv_source.delimiter
-    run.headers = map_headers(first_record(run.records))
-    run.name_status = event_type_from_filename(run.source.name)
+    run.headers, skipped = find_header(run.records)
+    run.csv_source.watch_rows(run.headers.card_id, run.headers.timestamp)
+    _warn_skipped_lines(run.outcomes, skipped)
+    run.name_status, why = vocabulary(run.partner.status_words).file_event_type(run.source.name)
     if run.headers.status is None and run.name_status is None:
-        raise FileRejected(
-            "cannot tell the event type: no Status/Event column, and the file name "
-            "mentions none of pickup, exception, delivered, return"
-        )
+        raise FileRejected(f"cannot tell the event type: no Status/Event column, and {why}")
     run.report.event_type = _file_event_type(run) or "from_status_column"
+
+
+def _warn_skipped_lines(outcomes: RowOutcomes, lines: list[int]) -> None:
+    """Title lines above the header (find_header) are a warning."""
+    if lines:
+        shown = ", ".join(map(str, lines[:5])) + (", …" if len(lines) > 5 else "")
+        outcomes.warn(
+            lines[0],
+            f"{len(lines)} line(s) before the header skipped (title lines?): line(s) {shown}",
+        )
+
+
+def _warn_source(outcomes: RowOutcomes, source: RecordSource) -> None:
+    """What the decoder or the container noticed (NUL bytes, extra sheets, hidden gzip)."""
+    if source.nul_bytes_removed:
+        outcomes.warn(0, f"{source.nul_bytes_removed} NUL byte(s) removed")
+    for warning in source.warnings:
+        outcomes.warn(0, warning)
 
 
 def _file_event_type(run: _File) -> str | None:
@@ -183,8 +201,7 @@ def _stream(run: _File, progress: Callable[[int], None] | None) -> None:
         finally:
             reader.stop()
     run.timer.mark("read_parse_copy_ms")
-    if run.csv_source.nul_bytes_removed:
-        run.outcomes.warn(0, f"{run.csv_source.nul_bytes_removed} NUL byte(s) removed")
+    _warn_source(run.outcomes, run.csv_source)
 
 
 def _store_copies(run: _File, cur: Any) -> None:

@@ -88,6 +88,7 @@ class FileReport:
     started_at: datetime
     outcome: FileOutcome = FileOutcome.APPLIED
     reason: str | None = None
+    container: str | None = None
     encoding: str | None = None
     delimiter: str | None = None
     event_type: str | None = None
@@ -120,6 +121,7 @@ class FileReport:
         }
         optional = {
             "reason": self.reason,
+            "container": self.container,
             "encoding": self.encoding,
             "delimiter": self.delimiter,
             "event_type": self.event_type,

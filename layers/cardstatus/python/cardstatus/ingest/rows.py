@@ -9,15 +9,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cardstatus.config import PartnerSettings
+from cardstatus.decode import BrokenRecord
 from cardstatus.model import CardStatus, FileRejected, RowError, redact_phones
 from cardstatus.normalise import (
     HeaderMap,
     TimestampParser,
     classify_reason,
     clean_comment,
-    event_type_from_value,
     normalise_card_id,
     normalise_phone,
+    vocabulary,
 )
 
 REPORT_DETAIL_LIMIT = 500  # rejects/warnings listed in the report; all rejects go to rejected_row
@@ -48,6 +49,11 @@ class RowOutcomes:
             self.rejects_file = tempfile.SpooledTemporaryFile(max_size=1 << 20, mode="w+b")  # noqa: SIM115
         self.rejects_file.write(f"{line}\t{copy_escape(reason)}\n".encode())
 
+    def reject_broken(self, line: int, reason: str) -> None:
+        """A row whose quoted field ran into the following rows (decode.BrokenRecord)."""
+        self.rows += 1
+        self.reject(line, reason)
+
     def warn(self, line: int, warning: str, count: int = 1) -> None:
         """One warning (or `count` of the same kind, listed once)."""
         self.warnings += count
@@ -72,13 +78,6 @@ def copy_text(value: str | None) -> str:
     return "\\N" if value is None else copy_escape(value)
 
 
-def first_record(records: Iterator[tuple[int, list[str]]]) -> list[str]:
-    for _line, record in records:
-        if record and any(cell.strip() for cell in record):
-            return record
-    raise FileRejected("file is empty: no header row")
-
-
 def count_data_rows(records: Iterator[tuple[int, list[str]]]) -> int | None:
     """Non-blank records left in a file rejected at its header; None when they cannot be read."""
     try:
@@ -88,7 +87,7 @@ def count_data_rows(records: Iterator[tuple[int, list[str]]]) -> int | None:
 
 
 # Complexity gate exemption: the per-row hot loop stays one function (see its docstring).
-def normalised_rows(  # noqa: C901, PLR0912
+def normalised_rows(  # noqa: C901, PLR0912, PLR0915
     records: Iterator[tuple[int, list[str]]],
     headers: HeaderMap,
     file_status: CardStatus | None,
@@ -107,13 +106,14 @@ def normalised_rows(  # noqa: C901, PLR0912
     More than `max_rows` data rows raise FileRejected (checked while streaming).
     """
     parse_time = TimestampParser(partner.timezone, partner.day_first).parse
+    status_of = vocabulary(partner.status_words).from_value
     region = partner.phone_region
     card_col, ts_col = headers.card_id, headers.timestamp
     phone_col, comment_col = headers.phone, headers.comment
     row_id_col, status_col = headers.row_id, headers.status
     needed = max(card_col, ts_col)
     exception = CardStatus.DELIVERY_EXCEPTION
-    statuses: dict[str, CardStatus | None] = {}  # status cell → event type
+    statuses: dict[str, CardStatus | str | None] = {}  # status cell → event type or reason
     comments: dict[tuple[str, bool], tuple[str, str]] = {}  # (cell, is exception) → COPY text
     escape = _COPY_ESCAPES
     limit = max_rows if max_rows is not None else -1
@@ -121,6 +121,8 @@ def normalised_rows(  # noqa: C901, PLR0912
     append = batch.append
     for line, record in records:
         if not record:
+            if record.__class__ is BrokenRecord:  # a quote that ran into the next rows
+                outcomes.reject_broken(line, record.reason)
             continue  # blank line
         # Blank (or only delimiters and spaces)? A non-blank card id cell answers it cheaply.
         first = record[card_col] if len(record) > needed else ""
@@ -147,10 +149,10 @@ def normalised_rows(  # noqa: C901, PLR0912
                 if cell in statuses:
                     named = statuses[cell]
                 else:
-                    named = event_type_from_value(cell)
-                    if len(statuses) < MEMO_MAX:
-                        statuses[cell] = named
-                status = named or file_status
+                    named = _status_memo(statuses, cell, status_of)
+                if named.__class__ is str:
+                    raise RowError(named)
+                status = named or file_status  # type: ignore[assignment]
             if status is None:
                 raise RowError("status is missing or not one of pickup/exception/delivered/return")
             phone = "\\N"
@@ -187,6 +189,21 @@ def normalised_rows(  # noqa: C901, PLR0912
             batch.clear()
     if batch:
         yield "".join(batch).encode()
+
+
+def _status_memo(
+    statuses: dict[str, CardStatus | str | None],
+    cell: str,
+    status_of: Callable[[str | None], CardStatus | None],
+) -> CardStatus | str | None:
+    """The event type a status cell names, or the reason it is rejected; remembered (bounded)."""
+    try:
+        named: CardStatus | str | None = status_of(cell)
+    except RowError as exc:  # not tracked, or ambiguous
+        named = str(exc)
+    if len(statuses) < MEMO_MAX:
+        statuses[cell] = named
+    return named
 
 
 _NO_COMMENT = ("\\N", "\\N")
