@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import Annotations, ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -232,6 +232,21 @@ class Functions(Construct):
             },
         )
         database.proxy.grant_connect(self.api, database.api_user)
+        self.api_target = self._snap_start_alias(self.api, "api")
+
+    def _snap_start_alias(self, fn: lambda_.Function, name: str) -> lambda_.IFunction:
+        """What callers invoke: with SnapStart (`functions.<name>.snapStart`), the alias `live`
+        on the version published from the current code and configuration (SnapStart only
+        applies to published versions); without it, the function itself ($LATEST)."""
+        if not self._settings.function(name).snap_start:
+            return fn
+        Annotations.of(fn).acknowledge_warning(
+            "@aws-cdk/aws-lambda:snapStartRequirePublish",
+            "A version is published from current_version on every change; callers use its alias.",
+        )
+        return lambda_.Alias(
+            self, f"{fn.node.id}Live", alias_name="live", version=fn.current_version
+        )
 
     def _build_migrate(self, network: Network, database: Database) -> None:
         """migrate: the deploy-time custom resource handler, as the schema owner."""
@@ -275,6 +290,7 @@ class Functions(Construct):
             role=role,
             log_group=log_group,
             tracing=lambda_.Tracing.ACTIVE,
+            **self._snap_start_props(cfg.snap_start),
             vpc=self._network.vpc,
             vpc_subnets=self._network.app_subnets,
             security_groups=[sg],
@@ -287,6 +303,20 @@ class Functions(Construct):
             "to a newer runtime is a deliberate, tested change.",
         )
         return fn
+
+    @staticmethod
+    def _snap_start_props(enabled: bool) -> dict[str, Any]:
+        """SnapStart on published versions. A superseded version is deleted rather than kept:
+        Python snapshots are billed for as long as their version exists."""
+        if not enabled:
+            return {}
+        return {
+            "snap_start": lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS,
+            "current_version_options": lambda_.VersionOptions(
+                removal_policy=RemovalPolicy.DESTROY,
+                description="published for SnapStart (alias live)",
+            ),
+        }
 
     def _log_group_and_role(self, construct_id: str, name: str) -> tuple[logs.LogGroup, iam.Role]:
         """The function's own log group, and its role: write to that log group, manage the VPC
