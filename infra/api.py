@@ -97,7 +97,7 @@ class Api(Construct):
         private = settings.get_str("api", "endpointType") == "private"
         endpoint_config: apigw.EndpointConfiguration
         self.vpc_endpoint: ec2.InterfaceVpcEndpoint | None = None
-        statements = caller_statements(callers)
+        statements = caller_statements(callers, settings.void_callers)
         if private:
             existing = network.endpoints.get("execute-api")
             if existing is None:
@@ -324,25 +324,33 @@ class Api(Construct):
             )
 
 
-def caller_statements(callers: list[Caller]) -> list[iam.PolicyStatement]:
+# The void route (functions/void, infra/void.py): a permission of its own.
+VOID_PATH = "/files/{file_id}/void"
+VOID_RESOURCE = "execute-api:/*/POST/files/*/void"
+
+
+def caller_statements(
+    callers: list[Caller], void_callers: tuple[str, ...] = ()
+) -> list[iam.PolicyStatement]:
     """Resource-policy statements: Allow the listed principals, Deny every other one.
 
     The Allow names the callers' accounts as principals (an IAM identity policy must still
     allow execute-api:Invoke) and narrows them with aws:PrincipalArn, so a pattern may name a
     role that does not exist yet or use wildcards. The explicit Deny binds same-account
     principals too, whatever their identity policies say.
+
+    The void method (POST /files/{file_id}/void) admits only `void_callers` (api.voidCallers):
+    an API caller is denied there even with execute-api:* in its identity policy, and a void
+    caller is admitted to that method alone by this policy (reads need api.callers).
     """
     patterns = sorted({p for c in callers for p in c.principals})
-    accounts = sorted({principal_account(p) for p in patterns})
-    principals: list[iam.IPrincipal] = [
-        iam.AccountRootPrincipal() if account == ACCOUNT else iam.AccountPrincipal(account)
-        for account in accounts
-    ]
+    voiders = sorted(set(void_callers))
     arns = [_expand(p) for p in patterns]
-    return [
+    void_arns = [_expand(p) for p in voiders]
+    statements = [
         iam.PolicyStatement(
             sid="ListedCallers",
-            principals=principals,
+            principals=_account_principals(patterns),
             actions=["execute-api:Invoke"],
             resources=["execute-api:/*"],
             conditions={"ArnLike": {"aws:PrincipalArn": arns}},
@@ -353,8 +361,37 @@ def caller_statements(callers: list[Caller]) -> list[iam.PolicyStatement]:
             principals=[iam.AnyPrincipal()],
             actions=["execute-api:Invoke"],
             resources=["execute-api:/*"],
-            conditions={"ArnNotLike": {"aws:PrincipalArn": arns}},
+            conditions={"ArnNotLike": {"aws:PrincipalArn": sorted(set(arns + void_arns))}},
         ),
+        iam.PolicyStatement(
+            sid="OnlyVoidCallersVoid",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=["execute-api:Invoke"],
+            resources=[VOID_RESOURCE],
+            # No void callers (prod default): nobody voids through the API.
+            conditions={"ArnNotLike": {"aws:PrincipalArn": void_arns}} if void_arns else None,
+        ),
+    ]
+    if void_arns:
+        statements.insert(
+            1,
+            iam.PolicyStatement(
+                sid="VoidCallers",
+                principals=_account_principals(voiders),
+                actions=["execute-api:Invoke"],
+                resources=[VOID_RESOURCE],
+                conditions={"ArnLike": {"aws:PrincipalArn": void_arns}},
+            ),
+        )
+    return statements
+
+
+def _account_principals(patterns: list[str]) -> list[iam.IPrincipal]:
+    accounts = sorted({principal_account(p) for p in patterns})
+    return [
+        iam.AccountRootPrincipal() if account == ACCOUNT else iam.AccountPrincipal(account)
+        for account in accounts
     ]
 
 

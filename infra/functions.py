@@ -1,4 +1,4 @@
-"""The three Lambda functions (ingest, api, migrate): arm64, Python 3.12, both layers, in the
+"""The Lambda functions (ingest, api, migrate, sweeper): arm64, Python 3.12, both layers, in the
 VPC, one least-privilege role and one security group each."""
 
 from __future__ import annotations
@@ -261,6 +261,31 @@ class Functions(Construct):
             {"DB_SECRET_ARN": database.secret.secret_arn},
         )
         database.secret.grant_read(self.migrate)
+
+        # -- sweeper: publishes status-change events left pending (schedule: infra/events.py)
+        # Connects like ingest, as cardstatus_ingest with an IAM token (the role that writes
+        # the outbox; migration 0006 grants it the outbox): no secret, no Secrets Manager.
+        self.sweeper_sg = network.security_group("SweeperSg", "outbox sweeper function")
+        database.allow_direct(self.sweeper_sg, "sweeper")
+        network.allow_https_to_s3(self.sweeper_sg)  # 443 out; infra/events.py admits it
+        self.sweeper = self._function(
+            "Sweeper",
+            "sweeper",
+            self.sweeper_sg,
+            {
+                "DB_HOST": database.instance.db_instance_endpoint_address,
+                "DB_USER": database.ingest_user,
+                "DB_IAM_AUTH": "true",
+            },
+        )
+        database.grant_connect_direct(self.sweeper, database.ingest_user)
+
+    def add_function(
+        self, construct_id: str, name: str, sg: ec2.SecurityGroup, env: dict[str, str]
+    ) -> lambda_.Function:
+        """One more function built like these (functions/<name>/, both layers, in the VPC, its
+        own role and log group), for constructs of their own (infra/void.py)."""
+        return self._function(construct_id, name, sg, env)
 
     def _function(
         self, construct_id: str, name: str, sg: ec2.SecurityGroup, env: dict[str, str]

@@ -274,6 +274,20 @@ class Settings:
         return callers
 
     @property
+    def void_callers(self) -> tuple[str, ...]:
+        """api.voidCallers: principal ARN patterns that may call POST /files/{file_id}/void.
+
+        A permission of its own (README "Voiding a file"): the resource policy admits only these
+        principals to the void method, and they still need the VoidPolicy (identity policy).
+        Empty: in prod nobody may void through the API; elsewhere every principal of the
+        account that is given the VoidPolicy.
+        """
+        raw = self.get_optional("api", "voidCallers") or []
+        if not raw:
+            return () if self.is_production else (f"arn:{PARTITION}:iam::{ACCOUNT}:*",)
+        return _principal_patterns(raw, "api.voidCallers", broad_ok=not self.is_production)
+
+    @property
     def partner_trust(self) -> dict[str, PartnerTrust]:
         """partnerPrincipals: {partner: {principals: [...], externalId?}} for every upload partner.
 
@@ -356,6 +370,7 @@ class Settings:
                 raise SettingsError(f"functions.{name}.timeoutSeconds must be <= 900")
         self._validate_statement_timeouts()
         self.api_callers  # noqa: B018 (validates)
+        self.void_callers  # noqa: B018 (validates)
         self.partner_trust  # noqa: B018 (validates)
 
     def _validate_statement_timeouts(self) -> None:

@@ -22,8 +22,8 @@ import pytest
 
 from cardstatus import dbroles, migrate
 from cardstatus.config import load_settings
+from cardstatus.ingest import ingest_path
 from cardstatus.migrate import Migration, apply_migrations, available_migrations
-from cardstatus.pipeline import ingest_path
 from fixture_paths import EVENTS, ROOT
 
 REFUSED = (psycopg2.errors.InsufficientPrivilege, psycopg2.errors.ReadOnlySqlTransaction)
@@ -138,7 +138,7 @@ def test_ingest_role_can_ingest_a_file_with_rejects(roles_db: str, tmp_path: Pat
         "TRUNCATE card_event",
         "DELETE FROM card",
         "DELETE FROM card_event",
-        "UPDATE card_event SET comment = NULL",
+        "UPDATE card_event SET occurred_at = now()",  # merged fields only (0006)
         "SELECT * FROM rejected_row",
         "SELECT * FROM schema_migrations",
         "INSERT INTO schema_migrations (version, checksum) VALUES ('9999', 'x')",

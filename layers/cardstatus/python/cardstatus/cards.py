@@ -104,12 +104,12 @@ def iso_utc(value: datetime | None) -> str | None:
 
 
 def validate_card_id(raw: str | None) -> str:
-    """The card id exactly as ingestion stores it, else InvalidParameter('card_id')."""
+    """The card id as ingestion stores it (upper-case), else InvalidParameter('card_id')."""
     if raw is None or raw == "":
         raise MissingParameter("card_id is required", parameter="card_id")
     if len(raw) > CARD_ID_MAX_LENGTH or CARD_ID_RE.fullmatch(raw) is None:
         raise InvalidParameter(CARD_ID_MESSAGE, parameter="card_id")
-    return raw
+    return raw.upper()
 
 
 def parse_phone(raw: str | None, region: str = DEFAULT_PHONE_REGION) -> str:
