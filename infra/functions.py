@@ -79,6 +79,7 @@ class Functions(Construct):
         self._build_ingest(settings, network, database, storage, queueing)
         self._build_api(network, database)
         self._build_migrate(network, database)
+        self._build_sweeper(network, database)
 
     def _build_layers(self, layers: LayerAssets) -> None:
         """The two layers every function gets: third-party packages, and the runtime package."""
@@ -262,9 +263,11 @@ class Functions(Construct):
         )
         database.secret.grant_read(self.migrate)
 
-        # -- sweeper: publishes status-change events left pending (schedule: infra/events.py)
-        # Connects like ingest, as cardstatus_ingest with an IAM token (the role that writes
-        # the outbox; migration 0006 grants it the outbox): no secret, no Secrets Manager.
+    def _build_sweeper(self, network: Network, database: Database) -> None:
+        """sweeper: publishes status-change events left pending (schedule: infra/events.py).
+
+        Connects like ingest, as cardstatus_ingest with an IAM token (the role that writes
+        the outbox; migration 0006 grants it the outbox): no secret, no Secrets Manager."""
         self.sweeper_sg = network.security_group("SweeperSg", "outbox sweeper function")
         database.allow_direct(self.sweeper_sg, "sweeper")
         network.allow_https_to_s3(self.sweeper_sg)  # 443 out; infra/events.py admits it
