@@ -39,7 +39,7 @@ def _functions(s: Any) -> dict[str, dict[str, Any]]:
 
 
 def _api_integration_targets(s: Any) -> list[str]:
-    """What every API Gateway method integration and invoke permission points at."""
+    """What each API Gateway method integration and invoke permission points at."""
     targets = []
     for res in s.of_type("AWS::ApiGateway::Method").values():
         targets.append(json.dumps(res["Properties"]["Integration"]["Uri"], sort_keys=True))
@@ -65,8 +65,10 @@ def test_prod_api_uses_snapstart_through_the_live_alias(prod: Any) -> None:
     ((alias_id, alias),) = aliases.items()
     assert alias["Properties"]["Name"] == "live"
     assert alias["Properties"]["FunctionVersion"] == {"Fn::GetAtt": [version_id, "Version"]}
-    for target in _api_integration_targets(prod):
-        assert alias_id in target and api["id"] not in target, target
+    # (other functions behind the same REST API, e.g. void, have integrations of their own)
+    targets = _api_integration_targets(prod)
+    assert [t for t in targets if alias_id in t]
+    assert not [t for t in targets if api["id"] in t and alias_id not in t]
 
 
 def test_dev_api_has_no_snapstart_and_is_invoked_directly(dev: Any) -> None:
@@ -74,8 +76,7 @@ def test_dev_api_has_no_snapstart_and_is_invoked_directly(dev: Any) -> None:
     assert "SnapStart" not in api["Properties"]
     assert not dev.of_type("AWS::Lambda::Version")
     assert not dev.of_type("AWS::Lambda::Alias")
-    for target in _api_integration_targets(dev):
-        assert api["id"] in target, target
+    assert [t for t in _api_integration_targets(dev) if api["id"] in t]
 
 
 @pytest.mark.parametrize("env", ["dev", "prod"])
