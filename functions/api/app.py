@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cardstatus import cards
 from cardstatus.db import LazyConnection
-from functions.api import errors
+from functions.api import errors, snapstart
 from functions.api.observability import (
     RequestLog,
     capture_lambda_handler,
@@ -49,6 +49,7 @@ requests = RequestLog(app)
 DB = LazyConnection()
 
 errors.register(app, DB, requests)
+snapstart.register(app, DB)  # SnapStart runtime hooks (no-op outside Lambda)
 
 __all__ = ["DB", "app", "handler", "logger", "metrics"]
 
