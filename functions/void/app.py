@@ -5,7 +5,8 @@ file"): the read-only API function stays read-only, and this one connects to Pos
 `cardstatus_void` (IAM token, directly to the instance: a void is one long transaction with
 temporary tables, which would pin an RDS Proxy connection). Thin: validate the body, take the
 actor from the caller's IAM identity, call `void_retrying`, then (after commit) rewrite the
-file's S3 report with its `voided` block. Errors are `{"error": {"code", "message"}}`.
+file's S3 report with its `voided` block and publish the void's status-change events (best
+effort: what is left pending goes to the sweeper). Errors are `{"error": {"code", "message"}}`.
 
 Lambda handler: `functions.void.app.handler`.
 """
@@ -14,6 +15,7 @@ Lambda handler: `functions.void.app.handler`.
 
 import json
 import os
+import time
 import traceback
 from http import HTTPStatus
 from typing import Annotated, Any, Literal
@@ -30,6 +32,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
+from cardstatus import events
+from cardstatus.config import event_settings
 from cardstatus.db import TRANSIENT_DB_ERRORS, LazyConnection, aws_client
 from cardstatus.errors import RequestError, error_body
 from cardstatus.model import redact_phones
@@ -42,6 +46,11 @@ app = APIGatewayRestResolver(enable_validation=True)
 # One connection per warm container, opened on first use, replaced after a failure.
 DB = LazyConnection()
 _s3: Any = None
+_events: Any = None
+# Publishing after the commit delays the answer (API Gateway waits 29 s at most): at most this
+# long, and never into the function's last seconds; the sweeper publishes what is left.
+PUBLISH_MAX_S = 5.0
+MIN_REMAINING_MS = 3000
 
 __all__ = ["DB", "app", "handler"]
 
@@ -51,6 +60,13 @@ def s3_client() -> Any:
     if _s3 is None:
         _s3 = aws_client("s3")
     return _s3
+
+
+def events_client() -> Any:
+    global _events
+    if _events is None:
+        _events = events.events_client()
+    return _events
 
 
 # --- request and answer ----------------------------------------------------------------------
@@ -143,6 +159,7 @@ def void(
     actor = caller_identity(app.current_event.raw_event)
     result = void_retrying(DB.get(), file_id, body.reason, actor)
     _after_commit(result)
+    _publish_events(result)
     logger.info(
         "file voided",
         extra={
@@ -180,6 +197,48 @@ def _after_commit(result: VoidResult) -> None:
         logger.warning(
             "could not rewrite the file's S3 report",
             extra={"file_id": result.file_id, "error": type(exc).__name__},
+        )
+
+
+def _publish_events(result: VoidResult) -> None:
+    """After the commit: publish the status-change events this void wrote (its outbox id
+    range), like the ingest function. Best effort: a failure is logged and counted, the rows
+    stay pending for the sweeper, and the answer is the void's."""
+    cfg = event_settings()
+    if not cfg.enabled or result.outbox_ids is None:
+        return
+    context = app.lambda_context
+    budget_s = min(cfg.publish_budget_s, PUBLISH_MAX_S)
+    if context is not None:
+        budget_s = min(budget_s, (context.get_remaining_time_in_millis() - MIN_REMAINING_MS) / 1e3)
+    try:
+        published = events.publish_file(
+            DB.get(),
+            events_client(),
+            id_range=result.outbox_ids,
+            cfg=cfg,
+            deadline=time.monotonic() + max(budget_s, 0.0),
+        )
+    except Exception as exc:
+        DB.discard()
+        metrics.add_metric(name="EventsPublishFailed", unit=MetricUnit.Count, value=1)
+        logger.warning(
+            "could not publish the void's events; the sweeper will",
+            extra={"file_id": result.file_id, "error": redact_phones(str(exc))[:200]},
+        )
+        return
+    metrics.add_metric(name="EventsPublished", unit=MetricUnit.Count, value=published.published)
+    metrics.add_metric(name="EventsPublishFailed", unit=MetricUnit.Count, value=published.failed)
+    if published.failed or published.error or published.timed_out:
+        logger.warning(
+            "some events left pending for the sweeper",
+            extra={
+                "file_id": result.file_id,
+                "published": published.published,
+                "failed": published.failed,
+                "error": published.error,
+                "timed_out": published.timed_out,
+            },
         )
 
 
