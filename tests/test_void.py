@@ -393,3 +393,14 @@ def test_local_server_routes_the_void_to_the_void_function(db: Any, void_app: An
     response = route_to_functions()(event, _Context())
     assert response["statusCode"] == 404
     assert json.loads(response["body"])["error"]["message"] == "no file with id 77"
+
+
+def test_void_handler_files_stay_under_150_lines() -> None:
+    """Issue 13: no handler file over 150 lines (models in schemas.py, error answers in
+    errors.py, the after-commit work in aftercommit.py)."""
+    from fixture_paths import ROOT
+
+    lengths = {
+        p.name: len(p.read_text().splitlines()) for p in (ROOT / "functions" / "void").glob("*.py")
+    }
+    assert lengths and max(lengths.values()) <= 150, lengths
