@@ -38,7 +38,13 @@ _RESOURCES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("/get_card_status", re.compile(r"^/get_card_status/?$")),
     ("/health", re.compile(r"^/health/?$")),
     ("/cards", re.compile(r"^/cards/?$")),
+    ("/cards/search", re.compile(r"^/cards/search/?$")),
     ("/cards/{card_id}", re.compile(r"^/cards/(?P<card_id>[^/]+)/?$")),
+    ("/files", re.compile(r"^/files/?$")),
+    ("/files/{file_id}", re.compile(r"^/files/(?P<file_id>[^/]+)/?$")),
+    ("/files/{file_id}/rejects", re.compile(r"^/files/(?P<file_id>[^/]+)/rejects/?$")),
+    ("/files/{file_id}/void", re.compile(r"^/files/(?P<file_id>[^/]+)/void/?$")),
+    ("/stuck_cards", re.compile(r"^/stuck_cards/?$")),
 )
 
 
