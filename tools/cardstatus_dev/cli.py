@@ -1,4 +1,5 @@
-"""`cardstatus` command line: migrate, ingest, status, serve, local, openapi."""
+"""`cardstatus` command line: migrate, ingest, status, files, file, stuck, serve, local,
+console, openapi."""
 
 from __future__ import annotations
 
@@ -106,6 +107,88 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _lookup(args: argparse.Namespace, run: Any) -> int:
+    """Run one read against the database with the status command's exit codes: 0 found,
+    1 not found (error JSON on stdout), 2 invalid input (error JSON on stdout)."""
+    from cardstatus.db import connect
+    from cardstatus.errors import InvalidParameter, RequestError, error_body
+
+    _use_database(args)
+    conn = connect()
+    try:
+        return int(run(conn))
+    except RequestError as exc:
+        print(json.dumps(error_body(exc.code, exc.message)))
+        return EXIT_USAGE if isinstance(exc, InvalidParameter) else EXIT_FAILED
+    finally:
+        conn.close()
+
+
+def _limit_error(args: argparse.Namespace) -> int:
+    """EXIT_USAGE (with the error JSON) when --limit is below 1, else 0."""
+    from cardstatus.errors import error_body
+
+    if args.limit is not None and args.limit < 1:
+        print(json.dumps(error_body("invalid_parameter", "--limit must be 1 or more")))
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def _print_pages(fetch: Any, key: str, limit: int | None) -> int:
+    """JSON Lines of every item of a paged list (at most `limit`); 1 when there is none."""
+    from cardstatus.ops import MAX_LIMIT
+
+    printed, cursor = 0, None
+    while limit is None or printed < limit:
+        size = MAX_LIMIT if limit is None else min(MAX_LIMIT, limit - printed)
+        page = fetch(cursor=cursor, limit=size)
+        for item in page[key]:
+            print(json.dumps(item, ensure_ascii=False), flush=True)
+        printed += len(page[key])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    if not printed:
+        print(f"cardstatus: no {key} match", file=sys.stderr)
+    return EXIT_OK if printed else EXIT_FAILED
+
+
+def cmd_files(args: argparse.Namespace) -> int:
+    from cardstatus import ops
+
+    def run(conn: Any) -> int:
+        def fetch(cursor: str | None, limit: int) -> dict[str, Any]:
+            return ops.list_files(conn, args.partner, args.outcome, args.since, limit, cursor)
+
+        return _print_pages(fetch, "files", args.limit)
+
+    return _limit_error(args) or _lookup(args, run)
+
+
+def cmd_file(args: argparse.Namespace) -> int:
+    from cardstatus import ops
+
+    def run(conn: Any) -> int:
+        print(json.dumps(ops.file_report(conn, args.file_id), indent=2, ensure_ascii=False))
+        return EXIT_OK
+
+    return _lookup(args, run)
+
+
+def cmd_stuck(args: argparse.Namespace) -> int:
+    from cardstatus import ops
+
+    def run(conn: Any) -> int:
+        def fetch(cursor: str | None, limit: int) -> dict[str, Any]:
+            return ops.stuck_cards(
+                conn, args.status, args.older_than_hours, args.partner, cursor, limit
+            )
+
+        return _print_pages(fetch, "cards", args.limit)
+
+    return _limit_error(args) or _lookup(args, run)
+
+
 def _stop_on_signals() -> None:
     """Long-running commands stop cleanly (embedded PostgreSQL included) on Ctrl-C or SIGTERM,
     also when started in the background, where the shell hands them SIGINT ignored."""
@@ -161,6 +244,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--phone")
     p.add_argument("--database-url", help=db_help)
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("files", help="recent ingested files, newest first; one JSON per line")
+    p.add_argument("--partner", help="only this partner")
+    p.add_argument("--outcome", choices=["applied", "duplicate_file", "rejected_file"])
+    p.add_argument(
+        "--since", metavar="ISO", help="finished at or after (ISO 8601; UTC if no offset)"
+    )
+    p.add_argument("--limit", type=int, default=20, metavar="N", help="at most N files (20)")
+    p.add_argument("--database-url", help=db_help)
+    p.set_defaults(func=cmd_files)
+
+    p = sub.add_parser("file", help="one file's report as JSON")
+    p.add_argument("file_id", metavar="ID", help="file id (file_id of `cardstatus files`)")
+    p.add_argument("--database-url", help=db_help)
+    p.set_defaults(func=cmd_file)
+
+    p = sub.add_parser("stuck", help="cards stuck in a status, oldest first; one JSON per line")
+    p.add_argument("--status", choices=["PICKED_UP", "DELIVERY_EXCEPTION"], default="PICKED_UP")
+    p.add_argument("--older-than-hours", type=float, default=72, metavar="H", help="(72)")
+    p.add_argument("--partner", help="only cards whose current event came from this partner")
+    p.add_argument("--limit", type=int, metavar="N", help="at most N cards (all)")
+    p.add_argument("--database-url", help=db_help)
+    p.set_defaults(func=cmd_stuck)
 
     p = sub.add_parser("serve", help="serve the API handler on a local HTTP port")
     p.add_argument("--host", default="127.0.0.1")
