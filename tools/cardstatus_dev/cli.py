@@ -209,6 +209,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_console(args: argparse.Namespace) -> int:
+    from cardstatus_dev.proxy import ProxyError, run_proxy
+
+    _stop_on_signals()
+    try:
+        run_proxy(args.api_url, args.host, args.port, args.profile, args.region)
+    except ProxyError as exc:
+        print(f"cardstatus console: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
 def cmd_local(args: argparse.Namespace) -> int:
     from cardstatus_dev.local import run_local
 
@@ -273,6 +285,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=3000)
     p.add_argument("--database-url", help=db_help)
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "console",
+        help="the ops console for a deployed stack: a local proxy signing calls with SigV4",
+    )
+    p.add_argument("--api-url", required=True, help="the API's base URL (https://…/<stage>)")
+    p.add_argument("--profile", help="AWS profile whose credentials sign the calls")
+    p.add_argument("--region", help="AWS region (default: from the URL, else the profile's)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port to listen on (8080)")
+    p.set_defaults(func=cmd_console)
 
     p = sub.add_parser("local", help="run the whole service locally (PostgreSQL, moto, API)")
     p.add_argument("--host", default="127.0.0.1")
