@@ -190,19 +190,42 @@ def cmd_stuck(args: argparse.Namespace) -> int:
 
 
 def _stop_on_signals() -> None:
-    """Long-running commands stop cleanly (embedded PostgreSQL included) on Ctrl-C or SIGTERM,
-    also when started in the background, where the shell hands them SIGINT ignored."""
+    """Long-running commands stop cleanly (embedded PostgreSQL included) on Ctrl-C, SIGTERM or
+    SIGHUP (the terminal closed), also when started in the background, where the shell hands
+    them SIGINT ignored."""
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, interrupt)
+
+
+def port_taken(host: str, port: int) -> bool:
+    """True when something already listens on (host, port)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from cardstatus_dev.serve import run_server
 
+    if args.port and port_taken(args.host, args.port):
+        print(
+            f"cardstatus serve: port {args.port} is already in use; stop the other program "
+            "or pass --port N",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     _stop_on_signals()
     _use_database(args)
     run_server(args.host, args.port)
@@ -212,6 +235,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_console(args: argparse.Namespace) -> int:
     from cardstatus_dev.proxy import ProxyError, run_proxy
 
+    if port_taken(args.host, args.port):
+        print(
+            f"cardstatus console: port {args.port} is already in use; pass --port N",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     _stop_on_signals()
     try:
         run_proxy(args.api_url, args.host, args.port, args.profile, args.region)
@@ -224,6 +253,14 @@ def cmd_console(args: argparse.Namespace) -> int:
 def cmd_local(args: argparse.Namespace) -> int:
     from cardstatus_dev.local import run_local
 
+    for port, what, option in ((args.port, "API", "--port"), (args.s3_port, "S3/SQS", "--s3-port")):
+        if port_taken(args.host if what == "API" else "127.0.0.1", port):
+            print(
+                f"cardstatus local: port {port} ({what}) is already in use; stop the other "
+                f"program or pass {option} N",
+                file=sys.stderr,
+            )
+            return EXIT_FAILED
     _stop_on_signals()
     return run_local(args)
 
@@ -298,9 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_console)
 
     p = sub.add_parser("local", help="run the whole service locally (PostgreSQL, moto, API)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=3000)
-    p.add_argument("--s3-port", type=int, default=5000)
+    p.add_argument("--host", default="127.0.0.1", help="address of the API (127.0.0.1)")
+    p.add_argument("--port", type=int, default=3000, help="API port (3000)")
+    p.add_argument("--s3-port", type=int, default=5000, help="moto S3 + SQS port (5000)")
     p.add_argument("--database-url", help=db_help)
     p.add_argument("--no-samples", action="store_true", help="do not upload the sample files")
     p.set_defaults(func=cmd_local)
