@@ -120,3 +120,37 @@ def test_sighup_stops_serve_cleanly(tmp_path: Path) -> None:
     _, err = process.communicate(timeout=20)
     assert process.returncode in (0, 130), err  # 130: interrupted before serving began
     assert "Traceback" not in err
+
+
+def test_local_events_carry_the_version_they_were_sent_for() -> None:
+    """F5: an object overwritten before the poller reads its first event still has its first
+    version ingested, as in AWS (the event names the version)."""
+    import boto3
+    from moto import mock_aws
+
+    from cardstatus_dev.local import LOCAL_BUCKET, with_version_ids
+
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=LOCAL_BUCKET)
+        s3.put_bucket_versioning(Bucket=LOCAL_BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        key = "incoming/speedy/race Delivered.csv"
+        first = s3.put_object(Bucket=LOCAL_BUCKET, Key=key, Body=b"v1")
+        s3.put_object(Bucket=LOCAL_BUCKET, Key=key, Body=b"v2")
+        body = json.dumps(
+            {
+                "Records": [
+                    {
+                        "s3": {
+                            "object": {
+                                "key": "incoming/speedy/race+Delivered.csv",
+                                "eTag": first["ETag"].strip('"'),
+                            }
+                        }
+                    }
+                ]
+            }
+        )
+        record = json.loads(with_version_ids(s3, body))["Records"][0]
+        assert record["s3"]["object"]["versionId"] == first["VersionId"]
+        assert with_version_ids(s3, "not json") == "not json"
