@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 NODE_STAMP := node_modules/.installed
 
-.PHONY: venv node lock run test unit lint typecheck openapi bench reliability synth clean
+.PHONY: venv node lock run test unit lint typecheck openapi bench reliability synth clean mutation
 
 $(STAMP): requirements.lock requirements-dev.txt pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ required"'
@@ -61,8 +61,14 @@ bench: $(STAMP)
 reliability: $(STAMP)
 	$(BIN)/python -m pytest -m reliability --run-reliability
 
+# Mutation testing of the parsing modules against their database-free tests (minutes per
+# module; not part of `make test`). One module: make mutation MODULES=decode.py
+mutation: $(STAMP)
+	$(BIN)/python -m pip install -q "mutmut==3.8.1"
+	$(BIN)/python tests/mutation/run.py $(MODULES)
+
 synth: $(STAMP) $(NODE_STAMP)
 	npx cdk synth --quiet
 
 clean:
-	rm -rf $(VENV) node_modules cdk.out layers/build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules cdk.out .mutation layers/build .pytest_cache .mypy_cache .ruff_cache

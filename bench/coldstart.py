@@ -20,7 +20,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 LAYER_SRC = ROOT / "layers" / "cardstatus" / "python"
 BUILD = ROOT / "layers" / "build"
-HANDLERS = ("ingest", "api", "migrate")
+HANDLERS = ("ingest", "api", "migrate", "sweeper")
 
 # Imports a handler module and times it; the interpreter's own start is not included.
 _IMPORT_SNIPPET = """

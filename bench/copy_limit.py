@@ -1,39 +1,60 @@
-"""The limit: psycopg2 ``copy_expert`` of already-normalised rows into ``card_event``.
+"""The limit: COPY of the exact rows an ingest stored, into clones of every table it filled.
 
-Same table, same indexes, constraints and foreign key as the pipeline writes to; one
-transaction. Prints one JSON line: rows, seconds (COPY + commit). Run as a child process
-by ``python -m bench`` so that its peak RSS is measured alone.
-Usage: ``python -m bench.copy_limit DATABASE_URL EXPECTED_COPY_FILE``.
+Run on the database `cardstatus ingest` has just filled: the rows of card_event (events),
+event_copy (provenance), card (projection) and status_outbox (status-change
+events) are dumped with COPY TO (not timed), then loaded
+with COPY FROM into `bench_<table>` clones (CREATE TABLE … (LIKE … INCLUDING ALL): the same
+columns, defaults, constraints and indexes) in one transaction; COPY + commit is timed.
+Prints one JSON line: rows per table, seconds. Run as a child process by ``python -m bench``
+so that its peak RSS is measured alone.
+Usage: ``python -m bench.copy_limit DATABASE_URL``.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import psycopg2
 
-from bench.generate import EXPECTED_COLUMNS
-
-BENCH_FILE_ROW = (
-    "INSERT INTO ingested_file (id, object_key, partner, outcome, report, started_at)"
-    " VALUES (1, 'bench', 'default', 'applied', '{}', now())"
-)
+TABLES = ("card_event", "event_copy", "card", "status_outbox")
 
 
 def main() -> None:
-    url, path = sys.argv[1], sys.argv[2]
+    url = sys.argv[1]
     conn = psycopg2.connect(url)
+    rows: dict[str, int] = {}
+    with conn.cursor() as cur:  # (a schema before migration 0006 has no provenance/outbox)
+        cur.execute(
+            "SELECT t FROM unnest(%s::text[]) t WHERE to_regclass(t) IS NOT NULL", (list(TABLES),)
+        )
+        tables = [r[0] for r in cur.fetchall()]
+    with tempfile.TemporaryDirectory(prefix="cardstatus-copy-") as tmp:
+        with conn.cursor() as cur:
+            for table in tables:
+                with open(Path(tmp) / table, "wb") as out:
+                    cur.copy_expert(f"COPY {table} TO STDOUT", out)
+                rows[table] = cur.rowcount
+                cur.execute(f"DROP TABLE IF EXISTS bench_{table}")
+                cur.execute(f"CREATE TABLE bench_{table} (LIKE {table} INCLUDING ALL)")
+        conn.commit()
+        with conn.cursor() as cur:
+            cur.execute("CHECKPOINT")
+        conn.commit()
+        started = time.perf_counter()
+        with conn.cursor() as cur:
+            for table in tables:
+                with open(Path(tmp) / table, "rb") as handle:
+                    cur.copy_expert(f"COPY bench_{table} FROM STDIN", handle, size=1 << 16)
+        conn.commit()
+        seconds = time.perf_counter() - started
     with conn.cursor() as cur:
-        cur.execute(BENCH_FILE_ROW)  # the rows' source_file_id (foreign key)
+        for table in tables:
+            cur.execute(f"DROP TABLE bench_{table}")
     conn.commit()
-    started = time.perf_counter()
-    with conn.cursor() as cur, open(path, "rb") as handle:
-        cur.copy_expert(f"COPY card_event ({EXPECTED_COLUMNS}) FROM STDIN", handle, size=1 << 16)
-        rows = cur.rowcount
-    conn.commit()
-    seconds = time.perf_counter() - started
     conn.close()
     print(json.dumps({"rows": rows, "seconds": seconds}))
 

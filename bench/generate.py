@@ -74,58 +74,43 @@ class GenStats:
 
 
 def _fmt_time(rng: random.Random, t: int) -> tuple[str, int]:
-    """Render instant t (UTC epoch seconds) in one of the partner forms; returns (cell, instant)."""
+    """Render instant t (UTC epoch seconds) like the real files, a third each:
+    ISO UTC with Z, 'DD-MM-YYYY HH:MM' and 'DD-MM-YYYY h:MM AM/PM' (local time).
+    Returns (cell, instant)."""
     r = rng.random()
-    if r < 0.30:  # ISO UTC, seconds
+    if r < 1 / 3:
         g = time.gmtime(t)
         return (
             f"{g.tm_year:04d}-{g.tm_mon:02d}-{g.tm_mday:02d}T"
             f"{g.tm_hour:02d}:{g.tm_min:02d}:{g.tm_sec:02d}Z",
             t,
         )
-    t -= t % 60 if r >= 0.45 else 0  # minute-resolution forms below 'YYYY-MM-DD HH:MM:SS'
+    t -= t % 60  # minute resolution below
     g = time.gmtime(t + DUBAI_OFFSET_S)
-    if r < 0.45:
-        cell = (
-            f"{g.tm_year:04d}-{g.tm_mon:02d}-{g.tm_mday:02d} "
-            f"{g.tm_hour:02d}:{g.tm_min:02d}:{g.tm_sec:02d}"
-        )
-    elif r < 0.70:
+    if r < 2 / 3:
         cell = f"{g.tm_mday:02d}-{g.tm_mon:02d}-{g.tm_year:04d} {g.tm_hour:02d}:{g.tm_min:02d}"
-    elif r < 0.80:
-        cell = f"{g.tm_mday:02d}/{g.tm_mon:02d}/{g.tm_year:04d} {g.tm_hour:02d}:{g.tm_min:02d}"
     else:
         h12 = g.tm_hour % 12 or 12
         ampm = "AM" if g.tm_hour < 12 else "PM"
-        space = " " if r < 0.95 else ""
-        cell = f"{g.tm_mday:02d}-{g.tm_mon:02d}-{g.tm_year:04d} {h12}:{g.tm_min:02d}{space}{ampm}"
+        cell = f"{g.tm_mday:02d}-{g.tm_mon:02d}-{g.tm_year:04d} {h12}:{g.tm_min:02d} {ampm}"
     return cell, t
 
 
 def _phone(rng: random.Random) -> tuple[str, str | None, bool]:
-    """(cell, expected E.164 or None, warning expected)."""
+    """(cell, expected E.164 or None, warning expected): a third each of the samples'
+    literal quotes \"\"\"05…\"\"\", 9715… and 5…; a few empty or mangled."""
     nsn = rng.choice("024568")
     nsn = "5" + nsn + f"{rng.randrange(10_000_000):07d}"
     e164 = "+971" + nsn
     r = rng.random()
-    if r < 0.25:
-        return f'"""0{nsn}"""', e164, False  # the samples' literal quotes
-    if r < 0.45:
-        return nsn, e164, False
-    if r < 0.60:
+    if r < 0.32:
+        return f'"""0{nsn}"""', e164, False
+    if r < 0.64:
         return "971" + nsn, e164, False
-    if r < 0.70:
-        return "+971" + nsn, e164, False
-    if r < 0.75:
-        return "00971" + nsn, e164, False
-    if r < 0.80:
-        return f"0{nsn[:2]} {nsn[2:5]} {nsn[5:]}", e164, False
-    if r < 0.82:
-        return f"'0{nsn}'", e164, False
-    if r < 0.98:
-        return "", None, False
+    if r < 0.96:
+        return nsn, e164, False
     if r < 0.99:
-        return "9.7E+11", None, True
+        return "", None, False
     return "12345", None, True
 
 
@@ -154,7 +139,6 @@ def generate(out_dir: Path, n_rows: int, seed: int = 42) -> GenStats:
     reasons = {
         c: classify_reason(_comment_value(c), DEFAULT_REASON_KEYWORDS) for c in EXCEPTION_COMMENTS
     }
-    recent: list[str] = []
     rows = valid = dups = bad = warns = 0
     line = 1  # the header
     card_no = 0
@@ -162,7 +146,7 @@ def generate(out_dir: Path, n_rows: int, seed: int = 42) -> GenStats:
         open(path, "w", encoding="utf-8", newline="") as out,
         open(expected_path, "w", encoding="utf-8", newline="") as exp,
     ):
-        out.write(HEADER)
+        out.write(HEADER.replace("\n", "\r\n"))
         buf: list[str] = []
         ebuf: list[str] = []
         while rows < n_rows:
@@ -170,56 +154,47 @@ def generate(out_dir: Path, n_rows: int, seed: int = 42) -> GenStats:
             card = f"ZYW{card_no:07d}"
             phone_cell, e164, warn = _phone(rng)
             t = START + rng.randrange(SPAN)
-            events = ["PICKED_UP"]
-            if rng.random() < 0.3:
-                events.append("DELIVERY_EXCEPTION")
-            events.append("RETURNED" if rng.random() < 0.1 else "DELIVERED")
-            for status in events:
-                if rows >= n_rows:
-                    break
-                t += rng.randrange(3600, 2 * 86400)
-                row_id = f"A{rows + 1}"
-                ts_cell, instant = _fmt_time(rng, t)
-                rows += 1
-                line += 1
-                roll = rng.random()
-                if roll < 0.01:
-                    buf.append(_bad_row(rng, row_id, card, ts_cell))
-                    bad += 1
-                    continue
-                if roll < 0.03 and recent:
-                    buf.append(rng.choice(recent))  # exact duplicate of a recent valid row
-                    dups += 1
-                    continue
-                if status == "DELIVERY_EXCEPTION":
-                    comment_cell = rng.choice(EXCEPTION_COMMENTS)
-                    reason: str | None = reasons[comment_cell]
-                elif status == "DELIVERED":
-                    comment_cell = rng.choice(DELIVERED_COMMENTS)
-                    reason = None
-                else:
-                    comment_cell, reason = "", None
-                card_cell = f'"{card}"' if rng.random() < 0.05 else card
-                text = (
-                    f"{row_id},{card_cell},{phone_cell},{ts_cell},"
-                    f"{rng.choice(STATUS_SPELLINGS[status])},{comment_cell}\n"
-                )
-                buf.append(text)
-                if len(recent) < 64:
-                    recent.append(text)
-                else:
-                    recent[rng.randrange(64)] = text
-                valid += 1
-                warns += warn
-                g = time.gmtime(instant)
-                occurred = (
-                    f"{g.tm_year:04d}-{g.tm_mon:02d}-{g.tm_mday:02d} "
-                    f"{g.tm_hour:02d}:{g.tm_min:02d}:{g.tm_sec:02d}+00"
-                )
-                ebuf.append(
-                    f"{card}\t{status}\t{occurred}\t{_copy(_comment_value(comment_cell))}\t"
-                    f"{_copy(reason)}\t{_copy(e164)}\t{PARTNER}\t1\t{line}\t{row_id}\n"
-                )
+            roll = rng.random()
+            status = (
+                "PICKED_UP"
+                if roll < 0.3
+                else "DELIVERY_EXCEPTION"
+                if roll < 0.45
+                else "RETURNED"
+                if roll < 0.5
+                else "DELIVERED"
+            )
+            row_id = f"A{rows + 1}"
+            ts_cell, instant = _fmt_time(rng, t)
+            rows += 1
+            line += 1
+            if rng.random() < 0.01:
+                buf.append(_bad_row(rng, row_id, card, ts_cell).replace("\n", "\r\n"))
+                bad += 1
+                continue
+            if status == "DELIVERY_EXCEPTION":
+                comment_cell = rng.choice(EXCEPTION_COMMENTS)
+                reason: str | None = reasons[comment_cell]
+            elif status == "DELIVERED":
+                comment_cell = rng.choice(DELIVERED_COMMENTS)
+                reason = None
+            else:
+                comment_cell, reason = "", None
+            buf.append(
+                f"{row_id},{card},{phone_cell},{ts_cell},"
+                f"{rng.choice(STATUS_SPELLINGS[status])},{comment_cell}\r\n"
+            )
+            valid += 1
+            warns += warn
+            g = time.gmtime(instant)
+            occurred = (
+                f"{g.tm_year:04d}-{g.tm_mon:02d}-{g.tm_mday:02d} "
+                f"{g.tm_hour:02d}:{g.tm_min:02d}:{g.tm_sec:02d}+00"
+            )
+            ebuf.append(
+                f"{card}\t{status}\t{occurred}\t{_copy(_comment_value(comment_cell))}\t"
+                f"{_copy(reason)}\t{_copy(e164)}\t{PARTNER}\t1\t{line}\t{row_id}\n"
+            )
             if len(buf) >= 10_000:
                 out.write("".join(buf))
                 exp.write("".join(ebuf))

@@ -17,7 +17,7 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from infra.layers import layer_assets
-from infra.settings import cdk_json_context, load_settings
+from infra.settings import SettingsError, cdk_json_context, load_settings
 from infra.stack import CardStatusStack
 
 LAYER_BUILD_KEY = "cardstatus:layerBuild"
@@ -41,7 +41,11 @@ def build_app(context: dict[str, Any] | None = None, outdir: str | None = None) 
 
 
 def main() -> None:
-    build_app().synth()
+    try:
+        app = build_app()
+    except SettingsError as exc:  # a cdk.json mistake: say what, without a traceback
+        raise SystemExit(f"cdk.json: {exc}") from None
+    app.synth()
 
 
 if __name__ == "__main__":

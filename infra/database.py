@@ -1,16 +1,23 @@
-"""RDS PostgreSQL in isolated subnets, its secret (rotated), and an RDS Proxy for the API.
+"""RDS PostgreSQL in isolated subnets, its master secret (rotated), and an RDS Proxy for the API.
 
-Who connects how:
-* ingest and migrate (bounded concurrency) connect to the instance directly with the
-  master secret (DB_SECRET_ARN), sslmode=verify-full;
-* api connects through the proxy as ``database.apiUser`` with an IAM token; the proxy
-  uses end-to-end IAM authentication to the database (DefaultAuthScheme=IAM_AUTH), so
-  that user has no password anywhere. The migrations create it with ``rds_iam``.
+Who connects how (login roles: cardstatus/dbroles.py, created by migration 0005):
+* ingest connects to the instance directly as ``cardstatus_ingest`` with an IAM token
+  (bounded concurrency, COPY and long transactions: no proxy); it has no access to the secret;
+* api connects through the proxy as ``cardstatus_api`` with an IAM token; the proxy uses
+  end-to-end IAM authentication to the database (DefaultAuthScheme=IAM_AUTH);
+* migrate connects directly as the master user (the schema owner) with the master secret,
+  which is encrypted with the stack's database key and otherwise kept for rotation and
+  break-glass use. None of the function roles has a password anywhere.
+
+The parameter group keeps statement text out of the server log (exported to CloudWatch):
+psycopg2 interpolates parameters on the client, so a statement's text holds the phone it
+looks up (SPEC §10). See SERVER_LOG_PARAMETERS; Performance Insights (which samples statement
+text too) is off unless cdk.json database.performanceInsights turns it on.
 """
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, CfnOutput, CfnResource, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -19,6 +26,7 @@ from aws_cdk import aws_rds as rds
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from cardstatus import dbroles
 from infra.nag import ack
 from infra.network import Network, retention_days
 from infra.settings import Settings
@@ -26,17 +34,37 @@ from infra.storage import data_removal_policy, removal_policy
 
 MASTER_USER = "cardstatus_admin"
 
+# No statement text (with its literals: phones) in the PostgreSQL log, on any path:
+# - never log a statement for its duration (-1; pg_stat_statements, which normalises
+#   constants to $n, is the slow-query tool) nor sample statements or transactions;
+# - never add a STATEMENT: line to an error (panic: only for a PANIC);
+# - terse: no DETAIL/CONTEXT/QUERY lines ("Failing row contains (... +9715...)", deadlock
+#   reports that quote the other process's query, COPY lines);
+# - no bind parameters in the log (for server-side binding, e.g. psycopg 3 / a future driver).
+# tests/infra/test_db_log_redaction.py applies these to the embedded PostgreSQL, runs slow,
+# cancelled and failing lookups by phone, and scans the server log for the phone.
+SERVER_LOG_PARAMETERS: dict[str, str] = {
+    "log_statement": "none",
+    "log_min_duration_statement": "-1",
+    "log_min_duration_sample": "-1",
+    "log_transaction_sample_rate": "0",
+    "log_min_error_statement": "panic",
+    "log_error_verbosity": "terse",
+    "log_parameter_max_length": "0",
+    "log_parameter_max_length_on_error": "0",
+    "log_lock_waits": "1",
+}
+
 
 class Database(Construct):
     def __init__(
         self, scope: Construct, construct_id: str, *, settings: Settings, network: Network
     ) -> None:
         super().__init__(scope, construct_id)
-        stack = Stack.of(self)
-        vpc = network.vpc
         self.port = settings.get_int("database", "port")
         self.name = settings.get_str("database", "name")
-        self.api_user = settings.get_str("database", "apiUser")
+        self.api_user = dbroles.API
+        self.ingest_user = dbroles.INGEST
 
         self.key = kms.Key(
             self,
@@ -53,6 +81,17 @@ class Database(Construct):
             self.allow_direct(client, what)
         network.allow_https_to_endpoints(self.rotation_sg)
 
+        self._build_instance(settings, network)
+        self._build_rotation(settings, network)
+        self._build_proxy(settings, network)
+        self._acknowledge(settings)
+        CfnOutput(Stack.of(self), "DbEndpoint", value=self.instance.db_instance_endpoint_address)
+        CfnOutput(Stack.of(self), "ProxyEndpoint", value=self.proxy.endpoint)
+        CfnOutput(Stack.of(self), "DbSecretArn", value=self.secret.secret_arn)
+
+    def _build_instance(self, settings: Settings, network: Network) -> None:
+        """The instance, its parameter group and log groups; its master secret."""
+        vpc = network.vpc
         version = settings.get_str("database", "engineVersion")
         engine = rds.DatabaseInstanceEngine.postgres(
             version=rds.PostgresEngineVersion.of(version, version.split(".")[0])
@@ -61,11 +100,10 @@ class Database(Construct):
             self,
             "Parameters",
             engine=engine,
-            description="cardstatus: TLS only, slow-query and lock logging",
+            description="cardstatus: TLS only, no statement text in the log, lock-wait logging",
             parameters={
                 "rds.force_ssl": "1",
-                "log_min_duration_statement": "2000",
-                "log_lock_waits": "1",
+                **SERVER_LOG_PARAMETERS,
                 "idle_in_transaction_session_timeout": "600000",
             },
         )
@@ -98,7 +136,8 @@ class Database(Construct):
             security_groups=[self.db_sg],
             port=self.port,
             database_name=self.name,
-            credentials=rds.Credentials.from_generated_secret(MASTER_USER),
+            # For migrate (schema owner), rotation and break-glass only; encrypted with our key.
+            credentials=rds.Credentials.from_generated_secret(MASTER_USER, encryption_key=self.key),
             parameter_group=parameters,
             storage_type=rds.StorageType.GP3,
             allocated_storage=settings.get_int("database", "allocatedStorageGb", minimum=20),
@@ -126,7 +165,14 @@ class Database(Construct):
             self.instance.node.add_dependency(group)
         assert self.instance.secret is not None
         self.secret: secretsmanager.ISecret = self.instance.secret
+        if removal_policy(settings) != RemovalPolicy.DESTROY:
+            # A retained database keeps the credential of its master user.
+            master_secret = self.instance.node.find_child("Secret").node.default_child
+            assert isinstance(master_secret, CfnResource)
+            master_secret.apply_removal_policy(RemovalPolicy.RETAIN)
 
+    def _build_rotation(self, settings: Settings, network: Network) -> None:
+        vpc = network.vpc
         # Hosted single-user rotation of the master secret, inside the VPC.
         self.rotation = self.secret.add_rotation_schedule(
             "Rotation",
@@ -140,6 +186,9 @@ class Database(Construct):
             ),
         )
 
+    def _build_proxy(self, settings: Settings, network: Network) -> None:
+        """RDS Proxy for the api function: TLS, end-to-end IAM as the api role."""
+        vpc = network.vpc
         self.proxy_role = iam.Role(
             self,
             "ProxyRole",
@@ -168,17 +217,11 @@ class Database(Construct):
             iam.PolicyStatement(
                 sid="ProxyConnectsAsApiUser",
                 actions=["rds-db:connect"],
-                resources=[
-                    stack.format_arn(
-                        service="rds-db",
-                        resource="dbuser",
-                        resource_name=f"{self.instance.instance_resource_id}/{self.api_user}",
-                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                    )
-                ],
+                resources=[self.instance_user_arn(self.api_user)],
             )
         )
 
+    def _acknowledge(self, settings: Settings) -> None:
         if not settings.get_bool("database", "multiAz"):
             ack(
                 self.instance,
@@ -198,9 +241,24 @@ class Database(Construct):
             "isolated subnets, so a non-standard port adds no protection.",
         )
 
-        CfnOutput(Stack.of(self), "DbEndpoint", value=self.instance.db_instance_endpoint_address)
-        CfnOutput(Stack.of(self), "ProxyEndpoint", value=self.proxy.endpoint)
-        CfnOutput(Stack.of(self), "DbSecretArn", value=self.secret.secret_arn)
+    def instance_user_arn(self, user: str) -> str:
+        """rds-db:connect resource of a database user, directly on the instance."""
+        return Stack.of(self).format_arn(
+            service="rds-db",
+            resource="dbuser",
+            resource_name=f"{self.instance.instance_resource_id}/{user}",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+
+    def grant_connect_direct(self, grantee: iam.IGrantable, user: str) -> None:
+        """IAM authentication as `user` directly to the instance (not through the proxy)."""
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ConnectToInstanceAsOwnRole",
+                actions=["rds-db:connect"],
+                resources=[self.instance_user_arn(user)],
+            )
+        )
 
     def allow_direct(self, client: ec2.SecurityGroup, what: str) -> None:
         """Let client's security group open connections to the instance."""

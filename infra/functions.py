@@ -1,4 +1,4 @@
-"""The three Lambda functions (ingest, api, migrate): arm64, Python 3.12, both layers, in the
+"""The Lambda functions (ingest, api, migrate, sweeper): arm64, Python 3.12, both layers, in the
 VPC, one least-privilege role and one security group each."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -115,21 +115,23 @@ class Functions(Construct):
         if keywords:
             self.common_env["EXCEPTION_REASON_KEYWORDS"] = json.dumps(keywords, sort_keys=True)
 
-        # -- ingest: SQS -> S3 object -> database (direct, secret) -> report in S3 ------------
+        # -- ingest: SQS -> S3 object -> database (direct, own role, IAM) -> report in S3 -----
+        # Logs in as cardstatus_ingest with an IAM token: no secret, no Secrets Manager
+        # endpoint; its role-level statement/lock/idle timeouts come from migration 0005.
         self.ingest_sg = network.security_group("IngestSg", "ingest function")
         database.allow_direct(self.ingest_sg, "ingest")
-        network.allow_https_to_endpoints(self.ingest_sg)
+        network.allow_https_to_s3(self.ingest_sg)
         self.ingest = self._function(
             "Ingest",
             "ingest",
             self.ingest_sg,
             {
-                "DB_SECRET_ARN": database.secret.secret_arn,
-                "DB_STATEMENT_TIMEOUT_MS": str(
-                    settings.get_int("functions", "dbStatementTimeoutMs")
-                ),
+                "DB_HOST": database.instance.db_instance_endpoint_address,
+                "DB_USER": database.ingest_user,
+                "DB_IAM_AUTH": "true",
             },
         )
+        database.grant_connect_direct(self.ingest, database.ingest_user)
         bucket = storage.bucket
         incoming, reports = settings.incoming_prefix, settings.reports_prefix
         self.ingest.add_to_role_policy(
@@ -164,7 +166,6 @@ class Functions(Construct):
                 },
             )
         )
-        database.secret.grant_read(self.ingest)
         self.ingest.add_event_source(
             sources.SqsEventSource(
                 queueing.queue,
@@ -215,9 +216,35 @@ class Functions(Construct):
             "Migrate",
             "migrate",
             self.migrate_sg,
-            {"DB_SECRET_ARN": database.secret.secret_arn, "DB_STATEMENT_TIMEOUT_MS": "0"},
+            # The schema owner; apply_migrations sets its own statement and lock timeouts.
+            {"DB_SECRET_ARN": database.secret.secret_arn},
         )
         database.secret.grant_read(self.migrate)
+
+        # -- sweeper: publishes status-change events left pending (schedule: infra/events.py)
+        # Connects like ingest, as cardstatus_ingest with an IAM token (the role that writes
+        # the outbox; migration 0006 grants it the outbox): no secret, no Secrets Manager.
+        self.sweeper_sg = network.security_group("SweeperSg", "outbox sweeper function")
+        database.allow_direct(self.sweeper_sg, "sweeper")
+        network.allow_https_to_s3(self.sweeper_sg)  # 443 out; infra/events.py admits it
+        self.sweeper = self._function(
+            "Sweeper",
+            "sweeper",
+            self.sweeper_sg,
+            {
+                "DB_HOST": database.instance.db_instance_endpoint_address,
+                "DB_USER": database.ingest_user,
+                "DB_IAM_AUTH": "true",
+            },
+        )
+        database.grant_connect_direct(self.sweeper, database.ingest_user)
+
+    def add_function(
+        self, construct_id: str, name: str, sg: ec2.SecurityGroup, env: dict[str, str]
+    ) -> lambda_.Function:
+        """One more function built like these (functions/<name>/, both layers, in the VPC, its
+        own role and log group), for constructs of their own (infra/void.py)."""
+        return self._function(construct_id, name, sg, env)
 
     def _function(
         self, construct_id: str, name: str, sg: ec2.SecurityGroup, env: dict[str, str]
@@ -257,6 +284,35 @@ class Functions(Construct):
                     "ec2:UnassignPrivateIpAddresses",
                 ],
                 resources=["*"],
+            )
+        )
+        # ...for the Lambda service only: the function's code holds the same credentials and
+        # must not create or remove network interfaces with them (the condition key is set on
+        # calls made with a function's credentials, never on the service's own calls).
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="NoNetworkInterfacesFromFunctionCode",
+                effect=iam.Effect.DENY,
+                actions=[
+                    "ec2:CreateNetworkInterface",
+                    "ec2:DeleteNetworkInterface",
+                    "ec2:DescribeNetworkInterfaces",
+                    "ec2:DescribeSubnets",
+                    "ec2:DetachNetworkInterface",
+                    "ec2:AssignPrivateIpAddresses",
+                    "ec2:UnassignPrivateIpAddresses",
+                ],
+                resources=["*"],
+                conditions={
+                    "ArnLike": {
+                        "lambda:SourceFunctionArn": self._stack.format_arn(
+                            service="lambda",
+                            resource="function",
+                            resource_name="*",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    }
+                },
             )
         )
         environment: dict[str, Any] = {

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Duration, Stack
+import json
+
+from aws_cdk import ArnFormat, CfnOutput, Duration, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -41,6 +43,49 @@ class Monitoring(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         prefix = settings.resource_prefix
+        self._prefix = prefix
+        self._build_topic(settings, key)
+        self._action = cw_actions.SnsAction(self.topic)
+        self.alarms: list[cw.Alarm] = []
+        self._build_ingestion_alarms(settings, queue, dlq, ingest, api_function, migrate)
+        requests, not_found = self._build_api_alarms(settings, rest_api, access_logs)
+        pinned = self._build_database_alarms(settings, instance, proxy)
+        self._build_dashboard(
+            queue, dlq, ingest, api_function, rest_api, requests, not_found, instance, pinned
+        )
+        CfnOutput(Stack.of(self), "AlarmTopicArn", value=self.topic.topic_arn)
+        CfnOutput(Stack.of(self), "DashboardName", value=self.dashboard.dashboard_name)
+
+    def _alarm(
+        self,
+        name: str,
+        metric: cw.IMetric,
+        threshold: float,
+        description: str,
+        *,
+        comparison: cw.ComparisonOperator = cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        periods: int = 1,
+    ) -> cw.Alarm:
+        """An alarm named <prefix>-<name> that notifies the topic when it fires and clears."""
+        a = cw.Alarm(
+            self,
+            name,
+            alarm_name=f"{self._prefix}-{name}",
+            alarm_description=description,
+            metric=metric,
+            threshold=threshold,
+            evaluation_periods=periods,
+            datapoints_to_alarm=periods,
+            comparison_operator=comparison,
+            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+        )
+        a.add_alarm_action(self._action)
+        a.add_ok_action(self._action)
+        self.alarms.append(a)
+        return a
+
+    def _build_topic(self, settings: Settings, key: kms.IKey) -> None:
+        prefix = self._prefix
         self.topic = sns.Topic(
             self,
             "AlarmTopic",
@@ -48,48 +93,53 @@ class Monitoring(Construct):
             master_key=key,
             enforce_ssl=True,
         )
-        # CloudWatch alarms publish to the KMS-encrypted topic.
+        # CloudWatch alarms of this stack publish to the KMS-encrypted topic. enforce_ssl gives
+        # the topic a policy of its own, which replaces SNS's default one: without this
+        # statement no alarm could publish ("no resource-based policy allows SNS:Publish").
+        stack = Stack.of(self)
+        alarms_of_this_stack = {
+            "StringEquals": {"aws:SourceAccount": stack.account},
+            "ArnLike": {
+                "aws:SourceArn": stack.format_arn(
+                    service="cloudwatch",
+                    resource="alarm",
+                    resource_name=f"{prefix}-*",
+                    arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                )
+            },
+        }
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions=alarms_of_this_stack,
+            )
+        )
         key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="CloudWatchAlarmsPublishToEncryptedTopic",
                 principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
                 actions=["kms:Decrypt", "kms:GenerateDataKey*"],
                 resources=["*"],
+                conditions=alarms_of_this_stack,
             )
         )
         if settings.alarm_email:
             self.topic.add_subscription(subs.EmailSubscription(settings.alarm_email))
-        action = cw_actions.SnsAction(self.topic)
-        self.alarms: list[cw.Alarm] = []
 
-        def alarm(
-            name: str,
-            metric: cw.IMetric,
-            threshold: float,
-            description: str,
-            *,
-            comparison: cw.ComparisonOperator = cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            periods: int = 1,
-        ) -> cw.Alarm:
-            a = cw.Alarm(
-                self,
-                name,
-                alarm_name=f"{prefix}-{name}",
-                alarm_description=description,
-                metric=metric,
-                threshold=threshold,
-                evaluation_periods=periods,
-                datapoints_to_alarm=periods,
-                comparison_operator=comparison,
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
-            )
-            a.add_alarm_action(action)
-            a.add_ok_action(action)
-            self.alarms.append(a)
-            return a
-
+    def _build_ingestion_alarms(
+        self,
+        settings: Settings,
+        queue: sqs.IQueue,
+        dlq: sqs.IQueue,
+        ingest: lambda_.IFunction,
+        api_function: lambda_.IFunction,
+        migrate: lambda_.IFunction,
+    ) -> None:
         # -- ingestion --------------------------------------------------------------------
-        alarm(
+        self._alarm(
             "DlqNotEmpty",
             dlq.metric_approximate_number_of_messages_visible(
                 period=Duration.minutes(1), statistic="Maximum"
@@ -97,34 +147,39 @@ class Monitoring(Construct):
             0,
             "A partner file failed every retry and is in the DLQ: read its report, fix, redrive.",
         )
-        alarm(
+        self._alarm(
             "IngestBacklogOld",
             queue.metric_approximate_age_of_oldest_message(period=FIVE_MIN, statistic="Maximum"),
             settings.get_int("alarms", "queueOldestMessageSeconds"),
             "Files are waiting too long for ingestion (stuck or under-provisioned ingest).",
         )
         for fn_name, fn in (("Ingest", ingest), ("Api", api_function), ("Migrate", migrate)):
-            alarm(
+            self._alarm(
                 f"{fn_name}Errors",
                 fn.metric_errors(period=FIVE_MIN, statistic="Sum"),
                 0,
                 f"The {fn_name.lower()} function raised errors.",
             )
-            alarm(
+            self._alarm(
                 f"{fn_name}Throttles",
                 fn.metric_throttles(period=FIVE_MIN, statistic="Sum"),
                 0,
                 f"The {fn_name.lower()} function was throttled.",
             )
 
+    def _build_api_alarms(
+        self, settings: Settings, rest_api: apigw.RestApi, access_logs: logs.ILogGroup
+    ) -> tuple[cw.IMetric, cw.IMetric]:
+        """API alarms; returns the request and 404 metrics (for the dashboard)."""
+        prefix = self._prefix
         # -- API ----------------------------------------------------------------------------
-        alarm(
+        self._alarm(
             "Api5xx",
             rest_api.metric_server_error(period=FIVE_MIN, statistic="Sum"),
             0,
             "The API answered 5xx (database unavailable or a bug).",
         )
-        alarm(
+        self._alarm(
             "ApiLatencyP99",
             rest_api.metric_latency(period=FIVE_MIN, statistic="p99"),
             settings.get_int("alarms", "apiLatencyP99Ms"),
@@ -150,29 +205,69 @@ class Monitoring(Construct):
             label="404 share (%)",
             period=FIVE_MIN,
         )
-        alarm(
+        self._alarm(
             "ApiNotFoundShare",
             share,
             settings.get_int("alarms", "notFoundSharePercent"),
             "A high share of 404s: someone may be enumerating card ids or phones.",
             periods=2,
         )
+        # The same, per caller: one principal's 404s, whatever the others do (an enumerating
+        # caller cannot hide behind the service's overall traffic). Contributor Insights ranks
+        # the access log's userArn among requests answered 404.
+        per_caller = cw.CfnInsightRule(
+            self,
+            "NotFoundPerCaller",
+            rule_name=f"{prefix}-api-404-per-caller",
+            rule_state="ENABLED",
+            rule_body=json.dumps(
+                {
+                    "Schema": {"Name": "CloudWatchLogRule", "Version": 1},
+                    "LogGroupNames": [access_logs.log_group_name],
+                    "LogFormat": "JSON",
+                    "Contribution": {
+                        "Keys": ["$.userArn"],
+                        "Filters": [{"Match": "$.status", "In": ["404"]}],
+                    },
+                    "AggregateOn": "Count",
+                }
+            ),
+        )
+        self.not_found_per_caller_rule = per_caller
+        self._alarm(
+            "ApiNotFoundPerCaller",
+            cw.MathExpression(
+                expression=(
+                    f"INSIGHT_RULE_METRIC('{prefix}-api-404-per-caller', 'MaxContributorValue')"
+                ),
+                label="404s of the busiest caller",
+                period=FIVE_MIN,
+            ),
+            settings.get_int("alarms", "notFoundPerCallerPer5Minutes"),
+            "One caller got many 404s in 5 minutes: it may be enumerating card ids or phones "
+            "(Contributor Insights rule api-404-per-caller names it).",
+        ).node.add_dependency(per_caller)
+        return requests, not_found
 
+    def _build_database_alarms(
+        self, settings: Settings, instance: rds.DatabaseInstance, proxy: rds.DatabaseProxy
+    ) -> cw.IMetric:
+        """Database alarms; returns the proxy pinning metric (for the dashboard)."""
         # -- database -----------------------------------------------------------------------
-        alarm(
+        self._alarm(
             "DbCpu",
             instance.metric_cpu_utilization(period=FIVE_MIN, statistic="Average"),
             settings.get_int("alarms", "dbCpuPercent"),
             "Database CPU is high.",
             periods=3,
         )
-        alarm(
+        self._alarm(
             "DbConnections",
             instance.metric_database_connections(period=FIVE_MIN, statistic="Maximum"),
             settings.get_int("alarms", "dbConnections"),
             "Database connections near the instance limit.",
         )
-        alarm(
+        self._alarm(
             "DbFreeStorageLow",
             instance.metric_free_storage_space(period=FIVE_MIN, statistic="Minimum"),
             2 * 1024**3,
@@ -186,14 +281,28 @@ class Monitoring(Construct):
             period=FIVE_MIN,
             statistic="Maximum",
         )
-        alarm(
+        self._alarm(
             "ProxySessionPinning",
             pinned,
             0,
             "RDS Proxy connections are pinned (session state on proxied connections).",
             periods=3,
         )
+        return pinned
 
+    def _build_dashboard(
+        self,
+        queue: sqs.IQueue,
+        dlq: sqs.IQueue,
+        ingest: lambda_.IFunction,
+        api_function: lambda_.IFunction,
+        rest_api: apigw.RestApi,
+        requests: cw.IMetric,
+        not_found: cw.IMetric,
+        instance: rds.DatabaseInstance,
+        pinned: cw.IMetric,
+    ) -> None:
+        prefix = self._prefix
         # -- dashboard -----------------------------------------------------------------------
         self.dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=f"{prefix}-overview")
         self.dashboard.add_widgets(
@@ -248,5 +357,3 @@ class Monitoring(Construct):
             ),
             cw.GraphWidget(title="RDS Proxy pinning", left=[pinned], width=8),
         )
-        CfnOutput(Stack.of(self), "AlarmTopicArn", value=self.topic.topic_arn)
-        CfnOutput(Stack.of(self), "DashboardName", value=self.dashboard.dashboard_name)

@@ -2,8 +2,9 @@
 endpoints only for the AWS APIs a function inside the VPC calls itself.
 
 Why only Secrets Manager (by default):
-* ingest and migrate read the database secret (secretsmanager:GetSecretValue), and the
-  hosted rotation function runs in the VPC too -> Secrets Manager interface endpoint.
+* migrate reads the database master secret (secretsmanager:GetSecretValue), and the
+  hosted rotation function runs in the VPC too -> Secrets Manager interface endpoint
+  (ingest logs in with an IAM token and does not reach this endpoint).
 * ingest reads/writes S3 -> the free S3 gateway endpoint (same-region bucket).
 * SSE-KMS objects and queues: S3 and SQS call KMS on the caller's behalf; functions never
   call KMS themselves -> no KMS endpoint.
@@ -73,9 +74,12 @@ class Network(Construct):
                     traffic_type=ec2.FlowLogTrafficType.ALL,
                 )
             },
-            gateway_endpoints={
-                "S3": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.S3)
-            },
+        )
+        # The one way out of the isolated subnets: limited to this stack's bucket and this
+        # account's principals by restrict_s3_endpoint() (no exfiltration with foreign
+        # credentials or to foreign buckets).
+        self.s3_endpoint = self.vpc.add_gateway_endpoint(
+            "S3", service=ec2.GatewayVpcEndpointAwsService.S3
         )
         self.app_subnets = ec2.SubnetSelection(subnet_group_name="app")
         self.data_subnets = ec2.SubnetSelection(subnet_group_name="data")
@@ -110,6 +114,23 @@ class Network(Construct):
             )
             self.endpoints[name] = endpoint
 
+    def restrict_s3_endpoint(self, bucket_arn: str, actions: list[str]) -> None:
+        """Only `actions` on this bucket, by principals of this account, through the endpoint."""
+        self.s3_endpoint.add_to_policy(
+            iam.PolicyStatement(
+                sid="OnlyThisStacksBucket",
+                principals=[iam.AnyPrincipal()],
+                actions=actions,
+                resources=[bucket_arn, f"{bucket_arn}/*"],
+                conditions={
+                    "StringEquals": {
+                        "aws:PrincipalAccount": self.vpc.stack.account,
+                        "aws:ResourceAccount": self.vpc.stack.account,
+                    }
+                },
+            )
+        )
+
     def security_group(self, construct_id: str, description: str) -> ec2.SecurityGroup:
         """A security group with no egress until rules are added."""
         return ec2.SecurityGroup(
@@ -122,8 +143,13 @@ class Network(Construct):
         The subnets have no route to the internet, so 443 to anywhere only reaches VPC
         endpoints (the S3 prefix list is region-specific and would need a lookup).
         """
-        sg.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to VPC endpoints / S3")
+        self.allow_https_to_s3(sg)
         self.endpoint_sg.add_ingress_rule(sg, ec2.Port.tcp(443), "HTTPS from functions")
+
+    def allow_https_to_s3(self, sg: ec2.SecurityGroup) -> None:
+        """HTTPS out: reaches S3 through the gateway endpoint (and interface endpoints only
+        if their security group admits sg, see allow_https_to_endpoints)."""
+        sg.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to VPC endpoints / S3")
 
 
 _RETENTION_DAYS = {

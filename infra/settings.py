@@ -10,16 +10,33 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from constructs import Node
 
+from cardstatus import dbroles
+
 ROOT = Path(__file__).resolve().parent.parent
 CDK_JSON = ROOT / "cdk.json"
 SHARED_KEY = "cardstatus:shared"
 ENVIRONMENTS_KEY = "cardstatus:environments"
+
+# Command-line switches (`-c name=value`) over cdk.json keys, for the settings one flips per
+# deploy: `-c apiEndpointType=private`, `-c createApiCloudWatchRole=true`.
+CONTEXT_FLAGS: dict[str, tuple[str, str]] = {
+    "apiEndpointType": ("api", "endpointType"),
+    "createApiCloudWatchRole": ("api", "createCloudWatchRole"),
+}
+
+# Principal ARN patterns in cdk.json may use these placeholders (the stack is env-agnostic).
+ACCOUNT = "{account}"
+PARTITION = "{partition}"
+_PRINCIPAL_ARN = re.compile(
+    r"^arn:(?:\{partition\}|aws(?:-[a-z]+)*):iam::(?P<account>\{account\}|\d{12}):(?P<rest>.+)$"
+)
 
 
 class SettingsError(ValueError):
@@ -54,6 +71,52 @@ class FunctionSettings:
     timeout_s: int
     memory_mb: int
     reserved_concurrency: int | None
+
+
+@dataclass(frozen=True)
+class Caller:
+    """One API caller: IAM principals (ARN patterns) sharing one API key and usage plan."""
+
+    name: str
+    principals: tuple[str, ...]
+    rate_limit: int
+    burst_limit: int
+    quota_per_day: int
+
+
+@dataclass(frozen=True)
+class PartnerTrust:
+    """Who may assume a partner's upload role: principal ARN patterns (+ ExternalId)."""
+
+    principals: tuple[str, ...]
+    external_id: str | None
+
+
+def principal_account(pattern: str) -> str:
+    """The account part of a principal ARN pattern: 12 digits or ACCOUNT."""
+    match = _PRINCIPAL_ARN.match(pattern)
+    assert match, pattern
+    return match.group("account")
+
+
+def _principal_patterns(value: Any, where: str, *, broad_ok: bool) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items or not all(isinstance(v, str) for v in items):
+        raise SettingsError(f"{where} must be a principal ARN or a non-empty list of them")
+    for arn in items:
+        match = _PRINCIPAL_ARN.match(arn)
+        if not match:
+            raise SettingsError(
+                f"{where}: {arn!r} is not an IAM principal ARN pattern "
+                "(arn:{partition}:iam::{account}:role/NAME, or a 12-digit account)"
+            )
+        rest = match.group("rest")
+        if not broad_ok and (rest in ("root", "*") or not rest.startswith(("role/", "user/"))):
+            raise SettingsError(
+                f"{where}: {arn!r} trusts a whole account; name roles or users "
+                "(arn:...:role/NAME, wildcards inside the name are allowed)"
+            )
+    return tuple(items)
 
 
 @dataclass(frozen=True)
@@ -142,6 +205,107 @@ class Settings:
         return sorted(p for p in self.partners if p != "default")
 
     @property
+    def api_callers(self) -> list[Caller]:
+        """api.callers: {name: {principals, rateLimit?, burstLimit?, quotaPerDay?}}.
+
+        Only these principals may call the API (resource policy), each name with its own API
+        key and usage plan (per-caller throttling and quota). Prod must list them; elsewhere an
+        empty list means every IAM principal of the account, under one key.
+        """
+        raw = self.get_optional("api", "callers") or {}
+        if not isinstance(raw, dict):
+            raise SettingsError("api.callers must be an object {name: {principals: [...]}}")
+        defaults = self.get("api", "callerDefaults")
+        if not raw:
+            if self.is_production:
+                raise SettingsError(
+                    f"api.callers is empty for {self.env_name!r}: list every principal allowed to "
+                    "call the API (cdk.json cardstatus:environments.prod.api.callers, see "
+                    "docs/DEPLOY.md 'Who may call the API')"
+                )
+            raw = {"account": {"principals": [f"arn:{PARTITION}:iam::{ACCOUNT}:*"]}}
+        callers = []
+        for name, spec in sorted(raw.items()):
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}", name):
+                raise SettingsError(f"api.callers: name {name!r} must be [A-Za-z0-9_-], <= 63")
+            spec = {**defaults, **(spec or {})}
+            where = f"api.callers.{name}.principals"
+            principals = _principal_patterns(
+                spec.get("principals"), where, broad_ok=not self.is_production
+            )
+            limits = {}
+            for key in ("rateLimit", "burstLimit", "quotaPerDay"):
+                value = spec.get(key)
+                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                    raise SettingsError(f"api.callers.{name}.{key} must be a positive integer")
+                limits[key] = value
+            callers.append(
+                Caller(
+                    name=name,
+                    principals=principals,
+                    rate_limit=limits["rateLimit"],
+                    burst_limit=limits["burstLimit"],
+                    quota_per_day=limits["quotaPerDay"],
+                )
+            )
+        return callers
+
+    @property
+    def void_callers(self) -> tuple[str, ...]:
+        """api.voidCallers: principal ARN patterns that may call POST /files/{file_id}/void.
+
+        A permission of its own (README "Voiding a file"): the resource policy admits only these
+        principals to the void method, and they still need the VoidPolicy (identity policy).
+        Empty: in prod nobody may void through the API; elsewhere every principal of the
+        account that is given the VoidPolicy.
+        """
+        raw = self.get_optional("api", "voidCallers") or []
+        if not raw:
+            return () if self.is_production else (f"arn:{PARTITION}:iam::{ACCOUNT}:*",)
+        return _principal_patterns(raw, "api.voidCallers", broad_ok=not self.is_production)
+
+    @property
+    def partner_trust(self) -> dict[str, PartnerTrust]:
+        """partnerPrincipals: {partner: {principals: [...], externalId?}} for every upload partner.
+
+        Required for every partner (no fallback to the account root). A principal in another
+        account needs an externalId (confused-deputy protection for the partner's side).
+        """
+        raw = self.get_optional("partnerPrincipals") or {}
+        if not isinstance(raw, dict):
+            raise SettingsError("partnerPrincipals must be an object {partner: {principals}}")
+        trust: dict[str, PartnerTrust] = {}
+        missing = [p for p in self.upload_partners if p not in raw]
+        if missing:
+            raise SettingsError(
+                f"partnerPrincipals has no principal for partner(s) {missing} in "
+                f"{self.env_name!r}: name the role(s) each partner uploads with (and an "
+                "externalId for another account), see docs/DEPLOY.md 'Partner principals'"
+            )
+        for partner in self.upload_partners:
+            spec = raw[partner]
+            if isinstance(spec, (str, list)):
+                spec = {"principals": spec}
+            where = f"partnerPrincipals.{partner}"
+            principals = _principal_patterns(
+                spec.get("principals"), f"{where}.principals", broad_ok=False
+            )
+            external_id = spec.get("externalId")
+            if external_id is not None and (
+                not isinstance(external_id, str)
+                or not re.fullmatch(r"[\w+=,.@:/-]{2,1224}", external_id)
+            ):
+                raise SettingsError(f"{where}.externalId must be 2-1224 characters [\\w+=,.@:/-]")
+            cross_account = any(principal_account(p) != ACCOUNT for p in principals)
+            if cross_account and not external_id:
+                raise SettingsError(
+                    f"{where}: a principal in another account needs an externalId "
+                    "(sts:ExternalId, agreed with the partner)"
+                )
+            trust[partner] = PartnerTrust(principals=principals, external_id=external_id)
+        return trust
+
+    @property
     def alarm_email(self) -> str | None:
         value = self.get_optional("alarms", "email")
         return str(value) if value else None
@@ -181,6 +345,30 @@ class Settings:
         for name in ("ingest", "api", "migrate"):
             if self.function(name).timeout_s > 900:
                 raise SettingsError(f"functions.{name}.timeoutSeconds must be <= 900")
+        self._validate_statement_timeouts()
+        self.api_callers  # noqa: B018 (validates)
+        self.void_callers  # noqa: B018 (validates)
+        self.partner_trust  # noqa: B018 (validates)
+
+    def _validate_statement_timeouts(self) -> None:
+        """Each database role's statement_timeout (cardstatus/dbroles.py, set by migration 0005)
+        ends a statement before its function's timeout, with a margin (SPEC §3 limits)."""
+        checks = [
+            (f"role {role}", dbroles.statement_timeout_s(role), function, margin)
+            for role, (function, margin) in dbroles.FUNCTION_OF_ROLE.items()
+        ]
+        function, margin = dbroles.MIGRATE_FUNCTION
+        checks.append(("migrate", dbroles.MIGRATE_STATEMENT_TIMEOUT_MS / 1000, function, margin))
+        for who, statement_s, function, margin in checks:
+            if self.get_optional("functions", function) is None:
+                continue  # no such function in this stack (yet)
+            timeout = self.function(function).timeout_s
+            if statement_s + margin > timeout:
+                raise SettingsError(
+                    f"functions.{function}.timeoutSeconds ({timeout}) must exceed the database "
+                    f"statement_timeout of {who} ({statement_s:g} s) by at least {margin} s "
+                    "(cardstatus/dbroles.py)"
+                )
 
 
 def load_settings(node: Node) -> Settings:
@@ -193,8 +381,14 @@ def load_settings(node: Node) -> Settings:
         raise SettingsError(
             f"unknown environment {env_name!r}; cdk.json defines {sorted(environments)}"
         )
-    settings = Settings(
-        env_name=str(env_name), raw=deep_merge(shared, environments[env_name] or {})
-    )
+    raw = deep_merge(shared, environments[env_name] or {})
+    for flag, (section, key) in CONTEXT_FLAGS.items():
+        value = node.try_get_context(flag)
+        if value is None:
+            continue
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            value = value.lower() == "true"
+        raw.setdefault(section, {})[key] = value
+    settings = Settings(env_name=str(env_name), raw=raw)
     settings.validate()
     return settings

@@ -1,5 +1,5 @@
 """The one cardstatus stack: storage, queueing, network, database, functions, migrations,
-API and monitoring, wired together."""
+API, monitoring and status-change events, wired together."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from constructs import Construct
 
 from infra.api import Api
 from infra.database import Database
+from infra.events import Events
 from infra.functions import Functions
 from infra.layers import LayerAssets
 from infra.migrations import Migrations
@@ -19,6 +20,11 @@ from infra.network import Network
 from infra.queueing import Queueing
 from infra.settings import Settings
 from infra.storage import Storage
+from infra.void import VoidEndpoint
+
+# What the functions inside the VPC do with S3 (through the gateway endpoint, whose policy
+# allows nothing else): ingest reads partner files and writes reports.
+S3_ENDPOINT_ACTIONS = ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:ListBucket"]
 
 
 class CardStatusStack(Stack):
@@ -47,6 +53,7 @@ class CardStatusStack(Stack):
             bucket=self.storage.bucket,
         )
         self.network = Network(self, "Network", settings=settings)
+        self.network.restrict_s3_endpoint(self.storage.bucket.bucket_arn, S3_ENDPOINT_ACTIONS)
         self.database = Database(self, "Database", settings=settings, network=self.network)
         self.functions = Functions(
             self,
@@ -83,6 +90,16 @@ class CardStatusStack(Stack):
             network=self.network,
         )
         self.api.rest_api.deployment_stage.node.add_dependency(self.migrations.resource)
+        self.void = VoidEndpoint(
+            self,
+            "Void",
+            settings=settings,
+            functions=self.functions,
+            network=self.network,
+            database=self.database,
+            storage=self.storage,
+            api=self.api,
+        )
         self.monitoring = Monitoring(
             self,
             "Monitoring",
@@ -97,6 +114,15 @@ class CardStatusStack(Stack):
             access_logs=self.api.access_logs,
             instance=self.database.instance,
             proxy=self.database.proxy,
+        )
+        self.events = Events(
+            self,
+            "Events",
+            settings=settings,
+            network=self.network,
+            publishers=[self.functions.ingest, self.functions.sweeper],
+            sweeper=self.functions.sweeper,
+            alarm_topic=self.monitoring.topic,
         )
         self._acknowledge_cdk_singletons()
         CfnOutput(self, "BucketName", value=self.storage.bucket.bucket_name)

@@ -3,14 +3,16 @@ the customer-managed KMS key for data at rest, and one upload role per partner."
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from typing import Any
+
+from aws_cdk import Aws, CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.nag import ack, arn_of, wildcard_finding
-from infra.settings import Settings
+from infra.settings import ACCOUNT, PARTITION, PartnerTrust, Settings, principal_account
 
 
 def removal_policy(settings: Settings) -> RemovalPolicy:
@@ -27,13 +29,35 @@ def data_removal_policy(settings: Settings) -> RemovalPolicy:
     return RemovalPolicy.RETAIN if policy == RemovalPolicy.SNAPSHOT else policy
 
 
+def partner_principal(trust: PartnerTrust) -> iam.IPrincipal:
+    """The trust policy of a partner's upload role.
+
+    The principal is the partner's account, narrowed by aws:PrincipalArn to the named roles or
+    users (so a name may hold wildcards and need not exist yet, and no other identity of that
+    account can assume the role, whatever its own policies allow); with an ExternalId when the
+    partner configured one (required for another account: confused-deputy protection).
+    """
+    accounts = sorted({principal_account(p) for p in trust.principals})
+    arns = [
+        p.replace(ACCOUNT, Aws.ACCOUNT_ID).replace(PARTITION, Aws.PARTITION)
+        for p in trust.principals
+    ]
+    conditions: dict[str, Any] = {"ArnLike": {"aws:PrincipalArn": arns}}
+    if trust.external_id:
+        conditions["StringEquals"] = {"sts:ExternalId": trust.external_id}
+    members: list[iam.IPrincipal] = [
+        iam.AccountRootPrincipal() if account == ACCOUNT else iam.AccountPrincipal(account)
+        for account in accounts
+    ]
+    principal = members[0] if len(members) == 1 else iam.CompositePrincipal(*members)
+    return iam.PrincipalWithConditions(principal, conditions)
+
+
 class Storage(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, settings: Settings) -> None:
         super().__init__(scope, construct_id)
-        stack = Stack.of(self)
         policy = data_removal_policy(settings)
         auto_delete = settings.get_bool("autoDeleteObjects") and policy == RemovalPolicy.DESTROY
-
         # Customer-managed key for partner files and reports. Rotated yearly by KMS.
         self.data_key = kms.Key(
             self,
@@ -44,6 +68,14 @@ class Storage(Construct):
             removal_policy=policy,
         )
 
+        self._build_access_logs(settings, policy, auto_delete)
+        self._build_bucket(settings, policy, auto_delete)
+        self._deny_other_encryption()
+        self._build_partner_roles(settings)
+
+    def _build_access_logs(
+        self, settings: Settings, policy: RemovalPolicy, auto_delete: bool
+    ) -> None:
         self.access_logs = s3.Bucket(
             self,
             "AccessLogs",
@@ -73,7 +105,7 @@ class Storage(Construct):
             "This is the server-access-log target bucket; logging it into itself would loop.",
         )
 
-        incoming = settings.incoming_prefix
+    def _build_bucket(self, settings: Settings, policy: RemovalPolicy, auto_delete: bool) -> None:
         reports = settings.reports_prefix
         self.bucket = s3.Bucket(
             self,
@@ -109,6 +141,8 @@ class Storage(Construct):
             removal_policy=policy,
             auto_delete_objects=auto_delete,
         )
+
+    def _deny_other_encryption(self) -> None:
         # Objects are encrypted with the data key: an upload may not ask for another key or SSE-S3.
         self.bucket.add_to_resource_policy(
             iam.PolicyStatement(
@@ -125,6 +159,33 @@ class Storage(Construct):
                 },
             )
         )
+        # `aws:kms` (or `aws:kms:dsse`) without a key id would use the AWS managed aws/s3 key.
+        self.bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="DenyKmsUploadsWithoutOurKeyId",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["s3:PutObject"],
+                resources=[self.bucket.arn_for_objects("*")],
+                conditions={
+                    "StringLike": {"s3:x-amz-server-side-encryption": "aws:kms*"},
+                    "Null": {"s3:x-amz-server-side-encryption-aws-kms-key-id": "true"},
+                },
+            )
+        )
+        # SSE-C: an object nobody here can read (and the known ransomware primitive).
+        self.bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="DenyCustomerProvidedKeys",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["s3:PutObject"],
+                resources=[self.bucket.arn_for_objects("*")],
+                conditions={
+                    "Null": {"s3:x-amz-server-side-encryption-customer-algorithm": "false"}
+                },
+            )
+        )
         self.bucket.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="DenyUploadsWithoutKms",
@@ -136,19 +197,18 @@ class Storage(Construct):
             )
         )
 
-        # One upload role per partner: PutObject into incoming/<partner>/ only.
-        principals: dict[str, str] = settings.get_optional("partnerPrincipals") or {}
+    def _build_partner_roles(self, settings: Settings) -> None:
+        """One upload role per partner: PutObject into incoming/<partner>/ only."""
+        stack = Stack.of(self)
+        incoming = settings.incoming_prefix
+        # One upload role per partner: PutObject into incoming/<partner>/ only. Only the
+        # principals cdk.json names for the partner may assume it (partnerPrincipals).
         self.partner_roles: dict[str, iam.Role] = {}
-        for partner in settings.upload_partners:
-            principal: iam.IPrincipal = (
-                iam.ArnPrincipal(principals[partner])
-                if partner in principals
-                else iam.AccountRootPrincipal()
-            )
+        for partner, trust in settings.partner_trust.items():
             role = iam.Role(
                 self,
                 f"Upload-{partner}",
-                assumed_by=principal,
+                assumed_by=partner_principal(trust),
                 description=f"cardstatus {settings.env_name}: partner {partner} uploads CSV files",
                 max_session_duration=Duration.hours(1),
             )

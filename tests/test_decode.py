@@ -110,3 +110,304 @@ def test_hash_and_size_cover_every_byte_even_unconsumed_ones() -> None:
     source.reader.drain()
     assert source.reader.size == len(data)
     assert source.reader.sha256 == hashlib.sha256(data).hexdigest()
+
+
+# --------------------------------------------------------------------------- broken quoting
+
+
+def watched(data: bytes, card: int = 0, ts: int = 2) -> list:
+    """Records after the header, with the header's shape watched (as the pipeline does)."""
+    source = open_csv(io.BytesIO(data), 1 << 30)
+    got = source.records(10_000)
+    header = next(got)
+    source.watch_rows(card, ts)
+    return [
+        header,
+        *((line, type(r).__name__, list(r), getattr(r, "reason", "")) for line, r in got),
+    ]
+
+
+REVIEW_REPRO = (
+    b"Card ID,User contact,Timestamp,Comment\r\n"
+    b'DQ1,0501112221,25-11-2026 10:00,"left at door\r\n'
+    b"DQ2,0501112222,25-11-2026 10:01,ok\r\n"
+    b"DQ3,0501112223,25-11-2026 10:02,\r\n"
+    b'DQ4,"""0501112224""",25-11-2026 10:03,fine\r\n'
+    b"DQ5,0501112225,25-11-2026 10:04,done\r\n"
+)
+
+
+def test_an_unclosed_quote_does_not_swallow_the_following_rows() -> None:
+    got = watched(REVIEW_REPRO)
+    assert got[0] == (1, ["Card ID", "User contact", "Timestamp", "Comment"])
+    line, kind, cells, reason = got[1]
+    assert (line, kind, cells) == (2, "BrokenRecord", [])
+    assert "not closed before line 3, which reads as a data row" in reason
+    assert "050" not in reason  # never the swallowed text
+    assert got[2:] == [
+        (3, "list", ["DQ2", "0501112222", "25-11-2026 10:01", "ok"], ""),
+        (4, "list", ["DQ3", "0501112223", "25-11-2026 10:02", ""], ""),
+        (5, "list", ["DQ4", '"0501112224"', "25-11-2026 10:03", "fine"], ""),
+        (6, "list", ["DQ5", "0501112225", "25-11-2026 10:04", "done"], ""),
+    ]
+
+
+def test_a_runaway_quote_after_a_genuine_continuation_line_is_still_stopped() -> None:
+    data = b'Card ID,Timestamp,Comment\nA1,2024-01-01 10:00,"left at\nthe door\nA2,2024-01-01 10:05,x\n'
+    got = watched(data, 0, 1)
+    assert got[1][:2] == (2, "BrokenRecord")
+    assert "before line 4" in got[1][3]
+    assert got[2] == (4, "list", ["A2", "2024-01-01 10:05", "x"], "")
+
+
+def test_genuine_multi_line_comments_stay_legal() -> None:
+    data = (
+        b'Card ID,Timestamp,Comment\nA1,2024-01-01 10:00,"left at door,\nsigned by guard\n'
+        b'called 0501112222 at 10:05"\nA2,2024-01-01 10:05,"two\n\nparagraphs"\nA3,2024-01-01 10:06,x\n'
+    )
+    got = watched(data, 0, 1)
+    assert got[1:] == [
+        (
+            2,
+            "list",
+            [
+                "A1",
+                "2024-01-01 10:00",
+                "left at door,\nsigned by guard\ncalled 0501112222 at 10:05",
+            ],
+            "",
+        ),
+        (5, "list", ["A2", "2024-01-01 10:05", "two\n\nparagraphs"], ""),
+        (8, "list", ["A3", "2024-01-01 10:06", "x"], ""),
+    ]
+
+
+def test_two_broken_rows_and_line_numbers_after_a_restart() -> None:
+    data = (
+        b"Card ID;Timestamp;Comment\r\n"
+        b'A1;2024-01-01 10:00;"oops\r\n'
+        b'A2;2024-01-01 10:01;"oops again\r\n'
+        b"\r\n"
+        b'A3;2024-01-01 10:02;"multi\r\nline"\r\n'
+        b"A4;2024-01-01 10:03;x\r\n"
+    )
+    got = watched(data, 0, 1)
+    assert [(line, kind) for line, kind, *_ in got[1:]] == [
+        (2, "BrokenRecord"),
+        (3, "BrokenRecord"),
+        (5, "list"),
+        (7, "list"),
+    ]
+    assert "before line 3" in got[1][3]
+    assert "before line 5" in got[2][3]  # the blank line 4 is not a row: part of the field
+    assert got[3][2] == ["A3", "2024-01-01 10:02", "multi\r\nline"]
+    assert got[4][2] == ["A4", "2024-01-01 10:03", "x"]
+
+
+@pytest.mark.parametrize(
+    "continuation",
+    [
+        b"not a row at all\n",
+        b"A2\n",  # too few cells
+        b"has space,2024-01-01 10:05,x\n",  # not a card id
+        b"A2,yesterday,x\n",  # not a timestamp
+        b"A2,10:05,x\n",  # no year
+        b"A2,2024-01-01,x\n",  # no time of day
+    ],
+)
+def test_continuation_lines_that_are_not_rows_stay_in_the_field(continuation: bytes) -> None:
+    data = b'Card ID,Timestamp,Comment\nA1,2024-01-01 10:00,"open\n' + continuation + b'end"\n'
+    got = watched(data, 0, 1)
+    assert len(got) == 2
+    assert got[1][1] == "list"
+    assert got[1][2][2] == "open\n" + continuation.decode() + "end"
+
+
+def test_without_a_watched_shape_quotes_behave_as_plain_csv() -> None:
+    got = records(REVIEW_REPRO)
+    assert [line for line, _ in got] == [1, 2, 6]  # DQ1 swallows DQ2-DQ4, as csv reads it
+
+
+def test_the_fast_path_checks_no_line_of_single_line_records(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = []
+    source = open_csv(io.BytesIO(b"Card ID,Timestamp\n" + b"A1,2024-01-01 10:00\n" * 100), 1 << 20)
+    monkeypatch.setattr(source, "_looks_like_row", lambda line: calls.append(line) or False)
+    got = source.records(10_000)
+    next(got)
+    source.watch_rows(0, 1)
+    assert len(list(got)) == 100
+    assert calls == []
+
+
+# --------------------------------------------------------------------------- edges (mutation.md)
+
+
+class Spy:
+    """A source that returns at most ``step`` bytes a read and records every size asked for."""
+
+    def __init__(self, data: bytes, step: int | None = None) -> None:
+        self._data = io.BytesIO(data)
+        self.step = step
+        self.asked: list[int] = []
+
+    def read(self, size: int = -1) -> bytes:
+        self.asked.append(size)
+        if self.step is not None:
+            size = min(size, self.step)
+        return self._data.read(size)
+
+
+def test_utf16_with_bom_and_tabs_detects_the_delimiter() -> None:
+    data = codecs.BOM_UTF16_LE + "Card ID\tTimestamp\r\nA1\t2024-01-01 10:00\r\n".encode(
+        "utf-16-le"
+    )
+    source = open_csv(io.BytesIO(data), 1 << 20)
+    assert source.delimiter == "\t"
+    assert list(source.records(100)) == [
+        (1, ["Card ID", "Timestamp"]),
+        (2, ["A1", "2024-01-01 10:00"]),
+    ]
+
+
+def test_utf8_whose_sniff_window_ends_inside_a_character_stays_utf8() -> None:
+    filler = "Card ID,Comment\n" + "A1,x\n" * ((SNIFF_BYTES - 16) // 5)
+    filler += "A2," + "y" * (SNIFF_BYTES - len(filler.encode()) - 4) + "\n"
+    data = filler.encode() + "A3,caf\u00e9 \u00e9\u00e9\u00e9\n".encode()
+    for shift in range(4):  # the window boundary falls on each byte of the 2-byte characters
+        shifted = b"x" * shift + data if shift else data
+        shifted = shifted.replace(b"Card ID", b"Card ID", 1)
+        assert detect_encoding(shifted[:SNIFF_BYTES]) == "utf-8"
+    got = records(data)
+    assert got[-1][1] == ["A3", "caf\u00e9 \u00e9\u00e9\u00e9"]
+    for prefix in (b"Card ID,C\n", b"Card ID,Cx\n"):  # the window ends inside / after a char
+        data = prefix + "\u00e9".encode() * SNIFF_BYTES + b"\n"
+        assert detect_encoding(data[:SNIFF_BYTES]) == "utf-8"
+        source = open_csv(io.BytesIO(data), 1 << 30)
+        assert source.encoding == "utf-8"
+        assert source.delimiter == ","
+        assert records(data, max_field=1 << 20)[1][1] == ["\u00e9" * SNIFF_BYTES]
+
+
+def test_a_record_over_one_mib_rejects_the_file_and_one_at_the_limit_passes() -> None:
+    line = "x" * 1023 + "\n"
+    over = 'Card ID,Comment\nA1,"' + line * 1100 + '"\n'
+    with pytest.raises(FileRejected, match="a record is longer than 1048576 characters"):
+        records(over.encode(), max_field=1 << 24)
+    under = 'Card ID,Comment\nA1,"' + line * 1000 + '"\nA2,"' + line * 1000 + '"\n'
+    got = records(under.encode(), max_field=1 << 24)
+    assert [n for n, _ in got] == [1, 2, 1003]
+    one_line = "Card ID,Comment\nA1," + "x" * (1 << 20) + "\n"
+    with pytest.raises(FileRejected, match="longer than"):
+        records(one_line.encode(), max_field=1 << 24)
+
+
+def test_reads_are_bounded_and_short_reads_are_collected() -> None:
+    data = b"Card ID,Comment\n" + b"A1,x\n" * 200_000  # 1 MB
+    spy = Spy(data, step=1000)
+    source = open_csv(spy, 1 << 30)
+    assert len(source.reader.head()) == SNIFF_BYTES  # from 66 short reads
+    assert all(0 < n <= SNIFF_BYTES for n in spy.asked)
+    spy.asked.clear()
+    assert sum(1 for _ in source.records(100)) == 200_001
+    assert spy.asked and all(0 < n <= 256 * 1024 for n in spy.asked)
+    source.reader.drain()
+    assert source.reader.size == len(data)
+    spy = Spy(data)
+    source = open_csv(spy, 1 << 30)
+    next(iter(source.records(100)))
+    source.reader.drain()
+    assert all(0 < n <= 256 * 1024 for n in spy.asked)
+
+
+def test_a_record_of_exactly_one_mib_passes() -> None:
+    line = "A1," + "x" * ((1 << 20) - 4) + "\n"
+    assert len(line) == 1 << 20
+    got = records(b"Card ID,Comment\n" + line.encode(), max_field=1 << 24)
+    assert got[1][1][1] == "x" * ((1 << 20) - 4)
+
+
+def test_a_continuation_line_with_a_wrapped_card_id_is_a_row() -> None:
+    data = (
+        'Card ID,Timestamp,Comment\nA1,2024-01-01 10:00,"open\n'
+        " \u201cA2\u201d ,2024-01-01 10:05,x\n"
+    ).encode()
+    got = watched(data, 0, 1)
+    assert got[1][1] == "BrokenRecord"
+    assert got[2][0] == 3
+
+
+def test_size_limit_is_inclusive() -> None:
+    data = b"Card ID\nA1\n"
+    assert len(records(data, max_bytes=len(data))) == 2
+    with pytest.raises(FileRejected, match=f"larger than the limit of {len(data) - 1} bytes"):
+        records(data, max_bytes=len(data) - 1)
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        (b"Card ID,Comment\nA1,xy\x00z\n", "utf-8"),  # one NUL at an odd offset
+        (b"A\x00B\x00", "utf-16-le"),  # 4 bytes are enough
+        (b"\x00A\x00B", "utf-16-be"),
+        (b"A\x00B", "utf-8"),  # 3 bytes are not
+        # 40% / 10% thresholds: 10 pairs with 5 NULs at odd offsets is not > 40%
+        (b"a\x00" * 4 + b"aa" * 6, "utf-8"),
+        (b"a\x00" * 5 + b"aa" * 5, "utf-16-le"),
+        (b"\x00a" * 4 + b"aa" * 6, "utf-8"),
+        (b"\x00a" * 5 + b"aa" * 5, "utf-16-be"),
+        (b"a\x00" * 9 + b"\x00a", "utf-8"),  # 10% NULs at even offsets: not UTF-16
+        (b"\x00a" * 9 + b"a\x00", "utf-8"),
+        (b"a\x00" * 19 + b"\x00a", "utf-16-le"),  # 5% at even offsets: still UTF-16
+        (b"\x00a" * 19 + b"a\x00", "utf-16-be"),
+    ],
+)
+def test_encoding_detection_edges(head: bytes, expected: str) -> None:
+    assert detect_encoding(head) == expected
+
+
+@pytest.mark.parametrize(("data", "expected"), [(b"", []), (b"\r\n\r\n", [(1, []), (2, [])])])
+def test_empty_and_blank_files(data: bytes, expected: list) -> None:
+    assert records(data) == expected
+
+
+def test_lenient_quoting_keeps_stray_quotes() -> None:
+    got = records(b'Card ID,Comment\nA1,5" screen\nA2,"ok"x\n')
+    assert [r for _, r in got[1:]] == [["A1", '5" screen'], ["A2", "okx"]]
+
+
+def test_the_delimiter_is_the_majority_outside_quotes() -> None:
+    assert detect_delimiter("Card ID;Timestamp;Comment, free text;Phone\n") == ";"
+    assert detect_delimiter("a|b|c,d\n") == "|"
+    assert detect_delimiter("a;b,c\n") == ","  # a tie: the first candidate
+    assert detect_delimiter("\ufeff\n\rCard ID\tTimestamp\r") == "\t"  # a BOM-only line, CR endings
+    assert detect_delimiter("Card ID,Timestamp\rA;B;C;D\r") == ","  # CR-only line endings
+    assert detect_delimiter("") == ","
+    assert detect_delimiter("\n\n") == ","
+
+
+def test_crlf_inside_a_quoted_field_is_kept() -> None:
+    got = records(b'Card ID,Comment\r\nA1,"one\r\ntwo"\r\n')
+    assert got[1] == (2, ["A1", "one\r\ntwo"])
+
+
+def test_undecodable_bytes_late_in_the_file() -> None:
+    head = "Card ID,Comment\n" + "A1,caf\u00e9\n" * (SNIFF_BYTES // 9 + 10)
+    data = head.encode() + b"A2,\xf0\x9f\x98x\x81y\n"
+    assert records(data)[-1][1] == ["A2", "\u00f0\u0178\u02dcx\x81y"]  # cp1252 per byte
+    utf16 = codecs.BOM_UTF16_LE + "Card ID,C\nA1,".encode("utf-16-le") + b"\x00\xd8x\x00\n\x00"
+    assert records(utf16)[-1][1] == ["A1", "\ufffdx"]  # a lone surrogate: replaced
+
+
+def test_nul_bytes_on_several_lines_are_all_counted() -> None:
+    source = open_csv(io.BytesIO(b"Card ID,Comment\nA1,x\x00y\x00\nA2,\x00z\n"), 1 << 20)
+    got = list(source.records(100))
+    assert [r for _, r in got[1:]] == [["A1", "xy"], ["A2", "z"]]
+    assert source.nul_bytes_removed == 3
+
+
+def test_malformed_csv_names_the_line() -> None:
+    data = b'Card ID,Comment\nA1,ok\nA2,"never closed\n' + b"x" * 5000
+    with pytest.raises(FileRejected, match="malformed CSV in the record starting on line 3"):
+        records(data, max_field=1000)

@@ -173,3 +173,20 @@ def test_low_remaining_time_leaves_messages_for_retry_without_touching_them(
     failed = {f["itemIdentifier"] for f in result["batchItemFailures"]}
     assert failed == {r["messageId"] for r in event["Records"]}
     assert files_in_db(db) == []
+
+
+def test_redelivery_counts_no_metric_and_leaves_the_s3_report_alone(
+    ingest_app: Any, s3: Any, db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put(s3, DELIVERED_KEY, "acme utf8-bom semicolon - Delivered.csv")
+    event = load_event("sqs_s3_put.json")
+    ingest_app.handler(event, FakeContext())
+    s3.delete_object(Bucket=BUCKET, Key=f"reports/{DELIVERED_KEY}.json")
+    metrics: list[str] = []
+    monkeypatch.setattr(ingest_app.metrics, "add_metric", lambda name, **_: metrics.append(name))
+    result = ingest_app.handler(copy.deepcopy(event), FakeContext())
+    assert result == {"batchItemFailures": []}
+    assert metrics == []
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix="reports/").get("KeyCount", 0)
+    assert listed == 0  # not rewritten
+    assert files_in_db(db) == [(DELIVERED_KEY, "applied", 3)]

@@ -10,8 +10,8 @@ import pytest
 
 from cardstatus.cards import find_card_status
 from cardstatus.config import load_settings
+from cardstatus.ingest import ingest_path
 from cardstatus.migrate import apply_migrations, available_migrations, migrations_fingerprint
-from cardstatus.pipeline import ingest_path
 from cardstatus_dev.database import drop_database, ensure_database
 from fixture_paths import EVENTS
 

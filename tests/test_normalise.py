@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -14,6 +15,7 @@ from cardstatus.normalise import (
     COMMENT_MAX_CHARS,
     HeaderMap,
     Phone,
+    StatusVocabulary,
     TimestampParser,
     _normalise_phone_reference,
     _phone_fast,
@@ -24,6 +26,7 @@ from cardstatus.normalise import (
     map_headers,
     normalise_card_id,
     normalise_phone,
+    vocabulary,
 )
 from fixture_paths import PARTNER_SAMPLES
 
@@ -438,10 +441,12 @@ def test_timestamp_unknown_timezone_is_a_configuration_error() -> None:
         ('"""ZYW8827"""', "ZYW8827"),
         ("\ufeffZYW8827", "ZYW8827"),
         ("ZYW8827\t", "ZYW8827"),
-        ("zyw8827", "zyw8827"),  # case kept as given
+        ("zyw8827", "ZYW8827"),  # case-insensitive: stored upper-case (SPEC §2 12-01)
+        ("Zyw8827", "ZYW8827"),
+        ("\u3000zyw8827\x85", "ZYW8827"),  # whitespace outside the trim set: second pass
         ("A", "A"),
         ("7", "7"),
-        ("ABC_123-x", "ABC_123-x"),
+        ("ABC_123-x", "ABC_123-X"),
         ("A" * 64, "A" * 64),
         ("1234567890123456", "1234567890123456"),
     ],
@@ -593,11 +598,26 @@ def test_classify_reason_mapping_order_and_case() -> None:
         ("", None),
         ("   ", None),
         ("unknown", None),
-        ("in transit", None),
         ("Delivery", None),
-        ("Undelivered", None),
-        ("not delivered", None),
-        ("Non-delivered", None),
+        # the vocabulary (SPEC §2 12-01)
+        ("Undelivered", CardStatus.DELIVERY_EXCEPTION),
+        ("not delivered", CardStatus.DELIVERY_EXCEPTION),
+        ("Non-delivered", CardStatus.DELIVERY_EXCEPTION),
+        ("Collected", CardStatus.PICKED_UP),
+        ("Picked", CardStatus.PICKED_UP),
+        ("SHIPPED", CardStatus.PICKED_UP),
+        ("Delivery failed", CardStatus.DELIVERY_EXCEPTION),
+        ("Failed delivery", CardStatus.DELIVERY_EXCEPTION),
+        ("Attempted \u2013 no answer", CardStatus.DELIVERY_EXCEPTION),
+        ("attempted", CardStatus.DELIVERY_EXCEPTION),
+        ("Undeliverable", CardStatus.DELIVERY_EXCEPTION),
+        ("RTO", CardStatus.RETURNED),
+        ("rto", CardStatus.RETURNED),
+        ("RTO Delivered", CardStatus.RETURNED),
+        ("Return to origin", CardStatus.RETURNED),
+        ("Delivered at 2nd attempt", CardStatus.DELIVERED),  # 'attempt' only at the start
+        ("Shipment delivered", CardStatus.DELIVERED),
+        ("Reported", None),  # 'rto' only as a whole word
     ],
 )
 def test_event_type_from_value(raw: str | None, status: CardStatus | None) -> None:
@@ -619,13 +639,66 @@ def test_event_type_from_value(raw: str | None, status: CardStatus | None) -> No
         ("DELIVERED.CSV", CardStatus.DELIVERED),
         ("report.csv", None),
         ("deliveries.csv", None),
-        ("undelivered.csv", None),
+        ("undelivered.csv", CardStatus.DELIVERY_EXCEPTION),
+        ("Delivered and Returned.csv", None),  # ambiguous
+        ("pickup-delivered.csv", None),
+        ("In transit.csv", None),
+        ("acme RTO 2024-04-01.csv", CardStatus.RETURNED),
+        ("acme Collected.csv", CardStatus.PICKED_UP),
+        ("C:\\exports\\delivered\\report.csv", None),  # only the base name counts
         ("incoming/delivered/report.csv", None),  # only the base name counts
         ("", None),
     ],
 )
 def test_event_type_from_filename(name: str, status: CardStatus | None) -> None:
     assert event_type_from_filename(name) is status
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("in transit", "is not tracked"),
+        ("In Transit", "is not tracked"),
+        ("Out for delivery", "is not tracked"),
+        ("Not collected", "is not tracked"),
+        ("Not picked up", "is not tracked"),
+        ("Delivered and Returned", "more than one event type (DELIVERED, RETURNED)"),
+        ("Picked up / returned", "more than one event type"),
+    ],
+)
+def test_event_type_from_value_rejects_untracked_and_ambiguous(raw: str, reason: str) -> None:
+    with pytest.raises(RowError, match=re.escape(reason)):
+        event_type_from_value(raw)
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("Delivered and Returned.csv", "names more than one event type (DELIVERED and RETURNED)"),
+        ("Out for delivery.csv", "names a status that is not tracked"),
+        ("report.csv", "mentions none of pickup, exception, delivered, return"),
+    ],
+)
+def test_file_event_type_says_why_not(name: str, why: str) -> None:
+    status, got = vocabulary().file_event_type(name)
+    assert status is None
+    assert got is not None and why in got
+    with pytest.raises(FileRejected, match=re.escape(why)):
+        vocabulary().require_file_event_type(name)
+
+
+def test_partner_status_words_extend_and_override_the_defaults() -> None:
+    words = vocabulary(
+        (("handed over", "DELIVERED"), ("Parked", "UNTRACKED"), ("RTO", "DELIVERED"))
+    )
+    assert words.from_value("Handed over to guard") is CardStatus.DELIVERED
+    assert words.from_value("RTO") is CardStatus.DELIVERED  # the partner's word wins
+    assert words.from_filename("acme handed-over 2024.csv") is CardStatus.DELIVERED
+    with pytest.raises(RowError, match="is not tracked"):
+        words.from_value("parked")
+    assert event_type_from_value("Handed over") is None  # only for that partner
+    with pytest.raises(ValueError, match="unknown status"):
+        StatusVocabulary([("x", "LOST")])
 
 
 # --------------------------------------------------------------------------- headers

@@ -345,15 +345,15 @@ def test_card_id_result_always_matches_the_rule(raw: str) -> None:
     except RowError as exc:
         assert len(str(exc)) < 160
         return
-    assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", result)
-    assert result in raw  # trimmed only, case kept
+    assert re.fullmatch(r"[A-Z0-9][A-Z0-9_-]{0,63}", result)
+    assert result in raw.upper()  # trimmed and upper-cased only
 
 
 @PROPS
 @given(card_ids, st.sampled_from(["", " ", "  ", "\t", '"', "'", '"""']))
-def test_card_id_wrapped_in_blanks_or_quotes_is_kept_as_given(card: str, wrap: str) -> None:
+def test_card_id_wrapped_in_blanks_or_quotes_is_kept_upper_cased(card: str, wrap: str) -> None:
     closing = wrap[::-1]
-    assert normalise_card_id(f"{wrap}{card}{closing}") == card
+    assert normalise_card_id(f"{wrap}{card}{closing}") == card.upper()
 
 
 # --------------------------------------------------------------------------- comments

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -21,11 +22,17 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cardstatus.config import settings
+from cardstatus import events
+from cardstatus.config import event_settings, settings
 from cardstatus.db import TRANSIENT_DB_ERRORS, LazyConnection, aws_client
 from cardstatus.model import redact_phones
-from cardstatus.pipeline import s3_key_from_event
-from cardstatus.s3ingest import S3ObjectRef, failure_report, ingest_s3_object, put_report
+from cardstatus.s3ingest import (
+    S3ObjectRef,
+    failure_report,
+    ingest_s3_object,
+    put_report,
+    s3_key_from_event,
+)
 
 logger = Logger()
 metrics = Metrics()
@@ -34,6 +41,7 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 
 DB = LazyConnection()
 _s3: Any = None
+_events: Any = None
 # Stop taking new messages when less than this is left; they are retried by SQS instead.
 MIN_REMAINING_MS = int(os.environ.get("INGEST_MIN_REMAINING_MS", "20000"))
 
@@ -43,6 +51,13 @@ def s3_client() -> Any:
     if _s3 is None:
         _s3 = aws_client("s3")
     return _s3
+
+
+def events_client() -> Any:
+    global _events
+    if _events is None:
+        _events = events.events_client()
+    return _events
 
 
 def objects_in(body: dict[str, Any]) -> list[S3ObjectRef]:
@@ -79,10 +94,12 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
         logger.info("ignoring message without created objects", extra={"event": body.get("Event")})
         return
     for ref in refs:
-        _ingest_one(ref, attempt=int(record.attributes.approximate_receive_count or 0))
+        _ingest_one(ref, int(record.attributes.approximate_receive_count or 0), lambda_context)
 
 
-def _ingest_one(ref: S3ObjectRef, attempt: int) -> None:
+def _ingest_one(
+    ref: S3ObjectRef, attempt: int, lambda_context: LambdaContext | None = None
+) -> None:
     cfg = settings()
     try:
         report = ingest_s3_object(DB.get(), s3_client(), ref, cfg)
@@ -94,6 +111,14 @@ def _ingest_one(ref: S3ObjectRef, attempt: int) -> None:
         DB.discard()
         _report_failure(ref, f"{exc.__class__.__name__}: {str(exc)[:200]}", attempt)
         raise
+    if report.get("redelivery"):
+        # Counted and reported when first ingested (README "Partner files and reports").
+        logger.info(
+            "redelivery of an ingested object; nothing to do",
+            extra={"key": ref.key, "outcome": report["outcome"], "file_id": report.get("file_id")},
+        )
+        _publish_events(report, lambda_context)  # what a crash after its commit left pending
+        return
     counts = report.get("counts", {})
     metrics.add_metric(name=f"Files_{report['outcome']}", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="RowsAccepted", unit=MetricUnit.Count, value=counts.get("accepted", 0))
@@ -111,6 +136,52 @@ def _ingest_one(ref: S3ObjectRef, attempt: int) -> None:
             "timings": report.get("timings"),
         },
     )
+    _publish_events(report, lambda_context)
+
+
+def _publish_events(report: dict[str, Any], lambda_context: LambdaContext | None) -> None:
+    """After the file's commit: publish its status-change events, best effort (README Events).
+
+    Whatever is not published here (bus down, time budget spent) stays pending in the outbox
+    and the sweeper function publishes it; nothing here fails or retries the file."""
+    cfg = event_settings()
+    if not cfg.enabled or report.get("outcome") != "applied":
+        return
+    budget_s = cfg.publish_budget_s
+    if lambda_context is not None:
+        left_ms = lambda_context.get_remaining_time_in_millis() - MIN_REMAINING_MS
+        budget_s = min(budget_s, left_ms / 1e3)
+    try:
+        result = events.publish_report(
+            DB.get(),
+            events_client(),
+            report,
+            cfg=cfg,
+            deadline=time.monotonic() + max(budget_s, 0.0),
+        )
+    except Exception as exc:
+        DB.discard()
+        metrics.add_metric(name="EventsPublishFailed", unit=MetricUnit.Count, value=1)
+        logger.warning(
+            "could not publish the file's events; the sweeper will",
+            extra={"file_id": report.get("file_id"), "error": redact_phones(str(exc))[:200]},
+        )
+        return
+    if result is None:  # the file changed no card's status
+        return
+    metrics.add_metric(name="EventsPublished", unit=MetricUnit.Count, value=result.published)
+    metrics.add_metric(name="EventsPublishFailed", unit=MetricUnit.Count, value=result.failed)
+    if result.failed or result.error or result.timed_out:
+        logger.warning(
+            "some events left pending for the sweeper",
+            extra={
+                "file_id": report.get("file_id"),
+                "published": result.published,
+                "failed": result.failed,
+                "error": result.error,
+                "timed_out": result.timed_out,
+            },
+        )
 
 
 def _report_failure(ref: S3ObjectRef, reason: str, attempt: int) -> None:

@@ -22,7 +22,7 @@ SAMPLE_NATIONALS = ["551112233", "551112244", "585949016", "585949015", "5859490
 def ingested(db: Any) -> dict[str, dict[str, Any]]:
     """The 11 sample files, ingested as partner acme; reports by file name."""
     from cardstatus.config import settings
-    from cardstatus.pipeline import ingest_path
+    from cardstatus.ingest import ingest_path
 
     reports = {}
     for path in PARTNER_FILES:

@@ -27,7 +27,7 @@ def _get(url: str) -> tuple[int, Any]:
 @pytest.fixture
 def sample_server(api_module: Any, db: Any) -> Iterator[str]:
     from cardstatus.config import settings
-    from cardstatus.pipeline import ingest_path
+    from cardstatus.ingest import ingest_path
     from cardstatus_dev.serve import make_server
 
     files = sorted(SAMPLES.glob("*.csv"))

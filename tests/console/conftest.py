@@ -68,7 +68,7 @@ def seed_console_database(url: str) -> None:
     import psycopg2
 
     from cardstatus.config import load_settings
-    from cardstatus.pipeline import SourceInfo, ingest_retrying
+    from cardstatus.ingest import SourceInfo, ingest_retrying
 
     conn = psycopg2.connect(url)
     try:

@@ -5,11 +5,8 @@ from __future__ import annotations
 import http.client
 import json
 import re
-import urllib.error
-import urllib.request
 from urllib.parse import urlsplit
 
-import pytest
 from playwright.sync_api import Page, expect
 
 # What the sample partner files hold (conftest ingests them, file ids 32..42): ZYW8890 was
@@ -265,21 +262,10 @@ def test_unknown_file_is_a_404_alert(page: Page) -> None:
     expect(page.get_by_role("alert")).to_contain_text("Not found (404)")
 
 
-def _void_route_exists(console_url: str) -> bool:
-    request = urllib.request.Request(f"{console_url}/files/999999/void", data=b"{}", method="POST")
-    try:
-        urllib.request.urlopen(request, timeout=5)
-    except urllib.error.HTTPError as exc:
-        return json.loads(exc.read())["error"]["message"] != "no such route"
-    return True
-
-
-def test_void_a_file_asks_for_a_reason_and_shows_the_result(
-    page: Page, sent, screenshot, console_url: str
-) -> None:
-    if not _void_route_exists(console_url):
-        pytest.skip("POST /files/{file_id}/void comes with the void function (not served yet)")
-    page.goto("/console?file=41")
+def test_void_a_file_asks_for_a_reason_and_shows_the_result(page: Page, sent, screenshot) -> None:
+    # file 34 (acme mixed status column): its cards (QRK1007, QRK1008) appear in no other test,
+    # which share this database
+    page.goto("/console?file=34")
     button = page.get_by_role("button", name="Void file…")
     expect(button).to_be_enabled()
     button.click()
@@ -290,8 +276,8 @@ def test_void_a_file_asks_for_a_reason_and_shows_the_result(
     dialog.get_by_label("Reason").fill("wrong partner: uploaded to acme by mistake")
     screenshot(page, "void-dialog", full_page=False)
     dialog.get_by_role("button", name="Void file").click()
-    expect(page.locator("#void-result")).to_contain_text('"voided_by": "local-user"')
-    voids = [(m, u, b) for m, u, b in sent.api() if urlsplit(u).path == "/files/41/void"]
+    expect(page.locator("#void-result")).to_contain_text('"voided": true')
+    voids = [(m, u, b) for m, u, b in sent.api() if urlsplit(u).path == "/files/34/void"]
     assert len(voids) == 1 and voids[0][0] == "POST"
     assert json.loads(voids[0][2]) == {"reason": "wrong partner: uploaded to acme by mistake"}
     # reloaded: now voided, the button disabled

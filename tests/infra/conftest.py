@@ -78,3 +78,9 @@ def prod(synth: Callable[[str], Synthesised]) -> Synthesised:
 @pytest.fixture(scope="session")
 def private_api() -> Synthesised:
     return synthesise("dev", {"api": {"endpointType": "private"}})
+
+
+@pytest.fixture(scope="session")
+def account_role_api() -> Synthesised:
+    """dev with the account-wide API Gateway CloudWatch role switched on (off by default)."""
+    return synthesise("dev", {"api": {"createCloudWatchRole": True}})

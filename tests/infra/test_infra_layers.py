@@ -98,7 +98,7 @@ def test_deps_layer_is_arm64_without_boto3_tests_or_pandas() -> None:
     assert unzipped_mb < 60
 
 
-@pytest.mark.parametrize("name", ["api", "ingest", "migrate"])
+@pytest.mark.parametrize("name", ["api", "ingest", "migrate", "sweeper"])
 def test_function_asset_is_its_handler_package_only(name: str) -> None:
     """Each function ships functions/__init__.py and functions/<name>/ only, so its handler
     `functions.<name>.app.handler` imports the same way in Lambda as in the tests."""

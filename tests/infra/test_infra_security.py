@@ -53,7 +53,8 @@ def _json_blob(value: Any) -> str:
 
 def test_handlers_are_importable_package_paths(dev: Any) -> None:
     handlers = sorted(v["Properties"]["Handler"] for v in _app_functions(dev).values())
-    assert handlers == [f"functions.{n}.app.handler" for n in ("api", "ingest", "migrate")]
+    names = ("api", "ingest", "migrate", "sweeper", "void")
+    assert handlers == [f"functions.{n}.app.handler" for n in names]
 
 
 # -- storage -------------------------------------------------------------------------------
@@ -88,7 +89,7 @@ def test_every_bucket_and_queue_and_topic_denies_plain_http(dev: Any) -> None:
         + list(dev.of_type("AWS::SQS::QueuePolicy").values())
         + list(dev.of_type("AWS::SNS::TopicPolicy").values())
     )
-    assert len(policies) == 2 + 2 + 1
+    assert len(policies) == 2 + 2 + 1 + 2  # + the example event consumer queue and DLQ
     for res in policies:
         statements = res["Properties"]["PolicyDocument"]["Statement"]
         assert any(
@@ -131,7 +132,8 @@ def test_partner_roles_write_only_their_own_prefix(dev: Any) -> None:
 
 
 def test_queue_encrypted_with_dlq_and_long_visibility(dev: Any) -> None:
-    queues = dev.of_type("AWS::SQS::Queue")
+    # (the example event consumer's queues are tested in test_infra_events.py)
+    queues = {k: v for k, v in dev.of_type("AWS::SQS::Queue").items() if k.startswith("Queueing")}
     assert len(queues) == 2
     for q in queues.values():
         assert "KmsMasterKeyId" in q["Properties"]
@@ -186,9 +188,10 @@ def test_vpc_has_no_internet_path_and_only_needed_endpoints(dev: Any) -> None:
         )
         for e in endpoints
     )
-    assert len(kinds) == 2
+    assert len(kinds) == 3
     assert any(t == "Gateway" and ".s3" in name for t, name in kinds)
     assert any(t == "Interface" and "secretsmanager" in name for t, name in kinds)
+    assert any(t == "Interface" and ".events" in name for t, name in kinds)  # infra/events.py
 
 
 def test_database_encrypted_private_tls_only(dev: Any, prod: Any) -> None:
@@ -232,7 +235,7 @@ def test_database_reachable_only_from_known_security_groups(dev: Any) -> None:
 def test_functions_arm64_py312_in_vpc_traced_with_both_layers(dev: Any) -> None:
     fns = _app_functions(dev)
     names = sorted(k.removeprefix("Functions")[:3] for k in fns)
-    assert names == ["Api", "Ing", "Mig"]
+    assert names == ["Api", "Ing", "Mig", "Swe", "Voi"]
     for fn in fns.values():
         props = fn["Properties"]
         assert props["Runtime"] == "python3.12"
@@ -275,7 +278,8 @@ def test_ingest_reads_incoming_writes_reports_only(dev: Any) -> None:
         "Properties"
     ]["Environment"]["Variables"]
     assert env["INCOMING_PREFIX"] == "incoming/" and env["REPORTS_PREFIX"] == "reports/"
-    assert "DB_SECRET_ARN" in env
+    # Its own role with an IAM token, directly to the instance (test_infra_hardening.py).
+    assert "DB_SECRET_ARN" not in env and env["DB_IAM_AUTH"] == "true"
 
 
 def test_no_wildcard_actions_and_no_wildcard_resources_on_data(dev: Any, prod: Any) -> None:
@@ -322,7 +326,8 @@ def test_query_parameters_validated(dev: Any) -> None:
 
 def test_stage_logging_tracing_throttling(dev: Any) -> None:
     stage = next(iter(dev.of_type("AWS::ApiGateway::Stage").values()))["Properties"]
-    assert stage["TracingEnabled"] is True
+    # API Gateway tracing records the full URL (?user_phone=...): off (SPEC §10).
+    assert stage.get("TracingEnabled", False) is False
     settings = stage["MethodSettings"][0]
     assert settings["DataTraceEnabled"] is False
     assert settings["LoggingLevel"] == "ERROR"
@@ -354,7 +359,7 @@ def test_private_endpoint_option_denies_other_sources(private_api: Any) -> None:
     api = next(iter(private_api.of_type("AWS::ApiGateway::RestApi").values()))["Properties"]
     assert api["EndpointConfiguration"]["Types"] == ["PRIVATE"]
     deny = [s for s in api["Policy"]["Statement"] if s["Effect"] == "Deny"]
-    assert deny and "aws:SourceVpce" in deny[0]["Condition"]["StringNotEquals"]
+    assert any("aws:SourceVpce" in d["Condition"].get("StringNotEquals", {}) for d in deny)
 
 
 # -- migrations, monitoring ----------------------------------------------------------------

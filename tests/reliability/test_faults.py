@@ -16,7 +16,7 @@ import rel_support as rs
 
 from cardstatus import config
 from cardstatus.config import load_settings
-from cardstatus.pipeline import SourceInfo, ingest
+from cardstatus.ingest import SourceInfo, ingest
 
 GOOD = (
     b"Card ID,User contact,Timestamp,Comment\r\n"

@@ -190,3 +190,95 @@ def test_every_formatting_quirk_renders_and_parses(db: Any) -> None:
 
 
 # --- shrunk counterexamples, kept as fixed regression tests -----------------------------------
+
+
+# --- conflicting copies: any order of files gives the same state (SPEC §3, 12-01) ----------
+
+_CONFLICT_PHONES = ("", "0501111111", "0502222222", "971503333333")
+_CONFLICT_COMMENTS = ("", "left at door", "User not available", "Refused", "zz")
+_CONFLICT_TIMES = ("2024-01-01T10:00:00Z", "2024-01-01T12:00:00Z", "2024-01-02T09:30:00Z")
+_CONFLICT_WORDS = ("Pickup", "Delivery exceptions", "Delivered", "Returned")
+
+
+@st.composite
+def conflicting_files(draw: Any) -> tuple[list[tuple[str, str, bytes]], list[int], list[int]]:
+    """Files (partner, key, bytes) that carry the same events with different fields, and two
+    random orders of them."""
+    files = []
+    for i in range(draw(st.integers(2, 4))):
+        rows = draw(
+            st.lists(
+                st.tuples(
+                    st.integers(0, 3),  # card
+                    st.integers(0, len(_CONFLICT_TIMES) - 1),
+                    st.integers(0, len(_CONFLICT_PHONES) - 1),
+                    st.integers(0, len(_CONFLICT_COMMENTS) - 1),
+                    st.integers(0, 2),  # partner row id
+                ),
+                min_size=1,
+                max_size=8,
+            )
+        )
+        lines = ["ID,Card ID,Timestamp,Phone,Comment"]
+        lines += [
+            f"r{rid},CC{card},{_CONFLICT_TIMES[t]},{_CONFLICT_PHONES[p]},{_CONFLICT_COMMENTS[c]}"
+            for card, t, p, c, rid in rows
+        ]
+        word = draw(st.sampled_from(_CONFLICT_WORDS))
+        partner = draw(st.sampled_from(("acme", "zeta")))
+        data = ("\r\n".join(lines) + "\r\n").encode()
+        files.append((partner, f"incoming/{partner}/f{i} - {word}.csv", data))
+    n = len(files)
+    return files, draw(st.permutations(range(n))), draw(st.permutations(range(n)))
+
+
+def _full_state(db: Any) -> tuple[Any, ...]:
+    cards, history = rs.db_state(db)
+    with db.cursor() as cur:
+        cur.execute(
+            "SELECT e.card_id, e.status::text, e.occurred_at, e.partner_row_id, f.object_key,"
+            " e.source_line FROM card_event e JOIN ingested_file f ON f.id = e.source_file_id"
+            " ORDER BY 1, 2, 3"
+        )
+        sources = cur.fetchall()
+        cur.execute(
+            "SELECT f.object_key, c.card_id, c.status::text, c.occurred_at, c.line, c.phone,"
+            " c.comment, c.reason, c.partner_row_id, c.partner FROM event_copy c"
+            " JOIN ingested_file f ON f.id = c.file_id ORDER BY 1, 2, 3, 4"
+        )
+        copies = cur.fetchall()
+        cur.execute("SELECT card_id, phone_at, phone_rank::text FROM card ORDER BY card_id")
+        phone_events = cur.fetchall()
+    db.commit()
+    return cards, history, sources, copies, phone_events
+
+
+def _check_outbox(db: Any) -> None:
+    """Versions strictly increase per card; the last event of a card is its current status."""
+    with db.cursor() as cur:
+        cur.execute("SELECT card_id, card_version, detail FROM status_outbox ORDER BY id")
+        rows = cur.fetchall()
+        cur.execute("SELECT card_id, status::text, version FROM card")
+        current = {r[0]: (r[1], r[2]) for r in cur.fetchall()}
+    db.commit()
+    last: dict[str, tuple[int, str]] = {}
+    for card_id, version, detail in rows:
+        assert version > last.get(card_id, (0, ""))[0]
+        last[card_id] = (version, detail["status"])
+    assert {c: (s, v) for c, (v, s) in last.items()} == current
+
+
+@settings(settings.get_profile("reliability-default"))
+@given(scenario=conflicting_files())
+def test_conflicting_copies_in_any_order_give_identical_state(db: Any, scenario: Any) -> None:
+    files, first_order, second_order = scenario
+    states = []
+    for order in (first_order, second_order):
+        rs.reset(db)
+        for i in order:
+            partner, key, data = files[i]
+            report = rs.ingest_bytes(db, data, key, partner=partner)
+            rs.assert_report_accounts_for_every_row(report)
+        _check_outbox(db)
+        states.append(_full_state(db))
+    assert states[0] == states[1]

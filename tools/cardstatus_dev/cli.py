@@ -1,9 +1,10 @@
-"""`cardstatus` command line: migrate, ingest, status, files, file, stuck, serve, local,
-console, openapi."""
+"""`cardstatus` command line: migrate, ingest, status, files, file, stuck, events, void, serve,
+local, console, openapi."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import os
@@ -59,8 +60,8 @@ class _Progress:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from cardstatus.config import settings
     from cardstatus.db import connect
+    from cardstatus.ingest import ingest_path
     from cardstatus.migrate import apply_migrations
-    from cardstatus.pipeline import ingest_path
 
     missing = [p for p in args.paths if not os.path.isfile(p)]
     if missing:
@@ -104,6 +105,68 @@ def cmd_status(args: argparse.Namespace) -> int:
     finally:
         conn.close()
     print(json.dumps(result, indent=2, default=str))
+    return EXIT_OK
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    """The status-change outbox as JSON Lines, oldest first (README "Events")."""
+    from datetime import datetime
+
+    from cardstatus.db import connect
+    from cardstatus.errors import error_body
+    from cardstatus.events import list_outbox
+
+    since = None
+    if args.since:
+        try:
+            since = datetime.fromisoformat(args.since)
+        except ValueError:
+            message = f"--since must be an ISO 8601 time, got {args.since!r}"
+            print(json.dumps(error_body("invalid_parameter", message)))
+            return EXIT_USAGE
+        if since.tzinfo is None:
+            message = "--since needs a UTC offset or Z (e.g. 2026-12-01T08:00:00Z)"
+            print(json.dumps(error_body("invalid_parameter", message)))
+            return EXIT_USAGE
+    _use_database(args)
+    conn = connect()
+    try:
+        for line in list_outbox(conn, card_id=args.card_id, since=since, pending=args.pending):
+            sys.stdout.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # `cardstatus events | head`
+        pass
+    finally:
+        conn.close()
+    return EXIT_OK
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name (e.g. a container without a passwd entry)
+        return "unknown"
+
+
+def cmd_void(args: argparse.Namespace) -> int:
+    """Void one applied file (README "Voiding a file"): one JSON object, exit 0; an unknown id
+    or a file that was never applied: a JSON error, exit 1, nothing changes."""
+    from cardstatus.db import connect
+    from cardstatus.errors import RequestError, error_body
+    from cardstatus.migrate import apply_migrations
+    from cardstatus.void import void_retrying
+
+    _use_database(args)
+    conn = connect()
+    try:
+        apply_migrations(conn)
+        result = void_retrying(conn, args.file_id, args.reason, args.actor or _os_user())
+    except RequestError as exc:
+        print(json.dumps(error_body(exc.code, exc.message)))
+        return EXIT_FAILED
+    finally:
+        conn.close()
+    print(json.dumps(result.to_json()), flush=True)
     return EXIT_OK
 
 
@@ -293,6 +356,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--phone")
     p.add_argument("--database-url", help=db_help)
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser(
+        "events", help="print status-change events (the outbox) as JSON Lines, oldest first"
+    )
+    p.add_argument("--card-id", help="only this card's events")
+    p.add_argument("--since", metavar="ISO", help="only events emitted at or after this time")
+    p.add_argument("--pending", action="store_true", help="only events not yet published")
+    p.add_argument("--database-url", help=db_help)
+    p.set_defaults(func=cmd_events)
+
+    p = sub.add_parser(
+        "void",
+        help="void an applied file: the state becomes what it would be without it (JSON)",
+    )
+    p.add_argument("file_id", type=int, metavar="FILE_ID", help="the file's id (its report)")
+    p.add_argument("--reason", required=True, help="why (kept with the file and in its report)")
+    p.add_argument("--actor", help="who voids it (default: the OS user name)")
+    p.add_argument("--database-url", help=db_help)
+    p.set_defaults(func=cmd_void)
 
     p = sub.add_parser("files", help="recent ingested files, newest first; one JSON per line")
     p.add_argument("--partner", help="only this partner")

@@ -1,6 +1,7 @@
 """`cardstatus local`: the whole service on this machine, on real parts.
 
-PostgreSQL (embedded unless DATABASE_URL/--database-url), moto in server mode as S3 + SQS,
+PostgreSQL (embedded unless DATABASE_URL/--database-url), moto in server mode as S3 + SQS
+(+ EventBridge for status-change events, see local_events),
 a poller that hands SQS batches to the real ingest handler exactly as Lambda's event source
 mapping would (batches, partial failures, visibility timeout, DLQ after maxReceiveCount), and
 the real API handler on http://127.0.0.1:3000. Bucket, queue and notification settings come
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cardstatus_dev.local_events import LOCAL_BUS, LocalEvents
 from cardstatus_dev.paths import import_function, repo_root
 
 LOCAL_BUCKET = "cardstatus-local-partner-files"
@@ -207,7 +209,7 @@ class IngestPoller(threading.Thread):
                 self._announce(s3, message, message["MessageId"] in failed)
 
     def _announce(self, s3: Any, message: dict[str, Any], failed: bool) -> None:
-        from cardstatus.pipeline import s3_key_from_event
+        from cardstatus.s3ingest import s3_key_from_event
 
         try:
             records = json.loads(message["Body"]).get("Records", [])
@@ -243,7 +245,7 @@ def with_version_ids(s3: Any, body: str) -> str:
         obj = record.get("s3", {}).get("object", {})
         if obj.get("versionId") or not obj.get("eTag") or not obj.get("key"):
             continue
-        from cardstatus.pipeline import s3_key_from_event
+        from cardstatus.s3ingest import s3_key_from_event
 
         key = s3_key_from_event(obj["key"])
         try:
@@ -378,6 +380,7 @@ def run_local(args: argparse.Namespace) -> int:
     qs = shared_settings()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=args.s3_port, verbose=False)
     poller: IngestPoller | None = None
+    events: LocalEvents | None = None
     api: Any = None
     moto_started = False
     try:
@@ -394,6 +397,7 @@ def run_local(args: argparse.Namespace) -> int:
             AWS_SECRET_ACCESS_KEY=os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
             REPORTS_PREFIX=qs.reports_prefix,
             INCOMING_PREFIX=qs.incoming_prefix,
+            EVENT_BUS_NAME=LOCAL_BUS,
             POWERTOOLS_TRACE_DISABLED="true",
             POWERTOOLS_METRICS_NAMESPACE=os.environ.get(
                 "POWERTOOLS_METRICS_NAMESPACE", "CardStatus"
@@ -406,7 +410,9 @@ def run_local(args: argparse.Namespace) -> int:
         # Both handler modules are imported here, one after the other, before any thread runs.
         api = make_server(args.host, args.port)
         poller = IngestPoller(aws, qs)
+        events = LocalEvents(aws.client, import_function("sweeper").handler)
         poller.start()
+        events.start()
         threading.Thread(target=api.serve_forever, name="api", daemon=True).start()
         _print_banner(args, aws, qs, endpoint, db_url, time.monotonic() - started)
         if not args.no_samples and _database_is_empty(db_url):
@@ -422,6 +428,8 @@ def run_local(args: argparse.Namespace) -> int:
     finally:
         if poller is not None:
             poller.stopping.set()
+        if events is not None:
+            events.stop()
         if api is not None:
             api.shutdown()
             api.server_close()
@@ -458,6 +466,8 @@ cardstatus is running (ready in {ready_s:.1f}s)
   upload       aws --endpoint-url {endpoint} s3 cp file.csv s3://{LOCAL_BUCKET}/{qs.incoming_prefix}acme/
   reports      aws --endpoint-url {endpoint} s3 ls --recursive s3://{LOCAL_BUCKET}/{qs.reports_prefix}
   queue        {aws.queue_url} (DLQ after {qs.max_receive_count} receives: {aws.dlq_url})
+  events       EventBridge bus {LOCAL_BUS} (moto): one `event …` line each below;
+               `cardstatus events` lists them all
   database     {_describe_db(db_url)}
   console      {api_url}/console   (files, reports, stuck cards, card lookup)
   metrics      {qs_metrics_hint}

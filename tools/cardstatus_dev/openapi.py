@@ -24,16 +24,31 @@ API_DESCRIPTION = (
 )
 
 
+# Functions other than `api` that serve routes of the same REST API (their own IAM permission
+# in the stack); their routes are part of the one document.
+OTHER_FUNCTIONS = ("void",)
+
+
 def openapi_schema(resolver: Any = None) -> dict[str, Any]:
     """The OpenAPI 3 document of the API as a dict (resolver: the API's Powertools resolver,
-    by default `functions.api.app.app` of this checkout)."""
+    by default `functions.api.app.app` of this checkout, plus the routes of OTHER_FUNCTIONS)."""
+    resolvers = [resolver]
     if resolver is None:
-        resolver = import_function("api").app
-    doc = json.loads(
-        resolver.get_openapi_json_schema(
-            title=API_TITLE, version=API_VERSION, description=API_DESCRIPTION
+        resolvers = [import_function(name).app for name in ("api", *OTHER_FUNCTIONS)]
+    doc = _document(resolvers[0])
+    for other in resolvers[1:]:
+        extra = _document(other)
+        doc["paths"].update(extra.get("paths", {}))
+        schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+        for name, schema in extra.get("components", {}).get("schemas", {}).items():
+            if schemas.setdefault(name, schema) != schema:
+                raise ValueError(f"schema {name} differs between the functions: rename one")
+        known = {tag.get("name") for tag in doc.get("tags", [])}
+        doc.setdefault("tags", []).extend(
+            t for t in extra.get("tags", []) if t.get("name") not in known
         )
-    )
+        if not doc["tags"]:
+            del doc["tags"]
     for operations in doc.get("paths", {}).values():
         for operation in operations.values():
             operation.get("responses", {}).pop("422", None)
@@ -71,6 +86,14 @@ def head_operation(get: dict[str, Any]) -> dict[str, Any]:
         for status, response in get.get("responses", {}).items()
     }
     return head
+
+
+def _document(resolver: Any) -> dict[str, Any]:
+    return json.loads(
+        resolver.get_openapi_json_schema(
+            title=API_TITLE, version=API_VERSION, description=API_DESCRIPTION
+        )
+    )
 
 
 def referenced_schemas(root: Any, schemas: dict[str, Any]) -> set[str]:

@@ -56,6 +56,9 @@ _RESOURCES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("/stuck_cards", re.compile(r"^/stuck_cards/?$")),
 )
 
+# Resources served by a function other than the api function (as in the CDK stack).
+_OTHER_FUNCTIONS = {"/files/{file_id}/void": "void"}
+
 
 def load_api_module() -> ModuleType:
     """functions/api/app.py from this checkout (the real handler, not a copy)."""
@@ -244,9 +247,21 @@ class _ApiRequestHandler(BaseHTTPRequestHandler):
         sys.stderr.write(f'{self.client_address[0]} "-" error {args[0] if args else ""}\n')
 
 
+def route_to_functions() -> Handler:
+    """One handler for the whole REST API: each resource goes to the function that serves it
+    in the stack (POST /files/{file_id}/void: functions/void; the rest: functions/api)."""
+    api = load_api_module().handler
+    others = {res: import_function(name).handler for res, name in _OTHER_FUNCTIONS.items()}
+
+    def dispatch(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return others.get(event.get("resource", ""), api)(event, context)
+
+    return dispatch
+
+
 def make_server(host: str, port: int, handler: Handler | None = None) -> ThreadingHTTPServer:
-    """A server bound to (host, port) that runs the real API handler; call serve_forever()."""
-    api_handler = handler or load_api_module().handler
+    """A server bound to (host, port) that runs the real API handlers; call serve_forever()."""
+    api_handler = handler or route_to_functions()
     request_handler = type(
         "ApiRequestHandler",
         (_ApiRequestHandler,),

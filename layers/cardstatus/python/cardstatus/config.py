@@ -35,12 +35,17 @@ DEFAULT_REASON_KEYWORDS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class PartnerSettings:
-    """How to read one partner's files: local timezone, date order, phone region."""
+    """How to read one partner's files: local timezone, date order, phone region, status words.
+
+    status_words: extra (word, status) pairs for the status vocabulary, status one of the four
+    statuses or UNTRACKED (a tuple so that the settings stay hashable).
+    """
 
     name: str
     timezone: str = DEFAULT_TIMEZONE
     day_first: bool = True
     phone_region: str = DEFAULT_PHONE_REGION
+    status_words: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -67,8 +72,30 @@ class Settings:
         return self.partners.get(name) or self.partners.get("default") or PartnerSettings(name)
 
 
+STATUS_WORD_VALUES = ("PICKED_UP", "DELIVERY_EXCEPTION", "DELIVERED", "RETURNED", "UNTRACKED")
+
+
+def _status_words(name: str, raw: object) -> tuple[tuple[str, str], ...]:
+    """{"handed over": "DELIVERED", "parked": "untracked"} → (("handed over", "DELIVERED"), …)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        raise ValueError(f"PARTNER_CONFIG[{name!r}].status_words must be an object word -> status")
+    words = []
+    for word, value in raw.items():
+        status = str(value).strip().upper().replace(" ", "_").replace("-", "_")
+        if status not in STATUS_WORD_VALUES:
+            raise ValueError(
+                f"PARTNER_CONFIG[{name!r}].status_words[{word!r}] must be one of "
+                f"{', '.join(STATUS_WORD_VALUES)}; got {value!r}"
+            )
+        words.append((str(word), status))
+    return tuple(words)
+
+
 def _parse_partners(raw: str | None) -> dict[str, PartnerSettings]:
-    """PARTNER_CONFIG is JSON: {"<partner>": {"timezone", "day_first", "phone_region"}}."""
+    """PARTNER_CONFIG is JSON: {"<partner>": {"timezone", "day_first", "phone_region",
+    "status_words": {"<word>": "<status>|UNTRACKED"}}}."""
     partners: dict[str, PartnerSettings] = {}
     if not raw:
         return partners
@@ -82,6 +109,7 @@ def _parse_partners(raw: str | None) -> dict[str, PartnerSettings]:
             timezone=str(opts.get("timezone", DEFAULT_TIMEZONE)),
             day_first=bool(opts.get("day_first", True)),
             phone_region=str(opts.get("phone_region", DEFAULT_PHONE_REGION)).upper(),
+            status_words=_status_words(name, opts.get("status_words")),
         )
     return partners
 
@@ -143,3 +171,53 @@ def settings() -> Settings:
 def reset_settings_cache() -> None:
     """Tests and the CLI change the environment; this makes the next settings() re-read it."""
     settings.cache_clear()
+    event_settings.cache_clear()
+
+
+# -- status-change events (SPEC §8) -------------------------------------------------------
+PUT_EVENTS_MAX_ENTRIES = 10  # EventBridge PutEvents accepts at most 10 entries per call
+
+
+@dataclass(frozen=True)
+class EventSettings:
+    """How the outbox publisher reaches EventBridge. No bus name = publishing is off (rows stay
+    pending; `cardstatus events --pending` shows them)."""
+
+    bus_name: str | None = None  # EVENT_BUS_NAME
+    batch_size: int = PUT_EVENTS_MAX_ENTRIES  # EVENTS_BATCH_SIZE: entries per PutEvents (1-10)
+    max_retries: int = 3  # EVENTS_MAX_RETRIES: re-sends of entries that failed in a call
+    concurrency: int = 4  # EVENTS_PUBLISH_CONCURRENCY: PutEvents calls in flight
+    publish_budget_s: float = 60.0  # EVENTS_PUBLISH_BUDGET_S: ingest's own publish; then sweeper
+    sweep_min_age_s: float = 30.0  # EVENTS_SWEEP_MIN_AGE_S: sweeper leaves fresher rows to ingest
+    sweep_budget_s: float = 50.0  # EVENTS_SWEEP_BUDGET_S: one sweep's time (< its schedule)
+    max_age_s: int = 600  # EVENTS_MAX_AGE_S: pending longer than this = stuck (logged, alarmed)
+    connect_timeout_s: float = 2.0  # EVENTS_CONNECT_TIMEOUT_S
+    read_timeout_s: float = 5.0  # EVENTS_READ_TIMEOUT_S
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.bus_name)
+
+
+def load_event_settings() -> EventSettings:
+    env = os.environ
+    batch = int(env.get("EVENTS_BATCH_SIZE", str(PUT_EVENTS_MAX_ENTRIES)))
+    if not 1 <= batch <= PUT_EVENTS_MAX_ENTRIES:
+        raise ValueError(f"EVENTS_BATCH_SIZE must be 1-{PUT_EVENTS_MAX_ENTRIES}, got {batch}")
+    return EventSettings(
+        bus_name=env.get("EVENT_BUS_NAME") or None,
+        batch_size=batch,
+        max_retries=max(0, int(env.get("EVENTS_MAX_RETRIES", "3"))),
+        concurrency=max(1, int(env.get("EVENTS_PUBLISH_CONCURRENCY", "4"))),
+        publish_budget_s=float(env.get("EVENTS_PUBLISH_BUDGET_S", "60")),
+        sweep_min_age_s=max(0.0, float(env.get("EVENTS_SWEEP_MIN_AGE_S", "30"))),
+        sweep_budget_s=float(env.get("EVENTS_SWEEP_BUDGET_S", "50")),
+        max_age_s=int(env.get("EVENTS_MAX_AGE_S", "600")),
+        connect_timeout_s=float(env.get("EVENTS_CONNECT_TIMEOUT_S", "2")),
+        read_timeout_s=float(env.get("EVENTS_READ_TIMEOUT_S", "5")),
+    )
+
+
+@lru_cache(maxsize=1)
+def event_settings() -> EventSettings:
+    return load_event_settings()

@@ -2,8 +2,11 @@
 
 Three ways to reach the database, chosen by which settings are present:
 - DATABASE_URL (local runs, tests, CLI);
-- DB_SECRET_ARN: Secrets Manager secret with host/port/username/password/dbname (ingest, migrate);
-- DB_IAM_AUTH=true with DB_HOST/DB_USER: a short-lived IAM token, e.g. through RDS Proxy (api).
+- DB_SECRET_ARN: Secrets Manager secret with host/port/username/password/dbname (migrate, as
+  the schema owner; the master secret is otherwise for rotation and break-glass only);
+- DB_IAM_AUTH=true with DB_HOST/DB_USER: a short-lived IAM token (signed locally, no API call)
+  for the function's own login role (cardstatus/dbroles.py): ingest directly to the instance,
+  api through RDS Proxy. Role-level timeouts apply (no session SET: it would pin the proxy).
 Every AWS connection uses sslmode=verify-full with the RDS CA bundle (DB_SSLROOTCERT).
 """
 

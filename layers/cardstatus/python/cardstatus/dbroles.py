@@ -31,7 +31,7 @@ ALL: Final = (INGEST, API, VOID)
 # Role-level settings (ALTER ROLE ... SET), in milliseconds. A session SET would pin RDS Proxy
 # connections, and IAM-authenticated connections skip the session SET in db.connect().
 # statement_timeout stays below the calling function's timeout (infra.settings checks it with
-# STATEMENT_TIMEOUT_MARGIN_S to spare), so PostgreSQL ends a statement before Lambda kills the
+# the margin of FUNCTION_OF_ROLE to spare), so PostgreSQL ends a statement before Lambda kills the
 # sandbox and leaves the backend running with its locks held.
 ROLE_SETTINGS_MS: Final[dict[str, dict[str, int]]] = {
     INGEST: {
@@ -51,15 +51,21 @@ ROLE_SETTINGS_MS: Final[dict[str, dict[str, int]]] = {
     },
 }
 
-# Seconds a function keeps between its role's statement_timeout and its own timeout (time to
-# roll back, write the report, answer).
-STATEMENT_TIMEOUT_MARGIN_S: Final = 30
+# The function (cdk.json ``functions.<name>``) that logs in as each role, and the seconds it
+# keeps between the role's statement_timeout and its own timeout (time to roll back, write the
+# report, answer). infra.settings refuses a cdk.json that leaves less.
+FUNCTION_OF_ROLE: Final[dict[str, tuple[str, int]]] = {
+    INGEST: ("ingest", 30),
+    API: ("api", 2),
+    VOID: ("void", 30),
+}
 
 # The migrating session (schema owner): waits at most this long for a lock (then the deploy
 # fails and can be retried) instead of queueing every other query behind an ACCESS EXCLUSIVE
 # request; and no statement runs past the migrate function's timeout.
 MIGRATE_LOCK_TIMEOUT_MS: Final = 10_000
 MIGRATE_STATEMENT_TIMEOUT_MS: Final = 240_000
+MIGRATE_FUNCTION: Final = ("migrate", 30)
 
 
 def statement_timeout_s(role: str) -> float:

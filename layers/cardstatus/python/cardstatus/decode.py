@@ -1,6 +1,16 @@
 """Bytes → CSV records, streamed: hashing, size limit, encoding and dialect detection.
 
 Nothing here holds more than one read-ahead block (64 KiB) plus the current record in memory.
+
+Broken quoting never swallows rows (SPEC §2): once the header is known (``watch_rows``),
+every line that continues a record (a quoted field left open at the end of a line) is
+checked against the file's shape before the CSV parser gets it. A continuation line that
+reads as a data row on its own (a card-id-like cell in the card-id column and a
+timestamp-like cell in the timestamp column) means the quote was never closed: the open
+record is dropped and yielded as a ``BrokenRecord`` (a reject naming its line), and parsing
+restarts at that line. Continuation lines that do not look like rows stay part of the
+quoted field (genuine multi-line comments). Single-line records, the usual case, cost one
+attribute test per line.
 """
 
 from __future__ import annotations
@@ -9,11 +19,13 @@ import codecs
 import csv
 import hashlib
 import io
+import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
-from cardstatus.model import FileRejected
+from cardstatus.model import CARD_ID_RE, FileRejected
+from cardstatus.normalise._text import _TRIM_CHARS
 
 SNIFF_BYTES = 64 * 1024
 READ_CHUNK = 256 * 1024
@@ -25,6 +37,32 @@ MAX_RECORD_CHARS = 1 << 20
 
 class Readable(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
+
+
+class BrokenRecord(list[str]):
+    """A row whose quoted field ran into the following rows: empty, with the reject reason.
+
+    Empty so that a consumer's blank-record test (``if not record``) sees it first; the
+    consumer then tells it from a blank line by its class.
+    """
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason
+
+
+class _RunawayQuote(Exception):
+    """Raised by the line source: the next line reads as a data row but continues a record."""
+
+    def __init__(self, line: str) -> None:
+        super().__init__()
+        self.line = line
+
+
+# A cell that could be a timestamp: a 4-digit year and a time of day somewhere in it.
+_TIMESTAMP_LIKE_RE = re.compile(r"(?s)(?=.*[0-9]{4})(?=.*[0-9]:[0-9]{2})")
 
 
 def _cp1252_fallback(error: UnicodeError) -> tuple[str, int]:
@@ -151,7 +189,26 @@ class CsvSource:
     encoding: str
     delimiter: str
     nul_bytes_removed: int = 0
+    container: str = "csv"
+    warnings: list[str] = field(default_factory=list)
     _record_chars: int = 0
+    _shape: tuple[int, int] | None = None  # (card-id column, timestamp column)
+
+    def watch_rows(self, card_id: int, timestamp: int) -> None:
+        """From now on, a quoted field that runs into lines shaped like data rows is broken."""
+        self._shape = (card_id, timestamp)
+
+    def _looks_like_row(self, line: str) -> bool:
+        """Whether one physical line, parsed on its own, reads as a data row of this file."""
+        assert self._shape is not None
+        card_col, ts_col = self._shape
+        cells = next(csv.reader((line,), delimiter=self.delimiter, strict=False), [])
+        if len(cells) <= max(card_col, ts_col):
+            return False
+        card = cells[card_col].strip().strip(_TRIM_CHARS)
+        if not card.isascii() or CARD_ID_RE.fullmatch(card) is None:
+            return False
+        return _TIMESTAMP_LIKE_RE.match(cells[ts_col]) is not None
 
     def records(self, max_field_chars: int) -> Iterator[tuple[int, list[str]]]:
         errors = "cardstatus-cp1252" if self.encoding.startswith("utf-8") else "replace"
@@ -162,32 +219,62 @@ class CsvSource:
             newline="",
         )
         csv.field_size_limit(max_field_chars)
-        reader = csv.reader(
-            self._without_nul(text), delimiter=self.delimiter, quotechar='"', strict=False
-        )
-        last_line = 0
-        try:
-            for record in reader:
+        offset = 0  # physical lines before the current parser's first line
+        first: str | None = None  # a line to read again after a broken record
+        while True:
+            reader = csv.reader(
+                self._without_nul(text, first),
+                delimiter=self.delimiter,
+                quotechar='"',
+                strict=False,
+            )
+            last_line = 0
+            try:
+                for record in reader:
+                    self._record_chars = 0
+                    start = last_line + 1
+                    last_line = reader.line_num
+                    yield offset + start, record
+                return
+            except _RunawayQuote as runaway:
+                opened, row_line = offset + last_line + 1, offset + reader.line_num + 1
+                yield (
+                    opened,
+                    BrokenRecord(
+                        f"a quoted field opened on this line is not closed before line {row_line}, "
+                        "which reads as a data row: this row is rejected and the lines after it "
+                        "are read as rows (check the quotes on this line)"
+                    ),
+                )
                 self._record_chars = 0
-                start = last_line + 1
-                last_line = reader.line_num
-                yield start, record
-        except csv.Error as exc:
-            raise FileRejected(
-                f"malformed CSV near line {reader.line_num + 1}: {exc} "
-                f"(a field over {max_field_chars} characters usually means an unterminated quote)"
-            ) from None
+                offset, first = row_line - 1, runaway.line
+            except csv.Error as exc:
+                raise FileRejected(
+                    f"malformed CSV in the record starting on line {offset + last_line + 1}: {exc} "
+                    "(a field over "
+                    f"{max_field_chars} characters usually means an unterminated quote)"
+                ) from None
 
-    def _without_nul(self, text: io.TextIOWrapper) -> Iterator[str]:
-        """Physical lines without NUL bytes; a record over MAX_RECORD_CHARS → FileRejected."""
-        while line := text.readline(MAX_RECORD_CHARS + 1):
-            self._record_chars += len(line)
-            if self._record_chars > MAX_RECORD_CHARS:
+    def _without_nul(self, text: io.TextIOWrapper, first: str | None = None) -> Iterator[str]:
+        """Physical lines without NUL bytes; a record over MAX_RECORD_CHARS → FileRejected.
+
+        A line that continues a record but reads as a data row raises _RunawayQuote.
+        """
+        readline, limit = text.readline, MAX_RECORD_CHARS
+        line = first or readline(limit + 1)
+        while line:
+            chars = self._record_chars
+            if chars and self._shape is not None and self._looks_like_row(line):
+                raise _RunawayQuote(line)
+            chars += len(line)
+            if chars > limit:
                 raise FileRejected(f"a record is longer than {MAX_RECORD_CHARS} characters")
+            self._record_chars = chars
             if "\x00" in line:
                 self.nul_bytes_removed += line.count("\x00")
                 line = line.replace("\x00", "")
             yield line
+            line = readline(limit + 1)
 
 
 def open_csv(source: Readable, max_bytes: int) -> CsvSource:

@@ -7,14 +7,29 @@ import logging
 from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote_plus
 
 from botocore.exceptions import ClientError
 from psycopg2.extensions import connection as Connection
 
 from cardstatus.config import Settings
-from cardstatus.pipeline import SourceInfo, ingest_retrying, partner_from_key, record_rejected
+from cardstatus.ingest import SourceInfo, ingest_retrying, record_rejected
 
 logger = logging.getLogger(__name__)
+
+
+def s3_key_from_event(raw_key: str) -> str:
+    """S3 notifications URL-encode keys, with '+' for spaces."""
+    return unquote_plus(raw_key)
+
+
+def partner_from_key(key: str, incoming_prefix: str = "incoming/") -> str:
+    """incoming/<partner>/… → partner; 'default' when the key has no partner segment."""
+    if key.startswith(incoming_prefix):
+        parts = key[len(incoming_prefix) :].split("/")
+        if len(parts) > 1 and parts[0].strip():
+            return parts[0].strip()
+    return "default"
 
 
 @dataclass(frozen=True)
@@ -44,7 +59,11 @@ def put_report(s3: Any, bucket: str, key: str, report: dict[str, Any], cfg: Sett
 
 
 def ingest_s3_object(conn: Connection, s3: Any, ref: S3ObjectRef, cfg: Settings) -> dict[str, Any]:
-    """Ingest one object and write its report to reports/<key>.json in the same bucket."""
+    """Ingest one object and write its report to reports/<key>.json in the same bucket.
+
+    A redelivery (report["redelivery"] is True) answers the stored report and writes nothing:
+    its S3 report is already there.
+    """
     partner = partner_from_key(ref.key, cfg.incoming_prefix)
     get_args: dict[str, Any] = {"Bucket": ref.bucket, "Key": ref.key}
     if ref.version_id:
@@ -67,7 +86,8 @@ def ingest_s3_object(conn: Connection, s3: Any, ref: S3ObjectRef, cfg: Settings)
         report = record_rejected(
             conn, source, "object no longer exists (deleted before it was read)"
         )
-        put_report(s3, ref.bucket, ref.key, report, cfg)
+        if not report.get("redelivery"):
+            put_report(s3, ref.bucket, ref.key, report, cfg)
         return report
     source = SourceInfo(
         key=ref.key,
@@ -88,7 +108,8 @@ def ingest_s3_object(conn: Connection, s3: Any, ref: S3ObjectRef, cfg: Settings)
         return closing(body)
 
     report = ingest_retrying(conn, open_body, source, cfg)
-    put_report(s3, ref.bucket, ref.key, report, cfg)
+    if not report.get("redelivery"):
+        put_report(s3, ref.bucket, ref.key, report, cfg)
     return report
 
 

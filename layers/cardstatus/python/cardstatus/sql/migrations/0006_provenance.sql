@@ -70,7 +70,6 @@ CREATE TABLE status_outbox (
     last_error   text
 );
 CREATE INDEX status_outbox_pending ON status_outbox (id) WHERE published_at IS NULL;
-CREATE INDEX status_outbox_card ON status_outbox (card_id, id);
 
 -- 4. Grants. The roles come from 0005_roles.sql (and 0004 for the api role); each grant only
 --    when its role exists, so this migration also runs where they do not (yet).
@@ -78,6 +77,10 @@ DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'cardstatus_ingest') THEN
         GRANT SELECT, INSERT, UPDATE ON event_copy, status_outbox TO cardstatus_ingest;
+        -- the merge of a file's copies into events other files brought (sql/ingest.py):
+        -- the merged fields only, never an event's identity (card, status, time)
+        GRANT UPDATE (phone, comment, reason, partner_row_id, partner, source_file_id,
+                      source_line) ON card_event TO cardstatus_ingest;
         GRANT USAGE, SELECT ON SEQUENCE status_outbox_id_seq TO cardstatus_ingest;
     END IF;
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'cardstatus_void') THEN

@@ -1,0 +1,79 @@
+"""Outbox sweeper Lambda (every minute, EventBridge schedule): publishes every status-change
+event still pending in `status_outbox` (a crash between the ingest commit and its publish, a
+bus outage, a file larger than ingest's publish budget), then reports the outbox's state.
+
+Metrics: EventsPublished, EventsPublishFailed, OutboxPending, OutboxOldestAgeSeconds (the
+stack alarms on the last one). A failing bus does not fail the invocation (the rows stay
+pending and are tried again next minute); an unreachable database does.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from cardstatus import events
+from cardstatus.config import event_settings
+from cardstatus.db import LazyConnection
+
+logger = Logger()
+metrics = Metrics()
+
+DB = LazyConnection()
+_events: Any = None
+# Stop claiming new rows when less than this is left of the invocation.
+RESERVE_MS = 5_000
+
+
+def events_client() -> Any:
+    global _events
+    if _events is None:
+        _events = events.events_client()
+    return _events
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    cfg = event_settings()
+    remaining_s = (context.get_remaining_time_in_millis() - RESERVE_MS) / 1e3
+    budget_s = min(remaining_s, cfg.sweep_budget_s)  # runs do not overlap their schedule
+    try:
+        conn = DB.get()
+        result = events.publish_pending(
+            conn,
+            events_client(),
+            cfg=cfg,
+            deadline=time.monotonic() + max(budget_s, 0.0),
+        )
+        pending, oldest_s = events.outbox_stats(conn)
+    except Exception:
+        DB.discard()
+        raise
+    metrics.add_metric(name="EventsPublished", unit=MetricUnit.Count, value=result.published)
+    metrics.add_metric(name="EventsPublishFailed", unit=MetricUnit.Count, value=result.failed)
+    metrics.add_metric(name="OutboxPending", unit=MetricUnit.Count, value=pending)
+    metrics.add_metric(name="OutboxOldestAgeSeconds", unit=MetricUnit.Seconds, value=oldest_s)
+    summary = {
+        "scheduled_at": event.get("time"),
+        "published": result.published,
+        "failed": result.failed,
+        "error": result.error,
+        "timed_out": result.timed_out,
+        "pending": pending,
+        "oldest_pending_s": round(oldest_s, 1),
+        "bus": cfg.bus_name,
+    }
+    if not cfg.enabled:
+        logger.error("EVENT_BUS_NAME is not set: nothing is published", extra=summary)
+    elif oldest_s > cfg.max_age_s:
+        logger.error("the outbox is stuck: events pending longer than allowed", extra=summary)
+    elif result.failed or result.error:
+        logger.warning("some events could not be published; next sweep retries", extra=summary)
+    else:
+        logger.info("sweep done", extra=summary)
+    return {k: v for k, v in summary.items() if k != "bus"}

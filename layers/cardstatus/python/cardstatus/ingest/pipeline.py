@@ -1,0 +1,454 @@
+"""Ingestion of one partner file, in phases:
+
+    same object seen? → open (decode, dialect, header) → stream (normalise in a reader thread;
+    per chunk: COPY to staging → event_copy → merge into card_event) → identity (bytes +
+    meaning: duplicate?) → settle (sources, conflicting copies) → project (cards + status
+    outbox) → report
+
+One database transaction per file: either every accepted row of the file is applied together
+with its report, or nothing is. Memory stays flat: rows stream from the source into COPY, one
+chunk at a time, while the database applies the previous chunk. The SQL and the merge rule
+are in cardstatus.sql.ingest.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg2.errors
+from psycopg2.extensions import connection as Connection
+
+from cardstatus.config import PartnerSettings, Settings
+from cardstatus.containers import RecordSource, open_records
+from cardstatus.decode import Readable
+from cardstatus.ingest import limits
+from cardstatus.ingest.copy import ChunkReader, ChunkStream, copy_chunk
+from cardstatus.ingest.identity import meaning_key
+from cardstatus.ingest.report import FileOutcome, FileReport, SourceInfo, Timer
+from cardstatus.ingest.rows import (
+    REPORT_DETAIL_LIMIT,
+    RowOutcomes,
+    count_data_rows,
+    normalised_rows,
+)
+from cardstatus.model import CardStatus, FileRejected, redact_phones
+from cardstatus.normalise import HeaderMap, find_header, vocabulary
+from cardstatus.sql import ingest as sql
+
+logger = logging.getLogger(__name__)
+
+
+class CardInsertRace(Exception):
+    """A card this file changes was created by a concurrent file after this file locked its
+    cards: its previous status is unknown here, so the file is read again (like a deadlock)."""
+
+
+@dataclass
+class _File:
+    """The state of one file while it goes through the phases."""
+
+    conn: Connection
+    body: Readable
+    source: SourceInfo
+    cfg: Settings
+    partner: PartnerSettings
+    report: FileReport
+    timer: Timer = field(default_factory=Timer)
+    outcomes: RowOutcomes = field(default_factory=RowOutcomes)
+    csv_source: RecordSource | None = None
+    records: Iterator[tuple[int, list[str]]] | None = None
+    headers: HeaderMap | None = None
+    name_status: CardStatus | None = None
+    file_id: int | None = None
+    streaming: bool = False
+
+    def params(self) -> dict[str, Any]:
+        return {"partner": self.source.partner, "file_id": self.file_id}
+
+
+def ingest(
+    conn: Connection,
+    body: Readable,
+    source: SourceInfo,
+    cfg: Settings,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Ingest one file; returns its report (also stored in ingested_file).
+
+    Raises only for infrastructure failures (database, I/O); the caller retries those.
+    A bad file is not an exception: it returns a `rejected_file` report. A redelivery of an
+    object already ingested returns the stored report with `"redelivery": True` (not stored):
+    the caller must not count it or publish its report again.
+    """
+    seen = _stored_report_of_same_object(conn, source)
+    if seen is not None:
+        return seen
+    run = _File(
+        conn, body, source, cfg, cfg.partner(source.partner), FileReport(source, datetime.now(UTC))
+    )
+    try:
+        try:
+            _open(run)
+            _stream(run, progress)
+            return _finish(run)
+        except FileRejected as exc:
+            conn.rollback()
+            return _rejected(run, str(exc))
+    except BaseException:
+        conn.rollback()
+        raise
+    finally:
+        run.outcomes.close()
+
+
+def _stored_report_of_same_object(conn: Connection, source: SourceInfo) -> dict[str, Any] | None:
+    if not (source.version_id or source.etag):
+        return None
+    with conn.cursor() as cur:
+        cur.execute(sql.FIND_SAME_OBJECT, source.identity())
+        seen = cur.fetchone()
+    conn.commit()
+    if seen is None:
+        return None
+    logger.info("object already ingested; returning its report", extra={"file_id": seen[0]})
+    return _redelivery(seen[2])
+
+
+def _redelivery(stored: dict[str, Any]) -> dict[str, Any]:
+    return {**stored, "redelivery": True}
+
+
+def _open(run: _File) -> None:
+    """Size limit, decoding and dialect, header row, event type."""
+    limit = limits.max_object_bytes(run.cfg)
+    if run.source.size_bytes is not None and run.source.size_bytes > limit:
+        raise FileRejected(limits.too_big_message(run.source.size_bytes, limit))
+    run.csv_source = open_records(run.body, run.source.name, limit)
+    run.records = run.csv_source.records(run.cfg.max_field_chars)
+    run.report.container = run.csv_source.container
+    run.report.encoding = run.csv_source.encoding
+    run.report.delimiter = run.csv_source.delimiter
+    run.headers, skipped = find_header(run.records)
+    run.csv_source.watch_rows(run.headers.card_id, run.headers.timestamp)
+    _warn_skipped_lines(run.outcomes, skipped)
+    run.name_status, why = vocabulary(run.partner.status_words).file_event_type(run.source.name)
+    if run.headers.status is None and run.name_status is None:
+        raise FileRejected(f"cannot tell the event type: no Status/Event column, and {why}")
+    run.report.event_type = _file_event_type(run) or "from_status_column"
+
+
+def _warn_skipped_lines(outcomes: RowOutcomes, lines: list[int]) -> None:
+    """Title lines above the header (find_header) are a warning."""
+    if lines:
+        shown = ", ".join(map(str, lines[:5])) + (", …" if len(lines) > 5 else "")
+        outcomes.warn(
+            lines[0],
+            f"{len(lines)} line(s) before the header skipped (title lines?): line(s) {shown}",
+        )
+
+
+def _warn_source(outcomes: RowOutcomes, source: RecordSource) -> None:
+    """What the decoder or the container noticed (NUL bytes, extra sheets, hidden gzip)."""
+    if source.nul_bytes_removed:
+        outcomes.warn(0, f"{source.nul_bytes_removed} NUL byte(s) removed")
+    for warning in source.warnings:
+        outcomes.warn(0, warning)
+
+
+def _file_event_type(run: _File) -> str | None:
+    """ingested_file.event_type: the name's event type when the file has no status column."""
+    assert run.headers is not None
+    if run.headers.status is None and run.name_status is not None:
+        return run.name_status.value
+    return None
+
+
+def _stream(run: _File, progress: Callable[[int], None] | None) -> None:
+    """The file row first (every copy references it), then the rows, chunk by chunk."""
+    assert run.csv_source is not None and run.records is not None and run.headers is not None
+    with run.conn.cursor() as cur:
+        cur.execute(sql.TUNE_TRANSACTION, {"timeout_ms": limits.statement_timeout_ms(run.cfg)})
+        cur.execute(sql.CREATE_STAGING)
+        cur.execute(sql.INSERT_FILE, _file_params(run))
+        run.file_id = cur.fetchone()[0]  # type: ignore[index]
+        rows = normalised_rows(
+            run.records,
+            run.headers,
+            run.name_status,
+            run.partner,
+            dict(run.cfg.reason_keywords),
+            run.outcomes,
+            progress,
+            limits.max_rows(run.cfg),
+        )
+        run.streaming = True
+        reader = ChunkReader(rows, run.csv_source.reader.drain)
+        reader.start()
+        try:
+            for number, chunk in enumerate(reader.chunks()):
+                copy_chunk(cur, sql.COPY_STAGING, chunk)
+                _store_copies(run, cur)
+                cur.execute(sql.APPLY_CHUNK, {**run.params(), "chunk": number})
+        finally:
+            reader.stop()
+    run.timer.mark("read_parse_copy_ms")
+    _warn_source(run.outcomes, run.csv_source)
+
+
+def _store_copies(run: _File, cur: Any) -> None:
+    """The chunk's copies into event_copy; the rare chunk that repeats an event of the file
+    (unique violation) is merged line by line instead, with a warning for conflicting lines."""
+    cur.execute(sql.SAVEPOINT)
+    try:
+        cur.execute(sql.INSERT_COPIES, run.params())
+    except psycopg2.errors.UniqueViolation:
+        cur.execute(sql.ROLLBACK_TO)
+        cur.execute(sql.IN_FILE_CONFLICTS, run.params())
+        for line, card_id, status, first, fields in cur.fetchall():
+            run.outcomes.warn(
+                line,
+                f"event {card_id} {status} is also on line {first} of this file with a "
+                f"different {fields}; the copies are merged (non-empty first, then the "
+                "smallest value in byte order)",
+            )
+        cur.execute(sql.MERGE_FILE_COPIES, run.params())
+    else:
+        cur.execute(sql.RELEASE)
+
+
+def _finish(run: _File) -> dict[str, Any]:
+    """Identity, outcome, settle, project, report: the end of an applied (or duplicate) file."""
+    assert run.csv_source is not None
+    report, outcomes = run.report, run.outcomes
+    report.sha256 = run.csv_source.reader.sha256
+    report.size_bytes = run.csv_source.reader.size
+    report.meaning_key = meaning_key(
+        report.sha256, run.source.partner, run.partner, run.name_status
+    )
+    if outcomes.rows > 0 and outcomes.valid == 0:
+        first = outcomes.reject_details[0]
+        raise FileRejected(
+            f"all {outcomes.rows} rows rejected: line {first['line']}: {first['reason']}"
+        )
+    with run.conn.cursor() as cur:
+        original = _applied_same_meaning(run, cur)
+        if original is not None:
+            return _duplicate(run, original)
+        cur.execute(
+            sql.SET_MEANING,
+            {**run.params(), "sha256": report.sha256, "meaning_key": report.meaning_key},
+        )
+        cur.execute(sql.COUNT_ACCEPTED)
+        accepted = cur.fetchone()[0]  # type: ignore[index]
+        _settle(run, cur)
+        run.timer.mark("settle_ms")
+        _project(run, cur)
+        if outcomes.rejects_file is not None:
+            _copy_rejects(cur, run.file_id, outcomes.rejects_file)
+        run.timer.mark("apply_ms")
+        report.file_id = run.file_id
+        _set_counts(run, accepted=accepted, duplicate=outcomes.valid - accepted)
+        report.finished_at = datetime.now(UTC)
+        report.timings = run.timer.timings()
+        cur.execute(sql.UPDATE_FILE_REPORT, {**_file_params(run), "id": run.file_id})
+    run.conn.commit()
+    return report.to_json()
+
+
+def _applied_same_meaning(run: _File, cur: Any) -> tuple[Any, ...] | None:
+    report = run.report
+    cur.execute(sql.LOCK_MEANING, {"meaning_key": report.meaning_key})
+    cur.execute(
+        sql.FIND_APPLIED_MEANING,
+        {
+            "meaning_key": report.meaning_key,
+            "sha256": report.sha256,
+            "partner": run.source.partner,
+            "name_event_type": run.name_status.value if run.name_status else None,
+        },
+    )
+    return cur.fetchone()
+
+
+def _duplicate(run: _File, original: tuple[Any, ...]) -> dict[str, Any]:
+    """Same bytes, same meaning: nothing of this file is kept but its report."""
+    run.conn.rollback()
+    file_id, bucket, key, stored = original
+    if run.source.bucket and (bucket, key) == (run.source.bucket, run.source.key):
+        return _redelivery(stored)  # the file already applied under this very key
+    report = run.report
+    report.outcome = FileOutcome.DUPLICATE_FILE
+    report.reason = "the same bytes were already applied with the same meaning"
+    report.duplicate_of = {"file_id": file_id, "bucket": bucket, "key": key}
+    _set_counts(run, accepted=0, duplicate=run.outcomes.valid)
+    return _record_final(run)
+
+
+def _settle(run: _File, cur: Any) -> None:
+    """Sources of the events this file shares with others; its conflicting copies → warnings."""
+    cur.execute(sql.SETTLE_SOURCES)
+    cur.execute(sql.CROSS_FILE_CONFLICTS, {**run.params(), "limit": REPORT_DETAIL_LIMIT})
+    conflicts = cur.fetchall()
+    run.report.conflicts = int(conflicts[0][-1]) if conflicts else 0
+    for line, card_id, status, other_file, other_line, phone, comment in (c[:7] for c in conflicts):
+        fields = " and ".join(
+            n for n, differs in (("phone", phone), ("comment", comment)) if differs
+        )
+        run.outcomes.warn(
+            line,
+            f"event {card_id} {status} was also delivered by file {other_file} (line "
+            f"{other_line}) with a different {fields}; the copies are merged (non-empty first, "
+            "then the smallest value in byte order)",
+        )
+    if len(conflicts) < run.report.conflicts:
+        run.outcomes.warnings += run.report.conflicts - len(conflicts)
+
+
+def _project(run: _File, cur: Any) -> None:
+    """Cards and the status outbox, from the events this file inserted or merged into."""
+    cur.execute(sql.CARD_DELTA)
+    cur.execute(sql.APPLY_PROJECTION, run.params())
+    touched, raced, changes, first_id, last_id = cur.fetchone()
+    if raced:
+        raise CardInsertRace(f"{raced} card(s) created concurrently")
+    run.report.cards_touched = touched
+    run.report.status_changes = changes
+    run.report.outbox = {"first_id": first_id, "last_id": last_id} if changes else None
+
+
+def _set_counts(run: _File, accepted: int, duplicate: int) -> None:
+    o = run.outcomes
+    counts = run.report.counts
+    counts.rows, counts.accepted, counts.duplicate = o.rows, accepted, duplicate
+    counts.rejected, counts.warnings = o.rejected, o.warnings
+    run.report.rejects = o.reject_details
+    run.report.warnings = o.warning_details
+
+
+def _rejected(run: _File, reason: str) -> dict[str, Any]:
+    """A rejected file: every data row it has counts as rejected (rows = rejected)."""
+    report, outcomes = run.report, run.outcomes
+    report.outcome = FileOutcome.REJECTED_FILE
+    report.reason = redact_phones(reason)
+    report.sha256 = report.meaning_key = report.size_bytes = None
+    if not run.streaming and run.records is not None:
+        counted = count_data_rows(run.records)  # rejected at its header: count what follows
+        outcomes.rows = counted if counted is not None else outcomes.rows
+    _set_counts(run, accepted=0, duplicate=0)
+    report.counts.rejected = outcomes.rows
+    return _record_final(run)
+
+
+def record_rejected(conn: Connection, source: SourceInfo, reason: str) -> dict[str, Any]:
+    """Report a file rejected before it could be read (missing object, over the size limit)."""
+    run = _File(conn, None, source, None, None, FileReport(source, datetime.now(UTC)))  # type: ignore[arg-type]
+    run.report.outcome = FileOutcome.REJECTED_FILE
+    run.report.reason = redact_phones(reason)
+    run.report.size_bytes = source.size_bytes
+    return _record_final(run)
+
+
+def _file_params(run: _File) -> dict[str, Any]:
+    report, counts, source = run.report, run.report.counts, run.source
+    return {
+        **source.identity(),
+        "sha256": report.sha256,
+        "meaning_key": report.meaning_key,
+        "size_bytes": report.size_bytes,
+        "partner": source.partner,
+        "event_type": _file_event_type(run) if run.headers is not None else None,
+        "outcome": report.outcome.value,
+        "rows_total": counts.rows,
+        "rows_accepted": counts.accepted,
+        "rows_duplicate": counts.duplicate,
+        "rows_rejected": counts.rejected,
+        "warnings": counts.warnings,
+        "report": json.dumps(report.to_json()),
+        "started_at": report.started_at,
+        "duration_ms": run.timer.total_ms(),
+    }
+
+
+def _record_final(run: _File) -> dict[str, Any]:
+    """Store the report of a file that changed no card (duplicate or rejected)."""
+    conn, report = run.conn, run.report
+    report.finished_at = datetime.now(UTC)
+    report.timings = run.timer.timings()
+    with conn.cursor() as cur:
+        if run.source.version_id or run.source.etag:
+            # Deliveries of one object that ran concurrently: only the first records a report.
+            cur.execute(sql.LOCK_OBJECT, {"identity": json.dumps(run.source.identity())})
+            cur.execute(sql.FIND_SAME_OBJECT, run.source.identity())
+            seen = cur.fetchone()
+            if seen is not None:
+                conn.rollback()
+                return _redelivery(seen[2])
+        cur.execute(sql.INSERT_FILE, _file_params(run))
+        report.file_id = cur.fetchone()[0]  # type: ignore[index]
+        if run.outcomes.rejects_file is not None and report.outcome is FileOutcome.REJECTED_FILE:
+            _copy_rejects(cur, report.file_id, run.outcomes.rejects_file)
+        cur.execute(sql.UPDATE_FILE_REPORT, {**_file_params(run), "id": report.file_id})
+    conn.commit()
+    return report.to_json()
+
+
+def _copy_rejects(cur: Any, file_id: int | None, rejects_file: Any) -> None:
+    rejects_file.seek(0)
+    prefix = f"{file_id}\t".encode()
+    lines = (prefix + line for line in rejects_file)
+    cur.copy_expert(sql.COPY_REJECTS, ChunkStream(lines), size=1 << 16)
+
+
+# Two files that share events can lock the same event keys in different orders (rows are
+# inserted chunk by chunk); PostgreSQL then aborts one. The file is simply read again.
+CONFLICT_ERRORS = (
+    psycopg2.errors.DeadlockDetected,
+    psycopg2.errors.SerializationFailure,
+    CardInsertRace,
+)
+CONFLICT_ATTEMPTS = 4
+
+
+def ingest_retrying(
+    conn: Connection,
+    open_body: Callable[[], AbstractContextManager[Readable]],
+    source: SourceInfo,
+    cfg: Settings,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """ingest(), re-reading the file after a deadlock or serialization conflict."""
+    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        with open_body() as body:
+            try:
+                return ingest(conn, body, source, cfg, progress)
+            except CONFLICT_ERRORS as exc:
+                if attempt == CONFLICT_ATTEMPTS:
+                    raise
+                logger.warning(
+                    "transaction conflict with a concurrent file; reading it again",
+                    extra={"attempt": attempt, "error": type(exc).__name__},
+                )
+        time.sleep(random.uniform(0.05, 0.25) * attempt)
+    raise AssertionError("unreachable")
+
+
+def ingest_path(
+    conn: Connection,
+    path: str | os.PathLike[str],
+    cfg: Settings,
+    partner: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Ingest a local file through the same pipeline (no S3): identity is its content hash."""
+    key = os.fspath(path)
+    source = SourceInfo(key=key, partner=partner or "default", size_bytes=os.path.getsize(key))
+    return ingest_retrying(conn, lambda: open(key, "rb"), source, cfg, progress)

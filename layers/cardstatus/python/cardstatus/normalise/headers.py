@@ -1,0 +1,148 @@
+"""A file's header row → column indexes of the fields (SPEC §2)."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from cardstatus.model import FileRejected
+from cardstatus.normalise._text import _NON_ALNUM_RE, _show
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderMap:
+    """0-based column indexes of the fields in a file's header row."""
+
+    card_id: int
+    timestamp: int
+    phone: int | None
+    comment: int | None
+    row_id: int | None
+    status: int | None
+    width: int
+
+
+# Normalised header (lower-case, only [a-z0-9]) → field. Two tiers: a column with a
+# strong name wins over one with a weak name; within a tier, the first column wins.
+# 'id' alone is the partner's row id, never the card id.
+_HEADER_SYNONYMS: dict[str, tuple[str, str]] = {
+    # field: (strong names, weak names)
+    "card_id": (
+        "cardid cardidentifier cardref cardreference cardcode",
+        "cardnumber cardno cardnum card",
+    ),
+    "timestamp": (
+        "timestamp datetime dateandtime datentime eventtime eventdatetime eventtimestamp "
+        "statustime statusdatetime occurredat",
+        "date time eventdate statusdate updatedat",
+    ),
+    "phone": (
+        "usercontact usermobile userphone phone phonenumber phoneno mobile mobilenumber "
+        "mobileno contactnumber contactno msisdn telephone customermobile customerphone "
+        "customercontact",
+        "contact tel mobilephone",
+    ),
+    "comment": (
+        "comment comments reason remarks remark notes note",
+        "description exceptionreason statusreason",
+    ),
+    "row_id": ("id rowid ref reference recordid refno", "no sno srno serial rowno"),
+    "status": ("status event eventtype eventstatus deliverystatus", "statuscode type"),
+}
+_HEADER_STRONG: dict[str, str] = {
+    name: field for field, (strong, _) in _HEADER_SYNONYMS.items() for name in strong.split()
+}
+_HEADER_WEAK: dict[str, str] = {
+    name: field for field, (_, weak) in _HEADER_SYNONYMS.items() for name in weak.split()
+}
+_HEADER_FIELDS = ("card_id", "timestamp", "phone", "comment", "row_id", "status")
+
+
+# Spaces a spreadsheet or a web page leaves in a header cell that NFKC does not map to ' '.
+_HEADER_SPACES = str.maketrans(
+    dict.fromkeys("\u00a0\u2007\u202f\u200b\u200c\u200d\u2060\ufeff", " ")
+)
+
+
+def normalise_header(name: str) -> str:
+    """'  Card_ID ' → 'cardid': lower-case, only [a-z0-9] kept (drops BOM remnants, spaces).
+
+    Compared after Unicode normalisation (NFKC: full-width letters are plain letters), with
+    non-breaking and zero-width spaces treated as spaces.
+    """
+    if not name.isascii():
+        name = unicodedata.normalize("NFKC", name.translate(_HEADER_SPACES))
+    return _NON_ALNUM_RE.sub("", name.lower())
+
+
+def _find_columns(header: Sequence[str]) -> dict[str, int | None]:
+    strong: dict[str, int] = {}
+    weak: dict[str, int] = {}
+    for index, name in enumerate(header):
+        key = normalise_header(name or "")
+        field = _HEADER_STRONG.get(key)
+        if field is not None:
+            strong.setdefault(field, index)
+            continue
+        field = _HEADER_WEAK.get(key)
+        if field is not None:
+            weak.setdefault(field, index)
+    return {f: strong.get(f, weak.get(f)) for f in _HEADER_FIELDS}
+
+
+def map_headers(header: Sequence[str]) -> HeaderMap:
+    """Column indexes of the known fields; FileRejected without card id and timestamp."""
+    found = _find_columns(header)
+    card_id, timestamp = found["card_id"], found["timestamp"]
+    if card_id is None or timestamp is None:
+        missing = [
+            label for label, idx in (("card id", card_id), ("timestamp", timestamp)) if idx is None
+        ]
+        shown = ", ".join(_show(h or "")[:32] for h in list(header)[:12])
+        if len(header) > 12:
+            shown += f", … ({len(header)} columns)"
+        raise FileRejected(
+            f"missing required column(s): {', '.join(missing)}; found: {shown or '(no columns)'}"
+        )
+    return HeaderMap(
+        card_id=card_id,
+        timestamp=timestamp,
+        phone=found["phone"],
+        comment=found["comment"],
+        row_id=found["row_id"],
+        status=found["status"],
+        width=len(header),
+    )
+
+
+HEADER_SEARCH_RECORDS = 20
+
+
+def find_header(records: Iterator[tuple[int, list[str]]]) -> tuple[HeaderMap, list[int]]:
+    """The header among the first 20 non-blank records, and the lines skipped before it.
+
+    Portal exports put title lines ("Returns report", "Generated on …") above the header:
+    the header is the first non-blank record that maps a card-id and a timestamp column.
+    Consumes ``records`` up to and including the header. FileRejected when there is none;
+    the message shows the record that came closest (else the first one).
+    """
+    skipped: list[int] = []
+    closest: Sequence[str] | None = None
+    closest_score = -1
+    for line, record in records:
+        if not record or not any(cell.strip() for cell in record):
+            continue  # blank lines are neither a header nor a title
+        found = _find_columns(record)
+        if found["card_id"] is not None and found["timestamp"] is not None:
+            return map_headers(record), skipped
+        score = sum(v is not None for v in found.values())
+        if score > closest_score:
+            closest, closest_score = record, score
+        skipped.append(line)
+        if len(skipped) >= HEADER_SEARCH_RECORDS:
+            break
+    if closest is None:
+        raise FileRejected("file is empty: no header row")
+    map_headers(closest)  # raises with the missing columns
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -1,0 +1,234 @@
+"""Every SQL statement of voiding a file (cardstatus.void; SPEC §3 "Void a file").
+
+One transaction makes the state exactly what it would be had the file never been applied:
+
+    lock the file row (+ its meaning) → the file's event keys → lock those card_event rows (key
+    order) → delete the file's copies → re-merge each of those events from its remaining copies
+    (none left: delete the event) → lock the affected cards (card_id order) → recompute each
+    from its remaining events (none left: delete it, keep its version in card_tombstone) →
+    one status_outbox row per card whose current event changed → mark the file voided
+
+Locks are taken in the same order as ingestion takes them (events in key order, then cards in
+card_id order), so a void and an ingest or two voids that share cards either wait for each
+other or deadlock and retry (cardstatus.void.void_retrying), never interleave wrongly. Each
+statement after a lock reads a fresh snapshot (READ COMMITTED), so a file that committed
+while this void waited for its locks is seen in full.
+
+The merge rule is ingestion's (cardstatus.sql.ingest): per field, non-null beats null; among
+different non-null values the smallest in byte order (COLLATE "C"); comment and reason travel
+together (the copy with the smallest (comment, reason)); the event's source is the copy with
+the smallest (partner, file meaning_key, line). The card projection is SPEC §4 computed from
+scratch: the latest (occurred_at, status) gives status, time, comment, reason; the latest event
+with a phone gives the phone; per-status latest times; the number of exception events.
+"""
+
+from cardstatus.sql.outbox import outbox_insert
+
+TUNE_TRANSACTION = "SET LOCAL work_mem = '64MB'"
+
+# The file row, locked: two voids of one file run one after the other (the second answers the
+# first one's result).
+LOCK_FILE = """
+SELECT id, outcome::text, voided_at, report, meaning_key, partner, bucket, object_key
+FROM ingested_file
+WHERE id = %(file_id)s
+FOR UPDATE
+"""
+
+# The same advisory lock ingestion takes on a file's meaning (sql.ingest.LOCK_MEANING): a
+# re-upload of the voided bytes waits for the void and then sees the file voided (applied).
+LOCK_MEANING = "SELECT pg_advisory_xact_lock(hashtextextended(%(meaning_key)s, 0))"
+
+# The events the file carried (its copies; event_copy's primary key starts with file_id).
+FILE_EVENTS = """
+CREATE TEMP TABLE void_event ON COMMIT DROP AS
+SELECT card_id, status, occurred_at
+FROM event_copy
+WHERE file_id = %(file_id)s;
+ANALYZE void_event
+"""
+
+# Lock those merged events in key order (ingestion inserts/merges them in key order too). A file
+# that merged into one of them and has not committed yet is waited for, and then seen.
+LOCK_EVENTS = """
+SELECT count(*)
+FROM (
+    SELECT 1
+    FROM card_event e
+    JOIN void_event v USING (card_id, status, occurred_at)
+    ORDER BY e.card_id, e.status, e.occurred_at
+    FOR UPDATE OF e
+) locked
+"""
+
+DELETE_COPIES = "DELETE FROM event_copy WHERE file_id = %(file_id)s"
+
+# Each event of the file, merged again from the copies other files keep (copies = 0: only this
+# file carried it). COLLATE "default" at the end: the columns compare with card_event's.
+_SOURCE_ORDER = """ORDER BY o.partner COLLATE "C",
+                   COALESCE(f.meaning_key, 'legacy:' || f.sha256, '') COLLATE "C",
+                   o.line, o.file_id"""
+REMERGE = f"""
+CREATE TEMP TABLE void_merge ON COMMIT DROP AS
+SELECT v.card_id, v.status, v.occurred_at,
+       count(o.file_id) AS copies,
+       min(o.phone COLLATE "C") COLLATE "default" AS phone,
+       min(o.comment COLLATE "C") COLLATE "default" AS comment,
+       (array_agg(o.reason ORDER BY o.comment COLLATE "C" NULLS LAST,
+                                    o.reason COLLATE "C" NULLS LAST))[1] AS reason,
+       min(o.partner_row_id COLLATE "C") COLLATE "default" AS partner_row_id,
+       min(o.partner COLLATE "C") COLLATE "default" AS partner,
+       (array_agg(o.file_id {_SOURCE_ORDER}))[1] AS source_file_id,
+       (array_agg(o.line {_SOURCE_ORDER}))[1] AS source_line,
+       min(f.started_at) AS first_started_at
+FROM void_event v
+LEFT JOIN event_copy o USING (card_id, status, occurred_at)
+LEFT JOIN ingested_file f ON f.id = o.file_id
+GROUP BY v.card_id, v.status, v.occurred_at;
+ANALYZE void_merge
+"""
+
+DELETE_EVENTS = """
+DELETE FROM card_event e
+USING void_merge m
+WHERE (e.card_id, e.status, e.occurred_at) = (m.card_id, m.status, m.occurred_at)
+  AND m.copies = 0
+"""
+
+# Events other files also carried keep the merge of their copies. ingested_at: when the event
+# was first known without this file — not earlier than the first remaining carrier's start.
+UPDATE_EVENTS = """
+UPDATE card_event e
+SET phone = m.phone, comment = m.comment, reason = m.reason,
+    partner_row_id = m.partner_row_id, partner = m.partner,
+    source_file_id = m.source_file_id, source_line = m.source_line,
+    ingested_at = GREATEST(e.ingested_at, m.first_started_at)
+FROM void_merge m
+WHERE (e.card_id, e.status, e.occurred_at) = (m.card_id, m.status, m.occurred_at)
+  AND m.copies > 0
+  AND ((e.phone, e.comment, e.reason, e.partner_row_id, e.partner, e.source_file_id,
+        e.source_line)
+       IS DISTINCT FROM
+       (m.phone, m.comment, m.reason, m.partner_row_id, m.partner, m.source_file_id,
+        m.source_line)
+       OR e.ingested_at < m.first_started_at)
+"""
+
+COUNT_KEPT = "SELECT count(*) FILTER (WHERE copies > 0) FROM void_merge"
+
+# The cards the file touched, locked in card_id order, with what they were before.
+LOCK_CARDS = """
+CREATE TEMP TABLE void_before ON COMMIT DROP AS
+SELECT c.card_id, c.status, c.status_at, c.version
+FROM card c
+WHERE c.card_id IN (SELECT card_id FROM void_event)
+ORDER BY c.card_id
+FOR UPDATE OF c;
+ANALYZE void_before
+"""
+
+# SPEC §4 from scratch, from the events that remain. "[1]" of an ordered array_agg is the latest
+# event (and the latest with a phone); (card_id, status, occurred_at) is unique: no ties.
+RECOMPUTE = """
+CREATE TEMP TABLE void_after ON COMMIT DROP AS
+SELECT e.card_id,
+       (array_agg(e.status ORDER BY e.occurred_at DESC, e.status DESC))[1] AS status,
+       (array_agg(e.occurred_at ORDER BY e.occurred_at DESC, e.status DESC))[1] AS status_at,
+       (array_agg(e.comment ORDER BY e.occurred_at DESC, e.status DESC))[1] AS comment,
+       (array_agg(e.reason ORDER BY e.occurred_at DESC, e.status DESC))[1] AS reason,
+       (array_agg(e.phone ORDER BY e.occurred_at DESC, e.status DESC)
+           FILTER (WHERE e.phone IS NOT NULL))[1] AS phone,
+       (array_agg(e.occurred_at ORDER BY e.occurred_at DESC, e.status DESC)
+           FILTER (WHERE e.phone IS NOT NULL))[1] AS phone_at,
+       (array_agg(e.status ORDER BY e.occurred_at DESC, e.status DESC)
+           FILTER (WHERE e.phone IS NOT NULL))[1] AS phone_rank,
+       max(e.occurred_at) FILTER (WHERE e.status = 'PICKED_UP') AS picked_up_at,
+       max(e.occurred_at) FILTER (WHERE e.status = 'DELIVERED') AS delivered_at,
+       max(e.occurred_at) FILTER (WHERE e.status = 'RETURNED') AS returned_at,
+       count(*) FILTER (WHERE e.status = 'DELIVERY_EXCEPTION')::integer AS exception_count
+FROM void_before b
+JOIN card_event e ON e.card_id = b.card_id
+GROUP BY e.card_id
+"""
+
+CREATE_CARD_CHANGE = """
+CREATE TEMP TABLE card_change (
+    card_id         text        NOT NULL,
+    previous_status card_status,
+    status          card_status,
+    status_at       timestamptz,
+    reason          text,
+    partner         text,
+    card_version    bigint      NOT NULL
+) ON COMMIT DROP
+"""
+
+# Cards whose projection differs are rewritten; version + 1 when the current event (status,
+# status_at) changed. Cards with no event left are deleted: their next version goes to
+# card_tombstone, and their change is a status-null event. card_change gets one row per card
+# whose current event changed. Returns (cards rewritten, cards deleted, status changes).
+APPLY_CARDS = """
+WITH updated AS (
+    UPDATE card c
+    SET status = a.status, status_at = a.status_at, comment = a.comment, reason = a.reason,
+        phone = a.phone, phone_at = a.phone_at, phone_rank = a.phone_rank,
+        picked_up_at = a.picked_up_at, delivered_at = a.delivered_at,
+        returned_at = a.returned_at, exception_count = a.exception_count,
+        version = c.version
+            + CASE WHEN (a.status, a.status_at) IS DISTINCT FROM (c.status, c.status_at)
+                   THEN 1 ELSE 0 END,
+        updated_at = now()
+    FROM void_after a
+    WHERE c.card_id = a.card_id
+      AND (c.status, c.status_at, c.comment, c.reason, c.phone, c.phone_at, c.phone_rank,
+           c.picked_up_at, c.delivered_at, c.returned_at, c.exception_count)
+          IS DISTINCT FROM
+          (a.status, a.status_at, a.comment, a.reason, a.phone, a.phone_at, a.phone_rank,
+           a.picked_up_at, a.delivered_at, a.returned_at, a.exception_count)
+    RETURNING c.card_id, c.status, c.status_at, c.reason, c.version
+),
+deleted AS (
+    DELETE FROM card c
+    USING void_before b
+    WHERE c.card_id = b.card_id
+      AND NOT EXISTS (SELECT 1 FROM void_after a WHERE a.card_id = b.card_id)
+    RETURNING c.card_id, c.status, c.version
+),
+tombstone AS (
+    INSERT INTO card_tombstone AS t (card_id, version)
+    SELECT card_id, version + 1 FROM deleted ORDER BY card_id
+    ON CONFLICT (card_id) DO UPDATE
+        SET version = GREATEST(t.version, EXCLUDED.version), deleted_at = now()
+    RETURNING 1
+),
+changed AS (
+    INSERT INTO card_change (
+        card_id, previous_status, status, status_at, reason, partner, card_version)
+    SELECT u.card_id, b.status, u.status, u.status_at, u.reason, %(partner)s, u.version
+    FROM updated u
+    JOIN void_before b ON b.card_id = u.card_id
+    WHERE (u.status, u.status_at) IS DISTINCT FROM (b.status, b.status_at)
+    UNION ALL
+    SELECT d.card_id, d.status, NULL, NULL, NULL, %(partner)s, d.version + 1
+    FROM deleted d
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM updated), (SELECT count(*) FROM deleted),
+       (SELECT count(*) FROM changed), (SELECT count(*) FROM tombstone)
+"""
+
+# One outbox row per card_change row (cardstatus.sql.outbox: the ingestion's writer).
+INSERT_OUTBOX = f"""
+WITH outbox AS ({outbox_insert("card_change")})
+SELECT count(*), min(id), max(id) FROM outbox
+"""
+
+NOW = "SELECT clock_timestamp()"
+
+MARK_VOIDED = """
+UPDATE ingested_file
+SET voided_at = %(voided_at)s, voided_by = %(voided_by)s, void_reason = %(reason)s,
+    report = report || jsonb_build_object('voided', %(voided)s::jsonb)
+WHERE id = %(file_id)s
+RETURNING report
+"""
