@@ -1,8 +1,16 @@
 """Cold start and size of each Lambda function (targets: README "Domain rules").
 
-* import time of each handler module in a fresh interpreter (median of several runs);
-* first invocation: import + one handler call with a sample event, in a fresh interpreter;
+* import time of each handler module in a fresh interpreter (median of ``runs`` runs), with
+  the environment the stack gives the function (``STACK_ENV``);
+* the same without any third-party or own bytecode cached (``.pyc``): what Lambda does today,
+  as the layers and the function code ship sources only and /opt, /var/task are read-only;
+* first call: the handler's first call with a sample event after the import, in a fresh
+  interpreter (median), for every function; and import + first call together;
+* api with SnapStart: its first call after the before-snapshot warm-up
+  (``functions/api/snapstart.py``), i.e. what a restored environment still does once;
 * unzipped size of each function's code + layers (``layers/build/`` from ``layers/build.py``).
+
+The machine is usually shared: compare numbers of one run (ratios), not across runs.
 
 Run by ``python -m bench``; ``python -m bench.coldstart [DATABASE_URL]`` alone prints JSON.
 """
@@ -14,6 +22,8 @@ import os
 import statistics
 import subprocess
 import sys
+import sysconfig
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -30,18 +40,43 @@ importlib.import_module({module!r})
 print(time.perf_counter() - t)
 """
 
-# Import + first call of the handler with a sample event (no AWS calls needed for these).
+# Import, (optionally) the SnapStart warm-up, then the first call of the handler with a
+# sample event (no AWS calls needed for these).
 _FIRST_CALL_SNIPPET = """
 import json, time, importlib
 t = time.perf_counter()
 mod = importlib.import_module({module!r})
+imported = time.perf_counter()
+if {warm!r}:
+    from functions.api import snapstart
+    snapstart.warm(mod.app, mod.DB)
 class Ctx:
     function_name = "bench"; memory_limit_in_mb = 512; aws_request_id = "bench-1"
     invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:bench"
     log_group_name = "/aws/lambda/bench"; log_stream_name = "bench"; function_version = "$LATEST"
     def get_remaining_time_in_millis(self): return 60000
+c = time.perf_counter()
 result = mod.handler(json.loads({event!r}), Ctx())
-print(json.dumps({{"seconds": time.perf_counter() - t, "result": str(result)[:120]}}))
+done = time.perf_counter()
+print(json.dumps({{"import": imported - t, "call": done - c, "result": str(result)[:120]}}))
+"""
+
+# The api's first connection in Lambda needs an IAM token (RDS Proxy): botocore's import,
+# a client and a presigned URL (cardstatus.db._iam_token). Local runs connect with
+# DATABASE_URL instead, so this part of the first call is timed on its own (dummy
+# credentials: no network), cold and after the SnapStart warm-up.
+_IAM_TOKEN_SNIPPET = """
+import importlib, json, time
+mod = importlib.import_module("functions.api.app")
+if {warm!r}:
+    from functions.api import snapstart
+    snapstart.warm(mod.app, mod.DB)
+t = time.perf_counter()
+import botocore.session
+client = botocore.session.get_session().create_client(
+    "rds", region_name="us-east-1", aws_access_key_id="b", aws_secret_access_key="b")
+client.generate_db_auth_token(DBHostname="proxy.invalid", Port=5432, DBUsername="api")
+print(time.perf_counter() - t)
 """
 
 _TEST_EVENT_BODY = json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent"})
@@ -67,18 +102,52 @@ SAMPLE_EVENTS = {
 }
 
 
-def _env(database_url: str | None) -> dict[str, str]:
-    env = dict(os.environ)
+# What infra/functions.py gives each function (the parts that change what is imported or
+# done at import: Powertools settings, tracing off for the api).
+STACK_ENV: dict[str, dict[str, str]] = {
+    "common": {
+        "POWERTOOLS_METRICS_NAMESPACE": "cardstatus-bench",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+        "POWERTOOLS_LOGGER_LOG_EVENT": "false",
+        "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
+    },
+    "api": {"POWERTOOLS_SERVICE_NAME": "cardstatus-api", "POWERTOOLS_TRACE_DISABLED": "true"},
+    "ingest": {"POWERTOOLS_SERVICE_NAME": "cardstatus-ingest"},
+    "migrate": {"POWERTOOLS_SERVICE_NAME": "cardstatus-migrate"},
+}
+
+
+def _env(database_url: str | None, name: str = "api") -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("POWERTOOLS_", "PYTHON"))}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(LAYER_SRC)])
-    env.setdefault("POWERTOOLS_SERVICE_NAME", "cardstatus")
-    env.setdefault("POWERTOOLS_METRICS_NAMESPACE", "cardstatus-bench")
-    env["POWERTOOLS_TRACE_DISABLED"] = "true"
+    env.update(STACK_ENV["common"])
+    env.update(STACK_ENV[name])
     env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     env.setdefault("AWS_ACCESS_KEY_ID", "bench")
     env.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
     if database_url:
         env["DATABASE_URL"] = database_url
     return env
+
+
+def _no_bytecode_env(module: str, env: dict[str, str], prefix: Path) -> dict[str, str]:
+    """An environment in which only the standard library has bytecode (as in Lambda, whose
+    runtime ships it): one import writes every module's .pyc under `prefix`, then all but
+    the standard library's are removed and no more are written."""
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    subprocess.run(
+        [sys.executable, "-c", f"import {module}"],
+        cwd=ROOT,
+        env={**env, "PYTHONPYCACHEPREFIX": str(prefix)},
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    for pyc in list(prefix.rglob("*.pyc")):
+        source_dir = Path("/") / pyc.parent.relative_to(prefix)
+        if not source_dir.is_relative_to(stdlib):
+            pyc.unlink()
+    return {**env, "PYTHONPYCACHEPREFIX": str(prefix), "PYTHONDONTWRITEBYTECODE": "1"}
 
 
 def _run(code: str, env: dict[str, str]) -> str:
@@ -125,37 +194,89 @@ def _tree_bytes(path: Path) -> int:
     return total
 
 
-def measure(database_url: str | None = None, runs: int = 5) -> dict[str, Any]:
-    env = _env(database_url)
+def _sample_event(name: str, database_url: str | None) -> str | None:
+    if name in SAMPLE_EVENTS:
+        return SAMPLE_EVENTS[name]
+    if name == "api":
+        api_event = ROOT / "events" / "api" / "get_card_status_unknown_card.json"
+        return api_event.read_text() if api_event.exists() else None
+    if name == "migrate":
+        # With a database: Create applies pending migrations (none left after the first);
+        # without one: Delete (logs and answers, no database work).
+        request = "Create" if database_url else "Delete"
+        return json.dumps({"RequestType": request, "ResourceProperties": {}})
+    return None
+
+
+def _ms(values: list[float]) -> float:
+    return round(statistics.median(values) * 1000, 1)
+
+
+def _first_calls(
+    module: str, event: str, env: dict[str, str], runs: int, warm: bool = False
+) -> dict[str, Any]:
+    results = [
+        json.loads(_run(_FIRST_CALL_SNIPPET.format(module=module, event=event, warm=warm), env))
+        for _ in range(runs)
+    ]
+    out = {
+        "first_call_ms_median": _ms([r["call"] for r in results]),
+        "import_and_first_call_ms_median": _ms([r["import"] + r["call"] for r in results]),
+        "first_call_result": results[-1]["result"],
+    }
+    return out
+
+
+def _measure_handler(
+    name: str, database_url: str | None, runs: int, no_bytecode_runs: int
+) -> dict[str, Any]:
+    module = f"functions.{name}.app"
+    env = _env(database_url, name)
+    entry: dict[str, Any] = {}
+    try:
+        times = [float(_run(_IMPORT_SNIPPET.format(module=module), env)) for _ in range(runs)]
+        entry["import_ms_median"] = _ms(times)
+        entry["import_ms_min"] = round(min(times) * 1000, 1)
+        entry["top_imports_ms"] = _top_imports(module, env)
+        if no_bytecode_runs:
+            with tempfile.TemporaryDirectory(prefix="cardstatus-bench-pyc-") as prefix:
+                bare = _no_bytecode_env(module, env, Path(prefix))
+                cold = [
+                    float(_run(_IMPORT_SNIPPET.format(module=module), bare))
+                    for _ in range(no_bytecode_runs)
+                ]
+            entry["import_no_bytecode_ms_median"] = _ms(cold)
+    except subprocess.CalledProcessError as exc:
+        entry["error"] = (exc.stderr or "").strip().splitlines()[-1:]
+        return entry
+    event = _sample_event(name, database_url)
+    if event is None:
+        return entry
+    try:
+        entry.update(_first_calls(module, event, env, runs))
+        if name == "api":
+            warm = _first_calls(module, event, env, runs, warm=True)
+            entry["first_call_after_snapstart_warmup_ms_median"] = warm["first_call_ms_median"]
+            for key, warmed in (
+                ("iam_token_first_ms_median", False),
+                ("iam_token_after_warmup_ms_median", True),
+            ):
+                snippet = _IAM_TOKEN_SNIPPET.format(warm=warmed)
+                entry[key] = _ms([float(_run(snippet, env)) for _ in range(runs)])
+    except subprocess.CalledProcessError as exc:
+        entry["first_call_error"] = (exc.stderr or "").strip().splitlines()[-1:]
+    return entry
+
+
+def measure(
+    database_url: str | None = None, runs: int = 15, no_bytecode_runs: int = 5
+) -> dict[str, Any]:
     handlers: dict[str, Any] = {}
     for name in HANDLERS:
-        app = ROOT / "functions" / name / "app.py"
-        module = f"functions.{name}.app"
-        if not app.exists():
+        if not (ROOT / "functions" / name / "app.py").exists():
             handlers[name] = {"missing": f"functions/{name}/app.py does not exist yet"}
             continue
-        entry: dict[str, Any] = {}
-        try:
-            times = [float(_run(_IMPORT_SNIPPET.format(module=module), env)) for _ in range(runs)]
-            entry["import_ms_median"] = round(statistics.median(times) * 1000, 1)
-            entry["import_ms_min"] = round(min(times) * 1000, 1)
-            entry["top_imports_ms"] = _top_imports(module, env)
-        except subprocess.CalledProcessError as exc:
-            entry["error"] = (exc.stderr or "").strip().splitlines()[-1:]
-        event = SAMPLE_EVENTS.get(name)
-        if event is None and name == "api":
-            api_event = ROOT / "events" / "api" / "get_card_status_unknown_card.json"
-            event = api_event.read_text() if api_event.exists() else None
-        if event is not None and "error" not in entry:
-            try:
-                first = json.loads(
-                    _run(_FIRST_CALL_SNIPPET.format(module=module, event=event), env)
-                )
-                entry["first_invocation_ms"] = round(first["seconds"] * 1000, 1)
-                entry["first_invocation_result"] = first["result"]
-            except subprocess.CalledProcessError as exc:
-                entry["first_invocation_error"] = (exc.stderr or "").strip().splitlines()[-1:]
-        handlers[name] = entry
+        handlers[name] = _measure_handler(name, database_url, runs, no_bytecode_runs)
 
     sizes: dict[str, Any] = {}
     code_layer = BUILD / "code" / "python"
@@ -184,6 +305,8 @@ def measure(database_url: str | None = None, runs: int = 5) -> dict[str, Any]:
         "sizes": {"layers_unzipped_bytes": layers, "layer_zips_bytes": zips, **sizes},
         "note": note,
         "python": sys.version.split()[0],
+        "runs": runs,
+        "no_bytecode_runs": no_bytecode_runs,
     }
 
 

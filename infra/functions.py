@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import Annotations, ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -74,6 +74,15 @@ class Functions(Construct):
         self._network = network
         self._stack = Stack.of(self)
 
+        self._build_layers(layers)
+        self._build_common_env(settings, database)
+        self._build_ingest(settings, network, database, storage, queueing)
+        self._build_api(network, database)
+        self._build_migrate(network, database)
+        self._build_sweeper(network, database)
+
+    def _build_layers(self, layers: LayerAssets) -> None:
+        """The two layers every function gets: third-party packages, and the runtime package."""
         self.deps_layer = lambda_.LayerVersion(
             self,
             "DepsLayer",
@@ -93,6 +102,8 @@ class Functions(Construct):
             removal_policy=RemovalPolicy.RETAIN,
         )
 
+    def _build_common_env(self, settings: Settings, database: Database) -> None:
+        """Environment variables shared by every function (cardstatus.config reads them)."""
         partner_config = {
             name: {k: v for k, v in opts.items() if k in ("timezone", "day_first", "phone_region")}
             for name, opts in settings.partners.items()
@@ -115,9 +126,18 @@ class Functions(Construct):
         if keywords:
             self.common_env["EXCEPTION_REASON_KEYWORDS"] = json.dumps(keywords, sort_keys=True)
 
-        # -- ingest: SQS -> S3 object -> database (direct, own role, IAM) -> report in S3 -----
-        # Logs in as cardstatus_ingest with an IAM token: no secret, no Secrets Manager
-        # endpoint; its role-level statement/lock/idle timeouts come from migration 0005.
+    def _build_ingest(
+        self,
+        settings: Settings,
+        network: Network,
+        database: Database,
+        storage: Storage,
+        queueing: Queueing,
+    ) -> None:
+        """ingest: SQS -> S3 object -> database (direct, own role, IAM) -> report in S3.
+
+        Logs in as cardstatus_ingest with an IAM token: no secret, no Secrets Manager
+        endpoint; its role-level statement/lock/idle timeouts come from migration 0005."""
         self.ingest_sg = network.security_group("IngestSg", "ingest function")
         database.allow_direct(self.ingest_sg, "ingest")
         network.allow_https_to_s3(self.ingest_sg)
@@ -132,6 +152,11 @@ class Functions(Construct):
             },
         )
         database.grant_connect_direct(self.ingest, database.ingest_user)
+        self._grant_ingest_storage(settings, storage)
+        self._build_ingest_source(settings, queueing)
+
+    def _grant_ingest_storage(self, settings: Settings, storage: Storage) -> None:
+        """ingest reads partner files under incoming/ and writes reports under reports/."""
         bucket = storage.bucket
         incoming, reports = settings.incoming_prefix, settings.reports_prefix
         self.ingest.add_to_role_policy(
@@ -166,19 +191,6 @@ class Functions(Construct):
                 },
             )
         )
-        self.ingest.add_event_source(
-            sources.SqsEventSource(
-                queueing.queue,
-                batch_size=settings.get_int("queue", "batchSize"),
-                max_batching_window=Duration.seconds(
-                    settings.get_int("queue", "maxBatchingWindowSeconds")
-                )
-                if settings.get_int("queue", "maxBatchingWindowSeconds")
-                else None,
-                report_batch_item_failures=True,
-                max_concurrency=settings.get_int("queue", "maximumConcurrency"),
-            )
-        )
         for resource, reason in (
             (f"{incoming}*", f"ingest reads any partner file, only under {incoming}"),
             (f"{reports}*", f"ingest writes one report per file, only under {reports}"),
@@ -189,7 +201,21 @@ class Functions(Construct):
                 f"Object names are partner-chosen: {reason}.",
             )
 
-        # -- api: API Gateway -> database through RDS Proxy with an IAM token -----------------
+    def _build_ingest_source(self, settings: Settings, queueing: Queueing) -> None:
+        """The SQS event source mapping: one file per message, partial batch responses."""
+        window = settings.get_int("queue", "maxBatchingWindowSeconds")
+        self.ingest.add_event_source(
+            sources.SqsEventSource(
+                queueing.queue,
+                batch_size=settings.get_int("queue", "batchSize"),
+                max_batching_window=Duration.seconds(window) if window else None,
+                report_batch_item_failures=True,
+                max_concurrency=settings.get_int("queue", "maximumConcurrency"),
+            )
+        )
+
+    def _build_api(self, network: Network, database: Database) -> None:
+        """api: API Gateway -> database through RDS Proxy with an IAM token."""
         self.api_sg = network.security_group("ApiSg", "api function")
         database.allow_via_proxy(self.api_sg, "api")
         self.api = self._function(
@@ -207,8 +233,24 @@ class Functions(Construct):
             },
         )
         database.proxy.grant_connect(self.api, database.api_user)
+        self.api_target = self._snap_start_alias(self.api, "api")
 
-        # -- migrate: deploy-time custom resource handler -------------------------------------
+    def _snap_start_alias(self, fn: lambda_.Function, name: str) -> lambda_.IFunction:
+        """What callers invoke: with SnapStart (`functions.<name>.snapStart`), the alias `live`
+        on the version published from the current code and configuration (SnapStart only
+        applies to published versions); without it, the function itself ($LATEST)."""
+        if not self._settings.function(name).snap_start:
+            return fn
+        Annotations.of(fn).acknowledge_warning(
+            "@aws-cdk/aws-lambda:snapStartRequirePublish",
+            "A version is published from current_version on every change; callers use its alias.",
+        )
+        return lambda_.Alias(
+            self, f"{fn.node.id}Live", alias_name="live", version=fn.current_version
+        )
+
+    def _build_migrate(self, network: Network, database: Database) -> None:
+        """migrate: the deploy-time custom resource handler, as the schema owner."""
         self.migrate_sg = network.security_group("MigrateSg", "migrate function")
         database.allow_direct(self.migrate_sg, "migrate")
         network.allow_https_to_endpoints(self.migrate_sg)
@@ -221,9 +263,11 @@ class Functions(Construct):
         )
         database.secret.grant_read(self.migrate)
 
-        # -- sweeper: publishes status-change events left pending (schedule: infra/events.py)
-        # Connects like ingest, as cardstatus_ingest with an IAM token (the role that writes
-        # the outbox; migration 0006 grants it the outbox): no secret, no Secrets Manager.
+    def _build_sweeper(self, network: Network, database: Database) -> None:
+        """sweeper: publishes status-change events left pending (schedule: infra/events.py).
+
+        Connects like ingest, as cardstatus_ingest with an IAM token (the role that writes
+        the outbox; migration 0006 grants it the outbox): no secret, no Secrets Manager."""
         self.sweeper_sg = network.security_group("SweeperSg", "outbox sweeper function")
         database.allow_direct(self.sweeper_sg, "sweeper")
         network.allow_https_to_s3(self.sweeper_sg)  # 443 out; infra/events.py admits it
@@ -249,8 +293,63 @@ class Functions(Construct):
     def _function(
         self, construct_id: str, name: str, sg: ec2.SecurityGroup, env: dict[str, str]
     ) -> lambda_.Function:
+        """One function: its log group, its role, arm64/Python 3.12, both layers, in the VPC."""
         settings = self._settings
         cfg = settings.function(name)
+        log_group, role = self._log_group_and_role(construct_id, name)
+        environment: dict[str, Any] = {
+            **self.common_env,
+            "POWERTOOLS_SERVICE_NAME": f"cardstatus-{name}",
+            **env,
+        }
+        fn = lambda_.Function(
+            self,
+            construct_id,
+            description=f"cardstatus {name}",
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            handler=f"functions.{name}.app.handler",
+            code=lambda_.Code.from_asset(str(function_asset(name)), exclude=ASSET_EXCLUDES),
+            layers=[self.deps_layer, self.code_layer],
+            timeout=Duration.seconds(cfg.timeout_s),
+            memory_size=cfg.memory_mb,
+            reserved_concurrent_executions=cfg.reserved_concurrency,
+            environment=environment,
+            role=role,
+            log_group=log_group,
+            tracing=lambda_.Tracing.ACTIVE,
+            **self._snap_start_props(cfg.snap_start),
+            vpc=self._network.vpc,
+            vpc_subnets=self._network.app_subnets,
+            security_groups=[sg],
+        )
+        ack(role, wildcard_finding("*"), f"{VPC_ENI_REASON} {XRAY_REASON}")
+        ack(
+            fn,
+            "AwsSolutions-L1",
+            "The project pins the functions to Python 3.12 (the layer is built for cp312); moving "
+            "to a newer runtime is a deliberate, tested change.",
+        )
+        return fn
+
+    @staticmethod
+    def _snap_start_props(enabled: bool) -> dict[str, Any]:
+        """SnapStart on published versions. A superseded version is deleted rather than kept:
+        Python snapshots are billed for as long as their version exists."""
+        if not enabled:
+            return {}
+        return {
+            "snap_start": lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS,
+            "current_version_options": lambda_.VersionOptions(
+                removal_policy=RemovalPolicy.DESTROY,
+                description="published for SnapStart (alias live)",
+            ),
+        }
+
+    def _log_group_and_role(self, construct_id: str, name: str) -> tuple[logs.LogGroup, iam.Role]:
+        """The function's own log group, and its role: write to that log group, manage the VPC
+        network interfaces (for the Lambda service only, never from the function's code)."""
+        settings = self._settings
         log_group = logs.LogGroup(
             self,
             f"{construct_id}Logs",
@@ -315,36 +414,4 @@ class Functions(Construct):
                 },
             )
         )
-        environment: dict[str, Any] = {
-            **self.common_env,
-            "POWERTOOLS_SERVICE_NAME": f"cardstatus-{name}",
-            **env,
-        }
-        fn = lambda_.Function(
-            self,
-            construct_id,
-            description=f"cardstatus {name}",
-            runtime=RUNTIME,
-            architecture=ARCHITECTURE,
-            handler=f"functions.{name}.app.handler",
-            code=lambda_.Code.from_asset(str(function_asset(name)), exclude=ASSET_EXCLUDES),
-            layers=[self.deps_layer, self.code_layer],
-            timeout=Duration.seconds(cfg.timeout_s),
-            memory_size=cfg.memory_mb,
-            reserved_concurrent_executions=cfg.reserved_concurrency,
-            environment=environment,
-            role=role,
-            log_group=log_group,
-            tracing=lambda_.Tracing.ACTIVE,
-            vpc=self._network.vpc,
-            vpc_subnets=self._network.app_subnets,
-            security_groups=[sg],
-        )
-        ack(role, wildcard_finding("*"), f"{VPC_ENI_REASON} {XRAY_REASON}")
-        ack(
-            fn,
-            "AwsSolutions-L1",
-            "The project pins the functions to Python 3.12 (the layer is built for cp312); moving "
-            "to a newer runtime is a deliberate, tested change.",
-        )
-        return fn
+        return log_group, role

@@ -66,11 +66,19 @@ def _ctx_json(node: Node, key: str) -> Any:
     return value
 
 
+# Functions whose SnapStart flag may be on: the api (latency-sensitive, behind an alias). Not
+# ingest (SQS-driven, latency-insensitive: restores and snapshot caching are billed for Python)
+# nor migrate (runs once per deployment). docs/DEPLOY.md "SnapStart".
+SNAP_START_FUNCTIONS = frozenset({"api"})
+
+
 @dataclass(frozen=True)
 class FunctionSettings:
     timeout_s: int
     memory_mb: int
     reserved_concurrency: int | None
+    # Lambda SnapStart on published versions, behind an alias (docs/DEPLOY.md "SnapStart").
+    snap_start: bool = False
 
 
 @dataclass(frozen=True)
@@ -190,7 +198,22 @@ class Settings:
             timeout_s=self.get_int("functions", name, "timeoutSeconds", minimum=1),
             memory_mb=self.get_int("functions", name, "memoryMb", minimum=128),
             reserved_concurrency=int(reserved) if reserved is not None else None,
+            snap_start=self._snap_start(name),
         )
+
+    def _snap_start(self, name: str) -> bool:
+        value = self.get_optional("functions", name, "snapStart")
+        if value is None:
+            return False
+        if not isinstance(value, bool):
+            raise SettingsError(f"functions.{name}.snapStart must be true or false, got {value!r}")
+        if value and name not in SNAP_START_FUNCTIONS:
+            raise SettingsError(
+                f"functions.{name}.snapStart: SnapStart is wired for "
+                f"{sorted(SNAP_START_FUNCTIONS)} "
+                'only (docs/DEPLOY.md "SnapStart" says why)'
+            )
+        return value
 
     @property
     def partners(self) -> dict[str, dict[str, Any]]:

@@ -86,7 +86,7 @@ class CardStatusStack(Stack):
             self,
             "Api",
             settings=settings,
-            handler=self.functions.api,
+            handler=self.functions.api_target,
             network=self.network,
         )
         self.api.rest_api.deployment_stage.node.add_dependency(self.migrations.resource)

@@ -115,12 +115,12 @@ def test_hash_and_size_cover_every_byte_even_unconsumed_ones() -> None:
 # --------------------------------------------------------------------------- broken quoting
 
 
-def watched(data: bytes, card: int = 0, ts: int = 2) -> list:
+def watched(data: bytes, card: int = 0, ts: int = 2, width: int | None = None) -> list:
     """Records after the header, with the header's shape watched (as the pipeline does)."""
     source = open_csv(io.BytesIO(data), 1 << 30)
     got = source.records(10_000)
     header = next(got)
-    source.watch_rows(card, ts)
+    source.watch_rows(card, ts, width)
     return [
         header,
         *((line, type(r).__name__, list(r), getattr(r, "reason", "")) for line, r in got),
@@ -411,3 +411,38 @@ def test_malformed_csv_names_the_line() -> None:
     data = b'Card ID,Comment\nA1,ok\nA2,"never closed\n' + b"x" * 5000
     with pytest.raises(FileRejected, match="malformed CSV in the record starting on line 3"):
         records(data, max_field=1000)
+
+
+def test_a_multi_line_comment_before_the_card_column_is_one_field() -> None:
+    # The continuation line closes the quote and then carries the record's own card id and
+    # time: it reads like a row on its own, but it completes a record of the header's width.
+    data = (
+        b"Reason,Event,Date,CardID\r\n"
+        b'"He said ""call me""\r\nthen left",Delivered,2024-03-05T06:00:00Z,ZYW8827\r\n'
+        b",Picked up,2024-03-05T06:00:00Z,ZYW8890\r\n"
+    )
+    got = watched(data, card=3, ts=2, width=4)
+    assert got[1:] == [
+        (
+            2,
+            "list",
+            ['He said "call me"\r\nthen left', "Delivered", "2024-03-05T06:00:00Z", "ZYW8827"],
+            "",
+        ),
+        (4, "list", ["", "Picked up", "2024-03-05T06:00:00Z", "ZYW8890"], ""),
+    ]
+
+
+def test_a_runaway_quote_is_broken_even_when_the_next_row_has_quoted_cells() -> None:
+    # The next row's own quotes come in pairs, so they leave the runaway field open: that
+    # row is still read on its own and the opening row is rejected.
+    data = (
+        b"Card ID,User contact,Timestamp,Comment\r\n"
+        b'DQ1,0501112221,25-11-2026 10:00,"left at door\r\n'
+        b'DQ2,"0501112222",25-11-2026 10:01,ok\r\n'
+    )
+    got = watched(data, card=0, ts=2, width=4)
+    assert [(line, kind) for line, kind, _cells, _why in got[1:]] == [
+        (2, "BrokenRecord"),
+        (3, "list"),
+    ]

@@ -25,7 +25,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cardstatus import cards
 from cardstatus.db import LazyConnection
-from functions.api import errors, ops_routes
+from functions.api import errors, ops_routes, snapstart
 from functions.api.observability import (
     RequestLog,
     capture_lambda_handler,
@@ -54,6 +54,7 @@ requests = RequestLog(app)
 DB = LazyConnection()
 
 errors.register(app, DB, requests)
+snapstart.register(app, DB)  # SnapStart runtime hooks (no-op outside Lambda)
 
 __all__ = ["DB", "app", "handler", "logger", "metrics"]
 

@@ -175,13 +175,13 @@ class Event:
 
 
 def model_state(events: Iterable[Event]) -> tuple[dict[str, tuple], list[tuple]]:
-    """(cards, history) exactly as README "Domain rules" defines them, in the shape `db_state` reads."""
+    """(cards, history) as README "Domain rules" defines them, in the shape `db_state` reads."""
     unique: dict[tuple[int, int, int], Event] = {}
     for ev in events:
         unique.setdefault(ev.key, ev)
     by_card: dict[str, list[Event]] = {}
     for ev in unique.values():
-        by_card.setdefault(ev.card_id, []).append(ev)
+        by_card.setdefault(ev.card_id.upper(), []).append(ev)  # stored upper-case
     cards: dict[str, tuple] = {}
     for card_id, evs in by_card.items():
         latest = max(evs, key=lambda e: (e.at, RANK[e.status_name]))
@@ -205,7 +205,7 @@ def model_state(events: Iterable[Event]) -> tuple[dict[str, tuple], list[tuple]]
         )
     history = sorted(
         (
-            e.card_id,
+            e.card_id.upper(),
             e.status_name,
             e.at,
             e.stored_comment,

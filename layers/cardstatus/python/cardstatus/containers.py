@@ -65,7 +65,7 @@ class RecordSource(Protocol):
 
     def records(self, max_field_chars: int) -> Iterator[tuple[int, list[str]]]: ...
 
-    def watch_rows(self, card_id: int, timestamp: int) -> None: ...
+    def watch_rows(self, card_id: int, timestamp: int, width: int | None = None) -> None: ...
 
 
 def _suffix(name: str) -> str:
@@ -282,7 +282,7 @@ class XlsxSource:
             self._file.write(data)
         self._file.seek(0)
 
-    def watch_rows(self, card_id: int, timestamp: int) -> None:
+    def watch_rows(self, card_id: int, timestamp: int, width: int | None = None) -> None:
         """Cells cannot run into each other in a workbook: nothing to watch."""
 
     def records(self, max_field_chars: int) -> Iterator[tuple[int, list[str]]]:

@@ -193,10 +193,24 @@ class CsvSource:
     warnings: list[str] = field(default_factory=list)
     _record_chars: int = 0
     _shape: tuple[int, int] | None = None  # (card-id column, timestamp column)
+    _width: int | None = None  # fields of the header row
+    _record_lines: list[str] = field(default_factory=list)  # lines of the current record
 
-    def watch_rows(self, card_id: int, timestamp: int) -> None:
+    def watch_rows(self, card_id: int, timestamp: int, width: int | None = None) -> None:
         """From now on, a quoted field that runs into lines shaped like data rows is broken."""
         self._shape = (card_id, timestamp)
+        self._width = width
+
+    def _closes_record(self, line: str) -> bool:
+        """Whether this continuation line closes the open quoted field and completes a record
+        of the header's width: a genuine multi-line field, even if the rest of the line (the
+        record's later columns) reads like a row. An odd number of quote characters flips the
+        open field to closed ("" inside a field counts twice)."""
+        if self._width is None or line.count('"') % 2 == 0:
+            return False
+        text = "".join(self._record_lines) + line
+        record = next(csv.reader((text,), delimiter=self.delimiter, strict=False), [])
+        return len(record) == self._width
 
     def _looks_like_row(self, line: str) -> bool:
         """Whether one physical line, parsed on its own, reads as a data row of this file."""
@@ -264,7 +278,13 @@ class CsvSource:
         line = first or readline(limit + 1)
         while line:
             chars = self._record_chars
-            if chars and self._shape is not None and self._looks_like_row(line):
+            if chars == 0:
+                self._record_lines.clear()
+            elif (
+                self._shape is not None
+                and not self._closes_record(line)
+                and self._looks_like_row(line)
+            ):
                 raise _RunawayQuote(line)
             chars += len(line)
             if chars > limit:
@@ -273,6 +293,7 @@ class CsvSource:
             if "\x00" in line:
                 self.nul_bytes_removed += line.count("\x00")
                 line = line.replace("\x00", "")
+            self._record_lines.append(line)
             yield line
             line = readline(limit + 1)
 

@@ -98,7 +98,14 @@ class RowError(IngestError):
 
 
 class FileRejected(IngestError):
-    """The whole file cannot be ingested; the message is the reason shown in the report."""
+    """The whole file cannot be ingested; the message is the reason shown in the report.
+
+    `rows_read`: data rows the reader had already consumed when it gave up (e.g. the rows
+    after the would-be header while looking for one), so the report still counts them."""
+
+    def __init__(self, message: str, rows_read: int = 0) -> None:
+        super().__init__(message)
+        self.rows_read = rows_read
 
 
 def error_body(code: str, message: str) -> dict[str, dict[str, str]]:

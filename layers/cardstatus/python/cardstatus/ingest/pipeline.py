@@ -102,7 +102,7 @@ def ingest(
             return _finish(run)
         except FileRejected as exc:
             conn.rollback()
-            return _rejected(run, str(exc))
+            return _rejected(run, str(exc), exc.rows_read)
     except BaseException:
         conn.rollback()
         raise
@@ -138,7 +138,7 @@ def _open(run: _File) -> None:
     run.report.encoding = run.csv_source.encoding
     run.report.delimiter = run.csv_source.delimiter
     run.headers, skipped = find_header(run.records)
-    run.csv_source.watch_rows(run.headers.card_id, run.headers.timestamp)
+    run.csv_source.watch_rows(run.headers.card_id, run.headers.timestamp, run.headers.width)
     _warn_skipped_lines(run.outcomes, skipped)
     run.name_status, why = vocabulary(run.partner.status_words).file_event_type(run.source.name)
     if run.headers.status is None and run.name_status is None:
@@ -334,7 +334,7 @@ def _set_counts(run: _File, accepted: int, duplicate: int) -> None:
     run.report.warnings = o.warning_details
 
 
-def _rejected(run: _File, reason: str) -> dict[str, Any]:
+def _rejected(run: _File, reason: str, rows_read: int = 0) -> dict[str, Any]:
     """A rejected file: every data row it has counts as rejected (rows = rejected)."""
     report, outcomes = run.report, run.outcomes
     report.outcome = FileOutcome.REJECTED_FILE
@@ -342,7 +342,7 @@ def _rejected(run: _File, reason: str) -> dict[str, Any]:
     report.sha256 = report.meaning_key = report.size_bytes = None
     if not run.streaming and run.records is not None:
         counted = count_data_rows(run.records)  # rejected at its header: count what follows
-        outcomes.rows = counted if counted is not None else outcomes.rows
+        outcomes.rows = rows_read + counted if counted is not None else outcomes.rows
     _set_counts(run, accepted=0, duplicate=0)
     report.counts.rejected = outcomes.rows
     return _record_final(run)

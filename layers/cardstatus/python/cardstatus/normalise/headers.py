@@ -130,6 +130,7 @@ def find_header(records: Iterator[tuple[int, list[str]]]) -> tuple[HeaderMap, li
     skipped: list[int] = []
     closest: Sequence[str] | None = None
     closest_score = -1
+    after_closest = 0  # non-blank records after the closest candidate: its data rows
     for line, record in records:
         if not record or not any(cell.strip() for cell in record):
             continue  # blank lines are neither a header nor a title
@@ -138,11 +139,16 @@ def find_header(records: Iterator[tuple[int, list[str]]]) -> tuple[HeaderMap, li
             return map_headers(record), skipped
         score = sum(v is not None for v in found.values())
         if score > closest_score:
-            closest, closest_score = record, score
+            closest, closest_score, after_closest = record, score, 0
+        else:
+            after_closest += 1
         skipped.append(line)
         if len(skipped) >= HEADER_SEARCH_RECORDS:
             break
     if closest is None:
         raise FileRejected("file is empty: no header row")
-    map_headers(closest)  # raises with the missing columns
+    try:
+        map_headers(closest)  # raises with the missing columns
+    except FileRejected as exc:
+        raise FileRejected(str(exc), rows_read=after_closest) from None
     raise AssertionError("unreachable")  # pragma: no cover
