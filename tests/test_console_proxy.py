@@ -82,7 +82,7 @@ def proxy(upstream: Upstream, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
     monkeypatch.setenv("AWS_SESSION_TOKEN", "token123")
-    server = make_proxy(upstream.url, port=0, region="eu-west-1")
+    server = make_proxy(upstream.url, port=0, region="eu-west-1", api_key="caller-key-1")
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield "127.0.0.1", int(server.server_address[1])
@@ -115,6 +115,7 @@ def test_api_calls_are_forwarded_signed(proxy: tuple[str, int], upstream: Upstre
     assert "host" in match.group(1).split(";") and "x-amz-date" in match.group(1).split(";")
     assert re.fullmatch(r"\d{8}T\d{6}Z", sent["X-Amz-Date"])
     assert sent["X-Amz-Security-Token"] == "token123"
+    assert {k.lower(): v for k, v in sent.items()}["x-api-key"] == "caller-key-1"  # usage plan
 
     body = json.dumps({"user_phone": "585949014"}).encode()
     status, _, raw = call(

@@ -306,7 +306,8 @@ def cmd_console(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     _stop_on_signals()
     try:
-        run_proxy(args.api_url, args.host, args.port, args.profile, args.region)
+        api_key = args.api_key or os.environ.get("CARDSTATUS_API_KEY") or None
+        run_proxy(args.api_url, args.host, args.port, args.profile, args.region, api_key)
     except ProxyError as exc:
         print(f"cardstatus console: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -412,6 +413,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-url", required=True, help="the API's base URL (https://…/<stage>)")
     p.add_argument("--profile", help="AWS profile whose credentials sign the calls")
     p.add_argument("--region", help="AWS region (default: from the URL, else the profile's)")
+    p.add_argument(
+        "--api-key",
+        help="your usage-plan API key, sent as x-api-key (default: $CARDSTATUS_API_KEY)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port to listen on (8080)")
     p.set_defaults(func=cmd_console)

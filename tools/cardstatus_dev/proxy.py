@@ -96,6 +96,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     api_url: str
     sign: Callable[[str, str, bytes | None, dict[str, str]], dict[str, str]]
+    api_key: str | None = None
 
     def _handle(self) -> None:
         started = time.perf_counter()
@@ -141,6 +142,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             for name in FORWARD_REQUEST_HEADERS
             if (value := self.headers.get(name)) is not None
         }
+        if self.api_key:  # the caller's usage-plan key (docs/DEPLOY.md "Callers")
+            headers["x-api-key"] = self.api_key
         signed = self.sign(self.command, url, body, headers)
         # The scheme was checked in make_proxy (http or https only).
         request = urllib.request.Request(  # noqa: S310
@@ -193,6 +196,7 @@ def make_proxy(
     profile: str | None = None,
     region: str | None = None,
     signer: Signer | None = None,
+    api_key: str | None = None,
 ) -> ThreadingHTTPServer:
     """The console proxy bound to (host, port); call serve_forever()."""
     split = urlsplit(api_url)
@@ -202,16 +206,23 @@ def make_proxy(
     handler = type(
         "ProxyHandler",
         (_ProxyHandler,),
-        {"api_url": api_url.rstrip("/"), "sign": staticmethod(signer.headers)},
+        {"api_url": api_url.rstrip("/"), "sign": staticmethod(signer.headers), "api_key": api_key},
     )
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     return server
 
 
-def run_proxy(api_url: str, host: str, port: int, profile: str | None, region: str | None) -> None:
+def run_proxy(
+    api_url: str,
+    host: str,
+    port: int,
+    profile: str | None,
+    region: str | None,
+    api_key: str | None = None,
+) -> None:
     """Serve until Ctrl-C."""
-    server = make_proxy(api_url, host, port, profile, region)
+    server = make_proxy(api_url, host, port, profile, region, api_key=api_key)
     bound = f"http://{server.server_address[0]!s}:{server.server_address[1]}"
     who = f"profile {profile}" if profile else "your default AWS credentials"
     sys.stderr.write(
