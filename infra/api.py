@@ -52,6 +52,21 @@ ROUTES: dict[str, dict[str, bool]] = {
     "/health": {},
 }
 
+# Operations routes (README "Operations"), read-only like the card routes. Path parameters are
+# required by their resource; every query parameter is optional (the API names a bad one).
+OPS_ROUTES: dict[str, dict[str, bool]] = {
+    "/files": {"partner": False, "outcome": False, "since": False, "limit": False, "cursor": False},
+    "/files/{file_id}": {},
+    "/files/{file_id}/rejects": {"cursor": False, "limit": False},
+    "/stuck_cards": {
+        "status": False,
+        "older_than_hours": False,
+        "partner": False,
+        "cursor": False,
+        "limit": False,
+    },
+}
+
 ERROR_BODY = (
     '{"error": {"code": "$context.error.responseType", "message": $context.error.messageString}}'
 )
@@ -205,6 +220,8 @@ class Api(Construct):
                 request_validator=validator if params else None,
             )
 
+        self.files_resource = self._add_ops_methods(integration, validator)
+
         # API Gateway's own errors (403 missing signature, 429 throttled, 400 validation)
         # in the same JSON shape as the function's errors.
         for response_type in (apigw.ResponseType.DEFAULT_4_XX, apigw.ResponseType.DEFAULT_5_XX):
@@ -214,12 +231,79 @@ class Api(Construct):
                 templates={"application/json": ERROR_BODY},
             )
 
+    def _add_ops_methods(
+        self, integration: apigw.LambdaIntegration, validator: apigw.RequestValidator
+    ) -> apigw.Resource:
+        """The operations routes, POST /cards/search, and a HEAD twin of every GET (the function
+        answers HEAD as GET without the body), all with IAM auth like the card routes.
+        Returns the /files/{file_id} resource: POST /files/{file_id}/void goes under it, with
+        its own function and its own IAM permission (not granted by `invoke_policy`)."""
+        for path, query in OPS_ROUTES.items():
+            resource = self.rest_api.root.resource_for_path(path)
+            params = {f"method.request.querystring.{k}": req for k, req in query.items()}
+            if "{file_id}" in path:
+                params["method.request.path.file_id"] = True
+            resource.add_method(
+                "GET",
+                integration,
+                authorization_type=apigw.AuthorizationType.IAM,
+                api_key_required=True,
+                request_parameters=params,
+                request_validator=validator,
+            )
+        for path, query in {**ROUTES, **OPS_ROUTES}.items():
+            resource = self.rest_api.root.resource_for_path(path)
+            params = {f"method.request.querystring.{k}": req for k, req in query.items()}
+            for name in ("card_id", "file_id"):
+                if f"{{{name}}}" in path:
+                    params[f"method.request.path.{name}"] = True
+            resource.add_method(
+                "HEAD",
+                integration,
+                authorization_type=apigw.AuthorizationType.IAM,
+                api_key_required=True,
+                request_parameters=params or None,
+                request_validator=validator if params else None,
+            )
+        # The phone in a JSON body rather than the URL; the function validates the body (its
+        # 400 names the field), so no gateway model.
+        self.rest_api.root.resource_for_path("/cards/search").add_method(
+            "POST",
+            integration,
+            authorization_type=apigw.AuthorizationType.IAM,
+            api_key_required=True,
+        )
+        # POST /files/{file_id}/void: added by the void function's construct under this resource.
+        return self.rest_api.root.resource_for_path("/files/{file_id}")
+
+    def _grant_ops_invoke(self, stage_name: str) -> None:
+        """Ordinary callers may also HEAD any route and POST /cards/search (a lookup); never
+        POST /files/{file_id}/void."""
+        self.invoke_policy.add_statements(
+            iam.PolicyStatement(
+                actions=["execute-api:Invoke"],
+                resources=[
+                    self.rest_api.arn_for_execute_api("HEAD", "/*", stage_name),
+                    self.rest_api.arn_for_execute_api("POST", "/cards/search", stage_name),
+                ],
+            )
+        )
+        ack(
+            self.invoke_policy,
+            wildcard_finding(
+                "arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:"
+                f"<{logical_id(self.rest_api)}>/{stage_name}/HEAD/*"
+            ),
+            "Grants HEAD on every route of this stage only: HEAD answers what GET answers, "
+            "without the body.",
+        )
+
     def _build_invoke_policy(self, stage_name: str) -> None:
         # Internal callers get this policy (or its statement) to sign requests.
         self.invoke_policy = iam.ManagedPolicy(
             self,
             "InvokePolicy",
-            description="Call the cardstatus API (GET only) with SigV4",
+            description="Call the cardstatus API with SigV4: GET, HEAD, POST /cards/search",
             statements=[
                 iam.PolicyStatement(
                     actions=["execute-api:Invoke"],
@@ -274,6 +358,7 @@ class Api(Construct):
                 "Account-level role API Gateway needs to write execution/access logs; the AWS "
                 "managed policy is the documented one for this service role.",
             )
+        self._grant_ops_invoke(stage_name)
         ack(
             self.invoke_policy,
             wildcard_finding(

@@ -96,3 +96,99 @@ def test_migrate_is_idempotent_and_module_entry_point_works(db_url: str) -> None
         check=True,
     )
     assert json.loads(result.stdout) == {"applied": []}
+
+
+# --- operations: files, file, stuck -------------------------------------------------------
+
+
+@pytest.fixture
+def all_samples(db_url: str, capsys: pytest.CaptureFixture[str]) -> str:
+    paths = sorted(str(p) for p in SAMPLES.glob("*.csv")) + sorted(
+        str(p) for p in PARTNER_FILES.glob("*.csv")
+    )
+    run(capsys, "ingest", "--partner", "acme", "--database-url", db_url, *paths)
+    return db_url
+
+
+def test_files_prints_json_lines_newest_first(
+    all_samples: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = run(capsys, "files", "--database-url", all_samples)
+    files = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and len(files) == 11
+    assert [f["file_id"] for f in files] == sorted((f["file_id"] for f in files), reverse=True)
+
+    code, out = run(capsys, "files", "--outcome", "rejected_file", "--database-url", all_samples)
+    rejected = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and len(rejected) == 2
+    assert all(f["outcome"] == "rejected_file" and f["reason"] for f in rejected)
+
+    code, out = run(
+        capsys, "files", "--limit", "3", "--partner", "acme", "--database-url", all_samples
+    )
+    assert (code, len(out.splitlines())) == (0, 3)
+
+    code, out = run(capsys, "files", "--partner", "nobody", "--database-url", all_samples)
+    assert (code, out) == (1, "")
+
+    code, out = run(capsys, "files", "--since", "last week", "--database-url", all_samples)
+    assert code == 2 and json.loads(out)["error"]["code"] == "invalid_parameter"
+    assert main(["files", "--limit", "0", "--database-url", all_samples]) == 2
+    assert main(["files", "--outcome", "maybe"]) == 2
+
+
+def test_file_prints_the_report(all_samples: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run(capsys, "files", "--limit", "1", "--database-url", all_samples)
+    file_id = json.loads(out)["file_id"]
+    code, out = run(capsys, "file", str(file_id), "--database-url", all_samples)
+    report = json.loads(out)
+    assert code == 0 and report["file_id"] == file_id and "counts" in report
+    assert out.startswith("{\n  ")  # pretty
+
+    code, out = run(capsys, "file", "999999", "--database-url", all_samples)
+    assert code == 1 and json.loads(out)["error"]["code"] == "not_found"
+    code, out = run(capsys, "file", "abc", "--database-url", all_samples)
+    assert code == 2 and json.loads(out)["error"]["code"] == "invalid_parameter"
+
+
+def test_stuck_lists_cards_still_in_exception(
+    all_samples: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = run(
+        capsys,
+        "stuck",
+        "--status",
+        "DELIVERY_EXCEPTION",
+        "--older-than-hours",
+        "1",
+        "--database-url",
+        all_samples,
+    )
+    cards = [json.loads(line) for line in out.splitlines()]
+    assert code == 0
+    assert [c["card_id"] for c in cards] == ["QRK1004", "QRK1005", "QRK1006"]
+    assert {c["partner"] for c in cards} == {"acme"}
+
+    code, out = run(
+        capsys,
+        "stuck",
+        "--status",
+        "DELIVERY_EXCEPTION",
+        "--limit",
+        "2",
+        "--database-url",
+        all_samples,
+    )
+    assert (code, len(out.splitlines())) == (0, 2)
+    code, out = run(
+        capsys,
+        "stuck",
+        "--status",
+        "DELIVERY_EXCEPTION",
+        "--partner",
+        "nobody",
+        "--database-url",
+        all_samples,
+    )
+    assert (code, out) == (1, "")
+    assert main(["stuck", "--status", "DELIVERED"]) == 2

@@ -155,6 +155,9 @@ def test_local_service_end_to_end(tmp_path: Path) -> None:
     assert "cardstatus is running" in text
     assert "e2e 2024-03-10 - Delivered.csv: applied" in text
     assert "broken.csv: rejected_file" in text
+    assert '{"_aws"' not in text  # metrics go to .local/metrics.log, not the console
+    assert '{"_aws"' in (tmp_path / "home" / "metrics.log").read_text()
+    assert "(invalid phones)" in text  # the sample with a bad phone says what its warning is
     assert "0585949099" not in text and "585949099" not in text
     time.sleep(1)
     assert [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE] == []

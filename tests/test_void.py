@@ -5,6 +5,7 @@ tests/reliability/test_void_*.py."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -393,6 +394,39 @@ def test_local_server_routes_the_void_to_the_void_function(db: Any, void_app: An
     response = route_to_functions()(event, _Context())
     assert response["statusCode"] == 404
     assert json.loads(response["body"])["error"]["message"] == "no file with id 77"
+
+
+def test_a_late_redelivery_of_a_voided_object_version_does_not_apply_it_again(db: Any) -> None:
+    # SQS may deliver the original S3 event again after the void: the same object version is
+    # a redelivery (the stored report, nothing applied). A new upload (new version) applies.
+    from cardstatus.config import load_settings
+    from cardstatus.ingest import SourceInfo, ingest
+
+    data = RETURNED.read_bytes()
+
+    def deliver(version: str) -> dict[str, Any]:
+        source = SourceInfo(
+            key="incoming/acme/x Returned.csv",
+            partner="acme",
+            bucket=BUCKET,
+            version_id=version,
+            etag="e1",
+            size_bytes=len(data),
+        )
+        return ingest(db, io.BytesIO(data), source, load_settings())
+
+    first = deliver("v1")
+    assert first["outcome"] == "applied"
+    void_file(db, first["file_id"], "wrong file", "ops")
+    assert _card(db, "ZYW8890") is None  # only the voided file knew the card
+
+    again = deliver("v1")
+    assert again.get("redelivery") is True and again["file_id"] == first["file_id"]
+    assert _card(db, "ZYW8890") is None
+
+    reupload = deliver("v2")
+    assert reupload["outcome"] == "applied" and reupload["file_id"] != first["file_id"]
+    assert _card(db, "ZYW8890")["status"] == "RETURNED"
 
 
 def test_void_handler_files_stay_under_150_lines() -> None:

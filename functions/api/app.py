@@ -1,27 +1,31 @@
 """Status API: API Gateway (REST, proxy integration) -> this Lambda -> PostgreSQL via RDS Proxy.
 
 Thin by design: each route validates its parameters, calls one function of
-`cardstatus.cards` and shapes the answer. Every error, including Powertools' own
+`cardstatus.cards` (card routes, here) or `cardstatus.ops` (operations routes,
+ops_routes.py) and shapes the answer. Every error, including Powertools' own
 validation and routing errors, is `{"error": {"code": ..., "message": ...}}` (errors.py).
 Response models and documented parameters: schemas.py; logs, metrics, traces:
 observability.py. Lambda handler: `functions.api.app.handler`.
 
-Routes: GET /get_card_status, GET /cards/{card_id}, GET /cards?user_phone=…, GET /health.
+Routes: GET /get_card_status, POST /cards/search, GET /cards/{card_id},
+GET /cards?user_phone=…; GET /health, /files, /files/{file_id}, /files/{file_id}/rejects,
+/stuck_cards (ops_routes.py). HEAD works wherever GET does.
 The OpenAPI document (docs/openapi.json) is generated from this module by
 `cardstatus_dev.openapi` (`make openapi`).
 """
 
 # No `from __future__ import annotations`: Powertools reads the route signatures at runtime.
 
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cardstatus import cards
 from cardstatus.db import LazyConnection
-from functions.api import errors, snapstart
+from functions.api import errors, ops_routes, snapstart
 from functions.api.observability import (
     RequestLog,
     capture_lambda_handler,
@@ -31,14 +35,12 @@ from functions.api.observability import (
 )
 from functions.api.schemas import (
     CARD_ERRORS,
-    ERRORS_500,
-    ERRORS_503,
     CardIdPath,
     CardIdQuery,
     CardListOut,
     CardOut,
+    CardSearchIn,
     CardStatusOut,
-    HealthOut,
     PhoneQuery,
 )
 
@@ -62,6 +64,8 @@ def _connection() -> Any:
     return conn
 
 
+ops_routes.register(app, _connection, requests)
+
 # --- routes --------------------------------------------------------------------------------
 
 
@@ -83,6 +87,17 @@ def get_card_status(card_id: CardIdQuery = None, user_phone: PhoneQuery = None) 
     body = cards.card_status(_connection(), valid_id, e164)
     requests.record("found", card_id=body["card_id"], user_phone=masked(user_phone))
     return body  # type: ignore[return-value]  # validated and serialised by Powertools
+
+
+@app.post(
+    "/cards/search",
+    summary="GET /get_card_status with the parameters in a JSON body (no phone in the URL)",
+    operation_id="searchCards",
+    tags=["cards"],
+    responses={200: {"description": "As GET /get_card_status"}, **CARD_ERRORS},
+)
+def search_cards(query: Annotated[CardSearchIn, Body()]) -> CardStatusOut:
+    return get_card_status(query.card_id, query.user_phone)
 
 
 @app.get(
@@ -109,26 +124,9 @@ def get_card(card_id: CardIdPath) -> CardOut:
 def list_cards(user_phone: PhoneQuery = None) -> CardListOut:
     app.append_context(_user_phone=user_phone)
     e164 = cards.parse_phone(user_phone)
-    body = cards.phone_cards(_connection(), e164)
+    body = cards.phone_cards(_connection(), e164)  # {"cards": []} for a phone without cards
     requests.record("found", count=len(body["cards"]), user_phone=masked(user_phone))
     return body  # type: ignore[return-value]
-
-
-@app.get(
-    "/health",
-    summary="Liveness with a database round trip",
-    operation_id="health",
-    tags=["ops"],
-    responses={
-        200: {"description": "The database answers"},
-        500: ERRORS_500,
-        503: ERRORS_503,
-    },
-)
-def health() -> HealthOut:
-    cards.ping(_connection())
-    requests.record("ok")
-    return {"status": "ok", "database": "ok"}  # type: ignore[return-value]
 
 
 # --- entry point ---------------------------------------------------------------------------
@@ -141,4 +139,9 @@ def health() -> HealthOut:
 @metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     requests.start()
+    repeated = errors.repeated_parameter(event, requests)
+    if repeated is not None:
+        return repeated
+    if event.get("httpMethod") == "HEAD":  # answered as GET, without the body
+        return {**app.resolve({**event, "httpMethod": "GET"}, context), "body": ""}
     return app.resolve(event, context)

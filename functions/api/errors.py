@@ -2,7 +2,8 @@
 
 `register(app, db, requests)` installs the exception handlers on the resolver:
 - every `cardstatus.errors.RequestError` (400, 404, ...): its own code, status and message;
-- Powertools' request validation (a parameter breaks its documented rule): 400;
+- Powertools' request validation (a parameter or the JSON body breaks its documented rule):
+  400 naming the parameter;
 - no route: 405 on a known path with another method, 400 for a card id the route pattern
   refuses, else 404;
 - the database is unreachable (`TRANSIENT_DB_ERRORS`): 503 with Retry-After, and the
@@ -16,28 +17,35 @@ import json
 import re
 import traceback
 from http import HTTPStatus
+from typing import Any
 
 import psycopg2
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from cardstatus import cards
+from cardstatus import cards, ops
 from cardstatus.db import TRANSIENT_DB_ERRORS, LazyConnection
-from cardstatus.errors import RequestError, error_body
+from cardstatus.errors import InvalidParameter, RequestError, error_body
 from cardstatus.model import redact_phones
 from functions.api.observability import RequestLog, masked
 
 RETRY_AFTER_S = "5"
 
 # Paths this API serves (with or without a trailing slash): other methods there get 405.
-_KNOWN_PATH = re.compile(r"^/(get_card_status|cards|health|cards/[^/]+)/?$")
+_KNOWN_PATH = re.compile(
+    r"^/(get_card_status|cards|health|cards/[^/]+|files|files/[^/]+|files/[^/]+/rejects"
+    r"|stuck_cards)/?$"
+)
+_POST_PATH = re.compile(r"^/cards/search/?$")
 _CARD_PATH = re.compile(r"^/cards/([^/]+)/?$")
 
 # What a RequestValidationError on each parameter means, in words a caller can act on.
 PARAM_MESSAGES = {
+    **ops.MESSAGES,
     "card_id": cards.CARD_ID_MESSAGE,
     "user_phone": f"user_phone must be at most {cards.PHONE_MAX_LENGTH} characters",
+    "body": "the body must be a JSON object with card_id and/or user_phone",
 }
 
 
@@ -52,8 +60,62 @@ def error_response(
     )
 
 
+def repeated_parameter(event: dict[str, Any], requests: RequestLog) -> dict[str, Any] | None:
+    """The 400 answer (a proxy response) when a query parameter is given more than once, else
+    None. Checked before validation, which would otherwise judge the list of values."""
+    for name, values in (event.get("multiValueQueryStringParameters") or {}).items():
+        if values and len(values) > 1:
+            safe = name if name.isidentifier() and len(name) <= 40 else "a parameter"
+            message = f"{safe} given {len(values)} times; give it once"
+            requests.record("invalid", parameter=safe)
+            return {
+                "statusCode": HTTPStatus.BAD_REQUEST,
+                "headers": {"Content-Type": content_types.APPLICATION_JSON},
+                "body": json.dumps(error_body("invalid_parameter", message)),
+                "isBase64Encoded": False,
+            }
+    return None
+
+
+def _validation_message(error: dict[str, Any]) -> tuple[str, str, str]:
+    """(parameter, code, message) of Powertools' first validation error."""
+    loc = [part for part in error.get("loc", ()) if isinstance(part, str)]
+    name = loc[-1] if loc else "request"
+    kind = error.get("type")
+    if kind == "json_invalid" or loc == ["body"]:
+        if kind == "missing":
+            return "body", "missing_parameter", PARAM_MESSAGES["body"]
+        return "body", "invalid_parameter", PARAM_MESSAGES["body"]
+    if kind == "extra_forbidden":
+        return name, "invalid_parameter", f"{name[:40]} is not a known field"
+    if kind == "missing":
+        return name, "missing_parameter", f"{name} is required"
+    return name, "invalid_parameter", PARAM_MESSAGES.get(name, f"{name} is invalid")
+
+
+def reject_unknown_parameters(app: APIGatewayRestResolver, next_middleware: Any) -> Any:
+    """Middleware: a query parameter the route does not document is a 400 naming it (a typo
+    such as `outcom=` must not silently widen an answer)."""
+    route = app.context.get("_route")
+    given = app.current_event.query_string_parameters or {}
+    # Powertools runs its not-found answer as a route too (no parameters): leave it to 404/405.
+    routed = route is not None and getattr(route.func, "__name__", "") != "not_found_handler"
+    if route is not None and routed and given:
+        known = {field.alias for field in route.dependant.query_params}
+        unknown = sorted(name for name in given if name not in known)
+        if unknown:
+            name = unknown[0] if unknown[0].isidentifier() and len(unknown[0]) <= 40 else "?"
+            accepted = ", ".join(sorted(known)) or "none"
+            raise InvalidParameter(
+                f"unknown query parameter {name}; this route takes: {accepted}", parameter=name
+            )
+    return next_middleware(app)
+
+
 def register(app: APIGatewayRestResolver, db: LazyConnection, requests: RequestLog) -> None:
-    """Install the API's exception handlers on app."""
+    """Install the API's exception handlers (and the unknown-parameter check) on app."""
+
+    app.use(middlewares=[reject_unknown_parameters])
 
     @app.exception_handler(RequestError)
     def _request_error(exc: RequestError) -> Response:
@@ -65,14 +127,7 @@ def register(app: APIGatewayRestResolver, db: LazyConnection, requests: RequestL
     @app.exception_handler(RequestValidationError)
     def _request_validation(exc: RequestValidationError) -> Response:
         errors = exc.errors()
-        first = errors[0] if errors else {}
-        loc = [str(part) for part in first.get("loc", ())]
-        name = loc[-1] if loc else "request"
-        if first.get("type") == "missing":
-            code, message = "missing_parameter", f"{name} is required"
-        else:
-            code = "invalid_parameter"
-            message = PARAM_MESSAGES.get(name, f"{name} is invalid")
+        name, code, message = _validation_message(dict(errors[0]) if errors else {})
         requests.record("invalid", parameter=name)
         return error_response(HTTPStatus.BAD_REQUEST, code, message)
 
@@ -80,13 +135,14 @@ def register(app: APIGatewayRestResolver, db: LazyConnection, requests: RequestL
     def _route_not_found(exc: NotFoundError) -> Response:
         path = str(app.context.get("_path") or app.current_event.path)
         method = app.current_event.http_method.upper()
-        if _KNOWN_PATH.match(path) and method != "GET":
+        allowed = ("POST",) if _POST_PATH.match(path) else ("GET", "HEAD")
+        if (_POST_PATH.match(path) or _KNOWN_PATH.match(path)) and method not in allowed:
             requests.record("method_not_allowed", method=method)
             return error_response(
                 HTTPStatus.METHOD_NOT_ALLOWED,
                 "method_not_allowed",
-                f"{method} is not allowed here; use GET",
-                headers={"Allow": "GET"},
+                f"{method} is not allowed here; use {allowed[0]}",
+                headers={"Allow": ", ".join(allowed)},
             )
         if _CARD_PATH.match(path):
             # /cards/<something the route pattern refuses> (control characters, quotes, ...).

@@ -15,7 +15,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from cardstatus import cards
+from cardstatus import cards, ops
 from cardstatus.model import CARD_ID_RE, CardStatus, ExceptionReason
 
 ErrorCode = Literal[
@@ -85,14 +85,112 @@ class CardSummaryOut(_Strict):
     status_at: UtcTime
 
 
+TRUNCATED_DESCRIPTION = (
+    f"True when the phone has more than {cards.MAX_CARDS_PER_PHONE} cards and only the "
+    f"{cards.MAX_CARDS_PER_PHONE} with the latest status are listed"
+)
+
+
 class CardStatusOut(CardOut):
     other_cards: list[CardSummaryOut] = Field(
-        description="Other cards of the same phone, latest status first"
+        description=(
+            "Other cards of the same phone, latest status first. Only filled when the lookup "
+            "names the phone (user_phone): a lookup by card id alone does not reveal the "
+            "user's other cards, and this list is then empty"
+        )
     )
+    truncated: bool = Field(description=TRUNCATED_DESCRIPTION)
 
 
 class CardListOut(_Strict):
     cards: list[CardOut] = Field(description="Cards of the phone, latest status first")
+    truncated: bool = Field(description=TRUNCATED_DESCRIPTION)
+
+
+class CardSearchIn(_Strict):
+    """POST /cards/search: the parameters of GET /get_card_status, out of the URL."""
+
+    card_id: str | None = Field(
+        default=None,
+        description=CARD_ID_DESCRIPTION,
+        max_length=cards.CARD_ID_MAX_LENGTH,
+        pattern=CARD_ID_PATTERN,
+        examples=["ZYW8827"],
+    )
+    user_phone: str | None = Field(
+        default=None,
+        description="User phone in any form, as in GET /get_card_status",
+        max_length=cards.PHONE_MAX_LENGTH,
+        examples=["585949014"],
+    )
+
+
+# --- operations ---------------------------------------------------------------------------
+
+Outcome = Literal["applied", "duplicate_file", "rejected_file"]
+StuckStatus = Literal["PICKED_UP", "DELIVERY_EXCEPTION"]
+NEXT_CURSOR_DESCRIPTION = "Pass as `cursor` to get the next page; null on the last page"
+
+
+class CountsOut(_Strict):
+    rows: int = Field(ge=0, description="Data rows in the file")
+    accepted: int = Field(ge=0)
+    duplicate: int = Field(ge=0)
+    rejected: int = Field(ge=0)
+    warnings: int = Field(ge=0)
+
+
+class FileOut(_Strict):
+    file_id: int = Field(examples=[42])
+    key: str = Field(description="The object key", examples=["incoming/acme/Delivered.csv"])
+    partner: str
+    outcome: Outcome
+    counts: CountsOut
+    reason: str | None = Field(description="Why the file was rejected or is a duplicate")
+    received_at: UtcTime
+    finished_at: UtcTime
+    voided: bool
+
+
+class FileListOut(_Strict):
+    files: list[FileOut] = Field(description="Newest first")
+    next_cursor: str | None = Field(description=NEXT_CURSOR_DESCRIPTION)
+
+
+class FileReportOut(BaseModel):
+    """The stored report (every field ingestion wrote: file, counts, rejects, warnings, timings,
+    ...) plus the file's id and its void fields."""
+
+    model_config = ConfigDict(extra="allow")
+
+    file_id: int
+    outcome: Outcome
+    voided_at: UtcTime | None
+    voided_by: str | None
+    void_reason: str | None
+
+
+class RejectOut(_Strict):
+    line: int = Field(description="Line number in the file (the header is line 1)")
+    reason: str = Field(description="Why the row was rejected (phones masked)")
+
+
+class RejectListOut(_Strict):
+    rejects: list[RejectOut] = Field(description="In line order")
+    next_cursor: str | None = Field(description=NEXT_CURSOR_DESCRIPTION)
+
+
+class StuckCardOut(_Strict):
+    card_id: str
+    status: StuckStatus
+    status_at: UtcTime
+    partner: str | None = Field(description="Partner of the card's current event")
+    age_hours: float = Field(ge=0, description="Hours since status_at")
+
+
+class StuckCardListOut(_Strict):
+    cards: list[StuckCardOut] = Field(description="Oldest status first")
+    next_cursor: str | None = Field(description=NEXT_CURSOR_DESCRIPTION)
 
 
 class HealthOut(_Strict):
@@ -118,6 +216,7 @@ def _error_response(description: str) -> OpenAPIResponse:
 
 ERRORS_400 = _error_response("Missing or invalid parameter (the message names it)")
 ERRORS_404 = _error_response("No card matches (no hint which identifier exists)")
+FILE_ERRORS_404 = _error_response("No file with this id")
 ERRORS_500 = _error_response("Unexpected error (no details)")
 ERRORS_503: OpenAPIResponse = {
     **_error_response("Database unavailable; retry after the Retry-After header"),
@@ -134,6 +233,8 @@ CARD_ERRORS: dict[int, OpenAPIResponse] = {
     500: ERRORS_500,
     503: ERRORS_503,
 }
+LIST_ERRORS: dict[int, OpenAPIResponse] = {400: ERRORS_400, 500: ERRORS_500, 503: ERRORS_503}
+FILE_ERRORS: dict[int, OpenAPIResponse] = {**LIST_ERRORS, 404: FILE_ERRORS_404}
 
 
 # --- documented parameters ----------------------------------------------------------------
@@ -170,5 +271,49 @@ PhoneQuery = Annotated[
             "national": {"summary": "9 digits, no country code", "value": "585949014"},
             "international": {"summary": "E.164", "value": "+971585949014"},
         },
+    ),
+]
+
+# Operations routes (README "Operations"); each is checked again by cardstatus.ops.
+LimitQuery = Annotated[
+    int | None,
+    Query(
+        description="Page size (default: 20 files, 100 rejects or cards)", ge=1, le=ops.MAX_LIMIT
+    ),
+]
+CursorQuery = Annotated[
+    str | None, Query(description="next_cursor of the previous page, unchanged", max_length=512)
+]
+PartnerQuery = Annotated[
+    str | None,
+    Query(
+        description="Only this partner (the folder under incoming/)",
+        max_length=ops.PARTNER_MAX_LENGTH,
+        openapi_examples={"partner": {"summary": "A partner", "value": "acme"}},
+    ),
+]
+OutcomeQuery = Annotated[Outcome | None, Query(description="Only files with this outcome")]
+SinceQuery = Annotated[
+    str | None,
+    Query(
+        description="Only files finished at or after this ISO 8601 date or time (UTC if no offset)",
+        max_length=40,
+        openapi_examples={"date": {"summary": "A day", "value": "2026-12-01"}},
+    ),
+]
+FileIdPath = Annotated[
+    int, Path(description="File id (file_id of GET /files)", ge=1, le=ops.FILE_ID_MAX)
+]
+StuckStatusQuery = Annotated[
+    StuckStatus | None, Query(description="Current status of the cards (default PICKED_UP)")
+]
+OlderThanQuery = Annotated[
+    float | None,
+    Query(
+        description=(
+            f"In that status for more than this many hours (default {ops.STUCK_DEFAULT_HOURS})"
+        ),
+        ge=0,
+        le=ops.STUCK_MAX_HOURS,
     ),
 ]

@@ -44,6 +44,11 @@ WARM_REQUESTS: tuple[tuple[str, str, dict[str, str] | None], ...] = (
     ("GET", f"/cards/{_TOO_LONG_ID}", None),
     ("GET", "/cards", {"user_phone": _TOO_LONG_PHONE}),
     ("POST", "/health", None),
+    ("POST", "/cards/search", None),  # no body
+    ("GET", "/files", {"limit": "0"}),
+    ("GET", "/files/0", None),
+    ("GET", "/files/0/rejects", None),
+    ("GET", "/stuck_cards", {"status": "DELIVERED"}),
 )
 
 

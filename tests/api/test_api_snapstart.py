@@ -50,7 +50,8 @@ def test_warm_builds_the_models_of_every_route_with_parameters(app_module: Modul
     snapstart.warm(app_module.app, app_module.DB)
     routes = app_module.app._static_routes + app_module.app._dynamic_routes
     built = {route.path for route in routes if route._dependant is not None}
-    assert {"/get_card_status", "/cards", "/cards/<card_id>"} <= built
+    assert {"/get_card_status", "/cards", "/cards/<card_id>", "/cards/search"} <= built
+    assert {"/files", "/files/<file_id>", "/files/<file_id>/rejects", "/stuck_cards"} <= built
 
 
 def test_requests_after_the_warm_up_are_logged_and_answered(app_module: ModuleType) -> None:

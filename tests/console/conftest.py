@@ -1,25 +1,34 @@
 """Browser fixtures for the ops console: the OS's Chromium driven by Playwright.
 
-`console_url` is the one fixture that decides what the browser talks to: today the console's
-files plus a fake API (console_fake_api.py); once the real routes exist it starts
-`cardstatus serve` on a seeded database and yields that URL instead. Tests only ever use the
-URL, the page, and what the browser itself sent (`sent`), so they run unchanged against either.
+`console_url` is the one fixture that decides what the browser talks to: the real
+`cardstatus serve` (a subprocess: the API handler and the /console files on one origin) on a
+database seeded by ingesting the 11 sample partner files through the real pipeline, as partner
+acme, under incoming/acme/, oldest first, so their file ids are 32..42 (42 = the newest,
+"Sample Card Status Info - Returned.csv"). `console_down_url` is the same server pointed at a
+database that does not answer (503s). Tests only ever use the URL, the page, and what the
+browser itself sent (`sent`).
 
 No Chromium is a failure, not a skip: CI installs it (`apt-get install chromium`).
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import shutil
-import threading
+import socket
+import subprocess
+import sys
+import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from fixture_paths import ROOT
+from fixture_paths import EVENTS, ROOT
 
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -36,21 +45,122 @@ SCREENSHOTS = ROOT / "docs" / "console"
 VIEWPORT = {"width": 1366, "height": 820}  # a laptop screen
 
 
-@pytest.fixture
-def console_url() -> Iterator[str]:
-    """Base URL (scheme://host:port) serving /console and the API on the same origin."""
-    from console_fake_api import FakeApi, make_server
+# The sample files, oldest first: ingested in this order they get file ids 32..42.
+CONSOLE_FILES = [
+    EVENTS / "partner_files" / "acme bad rows - Returned.csv",
+    EVENTS / "partner_files" / "acme cp1252 - Delivery exceptions.csv",
+    EVENTS / "partner_files" / "acme mixed status column.csv",
+    EVENTS / "partner_files" / "acme no card column - Delivered.csv",
+    EVENTS / "partner_files" / "acme unicode text - Pickup.csv",
+    EVENTS / "partner_files" / "acme utf8-bom semicolon - Delivered.csv",
+    EVENTS / "partner_files" / "acme weekly export.csv",
+    EVENTS / "partner_samples" / "Sample Card Status Info - Pickup.csv",
+    EVENTS / "partner_samples" / "Sample Card Status Info - Delivered.csv",
+    EVENTS / "partner_samples" / "Sample Card Status Info - Delivery exceptions.csv",
+    EVENTS / "partner_samples" / "Sample Card Status Info - Returned.csv",
+]
+FIRST_FILE_ID = 32
+BUCKET = "cardstatus-local-partner-files"
 
-    server = make_server(FakeApi())
-    thread = threading.Thread(target=server.serve_forever, name="console-fake-api", daemon=True)
-    thread.start()
-    host, port = server.server_address[:2]
+
+def seed_console_database(url: str) -> None:
+    """Ingest CONSOLE_FILES as S3 uploads to incoming/acme/ would be."""
+    import psycopg2
+
+    from cardstatus.config import load_settings
+    from cardstatus.ingest import SourceInfo, ingest_retrying
+
+    conn = psycopg2.connect(url)
     try:
-        yield f"http://{host}:{port}"
+        with conn.cursor() as cur:
+            cur.execute("SELECT setval('ingested_file_id_seq', %s)", (FIRST_FILE_ID - 1,))
+        conn.commit()
+        for path in CONSOLE_FILES:
+            source = SourceInfo(
+                key=f"incoming/acme/{path.name}",
+                partner="acme",
+                bucket=BUCKET,
+                size_bytes=path.stat().st_size,
+            )
+            opener = functools.partial(path.open, "rb")  # the pipeline opens and closes it
+            report = ingest_retrying(conn, opener, source, load_settings())
+            assert report["file_id"] >= FIRST_FILE_ID, report
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+        conn.close()
+
+
+def start_serve(database_url: str) -> tuple[subprocess.Popen[bytes], str, Path]:
+    """`cardstatus serve` on a free port; returns the process, its base URL and its log."""
+    log = Path(tempfile.mkstemp(prefix="cardstatus-console-serve-", suffix=".log")[1])
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cardstatus_dev",
+            "serve",
+            "--port",
+            "0",
+            "--database-url",
+            database_url,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("wb"),
+        cwd=ROOT,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        match = re.search(r"on (http://127\.0\.0\.1:\d+)", log.read_text(errors="replace"))
+        if match:
+            return process, match.group(1), log
+        if process.poll() is not None:
+            break
+        time.sleep(0.1)
+    process.kill()
+    raise AssertionError(f"cardstatus serve did not start:\n{log.read_text(errors='replace')}")
+
+
+def stop_serve(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
+@pytest.fixture(scope="session")
+def console_database(pg_admin_url: str, pg_template: str) -> Iterator[str]:
+    from cardstatus_dev.database import drop_database, ensure_database
+
+    name = f"cs_console_{os.getpid()}"
+    drop_database(pg_admin_url, name)
+    url = ensure_database(pg_admin_url, name, template=pg_template)
+    seed_console_database(url)
+    yield url
+    drop_database(pg_admin_url, name)
+
+
+@pytest.fixture(scope="session")
+def console_url(console_database: str) -> Iterator[str]:
+    """Base URL (scheme://host:port) of the real `cardstatus serve`: /console and the API."""
+    process, url, _log = start_serve(console_database)
+    try:
+        yield url
+    finally:
+        stop_serve(process)
+
+
+@pytest.fixture(scope="session")
+def console_down_url() -> Iterator[str]:
+    """`cardstatus serve` whose database never answers (a port nothing listens on)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free_port = probe.getsockname()[1]
+    process, url, _log = start_serve(f"postgresql://cardstatus@127.0.0.1:{free_port}/nowhere")
+    try:
+        yield url
+    finally:
+        stop_serve(process)
 
 
 @pytest.fixture(scope="session")

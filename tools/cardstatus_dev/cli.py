@@ -1,4 +1,5 @@
-"""`cardstatus` command line: migrate, ingest, status, events, void, serve, local, openapi."""
+"""`cardstatus` command line: migrate, ingest, status, files, file, stuck, events, void, serve,
+local, console, openapi."""
 
 from __future__ import annotations
 
@@ -169,29 +170,161 @@ def cmd_void(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _lookup(args: argparse.Namespace, run: Any) -> int:
+    """Run one read against the database with the status command's exit codes: 0 found,
+    1 not found (error JSON on stdout), 2 invalid input (error JSON on stdout)."""
+    from cardstatus.db import connect
+    from cardstatus.errors import InvalidParameter, RequestError, error_body
+
+    _use_database(args)
+    conn = connect()
+    try:
+        return int(run(conn))
+    except RequestError as exc:
+        print(json.dumps(error_body(exc.code, exc.message)))
+        return EXIT_USAGE if isinstance(exc, InvalidParameter) else EXIT_FAILED
+    finally:
+        conn.close()
+
+
+def _limit_error(args: argparse.Namespace) -> int:
+    """EXIT_USAGE (with the error JSON) when --limit is below 1, else 0."""
+    from cardstatus.errors import error_body
+
+    if args.limit is not None and args.limit < 1:
+        print(json.dumps(error_body("invalid_parameter", "--limit must be 1 or more")))
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def _print_pages(fetch: Any, key: str, limit: int | None) -> int:
+    """JSON Lines of every item of a paged list (at most `limit`); 1 when there is none."""
+    from cardstatus.ops import MAX_LIMIT
+
+    printed, cursor = 0, None
+    while limit is None or printed < limit:
+        size = MAX_LIMIT if limit is None else min(MAX_LIMIT, limit - printed)
+        page = fetch(cursor=cursor, limit=size)
+        for item in page[key]:
+            print(json.dumps(item, ensure_ascii=False), flush=True)
+        printed += len(page[key])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    if not printed:
+        print(f"cardstatus: no {key} match", file=sys.stderr)
+    return EXIT_OK if printed else EXIT_FAILED
+
+
+def cmd_files(args: argparse.Namespace) -> int:
+    from cardstatus import ops
+
+    def run(conn: Any) -> int:
+        def fetch(cursor: str | None, limit: int) -> dict[str, Any]:
+            return ops.list_files(conn, args.partner, args.outcome, args.since, limit, cursor)
+
+        return _print_pages(fetch, "files", args.limit)
+
+    return _limit_error(args) or _lookup(args, run)
+
+
+def cmd_file(args: argparse.Namespace) -> int:
+    from cardstatus import ops
+
+    def run(conn: Any) -> int:
+        print(json.dumps(ops.file_report(conn, args.file_id), indent=2, ensure_ascii=False))
+        return EXIT_OK
+
+    return _lookup(args, run)
+
+
+def cmd_stuck(args: argparse.Namespace) -> int:
+    from cardstatus import ops
+
+    def run(conn: Any) -> int:
+        def fetch(cursor: str | None, limit: int) -> dict[str, Any]:
+            return ops.stuck_cards(
+                conn, args.status, args.older_than_hours, args.partner, cursor, limit
+            )
+
+        return _print_pages(fetch, "cards", args.limit)
+
+    return _limit_error(args) or _lookup(args, run)
+
+
 def _stop_on_signals() -> None:
-    """Long-running commands stop cleanly (embedded PostgreSQL included) on Ctrl-C or SIGTERM,
-    also when started in the background, where the shell hands them SIGINT ignored."""
+    """Long-running commands stop cleanly (embedded PostgreSQL included) on Ctrl-C, SIGTERM or
+    SIGHUP (the terminal closed), also when started in the background, where the shell hands
+    them SIGINT ignored."""
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, interrupt)
+
+
+def port_taken(host: str, port: int) -> bool:
+    """True when something already listens on (host, port)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from cardstatus_dev.serve import run_server
 
+    if args.port and port_taken(args.host, args.port):
+        print(
+            f"cardstatus serve: port {args.port} is already in use; stop the other program "
+            "or pass --port N",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     _stop_on_signals()
     _use_database(args)
     run_server(args.host, args.port)
     return EXIT_OK
 
 
+def cmd_console(args: argparse.Namespace) -> int:
+    from cardstatus_dev.proxy import ProxyError, run_proxy
+
+    if port_taken(args.host, args.port):
+        print(
+            f"cardstatus console: port {args.port} is already in use; pass --port N",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    _stop_on_signals()
+    try:
+        api_key = args.api_key or os.environ.get("CARDSTATUS_API_KEY") or None
+        run_proxy(args.api_url, args.host, args.port, args.profile, args.region, api_key)
+    except ProxyError as exc:
+        print(f"cardstatus console: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
 def cmd_local(args: argparse.Namespace) -> int:
     from cardstatus_dev.local import run_local
 
+    for port, what, option in ((args.port, "API", "--port"), (args.s3_port, "S3/SQS", "--s3-port")):
+        if port_taken(args.host if what == "API" else "127.0.0.1", port):
+            print(
+                f"cardstatus local: port {port} ({what}) is already in use; stop the other "
+                f"program or pass {option} N",
+                file=sys.stderr,
+            )
+            return EXIT_FAILED
     _stop_on_signals()
     return run_local(args)
 
@@ -244,16 +377,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--database-url", help=db_help)
     p.set_defaults(func=cmd_void)
 
+    p = sub.add_parser("files", help="recent ingested files, newest first; one JSON per line")
+    p.add_argument("--partner", help="only this partner")
+    p.add_argument("--outcome", choices=["applied", "duplicate_file", "rejected_file"])
+    p.add_argument(
+        "--since", metavar="ISO", help="finished at or after (ISO 8601; UTC if no offset)"
+    )
+    p.add_argument("--limit", type=int, default=20, metavar="N", help="at most N files (20)")
+    p.add_argument("--database-url", help=db_help)
+    p.set_defaults(func=cmd_files)
+
+    p = sub.add_parser("file", help="one file's report as JSON")
+    p.add_argument("file_id", metavar="ID", help="file id (file_id of `cardstatus files`)")
+    p.add_argument("--database-url", help=db_help)
+    p.set_defaults(func=cmd_file)
+
+    p = sub.add_parser("stuck", help="cards stuck in a status, oldest first; one JSON per line")
+    p.add_argument("--status", choices=["PICKED_UP", "DELIVERY_EXCEPTION"], default="PICKED_UP")
+    p.add_argument("--older-than-hours", type=float, default=72, metavar="H", help="(72)")
+    p.add_argument("--partner", help="only cards whose current event came from this partner")
+    p.add_argument("--limit", type=int, metavar="N", help="at most N cards (all)")
+    p.add_argument("--database-url", help=db_help)
+    p.set_defaults(func=cmd_stuck)
+
     p = sub.add_parser("serve", help="serve the API handler on a local HTTP port")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=3000)
     p.add_argument("--database-url", help=db_help)
     p.set_defaults(func=cmd_serve)
 
+    p = sub.add_parser(
+        "console",
+        help="the ops console for a deployed stack: a local proxy signing calls with SigV4",
+    )
+    p.add_argument("--api-url", required=True, help="the API's base URL (https://…/<stage>)")
+    p.add_argument("--profile", help="AWS profile whose credentials sign the calls")
+    p.add_argument("--region", help="AWS region (default: from the URL, else the profile's)")
+    p.add_argument(
+        "--api-key",
+        help="your usage-plan API key, sent as x-api-key (default: $CARDSTATUS_API_KEY)",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port to listen on (8080)")
+    p.set_defaults(func=cmd_console)
+
     p = sub.add_parser("local", help="run the whole service locally (PostgreSQL, moto, API)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=3000)
-    p.add_argument("--s3-port", type=int, default=5000)
+    p.add_argument("--host", default="127.0.0.1", help="address of the API (127.0.0.1)")
+    p.add_argument("--port", type=int, default=3000, help="API port (3000)")
+    p.add_argument("--s3-port", type=int, default=5000, help="moto S3 + SQS port (5000)")
     p.add_argument("--database-url", help=db_help)
     p.add_argument("--no-samples", action="store_true", help="do not upload the sample files")
     p.set_defaults(func=cmd_local)

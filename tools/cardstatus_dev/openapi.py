@@ -3,7 +3,8 @@
 Generated from the routes and response models of the real handler module
 (`functions.api.app`), then post-processed: Powertools documents its own 422 validation
 answer on every route, but this API answers 400 with the common error body instead, so
-those entries (and the schemas only they used) are removed; the SigV4 scheme is added.
+those entries (and the schemas only they used) are removed; every GET gets its HEAD twin
+(the handler answers HEAD as GET without the body); the SigV4 scheme is added.
 Build-time only: nothing here runs in Lambda.
 """
 
@@ -51,6 +52,9 @@ def openapi_schema(resolver: Any = None) -> dict[str, Any]:
     for operations in doc.get("paths", {}).values():
         for operation in operations.values():
             operation.get("responses", {}).pop("422", None)
+    for operations in doc.get("paths", {}).values():
+        if "get" in operations:
+            operations["head"] = head_operation(operations["get"])
     schemas = doc["components"]["schemas"]
     reachable = referenced_schemas(doc["paths"], schemas)
     for name in [n for n in schemas if n not in reachable]:
@@ -65,6 +69,23 @@ def openapi_schema(resolver: Any = None) -> dict[str, Any]:
     }
     doc["security"] = [{"sigv4": []}]
     return doc
+
+
+def head_operation(get: dict[str, Any]) -> dict[str, Any]:
+    """The HEAD twin of a GET operation: same parameters and statuses, no body."""
+    operation_id = get.get("operationId", "get")
+    head: dict[str, Any] = {
+        "tags": get.get("tags", []),
+        "summary": f"HEAD of {operation_id}: the same status and headers, no body",
+        "operationId": f"{operation_id}Head",
+    }
+    if "parameters" in get:
+        head["parameters"] = get["parameters"]
+    head["responses"] = {
+        status: {k: v for k, v in response.items() if k != "content"}
+        for status, response in get.get("responses", {}).items()
+    }
+    return head
 
 
 def _document(resolver: Any) -> dict[str, Any]:

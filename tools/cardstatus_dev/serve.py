@@ -7,6 +7,9 @@ response (status, headers, body) is written back. Connections are served concurr
 invocations are serialised, as in one warm Lambda container (the handler keeps
 per-invocation state in module globals).
 
+GET/HEAD /console and /console/<file> serve the ops console's static files
+(console_assets.py) on the same origin as the API, so the page calls the API directly.
+
 `make_server(host, port)` returns the server for the caller to run (e.g. in a thread);
 `run_server(host, port)` blocks until Ctrl-C. Access log lines never include the query
 string: phone numbers travel there.
@@ -27,6 +30,12 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from cardstatus_dev.console_assets import (
+    CONSOLE_HEADERS,
+    console_asset,
+    is_console_path,
+    method_not_allowed,
+)
 from cardstatus_dev.paths import import_function
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -38,8 +47,13 @@ _RESOURCES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("/get_card_status", re.compile(r"^/get_card_status/?$")),
     ("/health", re.compile(r"^/health/?$")),
     ("/cards", re.compile(r"^/cards/?$")),
+    ("/cards/search", re.compile(r"^/cards/search/?$")),
     ("/cards/{card_id}", re.compile(r"^/cards/(?P<card_id>[^/]+)/?$")),
+    ("/files", re.compile(r"^/files/?$")),
+    ("/files/{file_id}", re.compile(r"^/files/(?P<file_id>[^/]+)/?$")),
+    ("/files/{file_id}/rejects", re.compile(r"^/files/(?P<file_id>[^/]+)/rejects/?$")),
     ("/files/{file_id}/void", re.compile(r"^/files/(?P<file_id>[^/]+)/void/?$")),
+    ("/stuck_cards", re.compile(r"^/stuck_cards/?$")),
 )
 
 # Resources served by a function other than the api function (as in the CDK stack).
@@ -162,6 +176,9 @@ class _ApiRequestHandler(BaseHTTPRequestHandler):
         started = time.perf_counter()
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else None
+        if is_console_path(urlsplit(self.path).path):
+            self._console(started)
+            return
         event = build_event(
             self.command, self.path, list(self.headers.items()), body, self.client_address[0]
         )
@@ -196,6 +213,25 @@ class _ApiRequestHandler(BaseHTTPRequestHandler):
         self._log_access(status, time.perf_counter() - started)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _invoke
+
+    def _console(self, started: float) -> None:
+        """The console's static files, same origin as the API."""
+        allowed = self.command in ("GET", "HEAD")
+        answer = console_asset(urlsplit(self.path).path) if allowed else method_not_allowed()
+        assert answer is not None
+        status, content_type, raw = answer
+        self.send_response_only(status)
+        self.send_header("Date", self.date_time_string())
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(raw)))
+        for name, value in CONSOLE_HEADERS.items():
+            self.send_header(name, value)
+        if not allowed:
+            self.send_header("Allow", "GET, HEAD")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(raw)
+        self._log_access(status, time.perf_counter() - started)
 
     def _log_access(self, status: int, seconds: float) -> None:
         path = urlsplit(self.path).path  # never the query string: phones travel there

@@ -17,7 +17,7 @@ from psycopg2.extensions import connection as Connection
 
 from cardstatus.config import DEFAULT_PHONE_REGION
 from cardstatus.errors import CardNotFound, InvalidParameter, MissingParameter
-from cardstatus.model import CARD_ID_RE, mask_phone
+from cardstatus.model import CARD_ID_RE, mask_phone, redact_phones
 from cardstatus.sql import cards as sql
 
 # The card-id rule of ingestion (README "Domain rules"; fullmatch: no trailing newline slips by).
@@ -29,7 +29,8 @@ CARD_ID_MESSAGE = (
     "card_id must be 1-64 characters: ASCII letters, digits, '_' or '-', "
     "starting with a letter or digit"
 )
-# One phone may have several cards; answers list at most this many (latest first).
+# One phone may have several cards; answers list at most this many (latest first) and say
+# `truncated: true` when there are more.
 MAX_CARDS_PER_PHONE = 100
 
 
@@ -109,7 +110,7 @@ def validate_card_id(raw: str | None) -> str:
         raise MissingParameter("card_id is required", parameter="card_id")
     if len(raw) > CARD_ID_MAX_LENGTH or CARD_ID_RE.fullmatch(raw) is None:
         raise InvalidParameter(CARD_ID_MESSAGE, parameter="card_id")
-    return raw.upper()
+    return raw.upper()  # ingestion stores card ids upper-case
 
 
 def parse_phone(raw: str | None, region: str = DEFAULT_PHONE_REGION) -> str:
@@ -135,6 +136,11 @@ def parse_phone(raw: str | None, region: str = DEFAULT_PHONE_REGION) -> str:
     return phone.e164
 
 
+def redact_comment(comment: str | None) -> str | None:
+    """A partner's free-text comment as answers show it: phone-like digit runs masked."""
+    return redact_phones(comment) if comment else comment
+
+
 # --- lookups ----------------------------------------------------------------------------
 
 
@@ -157,7 +163,7 @@ def _card_from_row(row: tuple[Any, ...]) -> Card:
         h_partners,
     ) = row
     history = tuple(
-        HistoryEntry(status=s, at=a, comment=c, reason=r, partner=p)
+        HistoryEntry(status=s, at=a, comment=redact_comment(c), reason=r, partner=p)
         for s, a, c, r, p in zip(
             h_statuses or (),
             h_ats or (),
@@ -171,7 +177,7 @@ def _card_from_row(row: tuple[Any, ...]) -> Card:
         card_id=card_id,
         status=status,
         status_at=status_at,
-        comment=comment,
+        comment=redact_comment(comment),
         reason=reason,
         user_phone=mask_phone(phone),
         picked_up_at=picked_up_at,
@@ -182,7 +188,7 @@ def _card_from_row(row: tuple[Any, ...]) -> Card:
     )
 
 
-def _query(conn: Connection, query: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+def run_query(conn: Connection, query: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
     """Run one read-only statement.
 
     The API connection is in autocommit mode (no BEGIN/ROLLBACK round trips, nothing left
@@ -203,7 +209,7 @@ def _query(conn: Connection, query: str, params: dict[str, Any]) -> list[tuple[A
 
 
 def _fetch_cards(conn: Connection, query: str, params: dict[str, Any]) -> list[Card]:
-    return [_card_from_row(row) for row in _query(conn, query, params)]
+    return [_card_from_row(row) for row in run_query(conn, query, params)]
 
 
 def get_card(conn: Connection, card_id: str) -> Card | None:
@@ -218,28 +224,35 @@ def get_card_for_phone(conn: Connection, card_id: str, e164: str) -> Card | None
     return cards[0] if cards else None
 
 
-def cards_for_phone(conn: Connection, e164: str, limit: int = MAX_CARDS_PER_PHONE) -> list[Card]:
-    """Cards whose current phone is e164, latest status first (at most `limit`)."""
-    return _fetch_cards(conn, sql.CARDS_BY_PHONE, {"phone": e164, "limit": limit})
+def cards_for_phone(
+    conn: Connection, e164: str, limit: int = MAX_CARDS_PER_PHONE
+) -> tuple[list[Card], bool]:
+    """Cards whose current phone is e164, latest status first: at most `limit`, and whether
+    there are more."""
+    found = _fetch_cards(conn, sql.CARDS_BY_PHONE, {"phone": e164, "limit": limit + 1})
+    return found[:limit], len(found) > limit
 
 
 def other_card_summaries(
-    conn: Connection, e164: str, exclude_card_id: str, limit: int = MAX_CARDS_PER_PHONE
-) -> list[dict[str, Any]]:
-    rows = _query(
+    conn: Connection, e164: str, exclude_card_id: str, limit: int = MAX_CARDS_PER_PHONE - 1
+) -> tuple[list[dict[str, Any]], bool]:
+    """The phone's other cards (id, status, time), latest first: at most `limit`, and whether
+    there are more."""
+    rows = run_query(
         conn,
         sql.CARD_SUMMARIES_BY_PHONE,
-        {"phone": e164, "exclude_card_id": exclude_card_id, "limit": limit},
+        {"phone": e164, "exclude_card_id": exclude_card_id, "limit": limit + 1},
     )
-    return [
+    summaries = [
         {"card_id": card_id, "status": status, "status_at": iso_utc(status_at)}
-        for card_id, status, status_at in rows
+        for card_id, status, status_at in rows[:limit]
     ]
+    return summaries, len(rows) > limit
 
 
 def ping(conn: Connection) -> None:
     """Raises psycopg2 errors when the database does not answer."""
-    _query(conn, sql.PING, {})
+    run_query(conn, sql.PING, {})
 
 
 # --- use cases --------------------------------------------------------------------------
@@ -266,20 +279,24 @@ def card_status(conn: Connection, card_id: str | None, e164: str | None) -> dict
         card = get_card(conn, card_id)
         if card is None:
             raise CardNotFound()
-        return {**card.to_dict(), "other_cards": []}
+        return {**card.to_dict(), "other_cards": [], "truncated": False}
 
     if card_id is not None:
         card = get_card_for_phone(conn, card_id, e164)
         if card is None:
             raise CardNotFound()
-        others = other_card_summaries(conn, e164, exclude_card_id=card_id)
-        return {**card.to_dict(), "other_cards": others}
+        others, truncated = other_card_summaries(conn, e164, exclude_card_id=card_id)
+        return {**card.to_dict(), "other_cards": others, "truncated": truncated}
 
-    found = cards_for_phone(conn, e164)
+    found, truncated = cards_for_phone(conn, e164)
     if not found:
         raise CardNotFound()
     latest, rest = found[0], found[1:]
-    return {**latest.to_dict(), "other_cards": [c.summary() for c in rest]}
+    return {
+        **latest.to_dict(),
+        "other_cards": [c.summary() for c in rest],
+        "truncated": truncated,
+    }
 
 
 def find_card_status(
@@ -298,11 +315,10 @@ def find_card_status(
 
 
 def phone_cards(conn: Connection, e164: str) -> dict[str, Any]:
-    """{"cards": [...]} of an already normalised phone, latest status first."""
-    found = cards_for_phone(conn, e164)
-    if not found:
-        raise CardNotFound()
-    return {"cards": [c.to_dict() for c in found]}
+    """{"cards": [...], "truncated"} of an already normalised phone, latest status first
+    (an empty list when the phone has no card)."""
+    found, truncated = cards_for_phone(conn, e164)
+    return {"cards": [c.to_dict() for c in found], "truncated": truncated}
 
 
 def card_by_id(conn: Connection, card_id: str | None) -> dict[str, Any]:

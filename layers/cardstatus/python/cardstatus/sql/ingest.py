@@ -36,7 +36,10 @@ WHERE bucket IS NOT DISTINCT FROM %(bucket)s
   AND version_id IS NOT DISTINCT FROM %(version_id)s
   AND etag IS NOT DISTINCT FROM %(etag)s
   AND outcome IN ('applied', 'duplicate_file', 'rejected_file')
-  AND voided_at IS NULL
+  -- A voided file's own object version delivered again (SQS is at-least-once) is still a
+  -- redelivery; only without a version id (unversioned bucket, local files) can a re-upload of
+  -- the same bytes not be told from a redelivery, and then the voided file may apply again.
+  AND (voided_at IS NULL OR %(version_id)s IS NOT NULL)
 ORDER BY id
 LIMIT 1
 """

@@ -1,0 +1,85 @@
+"""Read-side SQL of the operations routes: recent files, one file, its rejects, stuck cards.
+
+Every statement is one index scan in the order it answers (indexes from 0007_ops.sql and
+primary keys), paged by keyset: the cursor holds the last row's sort key and the next page
+starts strictly after it, so pages never skip or repeat rows while files keep arriving.
+
+Optional filters are written `(%(x)s IS NULL OR col = %(x)s)`: psycopg2 sends the values
+inline, so PostgreSQL folds each absent filter away before planning and the plan is the one
+of the query without it (tests/api/test_api_ops_queries.py checks the plans).
+"""
+
+from __future__ import annotations
+
+# GET /files: newest first. `reason` is the report's (rejected and duplicate files say why).
+FILES = """
+SELECT f.id,
+       f.object_key,
+       f.partner,
+       f.outcome::text,
+       f.rows_total,
+       f.rows_accepted,
+       f.rows_duplicate,
+       f.rows_rejected,
+       f.warnings,
+       f.report ->> 'reason',
+       f.started_at,
+       f.finished_at,
+       f.voided_at IS NOT NULL
+FROM ingested_file f
+WHERE (%(partner)s::text IS NULL OR f.partner = %(partner)s::text)
+  AND (%(outcome)s::file_outcome IS NULL OR f.outcome = %(outcome)s::file_outcome)
+  AND (%(since)s::timestamptz IS NULL OR f.finished_at >= %(since)s::timestamptz)
+  AND (%(after_at)s::timestamptz IS NULL
+       OR (f.finished_at, f.id) < (%(after_at)s::timestamptz, %(after_id)s::bigint))
+ORDER BY f.finished_at DESC, f.id DESC
+LIMIT %(limit)s
+"""
+
+# GET /files/{file_id}: the stored report and the columns it may lack (void, times).
+FILE = """
+SELECT f.id, f.outcome::text, f.report, f.started_at, f.finished_at,
+       f.voided_at, f.voided_by, f.void_reason
+FROM ingested_file f
+WHERE f.id = %(file_id)s
+"""
+
+FILE_EXISTS = "SELECT 1 FROM ingested_file WHERE id = %(file_id)s"
+
+# GET /files/{file_id}/rejects: in line order, through rejected_row's primary key.
+REJECTS = """
+SELECT r.line, r.reason
+FROM rejected_row r
+WHERE r.file_id = %(file_id)s
+  AND (%(after_line)s::integer IS NULL OR r.line > %(after_line)s::integer)
+ORDER BY r.line
+LIMIT %(limit)s
+"""
+
+# GET /stuck_cards: cards whose current status is `status` since before the cutoff, oldest
+# first, read in that order from the partial index card_open_status_age up to the page size.
+# A card's partner is its current event's: a primary-key lookup in card_event (whose key is the
+# card's (card_id, status, status_at)), written as a scalar subquery so that it stays a lookup
+# per card read (a join could read card_event whole). The partner filter is wrapped in
+# COALESCE, which the planner estimates at 1/2 rather than 1/200 (its guess for "= constant" on
+# a subquery); with 1/200 it would collect every stuck card and sort them.
+_CARD_PARTNER = """(
+    SELECT e.partner FROM card_event e
+    WHERE e.card_id = c.card_id AND e.status = c.status AND e.occurred_at = c.status_at
+)"""
+
+STUCK_CARDS = f"""
+SELECT c.card_id,
+       c.status::text,
+       c.status_at,
+       {_CARD_PARTNER},
+       extract(epoch FROM statement_timestamp() - c.status_at) / 3600.0
+FROM card c
+WHERE c.status = %(status)s::card_status
+  AND c.status_at < statement_timestamp() - make_interval(secs => %(older_than_s)s)
+  AND (%(after_at)s::timestamptz IS NULL
+       OR (c.status_at, c.card_id) > (%(after_at)s::timestamptz, %(after_id)s::text))
+  AND (%(partner)s::text IS NULL OR COALESCE({_CARD_PARTNER} = %(partner)s::text, false))
+ORDER BY c.status_at, c.card_id
+LIMIT %(limit)s
+"""

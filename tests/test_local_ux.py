@@ -1,0 +1,156 @@
+"""Local run UX (issue 11 item 5): one human line per file, metrics off the console, a clear
+error for a busy port, the DLQ line, stale embedded-PostgreSQL users pruned, SIGHUP stops."""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cardstatus_dev.cli import main
+from cardstatus_dev.database import prune_dead_users
+from cardstatus_dev.local import LOCAL_DLQ, MetricsToFile, file_line, retry_line
+
+
+def test_file_line_counts_and_names_the_warnings() -> None:
+    report = {
+        "outcome": "applied",
+        "file_id": 7,
+        "counts": {
+            "rows": 400000,
+            "accepted": 280000,
+            "duplicate": 0,
+            "rejected": 0,
+            "warnings": 120000,
+        },
+        "warnings": [
+            {"line": 2, "warning": "phone *2345 is not a valid number for region AE; left unset"}
+        ],
+    }
+    assert file_line("incoming/acme/big.csv", report) == (
+        "ingested incoming/acme/big.csv: applied rows=400000 accepted=280000 duplicate=0 "
+        "rejected=0 warnings=120000 (invalid phones) [file 7]"
+    )
+    rejected = {"outcome": "rejected_file", "reason": "file is empty: no header row", "counts": {}}
+    assert file_line("k.csv", rejected).endswith("warnings=0 — file is empty: no header row")
+
+
+def test_retry_line_says_when_the_file_went_to_the_dlq() -> None:
+    assert "attempt 2 of 5" in retry_line("incoming/a/x.csv", 2, 5, "http://127.0.0.1:5000")
+    last = retry_line("incoming/a/x.csv", 5, 5, "http://127.0.0.1:5000")
+    assert f"moved to the dead-letter queue {LOCAL_DLQ}" in last
+    assert "--metadata-directive REPLACE" in last and "s3://" in last
+
+
+def test_metric_lines_go_to_the_metrics_file(tmp_path: Path) -> None:
+    console = io.StringIO()
+    out = MetricsToFile(console, tmp_path / "metrics.log")
+    print('{"_aws":{"Timestamp":1},"Files_applied":[1.0]}', file=out)
+    print("ingested k.csv: applied rows=1", file=out)
+    out.write("partial ")
+    out.write("line\n")
+    out.close()
+    assert console.getvalue() == "ingested k.csv: applied rows=1\npartial line\n"
+    assert (tmp_path / "metrics.log").read_text().startswith('{"_aws":')
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield int(listener.getsockname()[1])
+
+
+def test_busy_ports_are_one_line_and_exit_1(
+    busy_port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["serve", "--port", str(busy_port)]) == 1
+    assert capsys.readouterr().err == (
+        f"cardstatus serve: port {busy_port} is already in use; stop the other program or pass --port N\n"
+    )
+    assert main(["local", "--s3-port", str(busy_port), "--port", "0"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"port {busy_port} (S3/SQS) is already in use" in err
+    assert "--s3-port N" in err
+    assert main(["console", "--api-url", "https://x.example/v1", "--port", str(busy_port)]) == 1
+
+
+def test_dead_users_of_the_embedded_server_are_pruned(tmp_path: Path) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    listed = tmp_path / ".handle_pids.json"
+    import os
+
+    listed.write_text(json.dumps([os.getpid(), dead.pid]))
+    assert prune_dead_users(tmp_path) == [dead.pid]
+    assert json.loads(listed.read_text()) == [os.getpid()]
+    assert prune_dead_users(tmp_path / "missing") == []
+
+
+def test_sighup_stops_serve_cleanly(tmp_path: Path) -> None:
+    """Closing the terminal (SIGHUP) stops like Ctrl-C (it used to kill the process at once,
+    leaving the embedded PostgreSQL of `local` running)."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cardstatus_dev",
+            "serve",
+            "--port",
+            "0",
+            "--database-url",
+            "postgresql://nobody@127.0.0.1:1/none",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    line = process.stderr.readline()
+    assert "cardstatus API on" in line, line
+    process.send_signal(signal.SIGHUP)
+    _, err = process.communicate(timeout=20)
+    assert process.returncode in (0, 130), err  # 130: interrupted before serving began
+    assert "Traceback" not in err
+
+
+def test_local_events_carry_the_version_they_were_sent_for() -> None:
+    """F5: an object overwritten before the poller reads its first event still has its first
+    version ingested, as in AWS (the event names the version)."""
+    import boto3
+    from moto import mock_aws
+
+    from cardstatus_dev.local import LOCAL_BUCKET, with_version_ids
+
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=LOCAL_BUCKET)
+        s3.put_bucket_versioning(Bucket=LOCAL_BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        key = "incoming/speedy/race Delivered.csv"
+        first = s3.put_object(Bucket=LOCAL_BUCKET, Key=key, Body=b"v1")
+        s3.put_object(Bucket=LOCAL_BUCKET, Key=key, Body=b"v2")
+        body = json.dumps(
+            {
+                "Records": [
+                    {
+                        "s3": {
+                            "object": {
+                                "key": "incoming/speedy/race+Delivered.csv",
+                                "eTag": first["ETag"].strip('"'),
+                            }
+                        }
+                    }
+                ]
+            }
+        )
+        record = json.loads(with_version_ids(s3, body))["Records"][0]
+        assert record["s3"]["object"]["versionId"] == first["VersionId"]
+        assert with_version_ids(s3, "not json") == "not json"
