@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import os
 import signal
@@ -65,6 +67,35 @@ def postgres_processes(pgdata: Path) -> list[psutil.Process]:
         if "postgres" in (proc.info.get("name") or "") and str(pgdata) in cmdline:
             found.append(proc)
     return found
+
+
+def xlsx_bytes(rows: list[list[str]]) -> bytes:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    for row in rows:
+        sheet.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def any_upload_files() -> dict[str, bytes]:
+    """Issue 12 Done-when: every object under incoming/ gets a report in `make run`, not only
+    the .csv ones (the notification has no suffix filter)."""
+    header = "Card ID,User contact,Timestamp\n"
+    return {
+        "incoming/speedy/x Delivered.xlsx": xlsx_bytes(
+            [["Card ID", "User contact", "Timestamp"], ["XLS0001", "", "2024-03-10T08:00:00Z"]]
+        ),
+        "incoming/speedy/x Delivered.csv.gz": gzip.compress(
+            (header + "GZP0001,,2024-03-10T08:00:00Z\n").encode()
+        ),
+        "incoming/speedy/x Delivered.txt": (header + "TXT0001,,2024-03-10T08:00:00Z\n").encode(),
+        "incoming/speedy/x.xls": b"\xd0\xcf\x11\xe0 old excel",
+        "incoming/speedy/x.zip": b"PK\x03\x04 an archive",
+    }
 
 
 def start_local(
@@ -147,6 +178,31 @@ def test_local_service_end_to_end(tmp_path: Path) -> None:
             return json.loads(obj["Body"].read())["outcome"] == "rejected_file"
 
         wait_for(rejected_report, 30, "the broken file's rejected_file report")
+
+        uploads = any_upload_files()
+        for key, data in uploads.items():
+            s3.put_object(Bucket=LOCAL_BUCKET, Key=key, Body=data)
+
+        def report_of(key: str) -> dict[str, Any]:
+            obj = s3.get_object(Bucket=LOCAL_BUCKET, Key=f"reports/{key}.json")
+            return dict(json.loads(obj["Body"].read()))
+
+        reports = {
+            key: wait_for(lambda k=key: report_of(k), 30, f"a report for {key}") for key in uploads
+        }
+        outcomes = {key.rsplit("/", 1)[1]: r["outcome"] for key, r in reports.items()}
+        assert outcomes == {
+            "x Delivered.xlsx": "applied",
+            "x Delivered.csv.gz": "applied",
+            "x Delivered.txt": "applied",
+            "x.xls": "rejected_file",
+            "x.zip": "rejected_file",
+        }, reports
+        for card in ("XLS0001", "GZP0001", "TXT0001"):
+            assert get_json(f"{api}/get_card_status?card_id={card}")[1]["status"] == "DELIVERED"
+        for name in ("x.xls", "x.zip"):
+            reason = reports[f"incoming/speedy/{name}"]["reason"]
+            assert "upload" in reason and ".xlsx" in reason, reason  # says what to upload instead
         children = psutil.Process(proc.pid).children(recursive=True)
     finally:
         output.append(stop_local(proc))

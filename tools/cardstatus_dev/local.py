@@ -39,13 +39,15 @@ SEED_FOLDERS = ("events/partner_samples", "events/partner_files")
 class QueueSettings:
     incoming_prefix: str
     reports_prefix: str
-    csv_suffixes: tuple[str, ...]
     max_receive_count: int
     batch_size: int
 
 
 def shared_settings(root: Path | None = None) -> QueueSettings:
-    """Bucket/queue settings from cdk.json's `cardstatus:shared` context (defaults if absent)."""
+    """Bucket/queue settings from cdk.json's `cardstatus:shared` context (defaults if absent).
+
+    Every object under the incoming prefix is ingested (or rejected with a report), whatever
+    its name ends with: a `csvSuffixes` list left in an older cdk.json is ignored."""
     root = root or repo_root()
     shared: dict[str, Any] = {}
     cdk_json = root / "cdk.json"
@@ -56,7 +58,6 @@ def shared_settings(root: Path | None = None) -> QueueSettings:
     return QueueSettings(
         incoming_prefix=bucket.get("incomingPrefix", "incoming/"),
         reports_prefix=bucket.get("reportsPrefix", "reports/"),
-        csv_suffixes=tuple(bucket.get("csvSuffixes", [".csv", ".CSV"])),
         max_receive_count=int(queue.get("maxReceiveCount", 5)),
         batch_size=max(1, min(10, int(queue.get("batchSize", 1)))),
     )
@@ -100,28 +101,28 @@ def create_local_aws(endpoint: str, qs: QueueSettings) -> LocalAws:
     ]["QueueArn"]
     s3.create_bucket(Bucket=LOCAL_BUCKET)
     s3.put_bucket_versioning(Bucket=LOCAL_BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    s3.put_bucket_notification_configuration(
+    return LocalAws(endpoint=endpoint, queue_url=queue_url, queue_arn=queue_arn, dlq_url=dlq_url)
+
+
+def notify_on_incoming(aws: LocalAws, qs: QueueSettings) -> None:
+    """One notification on the incoming prefix, no suffix filter, as the stack defines it:
+    every object put there gets a report (an .xlsx, a .csv.gz, or a `rejected_file` report
+    that says what to upload instead of a .zip)."""
+    aws.client("s3").put_bucket_notification_configuration(
         Bucket=LOCAL_BUCKET,
         NotificationConfiguration={
             "QueueConfigurations": [
                 {
-                    "Id": f"incoming{suffix}",
-                    "QueueArn": queue_arn,
+                    "Id": "incoming",
+                    "QueueArn": aws.queue_arn,
                     "Events": ["s3:ObjectCreated:*"],
                     "Filter": {
-                        "Key": {
-                            "FilterRules": [
-                                {"Name": "prefix", "Value": qs.incoming_prefix},
-                                {"Name": "suffix", "Value": suffix},
-                            ]
-                        }
+                        "Key": {"FilterRules": [{"Name": "prefix", "Value": qs.incoming_prefix}]}
                     },
                 }
-                for suffix in qs.csv_suffixes
             ]
         },
     )
-    return LocalAws(endpoint=endpoint, queue_url=queue_url, queue_arn=queue_arn, dlq_url=dlq_url)
 
 
 @dataclass
@@ -407,6 +408,7 @@ def run_local(args: argparse.Namespace) -> int:
         )
         config.reset_settings_cache()
         aws = create_local_aws(endpoint, qs)
+        notify_on_incoming(aws, qs)
         # Both handler modules are imported here, one after the other, before any thread runs.
         api = make_server(args.host, args.port)
         poller = IngestPoller(aws, qs)
