@@ -155,9 +155,10 @@ def every_upload_gets_a_report(s3: Any, api: str) -> None:
         assert "upload" in reason and ".xlsx" in reason, reason  # says what to upload instead
 
 
-def add_unread_upload(saved: Path, key: str) -> None:
-    """An upload saved with the bucket but never read (as when the service stops before the
-    poller gets to its message): added to the saved bucket of a stopped service."""
+def add_unread_upload(saved: Path, key: str, cut_report: str) -> None:
+    """In the saved bucket of a stopped service: an upload never read (as when the service
+    stops before the poller gets to its message), and a report that was never written (the
+    stop came between the file's commit and its report)."""
     from moto import mock_aws
 
     from cardstatus_dev.local import BucketMirror
@@ -170,6 +171,9 @@ def add_unread_upload(saved: Path, key: str) -> None:
         assert mirror.restore()
         body = b"Card ID,User contact,Timestamp\nUNREAD1,,2024-03-10T08:00:00Z\n"
         s3.put_object(Bucket=LOCAL_BUCKET, Key=key, Body=body)
+        versions = s3.list_object_versions(Bucket=LOCAL_BUCKET, Prefix=cut_report)["Versions"]
+        for version in versions:
+            s3.delete_object(Bucket=LOCAL_BUCKET, Key=cut_report, VersionId=version["VersionId"])
         assert mirror.save() == 1
 
 
@@ -302,7 +306,8 @@ def test_local_service_end_to_end(tmp_path: Path) -> None:
     # same versions, delete markers and reports; nothing ingested twice; the samples are not
     # uploaded again.
     unread = "incoming/acme/unread Delivered.csv"
-    add_unread_upload(tmp_path / "home" / "s3", unread)
+    cut = "reports/incoming/acme/e2e 2024-03-10 - Delivered.csv.json"
+    add_unread_upload(tmp_path / "home" / "s3", unread, cut)
     api_port, s3_port = free_ports(2)
     again = start_local(tmp_path, env, api_port, s3_port)
     api = f"http://127.0.0.1:{api_port}"
@@ -337,6 +342,9 @@ def test_local_service_end_to_end(tmp_path: Path) -> None:
     assert body["status"] == "DELIVERED"
     assert again.returncode == 0, out
     assert "uploaded" not in out  # no second seeding
+    assert f"wrote 1 report(s) from the database that the last stop cut off: {cut[8:-5]}" in out
+    assert json.loads(after["reports"].pop(cut)) == json.loads(kept["reports"].pop(cut))
+    kept["versions"] = [v for v in kept["versions"] if v[0] != cut]
     assert_restart_kept_the_bucket(kept, after, first_run=text, restart=out, unread=unread)
     assert "Warning" not in out
     time.sleep(1)

@@ -247,3 +247,34 @@ def test_a_damaged_local_bucket_folder_is_left_alone(
     assert mirror.save() == 0
     assert (tmp_path / LOCAL_BUCKET / "manifest.json").read_text() == "{not json"
     assert "leaving that folder untouched" in capsys.readouterr().err
+
+
+def test_a_report_cut_off_by_the_stop_is_found(tmp_path: Path) -> None:
+    """The stop came between a file's commit and its report: its report under reports/ is
+    missing, or still the one of the key's previous file."""
+    from datetime import datetime
+
+    from cardstatus_dev.local import stale_reports
+
+    def version(key: str, vid: str, second: int, body: bytes = b"") -> dict[str, Any]:
+        path = tmp_path / vid
+        path.write_bytes(body)
+        return {
+            "key": key,
+            "version_id": vid,
+            "last_modified": datetime(2026, 1, 1, 0, 0, second),
+            "path": path,
+        }
+
+    a, b, c = "incoming/acme/a.csv", "incoming/acme/b.csv", "incoming/acme/c.csv"
+    restored = [
+        version(a, "a1", 1),
+        version(f"reports/{a}.json", "ra1", 2, b'{"file_id": 1}'),
+        version(a, "a2", 3),  # committed as file 3, its report never written
+        version(b, "b1", 4),
+        version(f"reports/{b}.json", "rb1", 5, b'{"file_id": 2}'),
+        version(c, "c1", 6),  # file 4, no report at all
+        version("incoming/acme/d.csv", "d1", 7),  # not ingested: not a report question
+    ]
+    ingested = {(a, "a1"): 1, (b, "b1"): 2, (a, "a2"): 3, (c, "c1"): 4}
+    assert stale_reports(restored, ingested, "incoming/", "reports/") == {a: 3, c: 4}

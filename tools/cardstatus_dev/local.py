@@ -5,7 +5,8 @@ PostgreSQL (embedded unless DATABASE_URL/--database-url), moto in server mode as
 a poller that hands SQS batches to the real ingest handler exactly as Lambda's event source
 mapping would (batches, partial failures, visibility timeout, DLQ after maxReceiveCount), and
 the real API handler on http://127.0.0.1:3000. Bucket, queue and notification settings come
-from cdk.json, the same source the CDK stack reads.
+from cdk.json, the same source the CDK stack reads. The bucket is kept across restarts under
+.local/s3/ (BucketMirror); uploads the database has no file for are ingested again at start.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import threading
 import time
 import uuid
 import warnings
+from collections.abc import Container
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -185,7 +187,7 @@ class IngestPoller(threading.Thread):
         self.s3 = aws.client("s3")
 
     def run(self) -> None:
-        sqs, s3 = self.sqs, self.s3
+        sqs = self.sqs
         while not self.stopping.is_set():
             try:
                 got = sqs.receive_message(
@@ -203,27 +205,40 @@ class IngestPoller(threading.Thread):
             messages = got.get("Messages", [])
             if not messages:
                 continue
-            for message in messages:
-                message["Body"] = with_version_ids(s3, message["Body"])
-            event = lambda_sqs_event(messages, self.aws.queue_arn)
-            context = _Context(
-                deadline=time.monotonic() + self.timeout_s, aws_request_id=str(uuid.uuid4())
-            )
-            self.in_flight = message_keys(messages)
+            try:
+                self._handle(messages)
+            except Exception as exc:
+                if self.stopping.is_set():  # moto stopped under an interrupted batch
+                    return
+                print(f"poller: batch failed: {exc}", file=sys.stderr, flush=True)
+                time.sleep(1)
+
+    def _handle(self, messages: list[dict[str, Any]]) -> None:
+        """One batch, as Lambda's event source mapping runs it; then the bucket is saved."""
+        sqs, s3 = self.sqs, self.s3
+        for message in messages:
+            message["Body"] = with_version_ids(s3, message["Body"])
+        event = lambda_sqs_event(messages, self.aws.queue_arn)
+        context = _Context(
+            deadline=time.monotonic() + self.timeout_s, aws_request_id=str(uuid.uuid4())
+        )
+        self.in_flight = message_keys(messages)
+        try:
             result = self.handler(event, context)
+        finally:
             self.in_flight = []
-            failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
-            for message in messages:
-                if message["MessageId"] not in failed:
-                    sqs.delete_message(
-                        QueueUrl=self.aws.queue_url, ReceiptHandle=message["ReceiptHandle"]
-                    )
-                self._announce(s3, message, message["MessageId"] in failed)
-            if self.mirror is not None:
-                try:
-                    self.mirror.save()
-                except Exception as exc:
-                    print(f"poller: cannot save the local bucket: {exc}", file=sys.stderr)
+        failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+        for message in messages:
+            if message["MessageId"] not in failed:
+                sqs.delete_message(
+                    QueueUrl=self.aws.queue_url, ReceiptHandle=message["ReceiptHandle"]
+                )
+            self._announce(s3, message, message["MessageId"] in failed)
+        if self.mirror is not None:
+            try:
+                self.mirror.save()
+            except Exception as exc:
+                print(f"poller: cannot save the local bucket: {exc}", file=sys.stderr)
 
     def _announce(self, s3: Any, message: dict[str, Any], failed: bool) -> None:
         from cardstatus.s3ingest import s3_key_from_event
@@ -388,7 +403,7 @@ class BucketMirror:
 
     def restore(self) -> list[dict[str, Any]]:
         """Put the saved versions back into the (new, empty) moto bucket. Returns the restored
-        object versions (key, version_id, etag, size, last_modified), oldest first."""
+        object versions (key, version_id, etag, size, last_modified, path), oldest first."""
         if not self.manifest.is_file():
             return []
         try:
@@ -447,6 +462,7 @@ class BucketMirror:
                             "etag": row["etag"],
                             "size": len(data),
                             "last_modified": modified,
+                            "path": self.directory / "objects" / row["blob"],
                         }
                     )
                 if versions:
@@ -456,7 +472,7 @@ class BucketMirror:
 
 
 def not_ingested(
-    restored: list[dict[str, Any]], ingested: set[tuple[str, str]], incoming_prefix: str
+    restored: list[dict[str, Any]], ingested: Container[tuple[str, str]], incoming_prefix: str
 ) -> list[dict[str, Any]]:
     """The restored uploads the database has no file for: sent while the service was down
     (none locally), interrupted by a stop, queued but not yet read, or in the dead-letter
@@ -468,20 +484,72 @@ def not_ingested(
     ]
 
 
-def ingested_versions(db_url: str, bucket: str = LOCAL_BUCKET) -> set[tuple[str, str]]:
+def ingested_versions(db_url: str, bucket: str = LOCAL_BUCKET) -> dict[tuple[str, str], int]:
+    """(key, version id) -> the newest file id the database has for that object version."""
     import psycopg2
 
     conn = psycopg2.connect(db_url)
     try:
         with conn.cursor() as cur:
             cur.execute(
-                "SELECT object_key, version_id FROM ingested_file"
-                " WHERE bucket = %s AND version_id IS NOT NULL",
+                "SELECT object_key, version_id, max(id) FROM ingested_file"
+                " WHERE bucket = %s AND version_id IS NOT NULL GROUP BY object_key, version_id",
                 (bucket,),
             )
-            return {(str(k), str(v)) for k, v in cur.fetchall()}
+            return {(str(k), str(v)): int(i) for k, v, i in cur.fetchall()}
     finally:
         conn.close()
+
+
+def stale_reports(
+    restored: list[dict[str, Any]],
+    ingested: dict[tuple[str, str], int],
+    incoming_prefix: str,
+    reports_prefix: str,
+) -> dict[str, int]:
+    """Restored uploads whose report under reports/ is missing or is not the one of the last
+    file the database has for the key (the stop came between the file's commit and its
+    report): key -> that file's id."""
+    last_file: dict[str, int] = {}
+    current_report: dict[str, dict[str, Any]] = {}
+    for v in restored:  # oldest first: the last report version seen is the current one
+        if v["key"].startswith(reports_prefix):
+            current_report[v["key"]] = v
+        file_id = ingested.get((v["key"], v["version_id"]))
+        if file_id is not None and v["key"].startswith(incoming_prefix):
+            last_file[v["key"]] = max(file_id, last_file.get(v["key"], file_id))
+    stale = {}
+    for key, file_id in last_file.items():
+        report = current_report.get(f"{reports_prefix}{key}.json")
+        try:
+            reported = json.loads(report["path"].read_bytes()).get("file_id") if report else None
+        except (OSError, ValueError, AttributeError):
+            reported = None
+        if reported != file_id:
+            stale[key] = file_id
+    return stale
+
+
+def rewrite_reports(db_url: str, aws: LocalAws, files: dict[str, int]) -> None:
+    """Put the database's report of each file where the handler would have (reports/)."""
+    import psycopg2
+
+    from cardstatus.config import settings
+    from cardstatus.s3ingest import put_report
+
+    conn = psycopg2.connect(db_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT object_key, report FROM ingested_file WHERE id = ANY(%s)",
+                (list(files.values()),),
+            )
+            rows = cur.fetchall()
+    finally:
+        conn.close()
+    s3 = aws.client("s3")
+    for key, report in rows:
+        put_report(s3, LOCAL_BUCKET, key, report, settings())
 
 
 def s3_event_body(version: dict[str, Any], bucket: str = LOCAL_BUCKET) -> str:
@@ -670,9 +738,7 @@ def run_local(args: argparse.Namespace) -> int:
         config.reset_settings_cache()
         aws = create_local_aws(endpoint, qs)
         mirror = BucketMirror(cardstatus_home() / "s3")
-        restored = mirror.restore()
-        notify_on_incoming(aws, qs)
-        pending = not_ingested(restored, ingested_versions(db_url), qs.incoming_prefix)
+        restored, pending, stale = _restore_bucket(mirror, aws, qs, db_url)
         # Both handler modules are imported here, one after the other, before any thread runs.
         api = make_server(args.host, args.port)
         poller = IngestPoller(aws, qs, mirror=mirror)
@@ -681,7 +747,7 @@ def run_local(args: argparse.Namespace) -> int:
         events.start()
         threading.Thread(target=api.serve_forever, name="api", daemon=True).start()
         _print_banner(args, aws, qs, endpoint, db_url, time.monotonic() - started)
-        _announce_restored(aws, mirror, restored, pending)
+        _announce_restored(aws, mirror, restored, pending, stale)
         uploads_kept = any(v["key"].startswith(qs.incoming_prefix) for v in restored)
         if not args.no_samples and not uploads_kept and _database_is_empty(db_url):
             s3 = aws.client("s3")
@@ -715,14 +781,37 @@ def run_local(args: argparse.Namespace) -> int:
     return 0
 
 
+def _restore_bucket(
+    mirror: BucketMirror, aws: LocalAws, qs: QueueSettings, db_url: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, int]]:
+    """The bucket of the last run back in moto (before any notification exists); the uploads
+    the database has no file for; the reports cut off by the last stop, rewritten now."""
+    restored = mirror.restore()
+    notify_on_incoming(aws, qs)
+    ingested = ingested_versions(db_url)
+    pending = not_ingested(restored, ingested, qs.incoming_prefix)
+    stale = stale_reports(restored, ingested, qs.incoming_prefix, qs.reports_prefix)
+    if stale:
+        rewrite_reports(db_url, aws, stale)
+    return restored, pending, stale
+
+
 def _announce_restored(
     aws: LocalAws,
     mirror: BucketMirror,
     restored: list[dict[str, Any]],
     pending: list[dict[str, Any]],
+    stale: dict[str, int],
 ) -> None:
+    """Say what came back, and send the uploads to ingest again (the poller runs now)."""
     if restored:
         print(f"restored {len(restored)} object version(s) from {mirror.directory}", flush=True)
+    if stale:
+        print(
+            f"wrote {len(stale)} report(s) from the database that the last stop cut off: "
+            + ", ".join(sorted(stale)),
+            flush=True,
+        )
     if pending:
         requeue(aws, pending)
         names = ", ".join(v["key"] for v in pending[:5]) + (", …" if len(pending) > 5 else "")
