@@ -8,7 +8,7 @@ Response models and documented parameters: schemas.py; logs, metrics, traces:
 observability.py. Lambda handler: `functions.api.app.handler`.
 
 Routes: GET /get_card_status, POST /cards/search, GET /cards/{card_id},
-GET /cards?user_phone=…, GET /health; GET /files, /files/{file_id}, /files/{file_id}/rejects,
+GET /cards?user_phone=…; GET /health, /files, /files/{file_id}, /files/{file_id}/rejects,
 /stuck_cards (ops_routes.py). HEAD works wherever GET does.
 The OpenAPI document (docs/openapi.json) is generated from this module by
 `cardstatus_dev.openapi` (`make openapi`).
@@ -35,15 +35,12 @@ from functions.api.observability import (
 )
 from functions.api.schemas import (
     CARD_ERRORS,
-    ERRORS_500,
-    ERRORS_503,
     CardIdPath,
     CardIdQuery,
     CardListOut,
     CardOut,
     CardSearchIn,
     CardStatusOut,
-    HealthOut,
     PhoneQuery,
 )
 
@@ -130,23 +127,6 @@ def list_cards(user_phone: PhoneQuery = None) -> CardListOut:
     body = cards.phone_cards(_connection(), e164)  # {"cards": []} for a phone without cards
     requests.record("found", count=len(body["cards"]), user_phone=masked(user_phone))
     return body  # type: ignore[return-value]
-
-
-@app.get(
-    "/health",
-    summary="Liveness with a database round trip",
-    operation_id="health",
-    tags=["ops"],
-    responses={
-        200: {"description": "The database answers"},
-        500: ERRORS_500,
-        503: ERRORS_503,
-    },
-)
-def health() -> HealthOut:
-    cards.ping(_connection())
-    requests.record("ok")
-    return {"status": "ok", "database": "ok"}  # type: ignore[return-value]
 
 
 # --- entry point ---------------------------------------------------------------------------

@@ -14,15 +14,18 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
-from cardstatus import ops
+from cardstatus import cards, ops
 from functions.api.observability import RequestLog
 from functions.api.schemas import (
+    ERRORS_500,
+    ERRORS_503,
     FILE_ERRORS,
     LIST_ERRORS,
     CursorQuery,
     FileIdPath,
     FileListOut,
     FileReportOut,
+    HealthOut,
     LimitQuery,
     OlderThanQuery,
     OutcomeQuery,
@@ -37,7 +40,23 @@ from functions.api.schemas import (
 def register(
     app: APIGatewayRestResolver, connection: Callable[[], Any], requests: RequestLog
 ) -> None:
-    """Add GET /files, /files/{file_id}, /files/{file_id}/rejects and /stuck_cards to app."""
+    """Add GET /health, /files, /files/{file_id}, /files/{file_id}/rejects and /stuck_cards."""
+
+    @app.get(
+        "/health",
+        summary="Liveness with a database round trip",
+        operation_id="health",
+        tags=["ops"],
+        responses={
+            200: {"description": "The database answers"},
+            500: ERRORS_500,
+            503: ERRORS_503,
+        },
+    )
+    def health() -> HealthOut:
+        cards.ping(connection())
+        requests.record("ok")
+        return {"status": "ok", "database": "ok"}  # type: ignore[return-value]
 
     @app.get(
         "/files",

@@ -93,7 +93,11 @@ TRUNCATED_DESCRIPTION = (
 
 class CardStatusOut(CardOut):
     other_cards: list[CardSummaryOut] = Field(
-        description="Other cards of the same phone, latest status first"
+        description=(
+            "Other cards of the same phone, latest status first. Only filled when the lookup "
+            "names the phone (user_phone): a lookup by card id alone does not reveal the "
+            "user's other cards, and this list is then empty"
+        )
     )
     truncated: bool = Field(description=TRUNCATED_DESCRIPTION)
 
