@@ -278,3 +278,23 @@ def test_a_report_cut_off_by_the_stop_is_found(tmp_path: Path) -> None:
     ]
     ingested = {(a, "a1"): 1, (b, "b1"): 2, (a, "a2"): 3, (c, "c1"): 4}
     assert stale_reports(restored, ingested, "incoming/", "reports/") == {a: 3, c: 4}
+
+
+@pytest.mark.parametrize("suffixes", [None, [".csv", ".CSV"]])
+def test_cdk_json_with_or_without_csv_suffixes(tmp_path: Path, suffixes: list[str] | None) -> None:
+    """The local notification is on the incoming prefix only, whether or not cdk.json still
+    lists csvSuffixes (the stack dropped them: every object under incoming/ gets a report)."""
+    from cardstatus_dev.local import shared_settings
+
+    bucket: dict[str, Any] = {"incomingPrefix": "in/", "reportsPrefix": "out/"}
+    if suffixes:
+        bucket["csvSuffixes"] = suffixes
+    shared = {"bucket": bucket, "queue": {"maxReceiveCount": 3, "batchSize": 2}}
+    (tmp_path / "cdk.json").write_text(json.dumps({"context": {"cardstatus:shared": shared}}))
+    qs = shared_settings(tmp_path)
+    assert (qs.incoming_prefix, qs.reports_prefix, qs.max_receive_count, qs.batch_size) == (
+        "in/",
+        "out/",
+        3,
+        2,
+    )
