@@ -1,4 +1,4 @@
-"""Voiding an applied file (SPEC §3 "Void a file"): the state becomes exactly what it would be
+"""Voiding an applied file (README "Voiding a file"): the state becomes exactly what it would be
 had the file never been applied.
 
 `void_file` runs one transaction (SQL and the algorithm: cardstatus.sql.void): the file's
