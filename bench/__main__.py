@@ -273,7 +273,7 @@ def ingest_table(rows: list[dict]) -> str:
 
 def cold_table(cold: dict[str, Any]) -> str:
     lines = [
-        "| function | import ms | import ms, no .pyc (Lambda today) | first call ms "
+        "| function | import ms | import ms, no .pyc (no 3.12 at build) | first call ms "
         "| import + first call ms | api first call after SnapStart warm-up ms "
         "| code + layers unzipped MB | slowest imports (ms) |",
         "|---|---:|---:|---:|---:|---:|---:|---|",

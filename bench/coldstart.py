@@ -2,8 +2,10 @@
 
 * import time of each handler module in a fresh interpreter (median of ``runs`` runs), with
   the environment the stack gives the function (``STACK_ENV``);
-* the same without any third-party or own bytecode cached (``.pyc``): what Lambda does today,
-  as the layers and the function code ship sources only and /opt, /var/task are read-only;
+* the same without any third-party or own bytecode cached (``.pyc``): what Lambda would do
+  if the layers and the function code shipped sources only (/opt, /var/task are read-only).
+  They ship CPython 3.12 bytecode (layers/build.py ``compile_tree``) unless the build found
+  no 3.12 interpreter (then synth warns), so in Lambda the first column is what applies;
 * first call: the handler's first call with a sample event after the import, in a fresh
   interpreter (median), for every function; and import + first call together;
 * api with SnapStart: its first call after the before-snapshot warm-up
@@ -186,10 +188,12 @@ def _top_imports(module: str, env: dict[str, str], n: int = 6) -> list[tuple[str
     return [(k, round(v, 1)) for k, v in sorted(tops.items(), key=lambda kv: -kv[1])[:n]]
 
 
-def _tree_bytes(path: Path) -> int:
+def _tree_bytes(path: Path, with_bytecode: bool = False) -> int:
+    """Bytes under path; local __pycache__ (this interpreter's) not counted unless asked for
+    (the built layers' __pycache__ is the shipped CPython 3.12 bytecode)."""
     total = 0
     for p in path.rglob("*"):
-        if p.is_file() and "__pycache__" not in p.parts:
+        if p.is_file() and (with_bytecode or "__pycache__" not in p.parts):
             total += p.stat().st_size
     return total
 
@@ -282,8 +286,8 @@ def measure(
     code_layer = BUILD / "code" / "python"
     deps_layer = BUILD / "deps" / "python"
     layers = {
-        "code_layer": _tree_bytes(code_layer) if code_layer.exists() else None,
-        "deps_layer": _tree_bytes(deps_layer) if deps_layer.exists() else None,
+        "code_layer": _tree_bytes(code_layer, True) if code_layer.exists() else None,
+        "deps_layer": _tree_bytes(deps_layer, True) if deps_layer.exists() else None,
     }
     for name in HANDLERS:
         fn_dir = ROOT / "functions" / name

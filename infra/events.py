@@ -4,8 +4,8 @@ the EventBridge VPC endpoint, least-privilege PutEvents, alarms, and an example 
 * Bus `cardstatus-<env>` (events are encrypted at rest with an AWS owned key; they carry no
   phone number) with an archive of every `cardstatus` event kept `events.archiveRetentionDays`
   days (replay: README "Events").
-* Publishers (ingest, sweeper, and later the void function) get `events:PutEvents` on this
-  bus only, and `EVENT_BUS_NAME`. The functions run in isolated subnets: they reach
+* Publishers (ingest, sweeper and the void function) get `events:PutEvents` on this bus
+  only, and `EVENT_BUS_NAME`. The functions run in isolated subnets: they reach
   EventBridge through an interface endpoint whose policy allows PutEvents on this bus by this
   account's principals and nothing else.
 * The sweeper runs every `events.sweepEveryMinutes` minute(s) (EventBridge schedule rule).

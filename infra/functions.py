@@ -17,7 +17,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.database import Database
-from infra.layers import LayerAssets
+from infra.layers import LayerAssets, load_build_module
 from infra.nag import ack, arn_of, wildcard_finding
 from infra.network import Network, retention_days
 from infra.queueing import Queueing
@@ -44,7 +44,9 @@ XRAY_REASON = (
 def function_asset(name: str) -> Path:
     """The code asset of one function: functions/__init__.py and functions/<name>/, so its
     handler is `functions.<name>.app.handler`, importable the same way in Lambda, tests and
-    local runs. Staged under layers/build/functions/<name>/ (rebuilt on every synth)."""
+    local runs. Staged under layers/build/functions/<name>/ (rebuilt on every synth), with
+    CPython 3.12 bytecode like the layers (layers/build.py compile_tree; sources only, and a
+    synth warning from infra/layers.py, when no 3.12 is found)."""
     out = FUNCTION_ASSETS / name
     shutil.rmtree(out, ignore_errors=True)
     package = out / "functions"
@@ -53,6 +55,8 @@ def function_asset(name: str) -> Path:
     shutil.copytree(
         ROOT / "functions" / name, package / name, ignore=shutil.ignore_patterns(*ASSET_EXCLUDES)
     )
+    build = load_build_module()
+    build.compile_tree(out, build.FUNCTION_RUNTIME_DIR)
     return out
 
 
@@ -309,7 +313,8 @@ class Functions(Construct):
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
             handler=f"functions.{name}.app.handler",
-            code=lambda_.Code.from_asset(str(function_asset(name)), exclude=ASSET_EXCLUDES),
+            # The staged asset is already filtered (and holds its compiled __pycache__).
+            code=lambda_.Code.from_asset(str(function_asset(name))),
             layers=[self.deps_layer, self.code_layer],
             timeout=Duration.seconds(cfg.timeout_s),
             memory_size=cfg.memory_mb,

@@ -69,7 +69,10 @@ def layer_assets(mode: str = "auto") -> LayerAssets:
         deps = deps_zip
         deps_size = build._tree_size(deps_dir)
         if mode != "auto" and build._read_stamp(build.BUILD / "deps.stamp") != build.deps_stamp():
-            warnings.append("deps layer is older than requirements.lock: run layers/build.py")
+            warnings.append(
+                "deps layer is older than requirements.lock or the build recipe (or was built "
+                "with another Python for bytecode): run layers/build.py"
+            )
     else:
         deps = _placeholder("deps")
         warnings.append(
@@ -79,6 +82,9 @@ def layer_assets(mode: str = "auto") -> LayerAssets:
     code_art = build.build_code()
     if code_art.note.startswith("RDS CA bundle MISSING"):
         warnings.append(code_art.note)
+    bytecode = build.find_python312()
+    if bytecode.python is None:  # layers and function assets alike ship sources only
+        warnings.append(bytecode.note)
     return LayerAssets(
         deps=deps,
         code=code_art.zip_path,

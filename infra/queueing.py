@@ -1,4 +1,4 @@
-"""S3 ObjectCreated (incoming/, .csv in its case variants) -> SQS queue (+ DLQ)."""
+"""S3 ObjectCreated under incoming/ (any name) -> SQS queue (+ DLQ)."""
 
 from __future__ import annotations
 
@@ -68,11 +68,13 @@ class Queueing(Construct):
             removal_policy=policy,
         )
 
-        # One notification per suffix spelling: S3 key filters are case-sensitive.
-        destination = s3n.SqsDestination(self.queue)
-        for suffix in settings.csv_suffixes:
-            bucket.add_event_notification(
-                s3.EventType.OBJECT_CREATED,
-                destination,
-                s3.NotificationKeyFilter(prefix=settings.incoming_prefix, suffix=suffix),
-            )
+        # Every object created under incoming/ is queued, whatever its name (SPEC 12-01: each
+        # gets a report): ingestion accepts .csv/.txt/.tsv/.gz/.xlsx in any letter case and
+        # rejects anything else with the reason, which a suffix filter would leave unanswered.
+        # Reports go under reports/, which settings.validate() keeps apart from incoming/, so
+        # writing one never notifies the queue (no loop).
+        bucket.add_event_notification(
+            s3.EventType.OBJECT_CREATED,
+            s3n.SqsDestination(self.queue),
+            s3.NotificationKeyFilter(prefix=settings.incoming_prefix),
+        )

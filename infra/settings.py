@@ -185,13 +185,6 @@ class Settings:
     def reports_prefix(self) -> str:
         return self.get_str("bucket", "reportsPrefix")
 
-    @property
-    def csv_suffixes(self) -> list[str]:
-        value = self.get("bucket", "csvSuffixes")
-        if not isinstance(value, list) or not value or not all(isinstance(s, str) for s in value):
-            raise SettingsError("bucket.csvSuffixes must be a non-empty list of strings")
-        return list(value)
-
     def function(self, name: str) -> FunctionSettings:
         reserved = self.get_optional("functions", name, "reservedConcurrency")
         return FunctionSettings(
@@ -349,6 +342,13 @@ class Settings:
             raise SettingsError("queue.maximumConcurrency must be between 2 and 1000")
         if not 1 <= self.get_int("queue", "batchSize") <= 10:
             raise SettingsError("queue.batchSize must be between 1 and 10 (standard queue)")
+        if self.get_optional("bucket", "csvSuffixes") is not None:
+            raise SettingsError(
+                "bucket.csvSuffixes is no longer a setting: every object created under "
+                "bucket.incomingPrefix is queued for ingestion (SPEC 12-01: each gets a report; "
+                "files of a kind that is not ingested are rejected with the reason); remove it "
+                "from cdk.json"
+            )
         for prefix in (self.incoming_prefix, self.reports_prefix):
             if not prefix.endswith("/") or prefix.startswith("/"):
                 raise SettingsError(

@@ -120,7 +120,8 @@ class CardStatusStack(Stack):
             "Events",
             settings=settings,
             network=self.network,
-            publishers=[self.functions.ingest, self.functions.sweeper],
+            # The void function publishes its void's events after commit, like ingest.
+            publishers=[self.functions.ingest, self.functions.sweeper, self.void.function],
             sweeper=self.functions.sweeper,
             alarm_topic=self.monitoring.topic,
         )

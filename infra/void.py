@@ -3,7 +3,9 @@
 * The function (functions/void) connects to the instance directly as `cardstatus_void` with an
   IAM token (rds-db:connect on that user only): a void is one long transaction with temporary
   tables, which does not belong behind RDS Proxy. It may write reports/ objects (the voided
-  file's report is rewritten) and nothing else in S3.
+  file's report is rewritten) and nothing else in S3. It publishes the void's status-change
+  events after commit (infra/events.py `grant_publish`, from the stack: PutEvents on the bus
+  only, EVENT_BUS_NAME, HTTPS to the EventBridge endpoint).
 * Its method on the REST API: IAM (SigV4), no API key (ops people, not API callers). The
   resource policy admits only api.voidCallers there (infra/api.py `caller_statements`), and a
   caller also needs the VoidPolicy (execute-api:Invoke on this one method ARN), which the

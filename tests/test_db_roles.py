@@ -242,6 +242,11 @@ def test_api_role_reads_every_table_including_later_ones(roles_db: str) -> None:
         "SELECT * FROM schema_migrations",
         "SELECT * FROM other.secret",
         "CREATE ROLE cardstatus_test_evil LOGIN",
+        # 0009 lets it mark outbox rows published, and nothing more on the outbox.
+        "DELETE FROM status_outbox",
+        "TRUNCATE status_outbox",
+        "UPDATE status_outbox SET detail = '{}'",
+        "UPDATE status_outbox SET event_id = gen_random_uuid()",
     ],
 )
 def test_void_role_cannot_leave_its_grants(roles_db: str, sql: str) -> None:
@@ -263,6 +268,48 @@ def test_void_role_can_undo_events_and_cards(roles_db: str) -> None:
         conn.rollback()
     finally:
         conn.close()
+
+
+def test_void_role_can_publish_its_events(roles_db: str) -> None:
+    """The void function publishes its rows after commit (migration 0009): claim them FOR
+    UPDATE SKIP LOCKED and mark them published or failed, as cardstatus.events does."""
+    from cardstatus.sql import events as events_sql
+
+    owner = psycopg2.connect(roles_db)
+    try:
+        with owner.cursor() as cur:
+            cur.execute(
+                "INSERT INTO status_outbox (event_id, card_id, card_version, detail)"
+                " VALUES (gen_random_uuid(), 'VOIDPUB1', 1, '{\"file_id\": -9}'),"
+                " (gen_random_uuid(), 'VOIDPUB2', 1, '{\"file_id\": -9}') RETURNING id"
+            )
+            first, second = (r[0] for r in cur.fetchall())
+        owner.commit()
+        conn = connect_as(roles_db, dbroles.VOID)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(
+                    events_sql.CLAIM_RANGE,
+                    {"first_id": first, "last_id": second, "after": 0, "limit": 10},
+                )
+                assert [r[0] for r in cur.fetchall()] == [first, second]
+                cur.execute(events_sql.MARK_PUBLISHED, {"ids": [first]})
+                cur.execute(events_sql.MARK_FAILED, {"ids": [second], "errors": ["bus down"]})
+            conn.commit()
+            refused(conn, f"DELETE FROM status_outbox WHERE id = {first}")
+        finally:
+            conn.close()
+        with owner.cursor() as cur:
+            cur.execute(
+                "SELECT published_at IS NOT NULL, attempts, last_error FROM status_outbox"
+                " WHERE id IN (%s, %s) ORDER BY id",
+                (first, second),
+            )
+            assert cur.fetchall() == [(True, 1, None), (False, 1, "bus down")]
+            cur.execute("DELETE FROM status_outbox WHERE id IN (%s, %s)", (first, second))
+        owner.commit()
+    finally:
+        owner.close()
 
 
 # -- migrate ----------------------------------------------------------------------------------

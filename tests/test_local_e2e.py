@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import os
 import signal
@@ -67,6 +69,136 @@ def postgres_processes(pgdata: Path) -> list[psutil.Process]:
     return found
 
 
+def xlsx_bytes(rows: list[list[str]]) -> bytes:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    for row in rows:
+        sheet.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def any_upload_files() -> dict[str, bytes]:
+    """Issue 12 Done-when: every object under incoming/ gets a report in `make run`, not only
+    the .csv ones (the notification has no suffix filter)."""
+    header = "Card ID,User contact,Timestamp\n"
+    return {
+        "incoming/speedy/x Delivered.xlsx": xlsx_bytes(
+            [["Card ID", "User contact", "Timestamp"], ["XLS0001", "", "2024-03-10T08:00:00Z"]]
+        ),
+        "incoming/speedy/x Delivered.csv.gz": gzip.compress(
+            (header + "GZP0001,,2024-03-10T08:00:00Z\n").encode()
+        ),
+        "incoming/speedy/x Delivered.txt": (header + "TXT0001,,2024-03-10T08:00:00Z\n").encode(),
+        "incoming/speedy/x.xls": b"\xd0\xcf\x11\xe0 old excel",
+        "incoming/speedy/x.zip": b"PK\x03\x04 an archive",
+    }
+
+
+def s3_client(port: int) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+
+
+def bucket_state(s3: Any) -> dict[str, Any]:
+    """Every version and delete marker of the local bucket, and every report's bytes."""
+    listed = s3.list_object_versions(Bucket=LOCAL_BUCKET)
+    reports = {
+        v["Key"]: s3.get_object(Bucket=LOCAL_BUCKET, Key=v["Key"])["Body"].read()
+        for v in listed.get("Versions", [])
+        if v["Key"].startswith("reports/") and v["IsLatest"]
+    }
+    return {
+        "versions": [
+            (v["Key"], v["VersionId"], v["ETag"], v["LastModified"])
+            for v in listed.get("Versions", [])
+        ],
+        "markers": [(m["Key"], m["VersionId"]) for m in listed.get("DeleteMarkers", [])],
+        "reports": reports,
+    }
+
+
+def every_upload_gets_a_report(s3: Any, api: str) -> None:
+    """Issue 12 Done-when: .xlsx, .csv.gz, .txt applied; .xls, .zip rejected saying what to
+    upload instead; each with reports/<key>.json."""
+    uploads = any_upload_files()
+    for key, data in uploads.items():
+        s3.put_object(Bucket=LOCAL_BUCKET, Key=key, Body=data)
+
+    def report_of(key: str) -> dict[str, Any]:
+        obj = s3.get_object(Bucket=LOCAL_BUCKET, Key=f"reports/{key}.json")
+        return dict(json.loads(obj["Body"].read()))
+
+    reports = {
+        key: wait_for(lambda k=key: report_of(k), 30, f"a report for {key}") for key in uploads
+    }
+    outcomes = {key.rsplit("/", 1)[1]: r["outcome"] for key, r in reports.items()}
+    assert outcomes == {
+        "x Delivered.xlsx": "applied",
+        "x Delivered.csv.gz": "applied",
+        "x Delivered.txt": "applied",
+        "x.xls": "rejected_file",
+        "x.zip": "rejected_file",
+    }, reports
+    for card in ("XLS0001", "GZP0001", "TXT0001"):
+        assert get_json(f"{api}/get_card_status?card_id={card}")[1]["status"] == "DELIVERED"
+    for name in ("x.xls", "x.zip"):
+        reason = reports[f"incoming/speedy/{name}"]["reason"]
+        assert "upload" in reason and ".xlsx" in reason, reason  # says what to upload instead
+
+
+def add_unread_upload(saved: Path, key: str, cut_report: str) -> None:
+    """In the saved bucket of a stopped service: an upload never read (as when the service
+    stops before the poller gets to its message), and a report that was never written (the
+    stop came between the file's commit and its report)."""
+    from moto import mock_aws
+
+    from cardstatus_dev.local import BucketMirror
+
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=LOCAL_BUCKET)
+        s3.put_bucket_versioning(Bucket=LOCAL_BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        mirror = BucketMirror(saved)
+        assert mirror.restore()
+        body = b"Card ID,User contact,Timestamp\nUNREAD1,,2024-03-10T08:00:00Z\n"
+        s3.put_object(Bucket=LOCAL_BUCKET, Key=key, Body=body)
+        versions = s3.list_object_versions(Bucket=LOCAL_BUCKET, Prefix=cut_report)["Versions"]
+        for version in versions:
+            s3.delete_object(Bucket=LOCAL_BUCKET, Key=cut_report, VersionId=version["VersionId"])
+        assert mirror.save() == 1
+
+
+def assert_restart_kept_the_bucket(
+    kept: dict[str, Any], after: dict[str, Any], first_run: str, restart: str, unread: str
+) -> None:
+    """Same versions, delete markers and reports as before the stop; nothing ingested twice;
+    the upload the database had no file for, and the one sent right before the stop unless it
+    went in before, ingested at start."""
+    late = "incoming/acme/late Delivered.csv"
+    for key in ("versions", "markers"):
+        assert set(kept[key]) <= set(after[key]), key
+    new_reports = {f"reports/{late}.json", f"reports/{unread}.json"}
+    assert {k: v for k, v in after["reports"].items() if k not in new_reports} == kept["reports"]
+    assert "restored " in restart
+    assert "ingesting again 1 upload(s) the database has no file for" in restart or (
+        "ingesting again 2 upload(s)" in restart and late in restart
+    )
+    assert f"ingested {unread}: applied" in restart
+    ingested = [line for line in restart.splitlines() if line.startswith("ingested ")]
+    assert all(late in line or unread in line for line in ingested), ingested
+    times = first_run.count(f"ingested {late}:") + restart.count(f"ingested {late}:")
+    assert times == 1, (first_run, restart)
+
+
 def start_local(
     cwd: Path, env: dict[str, str], api_port: int, s3_port: int
 ) -> subprocess.Popen[str]:
@@ -104,7 +236,8 @@ def stop_local(proc: subprocess.Popen[str]) -> str:
 @pytest.mark.slow
 def test_local_service_end_to_end(tmp_path: Path) -> None:
     api_port, s3_port = free_ports(2)
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    # No XDG_RUNTIME_DIR, as in containers and CI: no platformdirs warning on the console.
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "XDG_RUNTIME_DIR")}
     env["CARDSTATUS_HOME"] = str(tmp_path / "home")
     proc = start_local(tmp_path, env, api_port, s3_port)
     api = f"http://127.0.0.1:{api_port}"
@@ -118,13 +251,7 @@ def test_local_service_end_to_end(tmp_path: Path) -> None:
             90,
             "the sample files to be ingested",
         )
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=f"http://127.0.0.1:{s3_port}",
-            region_name="us-east-1",
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
-        )
+        s3 = s3_client(s3_port)
         s3.put_object(
             Bucket=LOCAL_BUCKET,
             Key="incoming/acme/e2e 2024-03-10 - Delivered.csv",
@@ -147,6 +274,17 @@ def test_local_service_end_to_end(tmp_path: Path) -> None:
             return json.loads(obj["Body"].read())["outcome"] == "rejected_file"
 
         wait_for(rejected_report, 30, "the broken file's rejected_file report")
+
+        every_upload_gets_a_report(s3, api)
+        s3.delete_object(Bucket=LOCAL_BUCKET, Key="incoming/speedy/x.zip")  # a delete marker
+        kept = bucket_state(s3)
+        # Uploaded right before Ctrl-C: ingested now, or (not read yet, or stopped while it
+        # was being ingested) at the next start. Either way it is never lost.
+        s3.put_object(
+            Bucket=LOCAL_BUCKET,
+            Key="incoming/acme/late Delivered.csv",
+            Body=b"Card ID,User contact,Timestamp\nLATE001,,2024-03-10T08:00:00Z\n",
+        )
         children = psutil.Process(proc.pid).children(recursive=True)
     finally:
         output.append(stop_local(proc))
@@ -159,25 +297,55 @@ def test_local_service_end_to_end(tmp_path: Path) -> None:
     assert '{"_aws"' in (tmp_path / "home" / "metrics.log").read_text()
     assert "(invalid phones)" in text  # the sample with a bad phone says what its warning is
     assert "0585949099" not in text and "585949099" not in text
+    assert "Warning" not in text  # e.g. platformdirs' RuntimeDirWarning
     time.sleep(1)
     assert [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE] == []
     assert postgres_processes(tmp_path / "home" / "pgdata") == []
 
-    # Data in PostgreSQL survives a restart (S3 is moto's memory and starts empty; the samples
-    # are not uploaded again because the database already has files).
+    # The database survives a restart, and so does the bucket (saved under .local/s3/): the
+    # same versions, delete markers and reports; nothing ingested twice; the samples are not
+    # uploaded again.
+    unread = "incoming/acme/unread Delivered.csv"
+    cut = "reports/incoming/acme/e2e 2024-03-10 - Delivered.csv.json"
+    add_unread_upload(tmp_path / "home" / "s3", unread, cut)
     api_port, s3_port = free_ports(2)
     again = start_local(tmp_path, env, api_port, s3_port)
+    api = f"http://127.0.0.1:{api_port}"
     try:
 
         def kept_card() -> dict[str, Any] | None:
-            status, body = get_json(f"http://127.0.0.1:{api_port}/get_card_status?card_id=E2E0001")
+            status, body = get_json(f"{api}/get_card_status?card_id=E2E0001")
             return body if status == 200 else None
 
         body = wait_for(kept_card, 60, "the restarted service to answer from the kept database")
+        wait_for(
+            lambda: get_json(f"{api}/get_card_status?card_id=LATE001")[1].get("status"),
+            30,
+            "the file uploaded right before the stop",
+        )
+        wait_for(
+            lambda: get_json(f"{api}/get_card_status?card_id=UNREAD1")[1].get("status"),
+            30,
+            "the upload the database had no file for",
+        )
+        s3 = s3_client(s3_port)
+        wait_for(
+            lambda: s3.head_object(
+                Bucket=LOCAL_BUCKET, Key="reports/incoming/acme/late Delivered.csv.json"
+            ),
+            30,
+            "the report of the file uploaded right before the stop",
+        )
+        after = bucket_state(s3)
     finally:
         out = stop_local(again)
     assert body["status"] == "DELIVERED"
     assert again.returncode == 0, out
     assert "uploaded" not in out  # no second seeding
+    assert f"wrote 1 report(s) from the database that the last stop cut off: {cut[8:-5]}" in out
+    assert json.loads(after["reports"].pop(cut)) == json.loads(kept["reports"].pop(cut))
+    kept["versions"] = [v for v in kept["versions"] if v[0] != cut]
+    assert_restart_kept_the_bucket(kept, after, first_run=text, restart=out, unread=unread)
+    assert "Warning" not in out
     time.sleep(1)
     assert postgres_processes(tmp_path / "home" / "pgdata") == []

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -154,3 +155,146 @@ def test_local_events_carry_the_version_they_were_sent_for() -> None:
         record = json.loads(with_version_ids(s3, body))["Records"][0]
         assert record["s3"]["object"]["versionId"] == first["VersionId"]
         assert with_version_ids(s3, "not json") == "not json"
+
+
+def _versions(s3: Any) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    from cardstatus_dev.local import LOCAL_BUCKET
+
+    listed = s3.list_object_versions(Bucket=LOCAL_BUCKET)
+    versions = [
+        (v["Key"], v["VersionId"], v["ETag"], v["LastModified"], v["IsLatest"], v["Size"])
+        for v in listed.get("Versions", [])
+    ]
+    markers = [
+        (m["Key"], m["VersionId"], m["LastModified"], m["IsLatest"])
+        for m in listed.get("DeleteMarkers", [])
+    ]
+    return versions, markers
+
+
+def test_local_bucket_survives_a_restart_with_its_version_ids(tmp_path: Path) -> None:
+    """F4: uploads, overwrites, delete markers and reports come back after a restart with
+    their version ids, ETags, times and metadata (the database and the reports name those
+    version ids), and the uploads the database has no file for are named for a new ingest."""
+    import boto3
+    from moto import mock_aws
+
+    from cardstatus.s3ingest import s3_key_from_event
+    from cardstatus_dev.local import (
+        LOCAL_BUCKET,
+        BucketMirror,
+        not_ingested,
+        s3_event_body,
+        with_version_ids,
+    )
+
+    def bucket() -> Any:
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=LOCAL_BUCKET)
+        s3.put_bucket_versioning(Bucket=LOCAL_BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        return s3
+
+    key = "incoming/acme/x Delivered.csv"
+    with mock_aws():
+        s3 = bucket()
+        first = s3.put_object(Bucket=LOCAL_BUCKET, Key=key, Body=b"v1")
+        s3.put_object(
+            Bucket=LOCAL_BUCKET,
+            Key=key,
+            Body=b"v2",
+            Metadata={"retry": "1"},
+            ContentType="text/csv",
+        )
+        s3.delete_object(Bucket=LOCAL_BUCKET, Key=key)
+        s3.put_object(Bucket=LOCAL_BUCKET, Key=f"reports/{key}.json", Body=b"{}")
+        gone = s3.put_object(Bucket=LOCAL_BUCKET, Key="incoming/acme/gone.csv", Body=b"x")
+        mirror = BucketMirror(tmp_path)
+        assert mirror.save() == 4
+        s3.delete_object(
+            Bucket=LOCAL_BUCKET, Key="incoming/acme/gone.csv", VersionId=gone["VersionId"]
+        )
+        assert mirror.save() == 0  # nothing new; the version deleted for good is dropped
+        assert len(list((tmp_path / LOCAL_BUCKET / "objects").iterdir())) == 3
+        before = _versions(s3)
+
+    with mock_aws():  # a new moto: empty
+        s3 = bucket()
+        restored = BucketMirror(tmp_path).restore()
+        assert _versions(s3) == before
+        assert next(v["version_id"] for v in restored if v["key"] == key) == first["VersionId"]
+        v2 = s3.get_object(Bucket=LOCAL_BUCKET, Key=key, VersionId=before[0][0][1])
+        assert v2["Body"].read() == b"v2" and v2["Metadata"] == {"retry": "1"}
+        assert v2["ContentType"] == "text/csv"
+        assert BucketMirror(tmp_path).save() == 0  # restoring wrote nothing new
+
+    pending = not_ingested(restored, {(key, first["VersionId"])}, "incoming/")
+    assert [(v["key"], v["version_id"]) for v in pending] == [(key, before[0][0][1])]
+    body = s3_event_body(pending[0])
+    obj = json.loads(body)["Records"][0]["s3"]["object"]
+    assert s3_key_from_event(obj["key"]) == key and obj["versionId"] == pending[0]["version_id"]
+    assert with_version_ids(None, body) == body  # it names its version already
+
+
+def test_a_damaged_local_bucket_folder_is_left_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cardstatus_dev.local import LOCAL_BUCKET, BucketMirror
+
+    (tmp_path / LOCAL_BUCKET).mkdir()
+    (tmp_path / LOCAL_BUCKET / "manifest.json").write_text("{not json")
+    mirror = BucketMirror(tmp_path)
+    assert mirror.restore() == [] and mirror.broken
+    assert mirror.save() == 0
+    assert (tmp_path / LOCAL_BUCKET / "manifest.json").read_text() == "{not json"
+    assert "leaving that folder untouched" in capsys.readouterr().err
+
+
+def test_a_report_cut_off_by_the_stop_is_found(tmp_path: Path) -> None:
+    """The stop came between a file's commit and its report: its report under reports/ is
+    missing, or still the one of the key's previous file."""
+    from datetime import datetime
+
+    from cardstatus_dev.local import stale_reports
+
+    def version(key: str, vid: str, second: int, body: bytes = b"") -> dict[str, Any]:
+        path = tmp_path / vid
+        path.write_bytes(body)
+        return {
+            "key": key,
+            "version_id": vid,
+            "last_modified": datetime(2026, 1, 1, 0, 0, second),
+            "path": path,
+        }
+
+    a, b, c = "incoming/acme/a.csv", "incoming/acme/b.csv", "incoming/acme/c.csv"
+    restored = [
+        version(a, "a1", 1),
+        version(f"reports/{a}.json", "ra1", 2, b'{"file_id": 1}'),
+        version(a, "a2", 3),  # committed as file 3, its report never written
+        version(b, "b1", 4),
+        version(f"reports/{b}.json", "rb1", 5, b'{"file_id": 2}'),
+        version(c, "c1", 6),  # file 4, no report at all
+        version("incoming/acme/d.csv", "d1", 7),  # not ingested: not a report question
+    ]
+    ingested = {(a, "a1"): 1, (b, "b1"): 2, (a, "a2"): 3, (c, "c1"): 4}
+    assert stale_reports(restored, ingested, "incoming/", "reports/") == {a: 3, c: 4}
+
+
+@pytest.mark.parametrize("suffixes", [None, [".csv", ".CSV"]])
+def test_cdk_json_with_or_without_csv_suffixes(tmp_path: Path, suffixes: list[str] | None) -> None:
+    """The local notification is on the incoming prefix only, whether or not cdk.json still
+    lists csvSuffixes (the stack dropped them: every object under incoming/ gets a report)."""
+    from cardstatus_dev.local import shared_settings
+
+    bucket: dict[str, Any] = {"incomingPrefix": "in/", "reportsPrefix": "out/"}
+    if suffixes:
+        bucket["csvSuffixes"] = suffixes
+    shared = {"bucket": bucket, "queue": {"maxReceiveCount": 3, "batchSize": 2}}
+    (tmp_path / "cdk.json").write_text(json.dumps({"context": {"cardstatus:shared": shared}}))
+    qs = shared_settings(tmp_path)
+    assert (qs.incoming_prefix, qs.reports_prefix, qs.max_receive_count, qs.batch_size) == (
+        "in/",
+        "out/",
+        3,
+        2,
+    )

@@ -14,8 +14,11 @@ from typing import Any
 import boto3
 import psycopg2
 import psycopg2.errors
+import psycopg2.extensions
 import pytest
 from moto import mock_aws
+from outbox_support import BUS as OUTBOX_BUS
+from outbox_support import Recorder, assert_valid_events, outbox
 
 from cardstatus import dbroles
 from cardstatus.cards import get_card
@@ -305,6 +308,83 @@ def test_void_function_refuses_a_file_that_was_never_applied(
     assert status == 409 and body["error"]["code"] == "conflict"
 
 
+# --- the void function publishes its events after commit -------------------------------------
+
+
+@pytest.fixture
+def void_publishing(
+    db_url: str, void_app: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Any, Recorder]]:
+    """The void function logged in as cardstatus_void (as in Lambda), with a moto bus."""
+    from dataclasses import replace
+
+    from cardstatus import config
+
+    app, _ = void_app
+    monkeypatch.setenv("EVENT_BUS_NAME", OUTBOX_BUS)
+    config.reset_settings_cache()
+    params = psycopg2.extensions.parse_dsn(db_url)
+    params["user"] = dbroles.VOID
+    app.DB.reset_settings(
+        replace(config.load_settings(), database_url=psycopg2.extensions.make_dsn(**params))
+    )
+    recorder = Recorder(boto3.Session(region_name="us-east-1"))
+    app._events = recorder.events
+    yield app, recorder
+    app._events = None
+    config.reset_settings_cache()
+
+
+def _last_outbox_id(db: Any) -> int:
+    return max((r["id"] for r in outbox(db)), default=0)
+
+
+def _outbox_after(db: Any, last_id: int) -> list[dict[str, Any]]:
+    """The rows written after last_id (the void's: the file's ingestion wrote the others)."""
+    return [r for r in outbox(db) if r["id"] > last_id]
+
+
+def test_void_function_publishes_its_events_after_commit(
+    db: Any, void_publishing: tuple[Any, Recorder]
+) -> None:
+    app, recorder = void_publishing
+    ids = {s.name: _ingest_s3_file(db, f"incoming/acme/{s.name}", s.read_bytes()) for s in SAMPLES}
+    file_id = ids[RETURNED.name]["file_id"]
+    last_id = _last_outbox_id(db)  # the samples' events: pending (no ingest function here)
+
+    status, body = _call(app, _event("void_file", file_id=file_id))
+    assert status == 200 and body["status_changes"] == 1, body
+    (row,) = _outbox_after(db, last_id)
+    assert row["detail"]["card_id"] == "ZYW8890" and row["detail"]["file_id"] == file_id
+    assert row["published_at"] is not None and row["attempts"] == 1
+    (event,) = recorder.received()  # the void's event only: the range it wrote
+    assert event["detail"]["event_id"] == row["event_id"]
+    assert event["detail"]["status"] == "DELIVERY_EXCEPTION"
+    assert_valid_events([event])
+    assert all(r["published_at"] is None for r in outbox(db) if r["id"] <= last_id)
+
+    # Voiding again writes nothing and publishes nothing.
+    status, _ = _call(app, _event("void_file", file_id=file_id))
+    assert status == 200 and len(_outbox_after(db, last_id)) == 1
+    assert len(recorder.received()) == 1
+
+
+def test_void_function_answers_the_void_when_the_bus_is_unavailable(
+    db: Any, void_publishing: tuple[Any, Recorder]
+) -> None:
+    """Publishing is best effort: the void is committed and answered; its rows stay pending
+    (with the error) for the sweeper."""
+    app, recorder = void_publishing
+    report = _ingest_s3_file(db, f"incoming/acme/{RETURNED.name}", RETURNED.read_bytes())
+    last_id = _last_outbox_id(db)
+    recorder.delete_bus()
+    status, body = _call(app, _event("void_file", file_id=report["file_id"]))
+    assert status == 200 and body["voided"] is True, body
+    rows = _outbox_after(db, last_id)
+    assert rows and all(r["published_at"] is None for r in rows)
+    assert all(r["attempts"] == 1 and r["last_error"] for r in rows)
+
+
 def test_local_server_routes_the_void_to_the_void_function(db: Any, void_app: Any) -> None:
     from cardstatus_dev.serve import build_event, route_to_functions
 
@@ -347,3 +427,14 @@ def test_a_late_redelivery_of_a_voided_object_version_does_not_apply_it_again(db
     reupload = deliver("v2")
     assert reupload["outcome"] == "applied" and reupload["file_id"] != first["file_id"]
     assert _card(db, "ZYW8890")["status"] == "RETURNED"
+
+
+def test_void_handler_files_stay_under_150_lines() -> None:
+    """Issue 13: no handler file over 150 lines (models in schemas.py, error answers in
+    errors.py, the after-commit work in aftercommit.py)."""
+    from fixture_paths import ROOT
+
+    lengths = {
+        p.name: len(p.read_text().splitlines()) for p in (ROOT / "functions" / "void").glob("*.py")
+    }
+    assert lengths and max(lengths.values()) <= 150, lengths

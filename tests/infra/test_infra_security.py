@@ -160,18 +160,38 @@ def test_ingest_event_source_reports_partial_failures_with_bounded_concurrency(d
     )
 
 
-def test_s3_notifies_queue_for_each_csv_suffix_under_incoming(dev: Any) -> None:
+def test_s3_notifies_queue_for_every_object_under_incoming(dev: Any) -> None:
+    """SPEC 12-01: every object under incoming/ gets a report, so every one is queued (one
+    prefix-only rule: no suffix filter leaving a .txt, .gz, .xlsx or .PDF unanswered)."""
     notif = next(iter(dev.of_type("Custom::S3BucketNotifications").values()))
     configs = notif["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
-    suffixes = cdk_json_context()["cardstatus:shared"]["bucket"]["csvSuffixes"]
-    seen = set()
-    for cfg in configs:
-        assert cfg["Events"] == ["s3:ObjectCreated:*"]
-        rules = {r["Name"]: r["Value"] for r in cfg["Filter"]["Key"]["FilterRules"]}
-        assert rules["prefix"] == "incoming/"
-        seen.add(rules["suffix"])
-    assert seen == set(suffixes)
-    assert {".csv", ".CSV"} <= seen
+    assert len(configs) == 1
+    (cfg,) = configs
+    assert cfg["Events"] == ["s3:ObjectCreated:*"]
+    assert cfg["Filter"]["Key"]["FilterRules"] == [{"Name": "prefix", "Value": "incoming/"}]
+
+
+def test_reports_never_notify_the_queue(dev: Any) -> None:
+    """Ingest writes each report under reports/: outside the notified prefix, so a report
+    is never queued for ingestion (no loop)."""
+    from cardstatus.s3ingest import report_key
+
+    notif = next(iter(dev.of_type("Custom::S3BucketNotifications").values()))
+    rules = [
+        {r["Name"]: r["Value"] for r in c["Filter"]["Key"]["FilterRules"]}
+        for c in notif["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
+    ]
+    ingest = next(v for k, v in _app_functions(dev).items() if k.startswith("FunctionsIngest"))
+    reports = ingest["Properties"]["Environment"]["Variables"]["REPORTS_PREFIX"]
+    for key in ("incoming/acme/a.csv", "incoming/acme/b.PDF", "incoming/x"):
+        written = report_key(key, reports)
+        assert written.startswith(reports)
+        assert not any(written.startswith(rule["prefix"]) for rule in rules), (written, rules)
+    # ... and its role can write nowhere else.
+    writes = [
+        st for st in _role_statements(dev, "Ingest") if "s3:PutObject" in _as_list(st["Action"])
+    ]
+    assert writes and all("/incoming/" not in _json_blob(st["Resource"]) for st in writes)
 
 
 # -- network / database --------------------------------------------------------------------

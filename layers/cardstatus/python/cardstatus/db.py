@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import threading
 from typing import Any
 
@@ -35,18 +36,55 @@ TRANSIENT_DB_ERRORS: tuple[type[Exception], ...] = (
     psycopg2.InterfaceError,
 )
 
-__all__ = ["TRANSIENT_DB_ERRORS", "DatabaseUnavailable", "LazyConnection", "aws_client", "connect"]
+__all__ = [
+    "TRANSIENT_DB_ERRORS",
+    "DatabaseUnavailable",
+    "LazyConnection",
+    "aws_client",
+    "aws_session",
+    "connect",
+]
 
 
 _secret_cache: dict[str, dict[str, Any]] = {}
 
+# One botocore session per process: a session caches what it loads (service models,
+# endpoints, the credential chain), so a new one for every client re-read the RDS model at
+# each IAM token (~70 ms). Keyed by the AWS_* environment: when that changes (credentials
+# rotated in the environment, a test's monkeypatch, a SnapStart restore with a new container
+# credentials token) the next client gets a new session that resolves them afresh.
+# Credentials that expire (container, assume-role, instance metadata) are refreshable
+# objects that renew themselves in a kept session.
+_session_lock = threading.Lock()
+_session: Any = None
+_session_env: tuple[tuple[str, str], ...] = ()
 
-def aws_client(service: str, region: str | None = None) -> Any:
-    """A botocore client, without boto3: importing boto3 (and s3transfer) costs ~250 ms of cold
-    start that nothing here needs. Region and endpoint come from the usual AWS_* variables."""
+
+def _aws_environment() -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_")))
+
+
+def aws_session() -> Any:
+    """The process's botocore session (made on first use, remade when AWS_* changed)."""
+    global _session, _session_env
     import botocore.session
 
-    return botocore.session.get_session().create_client(service, region_name=region)
+    env = _aws_environment()
+    with _session_lock:
+        if _session is None or env != _session_env:
+            _session, _session_env = botocore.session.get_session(), env
+        return _session
+
+
+def aws_client(service: str, region: str | None = None, config: Any = None) -> Any:
+    """A botocore client, without boto3: importing boto3 (and s3transfer) costs ~250 ms of cold
+    start that nothing here needs. Region and endpoint come from the usual AWS_* variables.
+    Made from the process's session (aws_session); botocore does not promise that one session
+    creates clients safely from several threads, so creation is serialised (the client, once
+    made, is thread-safe)."""
+    session = aws_session()
+    with _session_lock:
+        return session.create_client(service, region_name=region, config=config)
 
 
 def _read_secret(arn: str, region: str | None, refresh: bool = False) -> dict[str, Any]:

@@ -73,10 +73,12 @@ class PublishResult:
 
 
 def events_client(cfg: EventSettings | None = None, region: str | None = None) -> Any:
-    """A botocore EventBridge client (no boto3 import, as cardstatus.db.aws_client) with short
-    timeouts: inside the VPC an unreachable endpoint must not hold ingestion for minutes."""
+    """A botocore EventBridge client (no boto3 import; from the process's session,
+    cardstatus.db.aws_client) with short timeouts: inside the VPC an unreachable endpoint must
+    not hold ingestion for minutes."""
     import botocore.config
-    import botocore.session
+
+    from cardstatus.db import aws_client
 
     cfg = cfg or event_settings()
     config = botocore.config.Config(
@@ -84,7 +86,7 @@ def events_client(cfg: EventSettings | None = None, region: str | None = None) -
         read_timeout=cfg.read_timeout_s,
         retries={"max_attempts": 3, "mode": "standard"},
     )
-    return botocore.session.get_session().create_client("events", region_name=region, config=config)
+    return aws_client("events", region, config=config)
 
 
 def entry(row: OutboxRow, bus_name: str) -> dict[str, Any]:
