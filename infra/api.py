@@ -184,7 +184,8 @@ class Api(Construct):
                 data_trace_enabled=False,
                 metrics_enabled=True,
                 # API Gateway's X-Ray segment records the full URL, ?user_phone=... included
-                # (SPEC §10). The api function's active tracing still draws the service map.
+                # (docs/DEPLOY.md "No phone in traces"). The api function's active tracing
+                # still draws the service map.
                 tracing_enabled=False,
                 access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
                 access_log_format=apigw.AccessLogFormat.custom(_json(ACCESS_LOG_FIELDS)),

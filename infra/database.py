@@ -11,8 +11,9 @@ Who connects how (login roles: cardstatus/dbroles.py, created by migration 0005)
 
 The parameter group keeps statement text out of the server log (exported to CloudWatch):
 psycopg2 interpolates parameters on the client, so a statement's text holds the phone it
-looks up (SPEC §10). See SERVER_LOG_PARAMETERS; Performance Insights (which samples statement
-text too) is off unless cdk.json database.performanceInsights turns it on.
+looks up (docs/DEPLOY.md "No phone in the database's logs"). See SERVER_LOG_PARAMETERS;
+Performance Insights (which samples statement text too) is off unless cdk.json
+database.performanceInsights turns it on.
 """
 
 from __future__ import annotations

@@ -375,7 +375,7 @@ class Settings:
 
     def _validate_statement_timeouts(self) -> None:
         """Each database role's statement_timeout (cardstatus/dbroles.py, set by migration 0005)
-        ends a statement before its function's timeout, with a margin (SPEC §3 limits)."""
+        ends a statement before its function's timeout, with a margin (README "Limits")."""
         checks = [
             (f"role {role}", dbroles.statement_timeout_s(role), function, margin)
             for role, (function, margin) in dbroles.FUNCTION_OF_ROLE.items()

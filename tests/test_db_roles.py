@@ -1,4 +1,5 @@
-"""Least-privilege database roles (migration 0005, cardstatus/dbroles.py; SPEC §10).
+"""Least-privilege database roles (migration 0005, cardstatus/dbroles.py; docs/DEPLOY.md
+"Database roles").
 
 Roles are cluster-wide and the embedded server is shared by the whole session, so nothing here
 assumes a role is new. Database ACLs (CONNECT/TEMPORARY) are not copied by CREATE DATABASE ...

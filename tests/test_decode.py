@@ -1,4 +1,5 @@
-"""Encoding, dialect and CSV framing: every form SPEC §2 lists, streamed."""
+"""Encoding, dialect and CSV framing: every form README "Partner files and reports" lists,
+streamed."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Status-change events (SPEC §8, issue 15): the outbox publisher, the ingest handler's publish
-after commit and the sweeper, against a real PostgreSQL and a moto EventBridge bus."""
+"""Status-change events (README "Events", issue 15): the outbox publisher, the ingest
+handler's publish after commit and the sweeper, against a real PostgreSQL and a moto
+EventBridge bus."""
 
 from __future__ import annotations
 

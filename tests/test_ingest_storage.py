@@ -1,5 +1,6 @@
 """Ingestion storage against a real PostgreSQL: identity by meaning, provenance and the
-order-independent merge, outcomes and counts, the status outbox (SPEC §3, §8)."""
+order-independent merge, outcomes and counts, the status outbox (README
+"Partner files and reports", "Events")."""
 
 from __future__ import annotations
 

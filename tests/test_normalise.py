@@ -1,4 +1,5 @@
-"""Table-driven unit tests for cardstatus.normalise (SPEC §2): every accepted and rejected form."""
+"""Table-driven unit tests for cardstatus.normalise (README "Partner files and reports"):
+every accepted and rejected form."""
 
 from __future__ import annotations
 
@@ -441,7 +442,7 @@ def test_timestamp_unknown_timezone_is_a_configuration_error() -> None:
         ('"""ZYW8827"""', "ZYW8827"),
         ("\ufeffZYW8827", "ZYW8827"),
         ("ZYW8827\t", "ZYW8827"),
-        ("zyw8827", "ZYW8827"),  # case-insensitive: stored upper-case (SPEC §2 12-01)
+        ("zyw8827", "ZYW8827"),  # case-insensitive: stored upper-case (README)
         ("Zyw8827", "ZYW8827"),
         ("\u3000zyw8827\x85", "ZYW8827"),  # whitespace outside the trim set: second pass
         ("A", "A"),
@@ -599,7 +600,7 @@ def test_classify_reason_mapping_order_and_case() -> None:
         ("   ", None),
         ("unknown", None),
         ("Delivery", None),
-        # the vocabulary (SPEC §2 12-01)
+        # the vocabulary (README "Partner files and reports")
         ("Undelivered", CardStatus.DELIVERY_EXCEPTION),
         ("not delivered", CardStatus.DELIVERY_EXCEPTION),
         ("Non-delivered", CardStatus.DELIVERY_EXCEPTION),

@@ -1,5 +1,6 @@
-"""The 12-01 parsing rules of SPEC §2 (header search, NFKC headers, month names, partner status
-words) and the edge cases mutation testing found unpinned (shared/reviews/mutation.md)."""
+"""The parsing rules of README "Partner files and reports" (header search, NFKC headers, month
+names, partner status words) and the edge cases mutation testing found unpinned
+(shared/reviews/mutation.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""What the pipeline reads (SPEC §2 12-01): broken quotes, title lines, status words, card-id
-case, and every container (.csv/.txt/.tsv, .gz, .xlsx; anything else rejected with a reason)."""
+"""What the pipeline reads (README "Partner files and reports"): broken quotes, title lines,
+status words, card-id case, and every container (.csv/.txt/.tsv, .gz, .xlsx; anything else
+rejected with a reason)."""
 
 from __future__ import annotations
 

@@ -114,30 +114,45 @@ def reject_unknown_parameters(app: APIGatewayRestResolver, next_middleware: Any)
 
 def register(app: APIGatewayRestResolver, db: LazyConnection, requests: RequestLog) -> None:
     """Install the API's exception handlers (and the unknown-parameter check) on app."""
-
     app.use(middlewares=[reject_unknown_parameters])
+    answers = _ErrorAnswers(app, db, requests)
+    app.exception_handler(RequestError)(answers.request_error)
+    app.exception_handler(RequestValidationError)(answers.request_validation)
+    app.not_found(answers.route_not_found)
+    app.exception_handler(list(TRANSIENT_DB_ERRORS))(answers.database_unavailable)
+    app.exception_handler(Exception)(answers.unexpected)
 
-    @app.exception_handler(RequestError)
-    def _request_error(exc: RequestError) -> Response:
+
+class _ErrorAnswers:
+    """The exception handlers of one resolver: each records the request's outcome and
+    answers with the error body."""
+
+    def __init__(
+        self, app: APIGatewayRestResolver, db: LazyConnection, requests: RequestLog
+    ) -> None:
+        self._app = app
+        self._db = db
+        self._requests = requests
+
+    def request_error(self, exc: RequestError) -> Response:
         outcome = "not_found" if exc.http_status == HTTPStatus.NOT_FOUND else "invalid"
         fields = {} if exc.parameter is None else {"parameter": exc.parameter}
-        requests.record(outcome, **fields, user_phone=masked(app.context.get("_user_phone")))
+        user_phone = masked(self._app.context.get("_user_phone"))
+        self._requests.record(outcome, **fields, user_phone=user_phone)
         return error_response(exc.http_status, exc.code, exc.message)
 
-    @app.exception_handler(RequestValidationError)
-    def _request_validation(exc: RequestValidationError) -> Response:
+    def request_validation(self, exc: RequestValidationError) -> Response:
         errors = exc.errors()
         name, code, message = _validation_message(dict(errors[0]) if errors else {})
-        requests.record("invalid", parameter=name)
+        self._requests.record("invalid", parameter=name)
         return error_response(HTTPStatus.BAD_REQUEST, code, message)
 
-    @app.not_found
-    def _route_not_found(exc: NotFoundError) -> Response:
-        path = str(app.context.get("_path") or app.current_event.path)
-        method = app.current_event.http_method.upper()
+    def route_not_found(self, exc: NotFoundError) -> Response:
+        path = str(self._app.context.get("_path") or self._app.current_event.path)
+        method = self._app.current_event.http_method.upper()
         allowed = ("POST",) if _POST_PATH.match(path) else ("GET", "HEAD")
         if (_POST_PATH.match(path) or _KNOWN_PATH.match(path)) and method not in allowed:
-            requests.record("method_not_allowed", method=method)
+            self._requests.record("method_not_allowed", method=method)
             return error_response(
                 HTTPStatus.METHOD_NOT_ALLOWED,
                 "method_not_allowed",
@@ -146,17 +161,16 @@ def register(app: APIGatewayRestResolver, db: LazyConnection, requests: RequestL
             )
         if _CARD_PATH.match(path):
             # /cards/<something the route pattern refuses> (control characters, quotes, ...).
-            requests.record("invalid", parameter="card_id")
+            self._requests.record("invalid", parameter="card_id")
             return error_response(
                 HTTPStatus.BAD_REQUEST, "invalid_parameter", PARAM_MESSAGES["card_id"]
             )
-        requests.record("no_route", method=method)
+        self._requests.record("no_route", method=method)
         return error_response(HTTPStatus.NOT_FOUND, "not_found", "no such route")
 
-    @app.exception_handler(list(TRANSIENT_DB_ERRORS))
-    def _database_unavailable(exc: Exception) -> Response:
-        db.discard()  # the next invocation reconnects
-        requests.record("unavailable", error_type=type(exc).__name__)
+    def database_unavailable(self, exc: Exception) -> Response:
+        self._db.discard()  # the next invocation reconnects
+        self._requests.record("unavailable", error_type=type(exc).__name__)
         return error_response(
             HTTPStatus.SERVICE_UNAVAILABLE,
             "database_unavailable",
@@ -164,11 +178,10 @@ def register(app: APIGatewayRestResolver, db: LazyConnection, requests: RequestL
             headers={"Retry-After": RETRY_AFTER_S},
         )
 
-    @app.exception_handler(Exception)
-    def _unexpected(exc: Exception) -> Response:
+    def unexpected(self, exc: Exception) -> Response:
         if isinstance(exc, psycopg2.Error):
-            db.discard()  # do not reuse a connection in an unknown state
-        requests.record(
+            self._db.discard()  # do not reuse a connection in an unknown state
+        self._requests.record(
             "error",
             error_type=type(exc).__name__,
             traceback=redact_phones("".join(traceback.format_exception(exc, limit=-4))),

@@ -2,18 +2,16 @@
 
 Partial batch responses: only the messages whose file failed for an infrastructure reason are
 retried (and, after the queue's maxReceiveCount, moved to the DLQ). A bad file is not a failure:
-it gets a `rejected_file` report and its message succeeds.
+it gets a `rejected_file` report and its message succeeds. This file parses the event and calls
+the pipeline; metrics, logs, failure reports and event publishing are in reporting.py.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import time
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
     EventType,
@@ -23,19 +21,12 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cardstatus import events
-from cardstatus.config import event_settings, settings
+from cardstatus.config import settings
 from cardstatus.db import TRANSIENT_DB_ERRORS, LazyConnection, aws_client
-from cardstatus.model import redact_phones
-from cardstatus.s3ingest import (
-    S3ObjectRef,
-    failure_report,
-    ingest_s3_object,
-    put_report,
-    s3_key_from_event,
-)
+from cardstatus.s3ingest import S3ObjectRef, ingest_s3_object, s3_key_from_event
+from functions.ingest import reporting
+from functions.ingest.reporting import logger, metrics
 
-logger = Logger()
-metrics = Metrics()
 # Report every failed message individually, even when all of them failed.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
@@ -105,97 +96,21 @@ def _ingest_one(
         report = ingest_s3_object(DB.get(), s3_client(), ref, cfg)
     except TRANSIENT_DB_ERRORS as exc:
         DB.discard()
-        _report_failure(ref, f"database unavailable: {str(exc).splitlines()[0][:200]}", attempt)
+        reason = f"database unavailable: {str(exc).splitlines()[0][:200]}"
+        reporting.file_failed(ref, reason, attempt, s3_client)
         raise
     except Exception as exc:
         DB.discard()
-        _report_failure(ref, f"{exc.__class__.__name__}: {str(exc)[:200]}", attempt)
+        reason = f"{exc.__class__.__name__}: {str(exc)[:200]}"
+        reporting.file_failed(ref, reason, attempt, s3_client)
         raise
     if report.get("redelivery"):
-        # Counted and reported when first ingested (README "Partner files and reports").
-        logger.info(
-            "redelivery of an ingested object; nothing to do",
-            extra={"key": ref.key, "outcome": report["outcome"], "file_id": report.get("file_id")},
-        )
-        _publish_events(report, lambda_context)  # what a crash after its commit left pending
-        return
-    counts = report.get("counts", {})
-    metrics.add_metric(name=f"Files_{report['outcome']}", unit=MetricUnit.Count, value=1)
-    metrics.add_metric(name="RowsAccepted", unit=MetricUnit.Count, value=counts.get("accepted", 0))
-    metrics.add_metric(
-        name="RowsDuplicate", unit=MetricUnit.Count, value=counts.get("duplicate", 0)
-    )
-    metrics.add_metric(name="RowsRejected", unit=MetricUnit.Count, value=counts.get("rejected", 0))
-    logger.info(
-        "file ingested",
-        extra={
-            "key": ref.key,
-            "outcome": report["outcome"],
-            "counts": counts,
-            "reason": report.get("reason"),
-            "timings": report.get("timings"),
-        },
-    )
-    _publish_events(report, lambda_context)
-
-
-def _publish_events(report: dict[str, Any], lambda_context: LambdaContext | None) -> None:
-    """After the file's commit: publish its status-change events, best effort (README Events).
-
-    Whatever is not published here (bus down, time budget spent) stays pending in the outbox
-    and the sweeper function publishes it; nothing here fails or retries the file."""
-    cfg = event_settings()
-    if not cfg.enabled or report.get("outcome") != "applied":
-        return
-    budget_s = cfg.publish_budget_s
-    if lambda_context is not None:
-        left_ms = lambda_context.get_remaining_time_in_millis() - MIN_REMAINING_MS
-        budget_s = min(budget_s, left_ms / 1e3)
-    try:
-        result = events.publish_report(
-            DB.get(),
-            events_client(),
-            report,
-            cfg=cfg,
-            deadline=time.monotonic() + max(budget_s, 0.0),
-        )
-    except Exception as exc:
-        DB.discard()
-        metrics.add_metric(name="EventsPublishFailed", unit=MetricUnit.Count, value=1)
-        logger.warning(
-            "could not publish the file's events; the sweeper will",
-            extra={"file_id": report.get("file_id"), "error": redact_phones(str(exc))[:200]},
-        )
-        return
-    if result is None:  # the file changed no card's status
-        return
-    metrics.add_metric(name="EventsPublished", unit=MetricUnit.Count, value=result.published)
-    metrics.add_metric(name="EventsPublishFailed", unit=MetricUnit.Count, value=result.failed)
-    if result.failed or result.error or result.timed_out:
-        logger.warning(
-            "some events left pending for the sweeper",
-            extra={
-                "file_id": report.get("file_id"),
-                "published": result.published,
-                "failed": result.failed,
-                "error": result.error,
-                "timed_out": result.timed_out,
-            },
-        )
-
-
-def _report_failure(ref: S3ObjectRef, reason: str, attempt: int) -> None:
-    reason = redact_phones(reason)  # driver errors can quote row values
-    logger.error(
-        "file failed; it will be retried",
-        extra={"key": ref.key, "attempt": attempt, "reason": reason},
-    )
-    try:
-        put_report(
-            s3_client(), ref.bucket, ref.key, failure_report(ref, reason, attempt), settings()
-        )
-    except Exception:  # the report is best effort; the retry is what matters
-        logger.warning("could not write the failure report", extra={"key": ref.key})
+        # Counted and reported when first ingested (README "Partner files and reports");
+        # its events are published again: what a crash after its commit left pending.
+        reporting.redelivery(ref, report)
+    else:
+        reporting.file_ingested(ref, report)
+    reporting.publish_events(report, DB, events_client, lambda_context, MIN_REMAINING_MS)
 
 
 @logger.inject_lambda_context

@@ -1,4 +1,5 @@
-"""No phone in the PostgreSQL server log (SPEC §10, security review M5).
+"""No phone in the PostgreSQL server log (docs/DEPLOY.md "No phone in the database's
+logs", security review M5).
 
 psycopg2 interpolates parameters on the client, so the text of a lookup holds the phone. The
 parameter group (infra.database.SERVER_LOG_PARAMETERS) must keep statement text out of the log

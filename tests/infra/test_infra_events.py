@@ -1,5 +1,5 @@
-"""CDK assertions for status-change events (issue 15, SPEC §8): bus, archive, VPC endpoint,
-least-privilege PutEvents, sweeper + schedule, alarms, example consumer."""
+"""CDK assertions for status-change events (issue 15, README "Events"): bus, archive, VPC
+endpoint, least-privilege PutEvents, sweeper + schedule, alarms, example consumer."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Security hardening (issue 10, SPEC §10, ../shared/reviews/security.md), asserted on the
-synthesised dev AND prod templates."""
+"""Security hardening (issue 10, README "Domain rules", ../shared/reviews/security.md),
+asserted on the synthesised dev AND prod templates."""
 
 from __future__ import annotations
 

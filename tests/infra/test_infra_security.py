@@ -346,7 +346,8 @@ def test_query_parameters_validated(dev: Any) -> None:
 
 def test_stage_logging_tracing_throttling(dev: Any) -> None:
     stage = next(iter(dev.of_type("AWS::ApiGateway::Stage").values()))["Properties"]
-    # API Gateway tracing records the full URL (?user_phone=...): off (SPEC §10).
+    # API Gateway tracing records the full URL (?user_phone=...): off (docs/DEPLOY.md, "No
+    # phone in traces").
     assert stage.get("TracingEnabled", False) is False
     settings = stage["MethodSettings"][0]
     assert settings["DataTraceEnabled"] is False

@@ -192,7 +192,7 @@ def test_every_formatting_quirk_renders_and_parses(db: Any) -> None:
 # --- shrunk counterexamples, kept as fixed regression tests -----------------------------------
 
 
-# --- conflicting copies: any order of files gives the same state (SPEC §3, 12-01) ----------
+# --- conflicting copies: any order of files gives the same state (README "Merge rule") -----
 
 _CONFLICT_PHONES = ("", "0501111111", "0502222222", "971503333333")
 _CONFLICT_COMMENTS = ("", "left at door", "User not available", "Refused", "zz")

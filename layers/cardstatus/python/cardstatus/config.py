@@ -174,7 +174,7 @@ def reset_settings_cache() -> None:
     event_settings.cache_clear()
 
 
-# -- status-change events (SPEC §8) -------------------------------------------------------
+# -- status-change events (README "Events") ---------------------------------------------------
 PUT_EVENTS_MAX_ENTRIES = 10  # EventBridge PutEvents accepts at most 10 entries per call
 
 

@@ -1,4 +1,5 @@
-"""Which kind of file an uploaded object is, and its records (SPEC §2: every object gets a report).
+"""Which kind of file an uploaded object is, and its records (README "Partner files and
+reports": every object gets a report).
 
 * ``.csv`` (any case), ``.txt``, ``.tsv``: CSV text (``decode.open_csv``).
 * ``.gz`` (``.csv.gz``, ``.txt.gz``, ``x.gz``, also ``.xlsx.gz``): streamed gunzip, then as

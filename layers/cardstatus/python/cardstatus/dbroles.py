@@ -5,7 +5,7 @@ settings; the CDK stack grants ``rds-db:connect`` on the same names and hands ea
 its ``DB_USER``. ``tests/test_db_roles.py`` proves the migration and these constants agree,
 and ``infra.settings`` checks every role's ``statement_timeout`` against its function's timeout.
 
-Who connects as whom (SPEC §10):
+Who connects as whom (docs/DEPLOY.md "Database roles"):
 
 - ``cardstatus_ingest`` — the ingest function: IAM token, directly to the instance (COPY and
   long transactions do not belong behind RDS Proxy). Writes only what ingestion writes.

@@ -2,13 +2,13 @@
 
 Nothing here holds more than one read-ahead block (64 KiB) plus the current record in memory.
 
-Broken quoting never swallows rows (SPEC §2): once the header is known (``watch_rows``),
-every line that continues a record (a quoted field left open at the end of a line) is
-checked against the file's shape before the CSV parser gets it. A continuation line that
-reads as a data row on its own (a card-id-like cell in the card-id column and a
-timestamp-like cell in the timestamp column) means the quote was never closed: the open
-record is dropped and yielded as a ``BrokenRecord`` (a reject naming its line), and parsing
-restarts at that line. Continuation lines that do not look like rows stay part of the
+Broken quoting never swallows rows (README "Partner files and reports"): once the header is
+known (``watch_rows``), every line that continues a record (a quoted field left open at the
+end of a line) is checked against the file's shape before the CSV parser gets it. A
+continuation line that reads as a data row on its own (a card-id-like cell in the card-id
+column and a timestamp-like cell in the timestamp column) means the quote was never closed:
+the open record is dropped and yielded as a ``BrokenRecord`` (a reject naming its line), and
+parsing restarts at that line. Continuation lines that do not look like rows stay part of the
 quoted field (genuine multi-line comments). Single-line records, the usual case, cost one
 attribute test per line.
 """

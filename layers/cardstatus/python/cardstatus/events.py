@@ -1,4 +1,4 @@
-"""Status-change events (SPEC §8): publish the transactional outbox to EventBridge.
+"""Status-change events (README "Events"): publish the transactional outbox to EventBridge.
 
 Ingestion writes one `status_outbox` row per changed card in the file's own transaction.
 After that transaction commits, the ingest function publishes the file's rows

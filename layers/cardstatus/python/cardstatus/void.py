@@ -1,4 +1,4 @@
-"""Voiding an applied file (SPEC §3 "Void a file"): the state becomes exactly what it would be
+"""Voiding an applied file (README "Voiding a file"): the state becomes exactly what it would be
 had the file never been applied.
 
 `void_file` runs one transaction (SQL and the algorithm: cardstatus.sql.void): the file's
@@ -142,51 +142,11 @@ def void_file(conn: Connection, file_id: int, reason: str, actor: str) -> VoidRe
     actor = _clean(actor, "actor", ACTOR_MAX_CHARS)
     try:
         with conn.cursor() as cur:
-            cur.execute(sql.TUNE_TRANSACTION)
-            cur.execute(sql.LOCK_FILE, {"file_id": file_id})
-            row = cur.fetchone()
-            if row is None:
-                raise FileNotFound(f"no file with id {file_id}", parameter="file_id")
-            _, outcome, voided_at, report, meaning_key, partner, bucket, key = row
-            if voided_at is not None:
+            row = _lock_file(cur, file_id)
+            if row[2] is not None:  # voided_at: answer the stored result, change nothing
                 conn.rollback()
-                return _stored_result(file_id, report, row)
-            if outcome != "applied":
-                raise FileNotApplied(file_id, outcome)
-            if meaning_key is not None:
-                cur.execute(sql.LOCK_MEANING, {"meaning_key": meaning_key})
-            params = {"file_id": file_id, "partner": partner}
-            timings: dict[str, float] = {}
-            counts, outbox_ids = _undo(cur, params, timings)
-            cur.execute(sql.NOW)
-            now: datetime = cur.fetchone()[0]  # type: ignore[index]
-            result = VoidResult(
-                file_id=file_id,
-                voided_at=iso_utc(now) or "",
-                voided_by=actor,
-                reason=reason,
-                events_removed=counts["events_removed"],
-                events_remerged=counts["events_remerged"],
-                copies_removed=counts["copies_removed"],
-                cards_changed=counts["cards_changed"],
-                cards_deleted=counts["cards_deleted"],
-                status_changes=counts["status_changes"],
-                bucket=bucket,
-                object_key=key,
-            )
-            cur.execute(
-                sql.MARK_VOIDED,
-                {
-                    **params,
-                    "voided_at": now,
-                    "voided_by": actor,
-                    "reason": reason,
-                    "voided": json.dumps(result.voided_block()),
-                },
-            )
-            result.report = cur.fetchone()[0]  # type: ignore[index]
-            result.outbox_ids = outbox_ids
-            result.timings = timings
+                return _stored_result(file_id, row[3], row)
+            result = _void_locked(cur, file_id, row, reason, actor)
         conn.commit()
     except BaseException:
         if not conn.closed:
@@ -200,6 +160,55 @@ def void_file(conn: Connection, file_id: int, reason: str, actor: str) -> VoidRe
             "timings": result.timings,
         },
     )
+    return result
+
+
+def _lock_file(cur: Any, file_id: int) -> tuple[Any, ...]:
+    """Start the void's transaction and lock the file's row: (id, outcome, voided_at, report,
+    meaning_key, partner, bucket, object_key). FileNotFound when there is none."""
+    cur.execute(sql.TUNE_TRANSACTION)
+    cur.execute(sql.LOCK_FILE, {"file_id": file_id})
+    row: tuple[Any, ...] | None = cur.fetchone()
+    if row is None:
+        raise FileNotFound(f"no file with id {file_id}", parameter="file_id")
+    return row
+
+
+def _void_locked(
+    cur: Any, file_id: int, row: tuple[Any, ...], reason: str, actor: str
+) -> VoidResult:
+    """The file's row locked and not voided yet: undo what it changed (FileNotApplied when it
+    changed nothing) and mark it voided, its report with the `voided` block. Not committed."""
+    _, outcome, _, _, meaning_key, partner, bucket, key = row
+    if outcome != "applied":
+        raise FileNotApplied(file_id, outcome)
+    if meaning_key is not None:
+        cur.execute(sql.LOCK_MEANING, {"meaning_key": meaning_key})
+    params = {"file_id": file_id, "partner": partner}
+    timings: dict[str, float] = {}
+    counts, outbox_ids = _undo(cur, params, timings)
+    cur.execute(sql.NOW)
+    now: datetime = cur.fetchone()[0]
+    result = VoidResult(
+        file_id=file_id,
+        voided_at=iso_utc(now) or "",
+        voided_by=actor,
+        reason=reason,
+        events_removed=counts["events_removed"],
+        events_remerged=counts["events_remerged"],
+        copies_removed=counts["copies_removed"],
+        cards_changed=counts["cards_changed"],
+        cards_deleted=counts["cards_deleted"],
+        status_changes=counts["status_changes"],
+        outbox_ids=outbox_ids,
+        bucket=bucket,
+        object_key=key,
+        timings=timings,
+    )
+    voided = json.dumps(result.voided_block())
+    marked = {**params, "voided_at": now, "voided_by": actor, "reason": reason, "voided": voided}
+    cur.execute(sql.MARK_VOIDED, marked)
+    result.report = cur.fetchone()[0]
     return result
 
 

@@ -97,14 +97,11 @@ def normalised_rows(  # noqa: C901, PLR0912, PLR0915
     progress: Callable[[int], None] | None = None,
     max_rows: int | None = None,
 ) -> Iterator[bytes]:
-    """Normalise each data record; yield COPY text-format lines in batches; record rejects.
-
-    One loop on purpose: it is the hot path (a million rows per file), so helpers are bound to
-    locals and the few distinct status and comment cells of a file are normalised once each
-    (bounded memo dicts); splitting it into per-field functions costs a call per cell.
-    Line format: source_line, card_id, status, occurred_at, phone, comment, reason, row id.
-    More than `max_rows` data rows raise FileRejected (checked while streaming).
-    """
+    """Normalise each data record into a COPY text line (source_line, card_id, status,
+    occurred_at, phone, comment, reason, row id), yielded in batches; record rejects; more than
+    `max_rows` data rows raise FileRejected. One loop on purpose, the hot path (a million rows):
+    helpers bound to locals, a file's few distinct status and comment cells normalised once
+    (bounded memos); per-field functions would cost a call per cell."""
     parse_time = TimestampParser(partner.timezone, partner.day_first).parse
     status_of = vocabulary(partner.status_words).from_value
     region = partner.phone_region

@@ -1,4 +1,5 @@
-"""Per-row field normalisation for partner CSV files (SPEC §2), one concern per module:
+"""Per-row field normalisation for partner CSV files (README "Partner files and reports"), one
+concern per module:
 
 * ``phone``: phone numbers → E.164; ``timestamp``: ``TimestampParser``;
 * ``fields``: card ids, comments, exception reasons; ``status``: event types (vocabulary);
@@ -11,7 +12,7 @@ of rows) have fast paths for the dominant forms; each fast path is property-test
 give exactly the same result as the general/reference implementation
 (``_normalise_phone_reference`` and ``TimestampParser._parse_general``).
 
-Decisions where SPEC §2 is silent (see also the tests):
+Decisions the README leaves open (see also the tests):
 
 * Phones: only ASCII/Unicode decimal digits, a single leading ``+``, and the separators
   space, dash, brackets and dot are accepted; anything else (letters, ``ext``, ``/``,

@@ -1,4 +1,5 @@
-"""Card ids, comments and exception reasons (SPEC §2, §4)."""
+"""Card ids, comments and exception reasons (README "Partner files and reports", "Domain
+rules")."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from cardstatus.normalise._text import _TRIM_CHARS, _show
 def normalise_card_id(raw: str | None) -> str:
     """Trimmed, unquoted, upper-case card id matching ^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$.
 
-    Card ids are case-insensitive (SPEC §2): 'zyw7631' is stored as 'ZYW7631'. Else RowError.
+    Card ids are case-insensitive (README "Partner files and reports"): 'zyw7631' is stored
+    as 'ZYW7631'. Else RowError.
     """
     if raw is None:
         raise RowError("card id is missing")

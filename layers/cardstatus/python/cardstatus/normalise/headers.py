@@ -1,4 +1,4 @@
-"""A file's header row → column indexes of the fields (SPEC §2)."""
+"""A file's header row → column indexes of the fields (README "Partner files and reports")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Phone numbers → E.164 (SPEC §2), with a fast path property-tested against phonenumbers."""
+"""Phone numbers → E.164 (README "Domain rules"), with a fast path property-tested against
+phonenumbers."""
 
 from __future__ import annotations
 
@@ -261,7 +262,7 @@ def _normalise_phone_cached(raw: str, region: str) -> Phone:
 
 
 def normalise_phone(raw: str | None, region: str = "AE") -> Phone:
-    """E.164 phone for a partner's raw value in its region (SPEC §2); never raises.
+    """E.164 phone for a partner's raw value in its region (README "Domain rules"); never raises.
 
     Absent/blank → Phone(None, None); refused → Phone(None, <warning without the number>).
     Results are cached (bounded) on (raw, region); see ``_normalise_phone_reference``.

@@ -1,4 +1,5 @@
-"""Event types named by a Status/Event cell or by a file name: the status vocabulary (SPEC §2).
+"""Event types named by a Status/Event cell or by a file name: the status vocabulary
+(README "Partner files and reports").
 
 A text is lower-cased and stripped of everything but ``[a-z0-9]`` ("Picked up" → "pickedup"),
 then searched for the vocabulary's words, longest first; a word found is removed from the

@@ -1,4 +1,5 @@
-"""Timestamps → aware UTC datetimes (SPEC §2), with a fast path for the dominant forms."""
+"""Timestamps → aware UTC datetimes (README "Partner files and reports"), with a fast path
+for the dominant forms."""
 
 from __future__ import annotations
 
@@ -31,9 +32,9 @@ _TS_FAST_DMY_RE = re.compile(r"[0-9]{2}([-/.])[0-9]{2}\1[0-9]{4} [0-9]{2}:[0-9]{
 _TS_DATE_ONLY_RE = re.compile(
     r"[0-9]{4}[-/.][0-9]{1,2}[-/.][0-9]{1,2}|[0-9]{1,2}[-/.][0-9]{1,2}[-/.][0-9]{4}"
 )
-# English month names or abbreviations, any case (SPEC §2 12-01): 05-Apr-2024 10:00 AM,
-# 3 Apr 2024 9:15 AM, Apr 3, 2024 14:30, April 3, 2024 4:50 PM, 2024-Apr-03 16:45. An
-# optional leading weekday ("Wed, 3 Apr 2024 …") is ignored, not checked.
+# English month names or abbreviations, any case (README "Partner files and reports"):
+# 05-Apr-2024 10:00 AM, 3 Apr 2024 9:15 AM, Apr 3, 2024 14:30, April 3, 2024 4:50 PM,
+# 2024-Apr-03 16:45. An optional leading weekday ("Wed, 3 Apr 2024 …") is ignored, not checked.
 _MONTHS = {
     name: number
     for number, names in enumerate(
@@ -98,7 +99,7 @@ def _zone_offset(z: str) -> timezone:
 
 
 class TimestampParser:
-    """Parses one partner's timestamps to aware UTC datetimes (SPEC §2).
+    """Parses one partner's timestamps to aware UTC datetimes (README "Partner files and reports").
 
     Create one per file: ``now`` is read once, here, for the "not more than a day in the
     future" bound.

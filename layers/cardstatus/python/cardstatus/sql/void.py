@@ -1,4 +1,4 @@
-"""Every SQL statement of voiding a file (cardstatus.void; SPEC §3 "Void a file").
+"""Every SQL statement of voiding a file (cardstatus.void; README "Voiding a file").
 
 One transaction makes the state exactly what it would be had the file never been applied:
 
@@ -17,9 +17,10 @@ while this void waited for its locks is seen in full.
 The merge rule is ingestion's (cardstatus.sql.ingest): per field, non-null beats null; among
 different non-null values the smallest in byte order (COLLATE "C"); comment and reason travel
 together (the copy with the smallest (comment, reason)); the event's source is the copy with
-the smallest (partner, file meaning_key, line). The card projection is SPEC §4 computed from
-scratch: the latest (occurred_at, status) gives status, time, comment, reason; the latest event
-with a phone gives the phone; per-status latest times; the number of exception events.
+the smallest (partner, file meaning_key, line). The card projection (README "Domain rules")
+is computed from scratch: the latest (occurred_at, status) gives status, time, comment,
+reason; the latest event with a phone gives the phone; per-status latest times; the number of
+exception events.
 """
 
 from cardstatus.sql.outbox import outbox_insert
@@ -127,8 +128,9 @@ FOR UPDATE OF c;
 ANALYZE void_before
 """
 
-# SPEC §4 from scratch, from the events that remain. "[1]" of an ordered array_agg is the latest
-# event (and the latest with a phone); (card_id, status, occurred_at) is unique: no ties.
+# The card projection (README "Domain rules") from scratch, from the events that remain. "[1]"
+# of an ordered array_agg is the latest event (and the latest with a phone); (card_id, status,
+# occurred_at) is unique: no ties.
 RECOMPUTE = """
 CREATE TEMP TABLE void_after ON COMMIT DROP AS
 SELECT e.card_id,
