@@ -1,5 +1,6 @@
-"""Status-change events (SPEC §8): the custom bus, its archive, the outbox sweeper's schedule,
-the EventBridge VPC endpoint, least-privilege PutEvents, alarms, and an example consumer.
+"""Status-change events (README "Events"): the custom bus, its archive, the outbox sweeper's
+schedule, the EventBridge VPC endpoint, least-privilege PutEvents, alarms, and an example
+consumer.
 
 * Bus `cardstatus-<env>` (events are encrypted at rest with an AWS owned key; they carry no
   phone number) with an archive of every `cardstatus` event kept `events.archiveRetentionDays`
@@ -192,7 +193,7 @@ class Events(Construct):
             emf("OutboxOldestAgeSeconds", "sweeper", "Maximum"),
             max_age_min * 60,
             f"A status-change event has been pending for more than {max_age_min} minutes, or "
-            "the sweeper stopped reporting: consumers are not being told (SPEC §8).",
+            "the sweeper stopped reporting: consumers are not being told (README 'Events').",
             treat_missing_data=cw.TreatMissingData.BREACHING,
         )
         alarm(
