@@ -93,38 +93,9 @@ class Database(Construct):
     def _build_instance(self, settings: Settings, network: Network) -> None:
         """The instance, its parameter group and log groups; its master secret."""
         vpc = network.vpc
-        version = settings.get_str("database", "engineVersion")
-        engine = rds.DatabaseInstanceEngine.postgres(
-            version=rds.PostgresEngineVersion.of(version, version.split(".")[0])
-        )
-        parameters = rds.ParameterGroup(
-            self,
-            "Parameters",
-            engine=engine,
-            description="cardstatus: TLS only, no statement text in the log, lock-wait logging",
-            parameters={
-                "rds.force_ssl": "1",
-                **SERVER_LOG_PARAMETERS,
-                "idle_in_transaction_session_timeout": "600000",
-            },
-        )
+        engine, parameters = self._build_parameters(settings)
         identifier = f"{settings.resource_prefix}-db"
-        log_policy = (
-            RemovalPolicy.DESTROY
-            if removal_policy(settings) == RemovalPolicy.DESTROY
-            else RemovalPolicy.RETAIN
-        )
-        # Pre-created so that retention is ours (no LogRetention custom resource).
-        log_groups = [
-            logs.LogGroup(
-                self,
-                f"Logs-{kind}",
-                log_group_name=f"/aws/rds/instance/{identifier}/{kind}",
-                retention=retention_days(settings.get_int("logRetentionDays")),
-                removal_policy=log_policy,
-            )
-            for kind in ("postgresql", "upgrade")
-        ]
+        log_groups = self._build_log_groups(settings, identifier)
         pi = settings.get_bool("database", "performanceInsights")
         self.instance = rds.DatabaseInstance(
             self,
@@ -164,6 +135,50 @@ class Database(Construct):
         )
         for group in log_groups:
             self.instance.node.add_dependency(group)
+        self._keep_master_secret(settings)
+
+    def _build_parameters(
+        self, settings: Settings
+    ) -> tuple[rds.IInstanceEngine, rds.ParameterGroup]:
+        """The PostgreSQL engine version and the instance's parameter group."""
+        version = settings.get_str("database", "engineVersion")
+        engine = rds.DatabaseInstanceEngine.postgres(
+            version=rds.PostgresEngineVersion.of(version, version.split(".")[0])
+        )
+        parameters = rds.ParameterGroup(
+            self,
+            "Parameters",
+            engine=engine,
+            description="cardstatus: TLS only, no statement text in the log, lock-wait logging",
+            parameters={
+                "rds.force_ssl": "1",
+                **SERVER_LOG_PARAMETERS,
+                "idle_in_transaction_session_timeout": "600000",
+            },
+        )
+        return engine, parameters
+
+    def _build_log_groups(self, settings: Settings, identifier: str) -> list[logs.LogGroup]:
+        """The instance's log groups, pre-created so that retention is ours (no LogRetention
+        custom resource)."""
+        log_policy = (
+            RemovalPolicy.DESTROY
+            if removal_policy(settings) == RemovalPolicy.DESTROY
+            else RemovalPolicy.RETAIN
+        )
+        return [
+            logs.LogGroup(
+                self,
+                f"Logs-{kind}",
+                log_group_name=f"/aws/rds/instance/{identifier}/{kind}",
+                retention=retention_days(settings.get_int("logRetentionDays")),
+                removal_policy=log_policy,
+            )
+            for kind in ("postgresql", "upgrade")
+        ]
+
+    def _keep_master_secret(self, settings: Settings) -> None:
+        """self.secret: the master secret, retained with a retained database."""
         assert self.instance.secret is not None
         self.secret: secretsmanager.ISecret = self.instance.secret
         if removal_policy(settings) != RemovalPolicy.DESTROY:

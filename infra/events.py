@@ -61,29 +61,43 @@ class Events(Construct):
         alarm_topic: sns.ITopic,
     ) -> None:
         super().__init__(scope, construct_id)
-        stack = Stack.of(self)
-        prefix = settings.resource_prefix
         self._settings = settings
+        self._prefix = settings.resource_prefix
         namespace = settings.get_str("functions", "metricsNamespace")
         max_age_min = settings.get_int("events", "outboxMaxAgeMinutes", minimum=2)
+        self._build_bus(settings)
+        self._build_endpoint(network)
+        self._configure_publishers(settings, publishers, sweeper, max_age_min)
+        self._build_schedule(settings, sweeper)
+        self._build_alarms(sweeper, alarm_topic, namespace, max_age_min)
+        self.consumer_queue: sqs.Queue | None = None
+        if example_consumer_enabled(settings, self):
+            self._example_consumer()
 
-        # -- bus + archive ------------------------------------------------------------------
+        stack = Stack.of(self)
+        CfnOutput(stack, "EventBusName", value=self.bus.event_bus_name)
+        CfnOutput(stack, "EventBusArn", value=self.bus.event_bus_arn)
+        CfnOutput(stack, "EventArchiveName", value=self.archive.archive_name)
+
+    def _build_bus(self, settings: Settings) -> None:
+        """The bus and its archive of every `cardstatus` event."""
         self.bus = eventbridge.EventBus(
-            self, "Bus", event_bus_name=prefix, description="cardstatus status-change events"
+            self, "Bus", event_bus_name=self._prefix, description="cardstatus status-change events"
         )
         self.archive = eventbridge.Archive(
             self,
             "Archive",
             source_event_bus=self.bus,
-            archive_name=f"{prefix}-status-changes",
+            archive_name=f"{self._prefix}-status-changes",
             description="Every CardStatusChanged event, for replay to consumers",
             event_pattern=eventbridge.EventPattern(source=[SOURCE]),
             retention=Duration.days(settings.get_int("events", "archiveRetentionDays", minimum=1)),
         )
         self.archive.apply_removal_policy(data_removal_policy(settings))
 
-        # -- the path from the isolated subnets to EventBridge ----------------------------
-        # Its own security group: HTTPS from the publishers' security groups only.
+    def _build_endpoint(self, network: Network) -> None:
+        """The path from the isolated subnets to EventBridge: an interface endpoint with its
+        own security group (HTTPS from the publishers' security groups only)."""
         self.endpoint_sg = ec2.SecurityGroup(
             self,
             "EndpointSg",
@@ -107,14 +121,34 @@ class Events(Construct):
                 principals=[iam.AnyPrincipal()],
                 actions=["events:PutEvents"],
                 resources=[self.bus.event_bus_arn],
-                conditions={"StringEquals": {"aws:PrincipalAccount": stack.account}},
+                conditions={"StringEquals": {"aws:PrincipalAccount": Stack.of(self).account}},
             )
         )
 
-        # -- publishers -----------------------------------------------------------------------
+    def _configure_publishers(
+        self,
+        settings: Settings,
+        publishers: list[lambda_.Function],
+        sweeper: lambda_.Function,
+        max_age_min: int,
+    ) -> None:
+        """PutEvents for every publisher, and the sweeper's and publishers' time budgets."""
         for fn in publishers:
             self.grant_publish(fn)
         sweeper.add_environment("EVENTS_MAX_AGE_S", str(max_age_min * 60))
+        sweep_budget = self._sweep_budget_s(settings)
+        sweeper.add_environment("EVENTS_SWEEP_BUDGET_S", str(sweep_budget))
+        for fn in publishers:
+            if fn is not sweeper:
+                fn.add_environment(
+                    "EVENTS_PUBLISH_BUDGET_S",
+                    str(settings.get_int("events", "publishBudgetSeconds", minimum=0)),
+                )
+
+    @staticmethod
+    def _sweep_budget_s(settings: Settings) -> int:
+        """events.sweepBudgetSeconds, checked against the sweep interval, the sweeper's
+        timeout and the statement timeout of the role it logs in as."""
         every = settings.get_int("events", "sweepEveryMinutes", minimum=1)
         sweep_budget = settings.get_int("events", "sweepBudgetSeconds", minimum=1)
         sweeper_timeout = settings.function("sweeper").timeout_s
@@ -133,15 +167,10 @@ class Events(Construct):
                 f"functions.sweeper.timeoutSeconds ({sweeper_timeout}) must exceed the "
                 f"statement_timeout of role {dbroles.INGEST} plus its margin ({role_s:g} s)"
             )
-        sweeper.add_environment("EVENTS_SWEEP_BUDGET_S", str(sweep_budget))
-        for fn in publishers:
-            if fn is not sweeper:
-                fn.add_environment(
-                    "EVENTS_PUBLISH_BUDGET_S",
-                    str(settings.get_int("events", "publishBudgetSeconds", minimum=0)),
-                )
+        return sweep_budget
 
-        # -- sweeper schedule ---------------------------------------------------------------
+    def _build_schedule(self, settings: Settings, sweeper: lambda_.Function) -> None:
+        every = settings.get_int("events", "sweepEveryMinutes", minimum=1)
         self.schedule = eventbridge.Rule(
             self,
             "SweepSchedule",
@@ -156,11 +185,16 @@ class Events(Construct):
             ],
         )
 
-        # -- alarms ---------------------------------------------------------------------------
+    def _build_alarms(
+        self,
+        sweeper: lambda_.Function,
+        alarm_topic: sns.ITopic,
+        namespace: str,
+        max_age_min: int,
+    ) -> None:
+        """Failed publishes, a stale outbox (or a silent sweeper), sweeper errors."""
         self._action = cw_actions.SnsAction(alarm_topic)
-        self._prefix = prefix
         self.alarms: list[cw.Alarm] = []
-        alarm = self._alarm
 
         def emf(name: str, service: str, statistic: str) -> cw.Metric:
             return cw.Metric(
@@ -180,7 +214,7 @@ class Events(Construct):
             label="Events that failed to publish",
             period=FIVE_MIN,
         )
-        alarm(
+        self._alarm(
             "EventsPublishFailed",
             failed,
             0,
@@ -188,7 +222,7 @@ class Events(Construct):
             "in the outbox and the sweeper retries them every minute.",
             treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
         )
-        alarm(
+        self._alarm(
             "OutboxOldestAge",
             emf("OutboxOldestAgeSeconds", "sweeper", "Maximum"),
             max_age_min * 60,
@@ -196,22 +230,13 @@ class Events(Construct):
             "the sweeper stopped reporting: consumers are not being told (README 'Events').",
             treat_missing_data=cw.TreatMissingData.BREACHING,
         )
-        alarm(
+        self._alarm(
             "SweeperErrors",
             sweeper.metric_errors(period=FIVE_MIN, statistic="Sum"),
             0,
             "The outbox sweeper failed (database unreachable or a bug).",
             treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
         )
-
-        # -- example consumer -------------------------------------------------------------------
-        self.consumer_queue: sqs.Queue | None = None
-        if example_consumer_enabled(settings, self):
-            self._example_consumer()
-
-        CfnOutput(stack, "EventBusName", value=self.bus.event_bus_name)
-        CfnOutput(stack, "EventBusArn", value=self.bus.event_bus_arn)
-        CfnOutput(stack, "EventArchiveName", value=self.archive.archive_name)
 
     def _alarm(
         self,

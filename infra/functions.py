@@ -376,6 +376,11 @@ class Functions(Construct):
                 resources=[log_group.log_group_arn],
             )
         )
+        self._allow_network_interfaces(role)
+        return log_group, role
+
+    def _allow_network_interfaces(self, role: iam.Role) -> None:
+        """Manage the VPC network interfaces, for the Lambda service only."""
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="VpcNetworkInterfaces",
@@ -419,4 +424,3 @@ class Functions(Construct):
                 },
             )
         )
-        return log_group, role

@@ -171,7 +171,6 @@ class Monitoring(Construct):
         self, settings: Settings, rest_api: apigw.RestApi, access_logs: logs.ILogGroup
     ) -> tuple[cw.IMetric, cw.IMetric]:
         """API alarms; returns the request and 404 metrics (for the dashboard)."""
-        prefix = self._prefix
         # -- API ----------------------------------------------------------------------------
         self._alarm(
             "Api5xx",
@@ -186,13 +185,21 @@ class Monitoring(Construct):
             "API p99 latency is above target.",
             periods=3,
         )
+        requests, not_found = self._build_not_found_share_alarm(settings, rest_api, access_logs)
+        self._build_not_found_per_caller_alarm(settings, access_logs)
+        return requests, not_found
+
+    def _build_not_found_share_alarm(
+        self, settings: Settings, rest_api: apigw.RestApi, access_logs: logs.ILogGroup
+    ) -> tuple[cw.IMetric, cw.IMetric]:
+        """The share of 404s among all requests; returns the request and 404 metrics."""
         # 404s counted from the access log (API Gateway only has a 4XX total).
         not_found = logs.MetricFilter(
             self,
             "NotFoundFilter",
             log_group=access_logs,
             metric_namespace=settings.get_str("functions", "metricsNamespace"),
-            metric_name=f"{prefix}-ApiNotFound",
+            metric_name=f"{self._prefix}-ApiNotFound",
             filter_pattern=logs.FilterPattern.string_value("$.status", "=", "404"),
             metric_value="1",
             default_value=0,
@@ -212,9 +219,15 @@ class Monitoring(Construct):
             "A high share of 404s: someone may be enumerating card ids or phones.",
             periods=2,
         )
-        # The same, per caller: one principal's 404s, whatever the others do (an enumerating
-        # caller cannot hide behind the service's overall traffic). Contributor Insights ranks
-        # the access log's userArn among requests answered 404.
+        return requests, not_found
+
+    def _build_not_found_per_caller_alarm(
+        self, settings: Settings, access_logs: logs.ILogGroup
+    ) -> None:
+        """404s per caller: one principal's 404s, whatever the others do (an enumerating
+        caller cannot hide behind the service's overall traffic). Contributor Insights ranks
+        the access log's userArn among requests answered 404."""
+        prefix = self._prefix
         per_caller = cw.CfnInsightRule(
             self,
             "NotFoundPerCaller",
@@ -247,7 +260,6 @@ class Monitoring(Construct):
             "One caller got many 404s in 5 minutes: it may be enumerating card ids or phones "
             "(Contributor Insights rule api-404-per-caller names it).",
         ).node.add_dependency(per_caller)
-        return requests, not_found
 
     def _build_database_alarms(
         self, settings: Settings, instance: rds.DatabaseInstance, proxy: rds.DatabaseProxy
@@ -309,6 +321,23 @@ class Monitoring(Construct):
             cw.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms), width=24, height=4)
         )
         self.dashboard.add_widgets(
+            *self._ingest_and_api_widgets(queue, dlq, ingest, rest_api, requests, not_found)
+        )
+        self.dashboard.add_widgets(
+            *self._latency_and_database_widgets(api_function, rest_api, instance, pinned)
+        )
+
+    @staticmethod
+    def _ingest_and_api_widgets(
+        queue: sqs.IQueue,
+        dlq: sqs.IQueue,
+        ingest: lambda_.IFunction,
+        rest_api: apigw.RestApi,
+        requests: cw.IMetric,
+        not_found: cw.IMetric,
+    ) -> list[cw.IWidget]:
+        """The dashboard's second row: ingest queue, ingest function, API requests."""
+        return [
             cw.GraphWidget(
                 title="Ingest queue",
                 left=[
@@ -338,8 +367,17 @@ class Monitoring(Construct):
                 ],
                 width=8,
             ),
-        )
-        self.dashboard.add_widgets(
+        ]
+
+    @staticmethod
+    def _latency_and_database_widgets(
+        api_function: lambda_.IFunction,
+        rest_api: apigw.RestApi,
+        instance: rds.DatabaseInstance,
+        pinned: cw.IMetric,
+    ) -> list[cw.IWidget]:
+        """The dashboard's third row: API latency, database, RDS Proxy pinning."""
+        return [
             cw.GraphWidget(
                 title="API latency",
                 left=[
@@ -356,4 +394,4 @@ class Monitoring(Construct):
                 width=8,
             ),
             cw.GraphWidget(title="RDS Proxy pinning", left=[pinned], width=8),
-        )
+        ]

@@ -43,6 +43,11 @@ _ENDPOINT_SERVICES = {
 class Network(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, settings: Settings) -> None:
         super().__init__(scope, construct_id)
+        self._build_vpc(settings)
+        self._build_interface_endpoints(settings)
+
+    def _build_vpc(self, settings: Settings) -> None:
+        """Isolated app and data subnets, flow logs, and the S3 gateway endpoint."""
         flow_logs = logs.LogGroup(
             self,
             "FlowLogs",
@@ -84,6 +89,8 @@ class Network(Construct):
         self.app_subnets = ec2.SubnetSelection(subnet_group_name="app")
         self.data_subnets = ec2.SubnetSelection(subnet_group_name="data")
 
+    def _build_interface_endpoints(self, settings: Settings) -> None:
+        """network.interfaceEndpoints, behind one security group, for this account only."""
         self.endpoint_sg = ec2.SecurityGroup(
             self,
             "EndpointSg",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
@@ -36,8 +36,22 @@ class Queueing(Construct):
             enable_key_rotation=True,
             removal_policy=policy,
         )
-        key = self.key
+        self._build_queues(settings, policy)
 
+        # Every object created under incoming/ is queued, whatever its name (SPEC 12-01: each
+        # gets a report): ingestion accepts .csv/.txt/.tsv/.gz/.xlsx in any letter case and
+        # rejects anything else with the reason, which a suffix filter would leave unanswered.
+        # Reports go under reports/, which settings.validate() keeps apart from incoming/, so
+        # writing one never notifies the queue (no loop).
+        bucket.add_event_notification(
+            s3.EventType.OBJECT_CREATED,
+            s3n.SqsDestination(self.queue),
+            s3.NotificationKeyFilter(prefix=settings.incoming_prefix),
+        )
+
+    def _build_queues(self, settings: Settings, policy: RemovalPolicy) -> None:
+        """The ingest queue and its dead-letter queue, both under the messages key."""
+        key = self.key
         self.dlq = sqs.Queue(
             self,
             "DeadLetterQueue",
@@ -66,15 +80,4 @@ class Queueing(Construct):
                 queue=self.dlq,
             ),
             removal_policy=policy,
-        )
-
-        # Every object created under incoming/ is queued, whatever its name (SPEC 12-01: each
-        # gets a report): ingestion accepts .csv/.txt/.tsv/.gz/.xlsx in any letter case and
-        # rejects anything else with the reason, which a suffix filter would leave unanswered.
-        # Reports go under reports/, which settings.validate() keeps apart from incoming/, so
-        # writing one never notifies the queue (no loop).
-        bucket.add_event_notification(
-            s3.EventType.OBJECT_CREATED,
-            s3n.SqsDestination(self.queue),
-            s3.NotificationKeyFilter(prefix=settings.incoming_prefix),
         )

@@ -45,6 +45,17 @@ class CardStatusStack(Stack):
         for warning in layers.warnings:
             Annotations.of(self).add_warning_v2("cardstatus:layers", warning)
 
+        self._build_foundation(settings)
+        self._build_compute(settings, layers)
+        self._build_api(settings)
+        self._build_monitoring_and_events(settings)
+        self._acknowledge_cdk_singletons()
+        CfnOutput(self, "BucketName", value=self.storage.bucket.bucket_name)
+        CfnOutput(self, "IngestQueueUrl", value=self.queueing.queue.queue_url)
+        CfnOutput(self, "DeadLetterQueueUrl", value=self.queueing.dlq.queue_url)
+
+    def _build_foundation(self, settings: Settings) -> None:
+        """Storage, queueing, network and database: what the functions are wired to."""
         self.storage = Storage(self, "Storage", settings=settings)
         self.queueing = Queueing(
             self,
@@ -55,6 +66,9 @@ class CardStatusStack(Stack):
         self.network = Network(self, "Network", settings=settings)
         self.network.restrict_s3_endpoint(self.storage.bucket.bucket_arn, S3_ENDPOINT_ACTIONS)
         self.database = Database(self, "Database", settings=settings, network=self.network)
+
+    def _build_compute(self, settings: Settings, layers: LayerAssets) -> None:
+        """The functions, and the migrations that run before rotation starts."""
         self.functions = Functions(
             self,
             "Functions",
@@ -81,6 +95,9 @@ class CardStatusStack(Stack):
         # The first rotation starts as soon as its schedule exists; while it runs, the secret
         # briefly holds a password the database no longer accepts. Let migrations go first.
         self.database.rotation.node.add_dependency(self.migrations.resource)
+
+    def _build_api(self, settings: Settings) -> None:
+        """The REST API (after the migrations) and its void method."""
         # The API should not take traffic before the schema (and its database user) exists.
         self.api = Api(
             self,
@@ -100,6 +117,9 @@ class CardStatusStack(Stack):
             storage=self.storage,
             api=self.api,
         )
+
+    def _build_monitoring_and_events(self, settings: Settings) -> None:
+        """Alarms and dashboard, then the status-change events (alarming to the same topic)."""
         self.monitoring = Monitoring(
             self,
             "Monitoring",
@@ -125,10 +145,6 @@ class CardStatusStack(Stack):
             sweeper=self.functions.sweeper,
             alarm_topic=self.monitoring.topic,
         )
-        self._acknowledge_cdk_singletons()
-        CfnOutput(self, "BucketName", value=self.storage.bucket.bucket_name)
-        CfnOutput(self, "IngestQueueUrl", value=self.queueing.queue.queue_url)
-        CfnOutput(self, "DeadLetterQueueUrl", value=self.queueing.dlq.queue_url)
 
     def _acknowledge_cdk_singletons(self) -> None:
         """Findings on functions aws-cdk-lib adds to the stack root (not our code)."""

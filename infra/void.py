@@ -45,9 +45,19 @@ class VoidEndpoint(Construct):
         api: Api,
     ) -> None:
         super().__init__(scope, construct_id)
-        stack = Stack.of(self)
-        stage_name = settings.get_str("api", "stageName")
+        self._build_function(settings, functions, network, database, storage)
+        self._build_method(settings, api)
+        self._add_outputs()
 
+    def _build_function(
+        self,
+        settings: Settings,
+        functions: Functions,
+        network: Network,
+        database: Database,
+        storage: Storage,
+    ) -> None:
+        """The void function: direct IAM connection as cardstatus_void, reports/ rewrites."""
         self.security_group = network.security_group("VoidSg", "void function")
         database.allow_direct(self.security_group, "void")
         network.allow_https_to_s3(self.security_group)
@@ -72,12 +82,13 @@ class VoidEndpoint(Construct):
                 resources=[bucket.arn_for_objects(f"{reports}*")],
             )
         )
+        region = Stack.of(self).region
         self.function.add_to_role_policy(
             iam.PolicyStatement(
                 sid="DataKeyViaS3",
                 actions=["kms:GenerateDataKey"],
                 resources=[storage.data_key.key_arn],
-                conditions={"StringEquals": {"kms:ViaService": f"s3.{stack.region}.amazonaws.com"}},
+                conditions={"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}},
             )
         )
         ack(
@@ -87,7 +98,9 @@ class VoidEndpoint(Construct):
             f"voided file's report, only under {reports}.",
         )
 
-        # The method: IAM auth, no API key, its own permission.
+    def _build_method(self, settings: Settings, api: Api) -> None:
+        """The method: IAM auth, no API key, its own permission (VoidPolicy)."""
+        stage_name = settings.get_str("api", "stageName")
         resource = api.rest_api.root.resource_for_path(VOID_PATH)
         self.method = resource.add_method(
             "POST",
@@ -116,6 +129,9 @@ class VoidEndpoint(Construct):
             "The file id is the path parameter: the policy grants voiding any file, and nothing "
             "but that one method.",
         )
+
+    def _add_outputs(self) -> None:
+        stack = Stack.of(self)
         CfnOutput(
             stack,
             "VoidInvokeArn",
