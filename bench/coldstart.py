@@ -32,7 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 LAYER_SRC = ROOT / "layers" / "cardstatus" / "python"
 BUILD = ROOT / "layers" / "build"
-HANDLERS = ("ingest", "api", "migrate", "sweeper")
+HANDLERS = ("ingest", "api", "migrate", "sweeper", "void")
 
 # Imports a handler module and times it; the interpreter's own start is not included.
 _IMPORT_SNIPPET = """
@@ -116,6 +116,9 @@ STACK_ENV: dict[str, dict[str, str]] = {
     "api": {"POWERTOOLS_SERVICE_NAME": "cardstatus-api", "POWERTOOLS_TRACE_DISABLED": "true"},
     "ingest": {"POWERTOOLS_SERVICE_NAME": "cardstatus-ingest"},
     "migrate": {"POWERTOOLS_SERVICE_NAME": "cardstatus-migrate"},
+    # Import only: their first call needs an EventBridge endpoint (sweeper) or a file to void.
+    "sweeper": {"POWERTOOLS_SERVICE_NAME": "cardstatus-sweeper"},
+    "void": {"POWERTOOLS_SERVICE_NAME": "cardstatus-void"},
 }
 
 

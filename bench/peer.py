@@ -20,7 +20,11 @@ import pandas as pd
 import psycopg2
 import sqlalchemy as sa
 
-from bench.copy_limit import BENCH_FILE_ROW
+# The rows' source file (card_event.source_file_id), as the pipeline would have created it.
+BENCH_FILE_ROW = (
+    "INSERT INTO ingested_file (id, object_key, partner, outcome, report, started_at)"
+    " VALUES (1, 'bench', 'default', 'applied', '{}', now())"
+)
 
 STATUS_WORDS = (
     ("pick", "PICKED_UP"),

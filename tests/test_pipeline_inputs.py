@@ -15,7 +15,7 @@ import pytest
 from test_pipeline import cards, events
 
 from cardstatus.config import load_settings, reset_settings_cache
-from cardstatus.pipeline import SourceInfo, ingest
+from cardstatus.ingest import SourceInfo, ingest
 
 ROWS = b"Card ID,User contact,Timestamp\r\nOUT001,0505556666,26-11-2025 10:00\r\n"
 

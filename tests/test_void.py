@@ -249,7 +249,7 @@ def _ingest_s3_file(db: Any, key: str, data: bytes) -> dict[str, Any]:
     import io
 
     from cardstatus.config import load_settings
-    from cardstatus.pipeline import SourceInfo, ingest_retrying
+    from cardstatus.ingest import SourceInfo, ingest_retrying
 
     source = SourceInfo(key=key, partner="acme", bucket=BUCKET, etag="e1", size_bytes=len(data))
     return ingest_retrying(db, lambda: io.BytesIO(data), source, load_settings())
