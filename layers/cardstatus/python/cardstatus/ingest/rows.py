@@ -87,7 +87,7 @@ def count_data_rows(records: Iterator[tuple[int, list[str]]]) -> int | None:
 
 
 # Complexity gate exemption: the per-row hot loop stays one function (see its docstring).
-def normalised_rows(  # noqa: C901, PLR0912, PLR0915
+def normalised_rows(  # noqa: C901, PLR0912
     records: Iterator[tuple[int, list[str]]],
     headers: HeaderMap,
     file_status: CardStatus | None,
@@ -127,26 +127,20 @@ def normalised_rows(  # noqa: C901, PLR0912, PLR0915
             continue
         outcomes.rows += 1
         if outcomes.rows == limit + 1:
-            raise FileRejected(
-                f"file has more than {max_rows:,} data rows, the limit for one file; "
-                f"split it into files of at most {max_rows:,} rows"
-            )
+            raise _too_many_rows(limit)
         if progress is not None and outcomes.rows % PROGRESS_EVERY_ROWS == 0:
             progress(outcomes.rows)
         try:
             if len(record) <= needed:
-                raise RowError(
-                    f"row has {len(record)} field(s); card id and timestamp columns are missing"
-                )
+                raise _short_row(record)
             card_id = normalise_card_id(record[card_col])
             occurred_at = parse_time(record[ts_col])
             status = file_status
             if status_col is not None and status_col < len(record):
                 cell = record[status_col]
-                if cell in statuses:
-                    named = statuses[cell]
-                else:
-                    named = _status_memo(statuses, cell, status_of)
+                named = (
+                    statuses[cell] if cell in statuses else _status_memo(statuses, cell, status_of)
+                )
                 if named.__class__ is str:
                     raise RowError(named)
                 status = named or file_status  # type: ignore[assignment]
@@ -162,12 +156,7 @@ def normalised_rows(  # noqa: C901, PLR0912, PLR0915
             comment_reason = _NO_COMMENT_OTHER if status is exception else _NO_COMMENT
             if comment_col is not None and comment_col < len(record):
                 key = (record[comment_col], status is exception)
-                memo = comments.get(key)
-                if memo is None:
-                    memo = comment_reason_text(key[0], key[1], reason_keywords)
-                    if len(comments) < MEMO_MAX:
-                        comments[key] = memo
-                comment_reason = memo
+                comment_reason = comments.get(key) or _comment_memo(comments, key, reason_keywords)
             row_id = "\\N"
             if row_id_col is not None and row_id_col < len(record):
                 row_id = record[row_id_col].strip()[:64].translate(escape) or "\\N"
@@ -186,6 +175,29 @@ def normalised_rows(  # noqa: C901, PLR0912, PLR0915
             batch.clear()
     if batch:
         yield "".join(batch).encode()
+
+
+def _too_many_rows(limit: int) -> FileRejected:
+    return FileRejected(
+        f"file has more than {limit:,} data rows, the limit for one file; "
+        f"split it into files of at most {limit:,} rows"
+    )
+
+
+def _short_row(record: list[str]) -> RowError:
+    return RowError(f"row has {len(record)} field(s); card id and timestamp columns are missing")
+
+
+def _comment_memo(
+    comments: dict[tuple[str, bool], tuple[str, str]],
+    key: tuple[str, bool],
+    reason_keywords: dict[str, str],
+) -> tuple[str, str]:
+    """COPY text of a comment cell's (comment, reason), remembered (bounded)."""
+    memo = comment_reason_text(key[0], key[1], reason_keywords)
+    if len(comments) < MEMO_MAX:
+        comments[key] = memo
+    return memo
 
 
 def _status_memo(
