@@ -94,6 +94,17 @@ def test_s3_test_event_is_ignored(ingest_app: Any, s3: Any, db: Any) -> None:
     assert files_in_db(db) == []
 
 
+def test_a_folder_marker_is_not_a_file_and_gets_no_report(
+    ingest_app: Any, s3: Any, db: Any
+) -> None:
+    # Ops who "Create folder" in the S3 console make an empty object named incoming/acme/.
+    result = ingest_app.handler(load_event("sqs_s3_folder_marker.json"), FakeContext())
+    assert result == {"batchItemFailures": []}
+    assert files_in_db(db) == []
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix="reports/").get("Contents", [])
+    assert listed == []
+
+
 def test_poison_message_fails_alone_and_the_good_file_commits(
     ingest_app: Any, s3: Any, db: Any
 ) -> None:

@@ -52,7 +52,7 @@ def events_client() -> Any:
 
 
 def objects_in(body: dict[str, Any]) -> list[S3ObjectRef]:
-    """The objects an S3 notification names; none for s3:TestEvent."""
+    """The files an S3 notification names; none for s3:TestEvent or a folder marker."""
     if body.get("Event") == "s3:TestEvent":
         return []
     refs = []
@@ -60,6 +60,8 @@ def objects_in(body: dict[str, Any]) -> list[S3ObjectRef]:
         if not str(rec.get("eventName", "")).startswith("ObjectCreated"):
             continue
         obj = rec["s3"]["object"]
+        if obj["key"].endswith("/"):  # a folder marker (S3 console "Create folder"): no file
+            continue
         refs.append(
             S3ObjectRef(
                 bucket=rec["s3"]["bucket"]["name"],
