@@ -6,6 +6,7 @@ Called by the deploy-time migrate Lambda and by `cardstatus migrate`.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from importlib import resources
 
@@ -17,6 +18,12 @@ from cardstatus.dbroles import MIGRATE_LOCK_TIMEOUT_MS, MIGRATE_STATEMENT_TIMEOU
 _MIGRATION_LOCK_KEY = 0x6361726473  # "cards"
 
 
+# First line of a migration that must run outside a transaction (CREATE INDEX CONCURRENTLY):
+# its statements run one by one in autocommit, so each must be idempotent (IF NOT EXISTS) and
+# none may use dollar quoting (statements are split at a ';' that ends a line).
+NO_TRANSACTION_MARKER = "-- migrate: no-transaction"
+
+
 @dataclass(frozen=True)
 class Migration:
     version: str
@@ -25,6 +32,16 @@ class Migration:
     @property
     def checksum(self) -> str:
         return hashlib.sha256(self.sql.encode("utf-8")).hexdigest()
+
+    @property
+    def in_transaction(self) -> bool:
+        return not self.sql.startswith(NO_TRANSACTION_MARKER)
+
+    def statements(self) -> list[str]:
+        """The statements of a no-transaction migration, comments and blank lines dropped."""
+        lines = [line for line in self.sql.splitlines() if not line.lstrip().startswith("--")]
+        parts = re.split(r";[ \t]*$", "\n".join(lines), flags=re.MULTILINE)
+        return [part.strip() for part in parts if part.strip()]
 
 
 def available_migrations() -> list[Migration]:
@@ -76,8 +93,12 @@ def apply_migrations(conn: Connection) -> list[str]:
                         "add a new migration instead"
                     )
                 continue
+            if migration.in_transaction:
+                with conn.cursor() as cur:
+                    cur.execute(migration.sql)
+            else:
+                _apply_outside_transaction(conn, migration)
             with conn.cursor() as cur:
-                cur.execute(migration.sql)
                 cur.execute(
                     "INSERT INTO schema_migrations (version, checksum) VALUES (%s, %s)",
                     (migration.version, migration.checksum),
@@ -95,3 +116,38 @@ def apply_migrations(conn: Connection) -> list[str]:
             cur.execute("RESET statement_timeout")
         conn.autocommit = False
     return applied_now
+
+
+def _apply_outside_transaction(conn: Connection, migration: Migration) -> None:
+    """Run each statement in autocommit (CREATE INDEX CONCURRENTLY cannot run in a transaction).
+
+    A concurrent build that failed half-way leaves an INVALID index of that name behind, which
+    `IF NOT EXISTS` would then keep: such leftovers are dropped before the statements run again.
+    """
+    conn.commit()
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            for statement in migration.statements():
+                name = _concurrent_index_name(statement)
+                if name is not None:
+                    cur.execute(
+                        """SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                           WHERE c.relname = %s AND NOT i.indisvalid""",
+                        (name,),
+                    )
+                    if cur.fetchone():
+                        cur.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
+                cur.execute(statement)
+    finally:
+        conn.autocommit = False
+
+
+_CONCURRENT_INDEX = re.compile(
+    r"CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", re.IGNORECASE
+)
+
+
+def _concurrent_index_name(statement: str) -> str | None:
+    match = _CONCURRENT_INDEX.match(statement)
+    return match.group(1) if match else None
