@@ -142,7 +142,7 @@ def postgres_server() -> Iterator[tuple[str, str]]:
 
 def _table_check(url: str) -> tuple[int, int]:
     with contextlib.closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
-        cur.execute("SELECT count(*), count(phone) FROM card_event")
+        cur.execute("SELECT count(*), count(phone_hash) FROM card_event")
         events, phones = cur.fetchone()  # type: ignore[misc]
     return int(events), int(phones)
 

@@ -27,6 +27,7 @@ import psycopg2
 
 from bench.__main__ import postgres_server
 from cardstatus.migrate import apply_migrations
+from cardstatus.phonebackfill import backfill_phones
 from cardstatus.void import void_file
 
 OTHER_FILES = 10
@@ -130,6 +131,7 @@ def build(url: str, events: int, file_rows: int, shared: float) -> dict[str, int
             cur.execute("SET LOCAL work_mem = '256MB'")
             cur.execute(PROJECT)
         conn.commit()
+        backfill_phones(conn, batch=50_000)  # the numbers become hashes (README "Privacy")
         conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute("VACUUM ANALYZE card_event, event_copy, card, ingested_file")

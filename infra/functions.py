@@ -140,11 +140,13 @@ class Functions(Construct):
     ) -> None:
         """ingest: SQS -> S3 object -> database (direct, own role, IAM) -> report in S3.
 
-        Logs in as cardstatus_ingest with an IAM token: no secret, no Secrets Manager
-        endpoint; its role-level statement/lock/idle timeouts come from migration 0005."""
+        Logs in as cardstatus_ingest with an IAM token: no database secret (the Secrets
+        Manager endpoint only serves it the phone hash key, infra/phonekey.py); its
+        role-level statement/lock/idle timeouts come from migration 0005."""
         self.ingest_sg = network.security_group("IngestSg", "ingest function")
         database.allow_direct(self.ingest_sg, "ingest")
-        network.allow_https_to_s3(self.ingest_sg)
+        # S3, and Secrets Manager for the phone hash key (infra/phonekey.py)
+        network.allow_https_to_endpoints(self.ingest_sg)
         self.ingest = self._function(
             "Ingest",
             "ingest",
@@ -222,6 +224,7 @@ class Functions(Construct):
         """api: API Gateway -> database through RDS Proxy with an IAM token."""
         self.api_sg = network.security_group("ApiSg", "api function")
         database.allow_via_proxy(self.api_sg, "api")
+        network.allow_https_to_endpoints(self.api_sg)  # the phone hash key (infra/phonekey.py)
         self.api = self._function(
             "Api",
             "api",

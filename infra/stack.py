@@ -17,6 +17,7 @@ from infra.migrations import Migrations
 from infra.monitoring import Monitoring
 from infra.nag import ack, managed_policy_finding
 from infra.network import Network
+from infra.phonekey import PhoneKey
 from infra.queueing import Queueing
 from infra.settings import Settings
 from infra.storage import Storage
@@ -79,6 +80,14 @@ class CardStatusStack(Stack):
             storage=self.storage,
             queueing=self.queueing,
         )
+        # The phone hash key: read by the functions that hash phones (README "Privacy").
+        self.phone_key = PhoneKey(
+            self,
+            "PhoneKey",
+            settings=settings,
+            key=self.database.key,
+            readers=[self.functions.ingest, self.functions.api, self.functions.migrate],
+        )
         self.migrations = Migrations(
             self,
             "Migrations",
@@ -90,6 +99,7 @@ class CardStatusStack(Stack):
                 self.database.secret.node.default_child,  # type: ignore[list-item]
                 self.network,
                 self.functions.migrate,
+                self.phone_key.secret.node.default_child,  # type: ignore[list-item]
             ],
         )
         # The first rotation starts as soon as its schedule exists; while it runs, the secret

@@ -30,6 +30,11 @@ os.environ.pop("AWS_PROFILE", None)
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "cardstatus-test")
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "cardstatus")
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+# A fixed phone hash key for every test (README "Privacy"); tests of rotation set their own.
+TEST_PHONE_KEY = '{"current": {"version": 1, "key": "test-phone-key-0123456789abcdefghijklmnop"}}'
+os.environ["PHONE_KEY"] = TEST_PHONE_KEY
+os.environ.pop("PHONE_KEY_SECRET_ARN", None)
+os.environ.pop("PHONE_KEY_FILE", None)
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from phone_support import phone_hash_of
 
 from cardstatus.config import PartnerSettings, load_settings
 from cardstatus.ingest import SourceInfo, ingest
@@ -35,13 +36,15 @@ def state(conn: Any) -> tuple[list[tuple], list[tuple]]:
     """Cards and merged events, without ingestion times and file ids (they depend on order)."""
     cards = query(
         conn,
-        "SELECT card_id, status::text, status_at, comment, reason, phone, phone_at,"
+        "SELECT card_id, status::text, status_at, comment, reason, phone_hash, phone_key,"
+        " phone_last4, phone_at,"
         " phone_rank::text, picked_up_at, delivered_at, returned_at, exception_count, version"
         " FROM card ORDER BY card_id",
     )
     events = query(
         conn,
-        "SELECT e.card_id, e.status::text, e.occurred_at, e.comment, e.reason, e.phone,"
+        "SELECT e.card_id, e.status::text, e.occurred_at, e.comment, e.reason, e.phone_hash,"
+        " e.phone_key, e.phone_last4,"
         " e.partner, e.partner_row_id, f.object_key, e.source_line"
         " FROM card_event e JOIN ingested_file f ON f.id = e.source_file_id ORDER BY 1, 2, 3",
     )
@@ -147,14 +150,22 @@ def test_conflicting_copies_merge_the_same_in_both_orders(
     files = {"A": FILE_A, "B": FILE_B}
     reports = [ingest_bytes(db, files[name], f"{name} - delivered.csv") for name in order]
     out = _status_output(capsys, db_url)
-    # non-null beats null; the smallest value in byte order wins
-    m1 = query(db, "SELECT phone, comment, partner_row_id FROM card_event WHERE card_id = 'M1'")
-    assert m1 == [("+971501111111", "handed over", "a1")]
-    assert query(db, "SELECT phone, comment FROM card_event WHERE card_id = 'M2'") == [
-        ("+971502222222", "with guard")
+    # non-null beats null; the smallest value in byte order wins (the phone's: its hash, and
+    # its last 4 digits go with it)
+    m1_hash, m1_last4 = min(
+        (phone_hash_of("+971501111111"), "1111"), (phone_hash_of("+971509999999"), "9999")
+    )
+    m1 = query(
+        db,
+        "SELECT phone_hash, phone_last4, comment, partner_row_id FROM card_event"
+        " WHERE card_id = 'M1'",
+    )
+    assert m1 == [(m1_hash, m1_last4, "handed over", "a1")]
+    assert query(db, "SELECT phone_hash, comment FROM card_event WHERE card_id = 'M2'") == [
+        (phone_hash_of("+971502222222"), "with guard")
     ]
-    assert query(db, "SELECT comment, phone FROM card WHERE card_id = 'M1'") == [
-        ("handed over", "+971501111111")
+    assert query(db, "SELECT comment, phone_hash, phone_last4 FROM card WHERE card_id = 'M1'") == [
+        ("handed over", m1_hash, m1_last4)
     ]
     # provenance: which files carried each event, at which line
     copies = query(

@@ -1,6 +1,7 @@
 """Deploy-time migrate Lambda: the onEvent handler of a CDK Provider-framework custom resource.
 
-Create/Update: connect (DB_SECRET_ARN, sslmode=verify-full) and apply pending migrations; the
+Create/Update: connect (DB_SECRET_ARN, sslmode=verify-full) and apply pending migrations, then
+hash any phone still stored in full (cardstatus.phonebackfill, with the phone key); the
 applied versions go back to CloudFormation as resource data. Any failure raises, the
 provider reports FAILED, and the deployment fails (and rolls back). Delete: nothing to do
 (the schema lives as long as the database).
@@ -14,6 +15,7 @@ from aws_lambda_powertools import Logger
 
 from cardstatus import db
 from cardstatus.migrate import apply_migrations, available_migrations, migrations_fingerprint
+from cardstatus.phonebackfill import backfill_phones
 
 logger = Logger()
 
@@ -43,12 +45,19 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     conn = db.connect()
     try:
         applied = apply_migrations(conn)
+        # Phones stored in full before 0013 (or by the previous release during the rollout)
+        # are hashed with the key (PHONE_KEY_SECRET_ARN) and NULLed: README "Privacy".
+        hashed = backfill_phones(conn)
     finally:
         conn.close()
     versions = [m.version for m in available_migrations()]
     logger.info(
         "migrations applied",
-        extra={"applied_now": applied, "latest": versions[-1] if versions else None},
+        extra={
+            "applied_now": applied,
+            "latest": versions[-1] if versions else None,
+            "phones_hashed": hashed,
+        },
     )
     return {
         "PhysicalResourceId": PHYSICAL_ID,

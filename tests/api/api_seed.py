@@ -1,4 +1,8 @@
-"""Test data for the API: cards and events written with plain SQL (same shape ingestion writes)."""
+"""Test data for the API: cards and events written with plain SQL (same shape ingestion writes).
+
+Phones are written to the old `phone` columns and then hashed by the backfill of migration
+0013 (cardstatus.phonebackfill), as a database upgraded from before 0013 would be: the
+database ends up holding only hashes and last 4 digits (README "Privacy")."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from cardstatus.model import STATUS_RANK, CardStatus
+from cardstatus.phonebackfill import backfill_phones
 
 
 @dataclass(frozen=True)
@@ -123,6 +128,7 @@ def seed_cards(conn: Any, cards: dict[str, list[Ev]] | None = None) -> None:
                 ),
             )
     conn.commit()
+    backfill_phones(conn)
 
 
 # Many cards fast: N cards, every 7th sharing a phone with the previous one, 2 events each.
@@ -159,6 +165,10 @@ ANALYZE card_event;
 def seed_bulk(conn: Any, n: int) -> None:
     with conn.cursor() as cur:
         cur.execute(BULK_SQL, {"n": n})
+    conn.commit()
+    backfill_phones(conn)
+    with conn.cursor() as cur:
+        cur.execute("ANALYZE card; ANALYZE card_event")
     conn.commit()
 
 

@@ -242,7 +242,8 @@ def _full_state(db: Any) -> tuple[Any, ...]:
         )
         sources = cur.fetchall()
         cur.execute(
-            "SELECT f.object_key, c.card_id, c.status::text, c.occurred_at, c.line, c.phone,"
+            "SELECT f.object_key, c.card_id, c.status::text, c.occurred_at, c.line, c.phone_hash,"
+            " c.phone_key, c.phone_last4,"
             " c.comment, c.reason, c.partner_row_id, c.partner FROM event_copy c"
             " JOIN ingested_file f ON f.id = c.file_id ORDER BY 1, 2, 3, 4"
         )

@@ -104,20 +104,23 @@ def state(conn: Any) -> dict[str, Any]:
     included), the projection columns, the merged events with their source, every copy."""
     with conn.cursor() as cur:
         cur.execute(
-            "SELECT card_id, status::text, status_at, comment, reason, phone, phone_at,"
+            "SELECT card_id, status::text, status_at, comment, reason, phone_hash, phone_key,"
+            " phone_last4, phone_at,"
             " phone_rank::text, picked_up_at, delivered_at, returned_at, exception_count"
             " FROM card ORDER BY card_id"
         )
         projection = cur.fetchall()
         cur.execute(
-            "SELECT e.card_id, e.status::text, e.occurred_at, e.comment, e.reason, e.phone,"
+            "SELECT e.card_id, e.status::text, e.occurred_at, e.comment, e.reason, e.phone_hash,"
+            " e.phone_key, e.phone_last4,"
             " e.partner, e.partner_row_id, f.object_key, e.source_line"
             " FROM card_event e LEFT JOIN ingested_file f ON f.id = e.source_file_id"
             " ORDER BY 1, 2, 3"
         )
         events = cur.fetchall()
         cur.execute(
-            "SELECT f.object_key, c.card_id, c.status::text, c.occurred_at, c.line, c.phone,"
+            "SELECT f.object_key, c.card_id, c.status::text, c.occurred_at, c.line, c.phone_hash,"
+            " c.phone_key, c.phone_last4,"
             " c.comment, c.reason, c.partner_row_id, c.partner"
             " FROM event_copy c JOIN ingested_file f ON f.id = c.file_id"
             " ORDER BY 1, 2, 3, 4"

@@ -1,5 +1,5 @@
 """`cardstatus` command line: migrate, ingest, status, files, file, stuck, events, void, serve,
-local, console, openapi."""
+local, console, openapi, phone-key."""
 
 from __future__ import annotations
 
@@ -27,14 +27,37 @@ def _use_database(args: argparse.Namespace) -> str:
 def cmd_migrate(args: argparse.Namespace) -> int:
     from cardstatus.db import connect
     from cardstatus.migrate import apply_migrations
+    from cardstatus.phonebackfill import backfill_phones
 
     _use_database(args)
     conn = connect()
     try:
         applied = apply_migrations(conn)
+        hashed = backfill_phones(conn)  # phones stored in full before 0013 (README "Privacy")
     finally:
         conn.close()
-    print(json.dumps({"applied": applied}))
+    print(json.dumps({"applied": applied, "phones_hashed": hashed}))
+    return EXIT_OK
+
+
+def cmd_phone_key(args: argparse.Namespace) -> int:
+    from cardstatus.db import connect
+    from cardstatus.phonehash import PhoneKeyError
+    from cardstatus_dev import phonekey
+
+    if args.action == "retire" and args.version is None:
+        print(json.dumps({"error": {"code": "missing_parameter", "message": "retire VERSION"}}))
+        return EXIT_USAGE
+    _use_database(args)
+    conn = connect()
+    try:
+        result = phonekey.run(args, conn)
+    except PhoneKeyError as exc:
+        print(json.dumps({"error": {"code": "phone_key", "message": str(exc)}}))
+        return EXIT_FAILED
+    finally:
+        conn.close()
+    print(json.dumps(result, indent=2))
     return EXIT_OK
 
 
@@ -336,6 +359,12 @@ def cmd_openapi(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_phone_key(sub: Any, db_help: str) -> None:
+    from cardstatus_dev.phonekey import add_parser
+
+    add_parser(sub, db_help).set_defaults(func=cmd_phone_key)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cardstatus", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
@@ -428,6 +457,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--database-url", help=db_help)
     p.add_argument("--no-samples", action="store_true", help="do not upload the sample files")
     p.set_defaults(func=cmd_local)
+
+    _add_phone_key(sub, db_help)
 
     p = sub.add_parser("openapi", help="print the API's OpenAPI document")
     p.set_defaults(func=cmd_openapi)

