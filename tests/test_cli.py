@@ -95,7 +95,10 @@ def test_migrate_is_idempotent_and_module_entry_point_works(db_url: str) -> None
         text=True,
         check=True,
     )
-    assert json.loads(result.stdout) == {"applied": []}
+    assert json.loads(result.stdout) == {
+        "applied": [],
+        "phones_hashed": {"card": 0, "card_event": 0, "event_copy": 0},
+    }
 
 
 # --- operations: files, file, stuck -------------------------------------------------------

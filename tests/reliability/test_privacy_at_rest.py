@@ -47,6 +47,7 @@ def _sample_files() -> dict[str, bytes]:
 
 
 _DIGITS = re.compile(r"\+?[\d][\d\s().\-]{6,}\d")
+_DATE = re.compile(r"\d{1,2}[-/.]\d{1,2}[-/.]\d{4}|\d{4}[-/.]\d{1,2}[-/.]\d{1,2}")
 
 
 def _numbers_in(files: dict[str, bytes]) -> set[str]:
@@ -62,6 +63,8 @@ def _numbers_in(files: dict[str, bytes]) -> set[str]:
                 continue
         text = text.replace('"', " ").replace("'", " ")
         for run in _DIGITS.findall(text):
+            if _DATE.search(run):  # '05-03-2099 10:00' is a time, not a phone
+                continue
             phone = normalise_phone(run.strip(), "AE")
             if phone.e164:
                 found.add(phone.e164)
@@ -172,7 +175,7 @@ def test_no_full_phone_at_rest_and_every_form_still_finds_it(
             assert all(c["user_phone"] == "********" + e164[-4:] for c in body["cards"])
             found = ids if found is None else found
             assert ids == found, (e164, form)
-        if e164 in {"+971585949014", "+971524445555", "+971581112222"}:
+        if e164 in {"+971585949014", "+971502223333", "+971581112222"}:
             assert found, e164
 
 
@@ -206,11 +209,11 @@ def _call(
     query: dict[str, str] | None = None,
     body: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    from urllib.parse import urlencode
+    from urllib.parse import quote, urlencode
 
     from cardstatus_dev.serve import build_event
 
-    target = path + ("?" + urlencode(query) if query else "")
+    target = path + ("?" + urlencode(query, quote_via=quote) if query else "")
     headers = [("Content-Type", "application/json")] if body is not None else None
     data = json.dumps(body).encode() if body is not None else None
     event = build_event(method, target, headers, data)

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from dataclasses import dataclass
+from typing import Any
 from importlib import resources
 
 from psycopg2.extensions import connection as Connection
@@ -71,7 +73,7 @@ def apply_migrations(conn: Connection) -> list[str]:
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute("SET statement_timeout = %s", (MIGRATE_STATEMENT_TIMEOUT_MS,))
-        cur.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK_KEY,))
+        _take_migration_lock(cur)
         cur.execute("SET lock_timeout = %s", (MIGRATE_LOCK_TIMEOUT_MS,))
     try:
         conn.autocommit = False
@@ -116,6 +118,26 @@ def apply_migrations(conn: Connection) -> list[str]:
             cur.execute("RESET statement_timeout")
         conn.autocommit = False
     return applied_now
+
+
+_LOCK_POLL_S = 0.2
+
+
+def _take_migration_lock(cur: Any) -> None:
+    """Wait for the migration lock without holding a snapshot while waiting.
+
+    A migrator blocked inside pg_advisory_lock() has a transaction open; a CREATE INDEX
+    CONCURRENTLY of the lock holder waits for every such transaction, and the two deadlock.
+    So the lock is tried, and tried again after a pause, for at most the statement timeout.
+    """
+    deadline = time.monotonic() + MIGRATE_STATEMENT_TIMEOUT_MS / 1000
+    while True:
+        cur.execute("SELECT pg_try_advisory_lock(%s)", (_MIGRATION_LOCK_KEY,))
+        if cur.fetchone()[0]:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError("another migrator held the migration lock for too long")
+        time.sleep(_LOCK_POLL_S)
 
 
 def _apply_outside_transaction(conn: Connection, migration: Migration) -> None:
