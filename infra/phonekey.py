@@ -27,6 +27,9 @@ from infra.settings import Settings
 from infra.storage import data_removal_policy
 
 ENV_VAR = "PHONE_KEY_SECRET_ARN"  # read by cardstatus.config.phone_key_settings
+# cdk.json `privacy.phoneKeyGeneration`: bumped and deployed between the two rotation steps so
+# that every reader starts fresh execution environments, which read the ring again.
+GENERATION_VAR = "PHONE_KEY_GENERATION"
 
 
 class PhoneKey(Construct):
@@ -53,9 +56,11 @@ class PhoneKey(Construct):
             ),
             removal_policy=data_removal_policy(settings),
         )
+        generation = settings.get_optional("privacy", "phoneKeyGeneration") or 1
         for fn in readers:
             self.secret.grant_read(fn)
             fn.add_environment(ENV_VAR, self.secret.secret_arn)
+            fn.add_environment(GENERATION_VAR, str(generation))
         ack(
             self.secret,
             "AwsSolutions-SMG4",
