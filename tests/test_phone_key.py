@@ -277,3 +277,30 @@ def test_backfill_hashes_phones_stored_in_full_and_nulls_them(db: Any) -> None:
     db.commit()
     body = cards.find_card_status(db, None, "0501234567")
     assert body["card_id"] == "C1" and body["user_phone"] == "********4567"
+
+
+def test_rotate_and_promote_the_stacks_secret(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`phone-key rotate/promote --secret-arn` rewrite the secret the stack generated."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        client = boto3.client("secretsmanager", region_name="us-east-1")
+        arn = client.create_secret(
+            Name="phone-key", SecretString=json.dumps({"version": 1, "key": KEY_1})
+        )["ARN"]
+        assert _cli(capsys, "rotate", "--secret-arn", arn, "--database-url", db_url) == (
+            0,
+            {"current": 1, "next": 2, "older": []},
+        )
+        assert _cli(capsys, "promote", "--secret-arn", arn, "--database-url", db_url) == (
+            0,
+            {"current": 2, "next": None, "older": [1]},
+        )
+        ring = json.loads(client.get_secret_value(SecretId=arn)["SecretString"])
+        assert ring["previous"] == {"version": 1, "key": KEY_1}
+        assert ring["current"]["version"] == 2 and len(ring["current"]["key"]) >= 43
+        code, out = _cli(capsys, "promote", "--secret-arn", arn, "--database-url", db_url)
+        assert code == 1 and "no next key" in out["error"]["message"]
