@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -115,6 +114,8 @@ def _key_json(key: PhoneKey) -> dict[str, Any]:
 
 def new_key_material() -> str:
     """43 URL-safe characters from 32 random bytes."""
+    import secrets  # tooling only: the functions never make keys
+
     return secrets.token_urlsafe(32)
 
 
