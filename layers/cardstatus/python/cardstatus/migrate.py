@@ -9,8 +9,8 @@ import hashlib
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
 from importlib import resources
+from typing import Any
 
 from psycopg2.extensions import connection as Connection
 
