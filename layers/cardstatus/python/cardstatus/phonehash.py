@@ -36,6 +36,7 @@ from cardstatus.config import phone_key_settings
 
 MIN_KEY_CHARS = 32  # key material: at least 32 characters (a generated key has 43)
 MASK_STARS = 8  # a masked phone is always 8 stars and the last 4 digits: '********9014'
+COPY_MEMO_MAX = 4096  # distinct numbers remembered by one file's hasher (repeats are local)
 
 
 class PhoneKeyError(RuntimeError):
@@ -231,7 +232,9 @@ def mask_last4(digits: str | None) -> str | None:
 
 def copy_columns() -> Callable[[str], str]:
     """For ingestion's hot loop: E.164 -> COPY text 'hash<TAB>version<TAB>last4', with the
-    current key's HMAC object prepared once and each distinct number hashed once per file."""
+    current key's HMAC object prepared once; a number seen again recently (a card's other
+    events, a customer's other cards) is not hashed again. The memo is bounded: when full it
+    starts over, so memory stays flat whatever the file's size."""
     version, base = _hashers()[0]
     suffix = f"\t{version}\t"
     memo: dict[str, str] = {}
@@ -243,8 +246,9 @@ def copy_columns() -> Callable[[str], str]:
             h = copy()
             h.update(e164.encode("ascii"))
             text = h.hexdigest() + suffix + e164[-4:]
-            if len(memo) < 65536:
-                memo[e164] = text
+            if len(memo) >= COPY_MEMO_MAX:
+                memo.clear()
+            memo[e164] = text
         return text
 
     return columns
