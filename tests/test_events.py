@@ -152,7 +152,9 @@ class FakeClock:
 
 def use_clock(monkeypatch: Any, clock: FakeClock) -> None:
     """The publisher (only it) reads this clock."""
-    monkeypatch.setattr(events, "time", SimpleNamespace(monotonic=clock.monotonic, sleep=time.sleep))
+    monkeypatch.setattr(
+        events, "time", SimpleNamespace(monotonic=clock.monotonic, sleep=time.sleep)
+    )
 
 
 # -- publisher --------------------------------------------------------------------------------

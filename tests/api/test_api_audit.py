@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -153,3 +154,27 @@ def test_partitions_are_made_ahead_and_dropped_after_the_retention(db: Any) -> N
     with db.cursor() as cur:
         cur.execute("SELECT count(*) FROM lookup_audit WHERE at < '2030-01-12'")
         assert cur.fetchone()[0] == 0
+
+
+def test_cardstatus_audit_answers_who_looked(
+    api: Any, seeded: Any, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cardstatus_dev.cli import main
+
+    api.call(load_event("get_card_by_id"))
+    capsys.readouterr()  # the handler's own log lines
+    card_id = load_event("get_card_by_id")["pathParameters"]["card_id"]
+    assert main(["audit", "--card-id", card_id.lower(), "--database-url", db_url]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(t["caller"], t["route"], t["card_ids"]) for t in lines] == [
+        (CALLER, "GET /cards/{card_id}", [card_id.upper()])
+    ]
+    assert main(["audit", "--card-id", "NOBODY1", "--database-url", db_url]) == 1
+    assert (
+        main(["audit", "--card-id", card_id, "--since", "2999-01-01", "--database-url", db_url])
+        == 1
+    )
+    assert main(["audit", "--card-id", "no such id!", "--database-url", db_url]) == 2
+    assert (
+        main(["audit", "--card-id", card_id, "--since", "yesterday", "--database-url", db_url]) == 2
+    )

@@ -81,6 +81,6 @@ def maintain(conn: Connection, keep_days: int, as_of: datetime | None = None) ->
         cur.execute(
             sql.MAINTAIN, {"keep_days": keep_days, "as_of": as_of or datetime.now().astimezone()}
         )
-        created, dropped = cur.fetchone()
+        created, dropped = cur.fetchone() or (0, 0)
     conn.commit()
     return int(created), int(dropped)

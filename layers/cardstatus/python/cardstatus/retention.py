@@ -48,7 +48,7 @@ def purge_expired_cards(
     while deadline is None or time.monotonic() < deadline:
         with conn.cursor() as cur:
             cur.execute(sql.PURGE, {"cutoff": cutoff, "batch": batch})
-            cards, events, copies = cur.fetchone()
+            cards, events, copies = cur.fetchone() or (0, 0, 0)
         conn.commit()
         result.add(int(cards), int(events), int(copies))
         if cards < batch:
