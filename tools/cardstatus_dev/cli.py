@@ -1,5 +1,5 @@
-"""`cardstatus` command line: migrate, ingest, status, files, file, stuck, events, void, serve,
-local, console, openapi, phone-key."""
+"""`cardstatus` command line: migrate, ingest, status, files, file, stuck, events, void, audit,
+serve, local, console, openapi, phone-key."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import sys
 import time
 from types import FrameType
 from typing import Any
+
+from cardstatus_dev import privacy_cmd
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -371,6 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     db_help = "PostgreSQL URL (default: $DATABASE_URL, else an embedded server in .local/)"
 
+    privacy_cmd.add_parsers(sub, db_help)
+
     p = sub.add_parser("migrate", help="apply database migrations")
     p.add_argument("--database-url", help=db_help)
     p.set_defaults(func=cmd_migrate)
@@ -460,8 +464,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_phone_key(sub, db_help)
 
-    p = sub.add_parser("openapi", help="print the API's OpenAPI document")
-    p.set_defaults(func=cmd_openapi)
+    sub.add_parser("openapi", help="print the API's OpenAPI document").set_defaults(
+        func=cmd_openapi
+    )
     return parser
 
 

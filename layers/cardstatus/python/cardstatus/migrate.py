@@ -73,7 +73,7 @@ def apply_migrations(conn: Connection) -> list[str]:
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute("SET statement_timeout = %s", (MIGRATE_STATEMENT_TIMEOUT_MS,))
-        _take_migration_lock(cur)
+        _wait_for_migration_lock(cur)
         cur.execute("SET lock_timeout = %s", (MIGRATE_LOCK_TIMEOUT_MS,))
     try:
         conn.autocommit = False
@@ -120,24 +120,19 @@ def apply_migrations(conn: Connection) -> list[str]:
     return applied_now
 
 
-_LOCK_POLL_S = 0.2
-
-
-def _take_migration_lock(cur: Any) -> None:
-    """Wait for the migration lock without holding a snapshot while waiting.
-
-    A migrator blocked inside pg_advisory_lock() has a transaction open; a CREATE INDEX
-    CONCURRENTLY of the lock holder waits for every such transaction, and the two deadlock.
-    So the lock is tried, and tried again after a pause, for at most the statement timeout.
-    """
+def _wait_for_migration_lock(cur: Any) -> None:
+    """Take the migration lock, polling instead of blocking in pg_advisory_lock: a migrator
+    blocked inside a statement holds a snapshot, and CREATE INDEX CONCURRENTLY in the migrator
+    that holds the lock waits for every older snapshot to end — a deadlock between two deploys.
+    Gives up after MIGRATE_STATEMENT_TIMEOUT_MS, like a blocked statement would."""
     deadline = time.monotonic() + MIGRATE_STATEMENT_TIMEOUT_MS / 1000
     while True:
         cur.execute("SELECT pg_try_advisory_lock(%s)", (_MIGRATION_LOCK_KEY,))
         if cur.fetchone()[0]:
             return
-        if time.monotonic() > deadline:
+        if time.monotonic() >= deadline:
             raise TimeoutError("another migrator held the migration lock for too long")
-        time.sleep(_LOCK_POLL_S)
+        time.sleep(0.2)
 
 
 def _apply_outside_transaction(conn: Connection, migration: Migration) -> None:
