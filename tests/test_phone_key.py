@@ -304,3 +304,12 @@ def test_rotate_and_promote_the_stacks_secret(
         assert ring["current"]["version"] == 2 and len(ring["current"]["key"]) >= 43
         code, out = _cli(capsys, "promote", "--secret-arn", arn, "--database-url", db_url)
         assert code == 1 and "no next key" in out["error"]["message"]
+
+
+@pytest.mark.parametrize("length", [1, 32, 43, 63, 64, 65, 200])
+def test_the_precomputed_hmac_equals_the_standard_library_for_any_key_length(length: int) -> None:
+    key = ("k" * length).encode()
+    for message in (b"", b"+971585949014", b"x" * 100):
+        assert (
+            phonehash._Hmac(key).hexdigest(message) == hmac.new(key, message, "sha256").hexdigest()
+        )

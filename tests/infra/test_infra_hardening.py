@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from cardstatus import dbroles
+from infra.nag import logical_id
 from infra.settings import cdk_json_context
 
 ENVS = ["dev", "prod"]
@@ -200,18 +201,15 @@ def test_ingest_logs_in_as_its_own_role_with_iam_directly_to_the_instance(
     assert "DatabaseInstance" in _blob(env_vars["DB_HOST"])
     assert "DB_SECRET_ARN" not in env_vars and "DB_STATEMENT_TIMEOUT_MS" not in env_vars
     statements = _role_statements(s, "Ingest")
-    actions = {a for st in statements for a in _as_list(st["Action"])}
-    assert not any(a.startswith("secretsmanager:") for a in actions), actions
+    # Secrets Manager: the phone hash key only (README "Privacy"), never the master secret.
+    phone_key = {"Ref": logical_id(s.stack.phone_key.secret)}
+    for st in statements:
+        if any(a.startswith("secretsmanager:") for a in _as_list(st["Action"])):
+            assert _as_list(st["Resource"]) == [phone_key], st
     connect = [st for st in statements if "rds-db:connect" in _as_list(st["Action"])]
     assert len(connect) == 1
     resource = _blob(connect[0]["Resource"])
     assert f"/{dbroles.INGEST}" in resource and "DbiResourceId" in resource
-    # No way to the Secrets Manager endpoint either.
-    ingest_sg = [k for k in s.of_type("AWS::EC2::SecurityGroup") if k.startswith("NetworkIngestSg")]
-    for rule in s.of_type("AWS::EC2::SecurityGroupIngress").values():
-        props = rule["Properties"]
-        if "NetworkEndpointSg" in _blob(props.get("GroupId")):
-            assert ingest_sg[0] not in _blob(props.get("SourceSecurityGroupId"))
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -228,7 +226,8 @@ def test_api_role_name_and_proxy_grant_come_from_dbroles(synth: Any, env: str) -
 @pytest.mark.parametrize("env", ENVS)
 def test_master_secret_only_for_migrate_encrypted_with_the_stack_key(synth: Any, env: str) -> None:
     s = synth(env)
-    secrets = s.of_type("AWS::SecretsManager::Secret")
+    phone_key = logical_id(s.stack.phone_key.secret)  # the phone hash key: test_infra_phone_key
+    secrets = {k: v for k, v in s.of_type("AWS::SecretsManager::Secret").items() if k != phone_key}
     assert len(secrets) == 1
     secret = next(iter(secrets.values()))
     assert "DatabaseDbKey" in _blob(secret["Properties"]["KmsKeyId"])
@@ -237,8 +236,9 @@ def test_master_secret_only_for_migrate_encrypted_with_the_stack_key(synth: Any,
     readers = set()
     for lid, res in s.of_type("AWS::IAM::Policy").items():
         for st in res["Properties"]["PolicyDocument"]["Statement"]:
-            if "secretsmanager:GetSecretValue" in _as_list(st["Action"]):
-                readers.add(lid)
+            resources = [r for r in _as_list(st["Resource"]) if r != {"Ref": phone_key}]
+            if "secretsmanager:GetSecretValue" in _as_list(st["Action"]) and resources:
+                readers.add(lid)  # a secret other than the phone hash key: the master secret
     assert {r[: len("FunctionsMigrateRole")] for r in readers} == {"FunctionsMigrateRole"}
 
 

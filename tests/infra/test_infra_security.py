@@ -280,9 +280,20 @@ def test_api_function_uses_proxy_iam_auth_and_no_secret(dev: Any) -> None:
     assert env["DB_IAM_AUTH"] == "true"
     assert "DB_SECRET_ARN" not in env
     assert "DatabaseProxy" in _json_blob(env["DB_HOST"])
-    actions = {a for st in _role_statements(dev, "Api") for a in _as_list(st["Action"])}
+    statements = _role_statements(dev, "Api")
+    actions = {a for st in statements for a in _as_list(st["Action"])}
     assert "rds-db:connect" in actions
-    assert not any(a.startswith(("secretsmanager:", "s3:", "kms:")) for a in actions), actions
+    assert not any(a.startswith("s3:") for a in actions), actions
+    # Secrets Manager and KMS: only to read the phone hash key (README "Privacy").
+    phone_key = dev.stack.phone_key.secret
+    for st in statements:
+        if any(a.startswith("secretsmanager:") for a in _as_list(st["Action"])):
+            assert _as_list(st["Resource"]) == [
+                {"Ref": dev.stack.get_logical_id(phone_key.node.default_child)}
+            ], st
+        if any(a.startswith("kms:") for a in _as_list(st["Action"])):
+            assert st["Action"] == "kms:Decrypt", st
+            assert "secretsmanager." in _json_blob(st["Condition"]), st
 
 
 def test_ingest_reads_incoming_writes_reports_only(dev: Any) -> None:
