@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from phone_support import phone_hash_of
 
 from cardstatus.config import PartnerSettings, load_settings
 from cardstatus.ingest import limits
@@ -45,10 +46,11 @@ def test_rows_become_copy_text_and_rejects_are_counted() -> None:
         ],
         outcomes,
     )
+    # The phone as its hash, key version and last 4 digits; never the number (README "Privacy").
     assert text.decode().splitlines() == [
-        "2\tC1\tDELIVERY_EXCEPTION\t2024-01-01T10:00:00+00:00\t+971501234567\t"
-        "User not available\trecipient_unavailable\tr1",
-        "5\tC2\tDELIVERY_EXCEPTION\t2024-01-02T06:00:00+00:00\t\\N\t\\N\tother\tr\\t3",
+        f"2\tC1\tDELIVERY_EXCEPTION\t2024-01-01T10:00:00+00:00\t{phone_hash_of('+971501234567')}"
+        "\t1\t4567\tUser not available\trecipient_unavailable\tr1",
+        "5\tC2\tDELIVERY_EXCEPTION\t2024-01-02T06:00:00+00:00\t\\N\t\\N\t\\N\t\\N\tother\tr\\t3",
     ]
     assert (outcomes.rows, outcomes.valid, outcomes.rejected) == (3, 2, 1)
     assert outcomes.reject_details[0]["line"] == 3
