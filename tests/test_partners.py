@@ -4,6 +4,7 @@ case-insensitive names; the feed configuration's checks."""
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -251,3 +252,40 @@ def test_feed_configuration_is_checked() -> None:
     ):
         with pytest.raises(ValueError, match=r"feed"):
             parse_feed("speedy", bad)
+
+
+# --- the warning in the ingest report -----------------------------------------------------
+
+
+def _csv(rows: int, start: int) -> bytes:
+    lines = ["Card ID,Timestamp"] + [
+        f"VOL{start + i:05d},2026-12-0{1 + (i % 5)}T10:00:00Z" for i in range(rows)
+    ]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_ingest_report_warns_of_a_file_under_20_percent_of_the_median(
+    db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cardstatus.ingest import SourceInfo, ingest
+
+    cfg = partner_settings(monkeypatch)
+
+    def deliver(rows: int, start: int) -> dict[str, Any]:
+        data = _csv(rows, start)
+        key = f"incoming/speedy/Delivered {start}.csv"
+        return ingest(db, io.BytesIO(data), SourceInfo(key=key, partner="speedy"), cfg)
+
+    def volume_warnings(report: dict[str, Any]) -> list[str]:
+        return [w["warning"] for w in report["warnings"] if "low volume" in w["warning"]]
+
+    for n in range(3):
+        report = deliver(50, 100 * n)
+        assert report["outcome"] == "applied" and volume_warnings(report) == []
+    small = deliver(9, 1000)  # 9 < 20% of 50
+    assert small["outcome"] == "applied"
+    assert volume_warnings(small) == [
+        "low volume: 9 rows is under 20% of the median (50) of the partner's previous 3 files"
+    ]
+    assert small["counts"]["warnings"] == 1
+    assert volume_warnings(deliver(10, 2000)) == []  # 10 = 20% of the median 50: no warning

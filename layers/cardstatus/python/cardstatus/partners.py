@@ -61,6 +61,7 @@ VOLUME_SHARE = 0.2  # under 20% of the median ...
 VOLUME_HISTORY = 10  # ... of the previous 10 applied files ...
 VOLUME_MIN_HISTORY = 3  # ... when there are at least 3 of them
 PARTNER_MAX_LENGTH = 128
+AT_MESSAGE = "at must be an ISO 8601 date or time, e.g. 2026-12-06T09:00:00Z"
 
 LATE_EVENT = "PartnerFeedLate"
 RECOVERED_EVENT = "PartnerFeedRecovered"
@@ -94,9 +95,7 @@ def parse_at(raw: str | datetime | None, now: Callable[[], datetime]) -> datetim
                 raise ValueError
             value = datetime.fromisoformat(text.replace("z", "Z"))
         except ValueError:
-            raise InvalidParameter(
-                "at must be an ISO 8601 date or time, e.g. 2026-12-06T09:00:00Z", parameter="at"
-            ) from None
+            raise InvalidParameter(AT_MESSAGE, parameter="at") from None
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
 
 
