@@ -130,7 +130,9 @@ def test_on_time_then_late_without_a_bus_the_event_waits_in_the_outbox(
     assert len(outbox(db)) == 1
 
 
-def test_concurrent_evaluations_record_one_transition(db: Any, db_url: str, monkeypatch: Any) -> None:
+def test_concurrent_evaluations_record_one_transition(
+    db: Any, db_url: str, monkeypatch: Any
+) -> None:
     """Two sweeps evaluating the same late state: the second sees the first's record."""
     import psycopg2
 

@@ -199,7 +199,7 @@ def test_known_partners_are_configured_and_seen_case_insensitively(
     h = health(db, cfg, "SPEEDY", "2026-12-05T11:00:00Z")
     assert h.partner == "speedy"
     assert h.last_7_days.files == 2 and h.last_7_days.rows == 11
-    with pytest.raises(partners.PartnerNotFound, match="unknown partner 'spedy'.*speedy"):
+    with pytest.raises(partners.PartnerNotFound, match=r"unknown partner 'spedy'.*speedy"):
         partners.one_health(db, cfg, "spedy")
     with pytest.raises(InvalidParameter):
         partners.one_health(db, cfg, "speedy", "yesterday")

@@ -21,7 +21,10 @@ from functions.api.partner_schemas import AtQuery, PartnerHealthOut, PartnerList
 from functions.api.schemas import LIST_ERRORS, _error_response
 
 router = APIGatewayRouter()
-PARTNER_ERRORS = {**LIST_ERRORS, 404: _error_response("No configured or seen partner has this name")}
+PARTNER_ERRORS = {
+    **LIST_ERRORS,
+    404: _error_response("No configured or seen partner has this name"),
+}
 
 
 class _Bound:

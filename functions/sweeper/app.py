@@ -16,9 +16,8 @@ PartnerFeedRecovered event per transition, written through the outbox and publis
 from __future__ import annotations
 
 import time
-from typing import Any
-
 from datetime import UTC, datetime
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit

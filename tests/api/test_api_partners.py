@@ -11,7 +11,7 @@ import pytest
 from api_helpers import Api, event_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from partner_support import add_file, partner_settings  # noqa: E402
+from partner_support import add_file, partner_settings
 
 THURSDAY_FILE = "2026-12-03T09:00:00+04:00"  # speedy: due Saturday 09:00, late after 11:00 Dubai
 

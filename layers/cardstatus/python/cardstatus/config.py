@@ -122,7 +122,9 @@ def parse_feed(name: str, raw: object) -> FeedSettings | None:
         every_hours=every,
         grace_hours=grace,
         quiet_days=tuple(sorted(set(days), key=WEEKDAYS.index)),
-        max_reject_rate=None if rate is None else _number(name, "max_reject_rate", rate, low=0, high=1),
+        max_reject_rate=None
+        if rate is None
+        else _number(name, "max_reject_rate", rate, low=0, high=1),
         min_rows=min_rows,
     )
 
