@@ -8,8 +8,8 @@ import json
 from typing import Any
 
 import pytest
-from conftest import Synthesised, synthesise
 
+from conftest import Synthesised, synthesise
 from infra.partner_health import monitored_partners
 
 
@@ -100,5 +100,5 @@ def test_a_feed_without_reject_limit_alarms_on_lateness_and_no_feed_no_alarm() -
 def test_a_bad_feed_fails_synth() -> None:
     from infra.settings import SettingsError
 
-    with pytest.raises(SettingsError, match="partners.speedy.feed"):
+    with pytest.raises(SettingsError, match=r"partners\.speedy\.feed"):
         synthesise("dev", {"partners": {"speedy": {"feed": {"every_hours": -1}}}})
