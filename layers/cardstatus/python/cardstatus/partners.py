@@ -137,7 +137,8 @@ def known_partners(conn: Connection, cfg: Settings) -> list[Partner]:
     for key in sorted(set(configured) | set(seen)):
         spellings = tuple(sorted(seen.get(key, [])))
         settings = configured.get(key)
-        name = settings.name if settings else spellings[0]
+        # the configured name; else the lower-case spelling when files use it; else the first
+        name = settings.name if settings else (key if key in spellings else spellings[0])
         out.append(
             Partner(
                 name=name,
