@@ -3,8 +3,8 @@
 //   /console?view=partners   one row per known partner: state badge, last file, due by,
 //                            7-day reject rate, stuck cards, files today, 14-day rows sparkline
 //
-// Every <select data-partners> on the page is filled with the known partners (GET /partners):
-// "any" first, then each partner by name. A partner named in the URL that is not known (an old
+// Every <select data-partners> on the page is filled with the known partners (GET /partners,
+// once a view with such a select is shown): "any" first, then each partner by name. A partner named in the URL that is not known (an old
 // link, a typo) is kept as an option of its own, so the filter still says what is shown.
 // console.js routes the view here (partnersView) and passes its API client and time element;
 // nothing here imports console.js. API data only ever goes into text nodes and attributes.
@@ -231,4 +231,18 @@ export async function partnersView(params, signal, { api, timeEl = (iso) => plai
   fillPartnerSelects(api).catch(() => {});
 }
 
-fillPartnerSelects().catch(() => {});
+/** Fill the dropdowns when a view that has one is shown (not before: the card lookup page
+ * calls nothing until asked). One GET /partners per page load. */
+function watchViews() {
+  const views = [...document.querySelectorAll(".view")].filter((v) => v.querySelector("select[data-partners]"));
+  if (!views.length) return;
+  const check = () => {
+    if (views.some((v) => !v.hidden)) fillPartnerSelects().catch(() => {});
+  };
+  new MutationObserver(check).observe(document.querySelector("main") || document.body, {
+    attributes: true, attributeFilter: ["hidden"], subtree: true,
+  });
+  check();
+}
+
+watchViews();
