@@ -18,6 +18,7 @@ from infra.monitoring import Monitoring
 from infra.nag import ack, managed_policy_finding
 from infra.network import Network
 from infra.partner_health import PartnerHealth
+from infra.privacy import Privacy
 from infra.queueing import Queueing
 from infra.settings import Settings
 from infra.storage import Storage
@@ -152,6 +153,13 @@ class CardStatusStack(Stack):
             settings=settings,
             sweeper=self.functions.sweeper,
             alarm_topic=self.monitoring.topic,
+        )
+        self.privacy = Privacy(
+            self,
+            "Privacy",
+            settings=settings,
+            bucket=self.storage.bucket,
+            sweeper=self.functions.sweeper,
         )
 
     def _acknowledge_cdk_singletons(self) -> None:

@@ -7,19 +7,16 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import psycopg2
 import pytest
-from conftest import VIEWPORT, start_serve, stop_serve
+from partner_support import add_file
 from playwright.sync_api import Page, expect
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from partner_support import add_file  # noqa: E402
+from conftest import VIEWPORT, start_serve, stop_serve
 
 CONFIG = {
     "default": {"timezone": "Asia/Dubai"},
@@ -101,9 +98,12 @@ def tab(browser: Any, partners_url: str) -> Iterator[Page]:
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on(
         "console",
-        lambda msg: errors.append(msg.text)
-        if msg.type == "error" and ("Content Security Policy" in msg.text or "Refused" in msg.text)
-        else None,
+        lambda msg: (
+            errors.append(msg.text)
+            if msg.type == "error"
+            and ("Content Security Policy" in msg.text or "Refused" in msg.text)
+            else None
+        ),
     )
     try:
         yield page
