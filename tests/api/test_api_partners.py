@@ -3,14 +3,10 @@ every answer checked against the committed OpenAPI document (README "Partner fee
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 from api_helpers import Api, event_for
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from partner_support import add_file, partner_settings
 
 THURSDAY_FILE = "2026-12-03T09:00:00+04:00"  # speedy: due Saturday 09:00, late after 11:00 Dubai
