@@ -4,6 +4,14 @@ a window, their stuck cards, and the recorded feed state (migration 0015).
 Every file read is a range scan of ingested_file_partner_recent (partner, finished_at, id)
 from 0007, one partner spelling at a time (`unnest` + LATERAL), bounded by the time window or
 a LIMIT. "As of" a time: only files finished at or before %(at)s count.
+
+Note on the "newest N files of a partner" reads: written `partner = p` with ORDER BY
+finished_at DESC, the planner may walk the global ingested_file_recent index backwards and
+filter on the partner, which reads the whole table for a partner that has few or no files
+(a new or silent partner: exactly the ones health is about). Written as the range
+`partner >= p AND partner <= p` with ORDER BY partner, finished_at, id, only the partner index
+gives that order: the scan starts at (p, at) and stops at the partner's first file.
+(tests/api/test_api_partner_queries.py checks the plans on 100k files.)
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ CROSS JOIN LATERAL (
       AND f.finished_at > %(since)s::timestamptz
       AND f.finished_at <= %(at)s::timestamptz
       AND f.outcome <> 'duplicate_file'
+    OFFSET 0  -- keeps the subquery per spelling: a range scan of (partner, finished_at)
 ) f
 ORDER BY f.finished_at, f.id
 """
@@ -47,10 +56,10 @@ SELECT f.id, f.object_key, f.started_at, f.finished_at, f.outcome::text, f.rows_
 FROM unnest(%(names)s::text[]) AS n(partner)
 CROSS JOIN LATERAL (
     SELECT * FROM ingested_file f
-    WHERE f.partner = n.partner
+    WHERE f.partner >= n.partner AND f.partner <= n.partner  -- = (see the note above)
       AND f.finished_at <= %(at)s::timestamptz
       AND f.outcome <> 'duplicate_file'
-    ORDER BY f.finished_at DESC, f.id DESC
+    ORDER BY f.partner DESC, f.finished_at DESC, f.id DESC
     LIMIT 1
 ) f
 ORDER BY f.finished_at DESC, f.id DESC
@@ -64,11 +73,11 @@ SELECT f.id, f.rows_total
 FROM unnest(%(names)s::text[]) AS n(partner)
 CROSS JOIN LATERAL (
     SELECT f.id, f.rows_total, f.finished_at FROM ingested_file f
-    WHERE f.partner = n.partner
+    WHERE f.partner >= n.partner AND f.partner <= n.partner  -- = (see the note above)
       AND f.finished_at <= %(at)s::timestamptz
       AND f.outcome = 'applied'
       AND f.voided_at IS NULL
-    ORDER BY f.finished_at DESC, f.id DESC
+    ORDER BY f.partner DESC, f.finished_at DESC, f.id DESC
     LIMIT %(limit)s
 ) f
 ORDER BY f.finished_at DESC, f.id DESC
@@ -81,11 +90,11 @@ LIMIT %(limit)s
 PREVIOUS_APPLIED_ROWS = """
 SELECT f.rows_total
 FROM ingested_file f
-WHERE f.partner = %(partner)s
+WHERE f.partner >= %(partner)s AND f.partner <= %(partner)s  -- = (see the note above)
   AND f.id <> %(file_id)s
   AND f.outcome = 'applied'
   AND f.voided_at IS NULL
-ORDER BY f.finished_at DESC, f.id DESC
+ORDER BY f.partner DESC, f.finished_at DESC, f.id DESC
 LIMIT %(limit)s
 """
 
