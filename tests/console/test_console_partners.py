@@ -179,9 +179,11 @@ def test_partner_filters_are_dropdowns_of_known_partners(tab: Page) -> None:
     tab.get_by_role("button", name="Show files").click()
     expect(tab.locator("#files-table tbody tr").first).to_be_visible()
     assert "partner=speedy" in tab.url
-    # A deep link in another case selects the known partner.
+    # A deep link in another case selects the known partner and shows its cards.
     tab.goto("/console?view=stuck&partner=SPEEDY")
     expect(tab.locator("#view-stuck").get_by_label("Partner")).to_have_value("speedy")
+    expect(tab.locator("#stuck-table tbody tr")).to_have_count(2)
+    assert "partner=speedy" in tab.url
     stuck_options = tab.locator("#view-stuck").get_by_label("Partner").locator("option")
     expect(stuck_options).to_have_count(5)
 

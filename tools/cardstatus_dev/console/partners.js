@@ -4,7 +4,8 @@
 //                            7-day reject rate, stuck cards, files today, 14-day rows sparkline
 //
 // Every <select data-partners> on the page is filled with the known partners (GET /partners,
-// once a view with such a select is shown): "any" first, then each partner by name. A partner named in the URL that is not known (an old
+// once a view with such a select is shown): "any" first, then each partner by name. A partner
+// named in the URL in another case (`partner=SPEEDY`) is shown as the known partner's view. A partner named in the URL that is not known (an old
 // link, a typo) is kept as an option of its own, so the filter still says what is shown.
 // console.js routes the view here (partnersView) and passes its API client and time element;
 // nothing here imports console.js. API data only ever goes into text nodes and attributes.
@@ -112,6 +113,7 @@ export async function fillPartnerSelects(api = defaultApi, root = document) {
     names = []; // the filters still work without the list ("any" and the URL's partner)
   }
   const fromUrl = new URLSearchParams(location.search).get("partner") || "";
+  let canonical = null;
   for (const select of root.querySelectorAll("select[data-partners]")) {
     const view = select.closest(".view");
     const wanted = select.value || (view && !view.hidden ? fromUrl : "");
@@ -121,6 +123,15 @@ export async function fillPartnerSelects(api = defaultApi, root = document) {
     if (wanted && !match) options.push(h("option", { value: wanted }, `${wanted} (unknown)`));
     select.replaceChildren(...options);
     select.value = match || wanted;
+    if (match && view && !view.hidden && fromUrl && match !== fromUrl) canonical = match;
+  }
+  if (canonical) {
+    // `?partner=SPEEDY` names speedy: show speedy's rows (the API matches names exactly),
+    // by re-routing the same view with the partner's own spelling (console.js listens).
+    const url = new URL(location.href);
+    url.searchParams.set("partner", canonical);
+    history.replaceState(null, "", url);
+    window.dispatchEvent(new PopStateEvent("popstate"));
   }
   return names;
 }
