@@ -168,3 +168,12 @@ def test_per_partner_metrics_with_a_partner_dimension(
     newco = by_partner["newco"]  # never sent: not late, no minutes, no rate
     assert newco["FeedLate"] == [0.0]
     assert "MinutesSinceLastFile" not in newco and "RejectRate" not in newco
+
+
+def test_the_scheduled_input_runs_the_partner_health_task(sweeper: Any, db: Any) -> None:
+    """What the 5-minute rule sends ({"task": "partner_health"}) reaches the task, not the
+    outbox sweep; a feed that never sent is `missing` whatever the clock says."""
+    summary = sweeper.handler({"task": "partner_health"}, Context())
+    assert summary["task"] == "partner_health"
+    assert summary["partners"] == {"newco": "missing", "speedy": "missing"}
+    assert summary["transitions"] == [] and summary["alerting"] == []
