@@ -185,7 +185,7 @@ def test_rotation_with_lookups_during_every_step(
     assert a["outcome"] == "applied"
 
     # Step 1: a next key is announced. Writers still use key 1; every reader knows key 2.
-    assert _cli(capsys, "rotate", "--database-url", db_url) == (
+    assert _cli(capsys, "rotate") == (
         0,
         {"current": 1, "next": 2, "older": []},
     )
@@ -196,7 +196,7 @@ def test_rotation_with_lookups_during_every_step(
     assert _ids(db, "585949014") == ["R1", "R3"]
 
     # Step 2: key 2 becomes current, key 1 previous. New rows use key 2.
-    assert _cli(capsys, "promote", "--database-url", db_url) == (
+    assert _cli(capsys, "promote") == (
         0,
         {"current": 2, "next": None, "older": [1]},
     )

@@ -51,15 +51,22 @@ def cmd_phone_key(args: argparse.Namespace) -> int:
     if args.action == "retire" and args.version is None:
         print(json.dumps({"error": {"code": "missing_parameter", "message": "retire VERSION"}}))
         return EXIT_USAGE
-    _use_database(args)
-    conn = connect()
+    conn = None
+    if args.action in ("status", "retire", "backfill"):  # rotate/promote need no database
+        _use_database(args)
+        conn = connect()
+    else:
+        from cardstatus_dev.database import cardstatus_home
+
+        phonekey.use_phone_key(cardstatus_home())
     try:
         result = phonekey.run(args, conn)
     except PhoneKeyError as exc:
         print(json.dumps({"error": {"code": "phone_key", "message": str(exc)}}))
         return EXIT_FAILED
     finally:
-        conn.close()
+        if conn is not None:
+            conn.close()
     print(json.dumps(result, indent=2))
     return EXIT_OK
 
