@@ -250,8 +250,11 @@ def test_the_owner_changing_the_phone_with_a_newer_event_is_a_warning(db: Any) -
 
 # -- order independence over one group's files, and after voids ---------------------------------
 
-# Three partners of one group report one card with conflicting phones and comments; the
+# Three partners of one group report cards with conflicting phones and comments. G1: the
 # earliest event is acme-returns' (so it owns the card), the others bring copies of its events.
+# G3: acme's pickup is the earliest, but its file carries no copy of the delivered event; when
+# acme's file comes last, the owner moves from acme-returns to acme and the delivered event
+# must be merged again (acme-night's copy now ranks first).
 GROUP = {
     "acme": {"group": "acme-group"},
     "acme-returns": {"group": "acme-group"},
@@ -263,17 +266,21 @@ GROUP_FILES = {
         b"G1,0501111111,2024-02-01T10:00:00Z,Picked up,zeta\n"
         b"G1,0501111111,2024-02-02T10:00:00Z,Delivered,at door\n"
         b"G2,,2024-02-03T10:00:00Z,Picked up,\n"
+        b"G3,0505555555,2024-02-04T10:00:00Z,Picked up,\n"
     ),
     ("acme-returns", "r - mixed.csv"): (
         b"Card ID,User contact,Timestamp,Status,Comment\n"
         b"G1,0509999999,2024-01-31T10:00:00Z,Picked up,early\n"
         b"G1,0502222222,2024-02-02T10:00:00Z,Delivered,alpha\n"
         b"G2,0503333333,2024-02-03T10:00:00Z,Picked up,with guard\n"
+        b"G3,0506666666,2024-02-05T10:00:00Z,Picked up,\n"
+        b"G3,0507777777,2024-02-06T10:00:00Z,Delivered,returns copy\n"
     ),
     ("acme-night", "n - mixed.csv"): (
         b"Card ID,User contact,Timestamp,Status,Comment\n"
         b"G2,0504444444,2024-02-03T10:00:00Z,Picked up,aaa\n"
         b"G2,0504444444,2024-02-04T10:00:00Z,Delivered,\n"
+        b"G3,0508888888,2024-02-06T10:00:00Z,Delivered,night copy\n"
     ),
 }
 
@@ -300,7 +307,10 @@ def test_every_order_of_one_groups_files_gives_the_same_state_also_after_a_void(
         states.add(repr(card_state(db)))
     assert len(states) == 1
     owners = query(db, "SELECT card_id, owner_partner FROM card ORDER BY 1")
-    assert owners == [("G1", "acme-returns"), ("G2", "acme")]
+    assert owners == [("G1", "acme-returns"), ("G2", "acme"), ("G3", "acme")]
+    assert query(db, "SELECT phone, comment FROM card WHERE card_id = 'G3'") == [
+        ("+971508888888", "night copy")
+    ]
     # G1's delivered event: acme-returns owns the card, so its copy (phone and comment) is kept,
     # although acme's comment and phone would win by byte order
     assert query(
