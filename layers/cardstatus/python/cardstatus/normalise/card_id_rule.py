@@ -29,7 +29,7 @@ PHONE_IN_CARD_ID = "the card-id column holds a phone number: are the columns swa
 PHONE_MIN_DIGITS = 9
 # Digits with the separators a phone is written with ('-', '_', spaces, dots, brackets), an
 # optional leading '+' or '00'.
-_PHONE_SHAPED_RE = re.compile(r"\+?[0-9][0-9 ._()\-]*")
+_PHONE_SHAPED_RE = re.compile(r"\+?\(?[0-9][0-9 ._()\-]*")
 _SEPARATORS_RE = re.compile(r"[ ._()\-]+")
 
 
