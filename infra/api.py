@@ -65,6 +65,8 @@ OPS_ROUTES: dict[str, dict[str, bool]] = {
         "cursor": False,
         "limit": False,
     },
+    # README "Card ownership": copies of one event with different phones
+    "/phone_conflicts": {"since": False, "cursor": False, "limit": False},
 }
 
 ERROR_BODY = (

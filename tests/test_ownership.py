@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from cardstatus import ops
+from cardstatus import cards, ops
 from cardstatus.config import load_settings
 from cardstatus.ingest import SourceInfo, ingest
 from cardstatus.ownership import owner_group, owner_groups, same_owner_group
@@ -108,6 +108,9 @@ def test_another_partners_row_for_an_owned_card_is_rejected_naming_the_owner(
     assert query(db, "SELECT phone, owner_partner FROM card") == [(ACME_PHONE, "acme")]
     assert query(db, "SELECT count(*) FROM event_copy WHERE partner = 'speedy'") == [(0,)]
     assert "2015550123" not in json.dumps(report)
+    # the N1 reproduction: the real phone still finds the card, the attacker's finds nothing
+    assert [c["card_id"] for c in cards.phone_cards(db, ACME_PHONE)["cards"]] == ["ZYW7631"]
+    assert cards.phone_cards(db, "+12015550123")["cards"] == []
 
 
 def test_in_a_mixed_file_only_the_rows_of_owned_cards_are_rejected(db: Any) -> None:
@@ -127,6 +130,28 @@ def test_in_a_mixed_file_only_the_rows_of_owned_cards_are_rejected(db: Any) -> N
         ("SPD0001", "speedy"),
         ("ZYW7631", "acme"),
     ]
+
+
+def test_a_card_first_reported_by_the_wrong_partner_is_resolved_by_voiding_that_file(
+    db: Any,
+) -> None:
+    """The one order-dependent case (two partners not in one group): the first to report a card
+    owns it and the other's rows are rejected naming it; voiding the wrong file and uploading the
+    right one again gives exactly the state of the right files alone."""
+    acme_card(db)
+    acme_only = card_state(db)
+    reset(db)
+    wrong = ingest_as(db, "speedy", SPEEDY_COPY, "wrong - Delivered.csv")
+    assert wrong["outcome"] == "applied"
+    for data, name in ((ACME_PICKUP, "Pickup.csv"), (ACME_DELIVERED, "Delivered.csv")):
+        report = ingest_as(db, "acme", data, name)
+        assert report["outcome"] == "rejected_file"
+        assert report["rejects"][0]["reason"].startswith(
+            "card ZYW7631 is handled by partner speedy"
+        )
+    void_file(db, wrong["file_id"], "not speedy's card", "tester")
+    acme_card(db)  # uploaded again
+    assert card_state(db) == acme_only
 
 
 def test_owner_is_the_partner_of_the_earliest_event_in_both_orders_of_its_files(db: Any) -> None:

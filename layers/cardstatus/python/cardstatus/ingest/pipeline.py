@@ -281,8 +281,11 @@ def _finish(run: _File) -> dict[str, Any]:
             {**run.params(), "sha256": report.sha256, "meaning_key": report.meaning_key},
         )
         cur.execute(sql.COUNT_ACCEPTED)
-        accepted = cur.fetchone()[0]  # type: ignore[index]
-        _settle(run, cur)
+        accepted, shared = cur.fetchone()  # type: ignore[misc]
+        if shared:
+            _settle(run, cur)
+        else:
+            report.conflicts = 0
         run.timer.mark("settle_ms")
         _project(run, cur)
         if outcomes.rejects_file is not None:

@@ -308,7 +308,12 @@ ORDER BY mine.card_id, mine.status, mine.occurred_at, other.file_id
 ON CONFLICT DO NOTHING
 """
 
-COUNT_ACCEPTED = "SELECT count(*) FILTER (WHERE inserted) FROM changed_event"
+# (accepted, shared): events this file inserted, and those other files had (settled, checked
+# for conflicts; none, and the settle pass is skipped).
+COUNT_ACCEPTED = (
+    "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted)"
+    " FROM changed_event"
+)
 
 # Projection, step 1: the file's changes per card, and the current state of the cards that
 # already exist, locked in card_id order (so previous_status below is the truth even while
@@ -333,8 +338,10 @@ SELECT card_id,
        max(occurred_at) FILTER (WHERE status = 'DELIVERED') AS delivered_at,
        max(occurred_at) FILTER (WHERE status = 'RETURNED') AS returned_at,
        count(*) FILTER (WHERE status = 'DELIVERY_EXCEPTION' AND inserted) AS exception_count,
-       (array_agg(occurred_at ORDER BY occurred_at, status))[1] AS first_at,
-       (array_agg(status ORDER BY occurred_at, status))[1] AS first_rank
+       -- the earliest event: the last of the same ordering (one shared aggregate, no new sort)
+       min(occurred_at) AS first_at,
+       (array_agg(status ORDER BY occurred_at DESC, status DESC, chunk DESC))[count(*)::integer]
+           AS first_rank
 FROM changed_event
 GROUP BY card_id;
 ANALYZE card_delta;
