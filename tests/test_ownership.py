@@ -171,7 +171,7 @@ def test_after_voiding_the_owners_files_the_card_is_gone_and_another_partner_may
 ) -> None:
     acme_card(db)
     assert_rejected_naming_acme(db, ingest_as(db, "speedy", SPEEDY_NEWER, "x - Delivered.csv"))
-    for file_id, in query(db, "SELECT id FROM ingested_file WHERE partner = 'acme'"):
+    for (file_id,) in query(db, "SELECT id FROM ingested_file WHERE partner = 'acme'"):
         void_file(db, file_id, "wrong partner folder", "tester")
     assert query(db, "SELECT count(*) FROM card") == [(0,)]
     report = ingest_as(db, "speedy", SPEEDY_NEWER, "y - Delivered.csv")
@@ -244,9 +244,7 @@ def test_phone_conflicts_of_a_voided_file_are_no_longer_listed(
 
 
 def test_phone_conflicts_page_with_a_cursor(db: Any) -> None:
-    lines = b"".join(
-        f"PC{i:03d},0501111111,2023-11-14T12:00:00Z,\n".encode() for i in range(3)
-    )
+    lines = b"".join(f"PC{i:03d},0501111111,2023-11-14T12:00:00Z,\n".encode() for i in range(3))
     other = lines.replace(b"0501111111", b"0502222222")
     ingest_as(db, "acme", HEADER + lines, "a - Delivered.csv")
     ingest_as(db, "acme", HEADER + other, "b - Delivered.csv")
@@ -339,8 +337,9 @@ def test_every_order_of_one_groups_files_gives_the_same_state_also_after_a_void(
     # G1's delivered event: acme-returns owns the card, so its copy (phone and comment) is kept,
     # although acme's comment and phone would win by byte order
     assert query(
-        db, "SELECT phone, comment, partner FROM card_event WHERE card_id = 'G1'"
-        " AND status = 'DELIVERED'"
+        db,
+        "SELECT phone, comment, partner FROM card_event WHERE card_id = 'G1'"
+        " AND status = 'DELIVERED'",
     ) == [("+971502222222", "alpha", "acme-returns")]
 
     # Voiding any one file gives the state of the other files applied alone, in any order
