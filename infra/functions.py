@@ -62,7 +62,7 @@ def function_asset(name: str) -> Path:
 
 # The per-partner settings the functions read from PARTNER_CONFIG (cardstatus.config); "group"
 # and "handover_to" say which partners share cards (README "Card ownership").
-PARTNER_CONFIG_KEYS = ("timezone", "day_first", "phone_region", "group", "handover_to")
+PARTNER_CONFIG_KEYS = ("timezone", "day_first", "phone_region", "feed", "group", "handover_to")
 
 
 class Functions(Construct):

@@ -43,6 +43,7 @@ from cardstatus.ingest.rows import (
 from cardstatus.model import CardStatus, FileRejected, redact_phones
 from cardstatus.normalise import HeaderMap, find_header, vocabulary
 from cardstatus.ownership import foreign_card_reason, owner_group
+from cardstatus.partners import ingest_volume_warning
 from cardstatus.sql import ingest as sql
 from cardstatus.sql import ownership as owner_sql
 
@@ -282,6 +283,7 @@ def _finish(run: _File) -> dict[str, Any]:
         )
         cur.execute(sql.COUNT_ACCEPTED)
         accepted, shared = cur.fetchone()  # type: ignore[misc]
+        _warn_low_volume(run, cur)
         if shared:
             _settle(run, cur)
         else:
@@ -298,6 +300,15 @@ def _finish(run: _File) -> dict[str, Any]:
         cur.execute(sql.UPDATE_FILE_REPORT, {**_file_params(run), "id": run.file_id})
     run.conn.commit()
     return report.to_json()
+
+
+def _warn_low_volume(run: _File, cur: Any) -> None:
+    """A file far smaller than the partner's usual ones gets a warning in its report (README
+    "Partner feed health"): one indexed query for the previous files' rows."""
+    feed = run.partner.feed if run.partner else None
+    warning = ingest_volume_warning(cur, run.source.partner, run.file_id, run.outcomes.rows, feed)
+    if warning is not None:
+        run.outcomes.warn(0, warning.message)
 
 
 def _applied_same_meaning(run: _File, cur: Any) -> tuple[Any, ...] | None:
