@@ -34,8 +34,12 @@ $(NODE_STAMP): package.json package-lock.json
 
 node: $(NODE_STAMP)
 
+# `make run PORT=3001 S3_PORT=5001` when 3000 or 5000 is taken (macOS uses 5000 for AirPlay).
+PORT    ?= 3000
+S3_PORT ?= 5000
+
 run: $(STAMP)
-	$(BIN)/cardstatus local
+	$(BIN)/cardstatus local --port $(PORT) --s3-port $(S3_PORT)
 
 test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m pytest

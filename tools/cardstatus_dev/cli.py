@@ -1,5 +1,5 @@
 """`cardstatus` command line: migrate, ingest, status, files, file, stuck, events, void, serve,
-local, console, openapi."""
+local, console, smoke, openapi."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import sys
 import time
 from types import FrameType
 from typing import Any
+
+from cardstatus_dev.smoke import add_arguments as add_smoke_arguments
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -329,6 +331,12 @@ def cmd_local(args: argparse.Namespace) -> int:
     return run_local(args)
 
 
+def cmd_smoke(args: argparse.Namespace) -> int:
+    from cardstatus_dev.smoke import run_smoke
+
+    return run_smoke(args)
+
+
 def cmd_openapi(args: argparse.Namespace) -> int:
     from cardstatus_dev.openapi import openapi_json
 
@@ -428,6 +436,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--database-url", help=db_help)
     p.add_argument("--no-samples", action="store_true", help="do not upload the sample files")
     p.set_defaults(func=cmd_local)
+
+    add_smoke_arguments(
+        sub.add_parser("smoke", help="end-to-end check of a deployed (or local) stack")
+    ).set_defaults(func=cmd_smoke)
 
     p = sub.add_parser("openapi", help="print the API's OpenAPI document")
     p.set_defaults(func=cmd_openapi)
