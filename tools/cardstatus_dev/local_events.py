@@ -106,7 +106,7 @@ class InProcessBus:
                 d = count.last
                 last = (
                     f"{d.get('card_id')} {d.get('previous_status') or '(new)'} -> "
-                    f"{d.get('status')} v{d.get('card_version')}"
+                    f"{d.get('status') or '(gone)'} v{d.get('card_version')}"
                 )
                 what = "file " + str(file_id) if file_id is not None else "no file"
                 partner = f", {d.get('partner')}" if d.get("partner") else ""
