@@ -1,5 +1,5 @@
-"""`cardstatus` command line: migrate, ingest, status, files, file, stuck, events, void, serve,
-local, console, smoke, openapi."""
+"""`cardstatus` command line: migrate, ingest, status, files, file, stuck, events, void, audit,
+serve, local, console, smoke, openapi."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import time
 from types import FrameType
 from typing import Any
 
+from cardstatus_dev import privacy_cmd
 from cardstatus_dev.smoke import add_arguments as add_smoke_arguments
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -350,6 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     db_help = "PostgreSQL URL (default: $DATABASE_URL, else an embedded server in .local/)"
 
+    privacy_cmd.add_parsers(sub, db_help)
+
     p = sub.add_parser("migrate", help="apply database migrations")
     p.add_argument("--database-url", help=db_help)
     p.set_defaults(func=cmd_migrate)
@@ -441,8 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_parser("smoke", help="end-to-end check of a deployed (or local) stack")
     ).set_defaults(func=cmd_smoke)
 
-    p = sub.add_parser("openapi", help="print the API's OpenAPI document")
-    p.set_defaults(func=cmd_openapi)
+    sub.add_parser("openapi", help="print the API's OpenAPI document").set_defaults(
+        func=cmd_openapi
+    )
     return parser
 
 
