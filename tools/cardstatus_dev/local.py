@@ -887,7 +887,8 @@ def _print_banner(
         f"""
 cardstatus is running (ready in {ready_s:.1f}s)
   API          {api_url}   e.g. curl '{api_url}/get_card_status?card_id=ZYW8890'
-  S3 + SQS     {endpoint}   (moto; credentials: any)
+  S3 + SQS     {endpoint}   (moto: any credentials, but the AWS CLI needs some:
+               export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local)
   bucket       s3://{LOCAL_BUCKET}/
                uploads under {qs.incoming_prefix}<partner>/, reports under {qs.reports_prefix}
   upload       aws --endpoint-url {endpoint} s3 cp file.csv s3://{LOCAL_BUCKET}/{qs.incoming_prefix}acme/
