@@ -166,6 +166,8 @@ def test_local_bus_prints_one_line_per_file_and_runs_the_sweeper(
                 assert all(e["EventId"] for e in answer["Entries"])
             bad = client.put_events(Entries=[{**_entry(details[0]), "Detail": "not json"}])
             assert bad["FailedEntryCount"] == 1
+            late = {**_entry({"partner": "speedy"}), "DetailType": "PartnerFeedLate"}
+            assert client.put_events(Entries=[late])["FailedEntryCount"] == 0
             seen: list[str] = []
 
             def printed() -> bool:
@@ -180,7 +182,8 @@ def test_local_bus_prints_one_line_per_file_and_runs_the_sweeper(
             local.stop()
     out = "".join(seen) + capsys.readouterr().out
     lines = [line for line in out.splitlines() if line.startswith("events ")]
-    assert lines == [
-        f"events file 9: 25 published to {LOCAL_BUS} (last: ZYW0024 DELIVERED -> RETURNED v2, acme)"
+    assert sorted(lines) == [
+        f"events PartnerFeedLate: 1 published to {LOCAL_BUS} (last: partner speedy)",
+        f"events file 9: 25 published to {LOCAL_BUS} (last: ZYW0024 DELIVERED -> RETURNED v2, acme)",
     ]
     assert not local.printer.is_alive() and not local.schedule.is_alive()

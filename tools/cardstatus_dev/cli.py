@@ -1,5 +1,5 @@
-"""`cardstatus` command line: migrate, ingest, status, files, file, stuck, events, void, audit,
-serve, local, console, smoke, openapi."""
+"""`cardstatus` command line: migrate, ingest, status, files, file, stuck, partners, events,
+void, audit, serve, local, console, smoke, openapi."""
 
 from __future__ import annotations
 
@@ -15,9 +15,12 @@ from types import FrameType
 from typing import Any
 
 from cardstatus_dev import privacy_cmd
+from cardstatus_dev.partners_cli import add_partners_parser
 from cardstatus_dev.smoke import add_arguments as add_smoke_arguments
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# The --database-url help of every command that reads the database (build_parser).
+db_help = "PostgreSQL URL (default: $DATABASE_URL, else an embedded server in .local/)"
 
 
 def _use_database(args: argparse.Namespace) -> str:
@@ -255,6 +258,14 @@ def cmd_stuck(args: argparse.Namespace) -> int:
     return _limit_error(args) or _lookup(args, run)
 
 
+def cmd_partners(args: argparse.Namespace) -> int:
+    from cardstatus_dev.partners_cli import run_partners
+
+    return _lookup(
+        args, lambda conn: run_partners(conn, args.at, args.partner, args.table, sys.stdout)
+    )
+
+
 def _stop_on_signals() -> None:
     """Long-running commands stop cleanly (embedded PostgreSQL included) on Ctrl-C, SIGTERM or
     SIGHUP (the terminal closed), also when started in the background, where the shell hands
@@ -349,7 +360,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cardstatus", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
     sub = parser.add_subparsers(dest="command", required=True)
-    db_help = "PostgreSQL URL (default: $DATABASE_URL, else an embedded server in .local/)"
 
     privacy_cmd.add_parsers(sub, db_help)
 
@@ -410,6 +420,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, metavar="N", help="at most N cards (all)")
     p.add_argument("--database-url", help=db_help)
     p.set_defaults(func=cmd_stuck)
+
+    add_partners_parser(sub, db_help, cmd_partners)
 
     p = sub.add_parser("serve", help="serve the API handler on a local HTTP port")
     p.add_argument("--host", default="127.0.0.1")

@@ -87,7 +87,9 @@ class InProcessBus:
                     detail = json.loads(entry["Detail"])
                 except (ValueError, KeyError):
                     continue
-                count = self.files.setdefault(detail.get("file_id"), _FileCount())
+                kind = entry.get("DetailType", "CardStatusChanged")
+                key = detail.get("file_id") if kind == "CardStatusChanged" else kind
+                count = self.files.setdefault(key, _FileCount())
                 count.published += 1
                 count.last_at = now
                 count.last = detail
@@ -108,8 +110,11 @@ class InProcessBus:
                     f"{d.get('card_id')} {d.get('previous_status') or '(new)'} -> "
                     f"{d.get('status') or '(gone)'} v{d.get('card_version')}"
                 )
-                what = "file " + str(file_id) if file_id is not None else "no file"
                 partner = f", {d.get('partner')}" if d.get("partner") else ""
+                if isinstance(file_id, str):  # another detail-type (PartnerFeedLate, ...)
+                    what, last, partner = file_id, f"partner {d.get('partner')}", ""
+                else:
+                    what = "file " + str(file_id) if file_id is not None else "no file"
                 out.append(
                     f"events {what}: {new:,} published to {LOCAL_BUS} (last: {last}{partner})"
                 )
