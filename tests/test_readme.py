@@ -61,6 +61,13 @@ def test_readme_links_nothing_outside_the_repository() -> None:
         assert (ROOT / target).exists(), f"README links to {target}, which is not in the repository"
 
 
+def test_the_deploy_runbook_links_nothing_outside_the_repository() -> None:
+    for doc in (ROOT / "docs").rglob("*"):
+        if doc.suffix in (".md", ".json"):
+            text = doc.read_text("utf-8")
+            assert "../shared" not in text and "SPEC" not in text, doc
+
+
 def test_walkthrough_is_marked() -> None:
     commands = walkthrough(README.read_text("utf-8"))
     lines = [c.line for c in commands]
