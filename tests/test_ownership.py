@@ -406,3 +406,23 @@ def test_group_settings_do_not_change_a_files_meaning(monkeypatch: pytest.Monkey
         "PARTNER_CONFIG", json.dumps({"acme": {"timezone": "UTC", "handover_to": ["b"]}})
     )
     assert partner_fingerprint(load_settings().partner("acme")) == plain
+
+
+def test_a_card_the_previous_release_created_during_a_deploy_gets_its_owner_from_its_copies(
+    db: Any,
+) -> None:
+    """Migration 0010 backfills owners; a card the previous release creates while the deploy
+    runs has none. Its owner is then the partner of its earliest copy: another partner's rows
+    are still rejected, and the owner's next file writes the owner down."""
+    acme_card(db)
+    with db.cursor() as cur:  # as the previous release leaves it
+        cur.execute(
+            "UPDATE card SET owner_partner = NULL, first_event_at = NULL, first_event_rank = NULL"
+        )
+    db.commit()
+    assert_rejected_naming_acme(db, ingest_as(db, "speedy", SPEEDY_EARLIER, "e - Delivered.csv"))
+    newer = HEADER + b"ZYW7631,+971545576586,2023-11-15T10:00:00Z,\n"
+    assert ingest_as(db, "acme", newer, "Returned.csv")["counts"]["accepted"] == 1
+    assert query(db, "SELECT owner_partner, first_event_at, first_event_rank::text FROM card") == [
+        ("acme", query(db, "SELECT min(occurred_at) FROM event_copy")[0][0], "PICKED_UP")
+    ]

@@ -379,6 +379,7 @@ def _project(run: _File, cur: Any) -> None:
     touched, raced, changes, first_id, last_id = cur.fetchone()
     if raced:
         raise CardInsertRace(f"{raced} card(s) created concurrently")
+    cur.execute(sql.HEAL_OWNERS)
     cur.execute(sql.OWNER_MOVED)
     _warn_phone_changes(run, cur)
     run.report.cards_touched = touched

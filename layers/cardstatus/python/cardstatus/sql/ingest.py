@@ -16,7 +16,7 @@ carry one event merge the same way: the first line's value, the next line's when
 """
 
 from cardstatus.sql.outbox import outbox_insert
-from cardstatus.sql.ownership import merged_events
+from cardstatus.sql.ownership import merged_events, owners_from_copies
 
 # Per-file transaction settings (ingest connects to the instance directly, never through the proxy).
 # statement_timeout: see cardstatus.ingest.limits (below the function timeout).
@@ -213,29 +213,14 @@ TRUNCATE staging_event
 """
 
 # The owner of each card whose events this file shares with other files, as it is once this file
-# is applied: the smaller of the card's earliest event and this file's earliest event for it.
-# Then those events merged again from all their copies (cardstatus.sql.ownership), written to
-# card_event and to changed_event (what the projection reads).
+# is applied: the partner of the card's earliest copy (this file's copies are in event_copy
+# already; one index probe per such card). Then those events merged again from all their
+# copies (cardstatus.sql.ownership), written to card_event and to changed_event (what the
+# projection reads).
 SETTLE_EVENTS = f"""
 CREATE TEMP TABLE settle_event ON COMMIT DROP AS
 WITH shared AS (SELECT DISTINCT card_id, status, occurred_at FROM changed_event WHERE NOT inserted),
-mine AS (
-    SELECT card_id,
-           (array_agg(occurred_at ORDER BY occurred_at, status))[1] AS first_at,
-           (array_agg(status ORDER BY occurred_at, status))[1] AS first_rank
-    FROM changed_event
-    WHERE card_id IN (SELECT card_id FROM shared)
-    GROUP BY card_id
-),
-owner AS (
-    SELECT m.card_id,
-           CASE WHEN c.first_event_at IS NULL
-                  OR (m.first_at, m.first_rank, %(partner)s::text COLLATE "C")
-                     < (c.first_event_at, c.first_event_rank, c.owner_partner COLLATE "C")
-                THEN %(partner)s::text ELSE c.owner_partner END AS owner
-    FROM mine m
-    LEFT JOIN card c USING (card_id)
-),
+owner AS ({owners_from_copies("(SELECT DISTINCT card_id FROM shared)")}),
 keys AS (SELECT s.*, o.owner FROM shared s JOIN owner o USING (card_id))
 {merged_events("keys")};
 UPDATE card_event e
@@ -408,11 +393,11 @@ WITH upserted AS (
         delivered_at = GREATEST(c.delivered_at, EXCLUDED.delivered_at),
         returned_at = GREATEST(c.returned_at, EXCLUDED.returned_at),
         exception_count = c.exception_count + EXCLUDED.exception_count,
-        owner_partner = CASE WHEN c.first_event_at IS NULL OR {_EARLIER}
+        owner_partner = CASE WHEN {_EARLIER}
                              THEN EXCLUDED.owner_partner ELSE c.owner_partner END,
-        first_event_rank = CASE WHEN c.first_event_at IS NULL OR {_EARLIER}
+        first_event_rank = CASE WHEN {_EARLIER}
                                 THEN EXCLUDED.first_event_rank ELSE c.first_event_rank END,
-        first_event_at = CASE WHEN c.first_event_at IS NULL OR {_EARLIER}
+        first_event_at = CASE WHEN {_EARLIER}
                               THEN EXCLUDED.first_event_at ELSE c.first_event_at END,
         updated_at = now()
     RETURNING card_id, status, status_at, reason, version, (xmax = 0) AS inserted
@@ -431,6 +416,17 @@ SELECT (SELECT count(*) FROM upserted), (SELECT count(*) FROM changes WHERE race
        (SELECT count(*) FROM outbox), (SELECT min(id) FROM outbox), (SELECT max(id) FROM outbox)
 """
 
+
+# Cards of this file that had no owner (created by the previous release during a deploy, after
+# migration 0010's backfill; the projection above leaves them without one): the owner from
+# their copies, which include this file's. Usually none.
+HEAL_OWNERS = f"""
+UPDATE card c
+SET owner_partner = w.owner, first_event_at = w.first_event_at,
+    first_event_rank = w.first_event_rank
+FROM ({owners_from_copies("(SELECT card_id FROM card_before WHERE owner_partner IS NULL)")}) w
+WHERE c.card_id = w.card_id AND c.owner_partner IS NULL
+"""
 
 # Cards of this file whose owner moved to another partner of the owner's group (that partner
 # brought an earlier event): the copy ranking of every event of the card changed, so each of

@@ -68,12 +68,21 @@ LEFT JOIN LATERAL (
 ) f ON true"""
 
 
+# A card created by the previous release during a deploy (after migration 0010's backfill) has no
+# owner yet: its owner is then the partner of its earliest copy, read when needed (COALESCE
+# evaluates it only for such a card) and written by ingestion (sql.ingest.HEAL_OWNERS).
+_EARLIEST_COPY_PARTNER = """(
+    SELECT o.partner FROM event_copy o WHERE o.card_id = c.card_id
+    ORDER BY o.occurred_at, o.status, o.partner COLLATE "C" LIMIT 1)"""
+
 # The chunk's rows whose card is owned by a partner outside this file's partner's group
 # (%(group)s: the partners whose cards it may report). One primary-key probe of card per
 # distinct card of the chunk (a scalar subquery, never a join that could read card whole).
-FOREIGN_ROWS = """
+FOREIGN_ROWS = f"""
 WITH owners AS (
-    SELECT k.card_id, (SELECT c.owner_partner FROM card c WHERE c.card_id = k.card_id) AS owner
+    SELECT k.card_id,
+           (SELECT COALESCE(c.owner_partner, {_EARLIEST_COPY_PARTNER})
+            FROM card c WHERE c.card_id = k.card_id) AS owner
     FROM (SELECT DISTINCT card_id FROM staging_event) k
 )
 SELECT s.source_line, s.card_id, o.owner

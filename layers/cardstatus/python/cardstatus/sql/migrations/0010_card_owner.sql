@@ -5,7 +5,11 @@
 --    (first_event_at, first_event_rank) is that event, kept so that ingestion folds a file's
 --    events into the owner with a commutative minimum (any order of files, same owner) and a
 --    void recomputes it from the copies that remain. Nullable columns without a default: no
---    table rewrite; existing cards are backfilled from their copies below.
+--    table rewrite; existing cards are backfilled from their copies below (one UPDATE: it
+--    row-locks the cards until the migration commits, so a file of existing cards waits for
+--    it). A card the previous release creates after this backfill, while the deploy runs, has
+--    no owner: ingestion then reads it from the card's copies and writes it down
+--    (cardstatus.sql.ownership FOREIGN_ROWS, cardstatus.sql.ingest HEAL_OWNERS).
 ALTER TABLE card
     ADD COLUMN owner_partner    text,
     ADD COLUMN first_event_at   timestamptz,
