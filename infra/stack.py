@@ -22,6 +22,7 @@ from infra.phonekey import PhoneKey
 from infra.privacy import Privacy
 from infra.queueing import Queueing
 from infra.settings import Settings
+from infra.smoke import SmokeAccess
 from infra.storage import Storage
 from infra.void import VoidEndpoint
 
@@ -128,6 +129,9 @@ class CardStatusStack(Stack):
             database=self.database,
             storage=self.storage,
             api=self.api,
+        )
+        self.smoke = SmokeAccess(
+            self, "Smoke", settings=settings, storage=self.storage, api=self.api
         )
 
     def _build_monitoring_and_events(self, settings: Settings) -> None:

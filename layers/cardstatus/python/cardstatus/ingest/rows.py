@@ -16,11 +16,11 @@ from cardstatus.normalise import (
     TimestampParser,
     classify_reason,
     clean_comment,
-    normalise_card_id,
     normalise_phone,
     vocabulary,
 )
 from cardstatus.phonehash import copy_columns
+from cardstatus.normalise.card_id_rule import CardIdRule
 
 REPORT_DETAIL_LIMIT = 500  # rejects/warnings listed in the report; all rejects go to rejected_row
 COPY_BATCH_ROWS = 2000  # rows per COPY text block
@@ -97,6 +97,7 @@ def normalised_rows(  # noqa: C901, PLR0912
     outcomes: RowOutcomes,
     progress: Callable[[int], None] | None = None,
     max_rows: int | None = None,
+    card_id_pattern: str | None = None,
 ) -> Iterator[bytes]:
     """Normalise each data record into a COPY text line (source_line, card_id, status,
     occurred_at, phone hash, key version, last 4 digits, comment, reason, row id; never the
@@ -107,6 +108,7 @@ def normalised_rows(  # noqa: C901, PLR0912
     parse_time = TimestampParser(partner.timezone, partner.day_first).parse
     status_of = vocabulary(partner.status_words).from_value
     region = partner.phone_region
+    normalise_card_id = CardIdRule(region, card_id_pattern)  # shape, not a phone, the pattern
     card_col, ts_col = headers.card_id, headers.timestamp
     phone_col, comment_col = headers.phone, headers.comment
     row_id_col, status_col = headers.row_id, headers.status
@@ -226,11 +228,9 @@ _NO_COMMENT_OTHER = ("\\N", "other")
 def comment_reason_text(
     cell: str, is_exception: bool, reason_keywords: dict[str, str]
 ) -> tuple[str, str]:
-    """COPY text of (comment, reason) for a comment cell: reasons only for exceptions. The
-    comment is stored with phone-like digit runs masked, as answers show it (README "Privacy":
-    the raw object is the only copy of the original text)."""
+    """COPY text of (comment, reason) for a comment cell: reasons only for exceptions."""
     comment = clean_comment(cell)
     reason = classify_reason(comment, reason_keywords) if is_exception else None
-    if comment:
+    if comment:  # stored masked, as answers show it (README "Privacy")
         comment = redact_phones(comment)
     return copy_text(comment), copy_text(reason)
