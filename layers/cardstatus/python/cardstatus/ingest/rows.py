@@ -19,8 +19,8 @@ from cardstatus.normalise import (
     normalise_phone,
     vocabulary,
 )
-from cardstatus.phonehash import copy_columns
 from cardstatus.normalise.card_id_rule import CardIdRule
+from cardstatus.phonehash import copy_columns
 
 REPORT_DETAIL_LIMIT = 500  # rejects/warnings listed in the report; all rejects go to rejected_row
 COPY_BATCH_ROWS = 2000  # rows per COPY text block
