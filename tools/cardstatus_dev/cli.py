@@ -74,7 +74,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         worst = EXIT_OK
         for path in args.paths:
             progress = _Progress(os.path.basename(path), os.path.getsize(path))
-            report = ingest_path(conn, path, settings(), partner=args.partner, progress=progress)
+            report = ingest_path(
+                conn, path, settings(), partner=args.partner, progress=progress,
+                progress_conn=connect,
+            )
             progress.done()
             print(json.dumps(report, default=str), flush=True)
             logging.getLogger("cardstatus").info(
