@@ -55,9 +55,20 @@ ROUTES: dict[str, dict[str, bool]] = {
 # Operations routes (README "Operations"), read-only like the card routes. Path parameters are
 # required by their resource; every query parameter is optional (the API names a bad one).
 OPS_ROUTES: dict[str, dict[str, bool]] = {
-    "/files": {"partner": False, "outcome": False, "since": False, "limit": False, "cursor": False},
+    "/files": {
+        "partner": False,
+        "outcome": False,
+        "since": False,
+        "limit": False,
+        "cursor": False,
+        "has_rejects": False,
+    },
     "/files/{file_id}": {},
     "/files/{file_id}/rejects": {"cursor": False, "limit": False},
+    # files <-> cards, void preview, rejects as CSV (functions/api/file_routes.py)
+    "/files/{file_id}/cards": {"action": False, "cursor": False, "limit": False},
+    "/files/{file_id}/void_preview": {"cursor": False, "limit": False},
+    "/files/{file_id}/rejects.csv": {},
     "/stuck_cards": {
         "status": False,
         "older_than_hours": False,

@@ -9,7 +9,8 @@ observability.py. Lambda handler: `functions.api.app.handler`.
 
 Routes: GET /get_card_status, POST /cards/search, GET /cards/{card_id},
 GET /cards?user_phone=…; GET /health, /files, /files/{file_id}, /files/{file_id}/rejects,
-/stuck_cards (ops_routes.py). HEAD works wherever GET does.
+/stuck_cards (ops_routes.py); GET /files/{file_id}/cards, /void_preview, /rejects.csv
+(file_routes.py). HEAD works wherever GET does.
 The OpenAPI document (docs/openapi.json) is generated from this module by
 `cardstatus_dev.openapi` (`make openapi`).
 """
@@ -25,7 +26,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cardstatus import cards
 from cardstatus.db import LazyConnection
-from functions.api import errors, ops_routes, snapstart
+from functions.api import errors, file_routes, ops_routes, snapstart
 from functions.api.observability import (
     RequestLog,
     capture_lambda_handler,
@@ -65,6 +66,7 @@ def _connection() -> Any:
 
 
 ops_routes.register(app, _connection, requests)
+file_routes.register(app, _connection, requests)
 
 # --- routes --------------------------------------------------------------------------------
 

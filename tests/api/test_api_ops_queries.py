@@ -10,6 +10,7 @@ from api_seed import seed_bulk
 from ops_seed import seed_files
 
 from cardstatus import ops
+from cardstatus.sql import filecards as filecards_sql
 from cardstatus.sql import ops as sql
 
 N_FILES = 100_000
@@ -29,6 +30,14 @@ def bulk_db(db: Any) -> Any:
                ON CONFLICT DO NOTHING"""
         )
         cur.execute("ANALYZE card_event")
+        # what 10 files did to 10k cards each (file_card_change, GET /files/{id}/cards)
+        cur.execute(
+            """INSERT INTO file_card_change (file_id, card_id, action, status_before, status_after)
+               SELECT i % 10 + 1, card_id, CASE WHEN i % 3 = 0 THEN 'void' ELSE 'apply' END,
+                      NULL, status
+               FROM (SELECT row_number() OVER () AS i, card_id, status FROM card) c"""
+        )
+        cur.execute("ANALYZE file_card_change")
     db.commit()
     return db
 
@@ -41,7 +50,14 @@ def _plan(conn: Any, query: str, params: dict[str, Any]) -> str:
     return plan
 
 
-FILES = {"partner": None, "outcome": None, "since": None, "after_at": None, "after_id": None}
+FILES = {
+    "partner": None,
+    "outcome": None,
+    "since": None,
+    "after_at": None,
+    "after_id": None,
+    "has_rejects": None,
+}
 STUCK = {"status": "PICKED_UP", "older_than_s": 72 * 3600.0, "partner": None}
 NO_CURSOR = {"after_at": None, "after_id": None}
 CURSOR_AT = "2026-02-01T00:00:00+00:00"
@@ -64,10 +80,23 @@ def test_every_ops_statement_is_an_index_scan(bulk_db: Any) -> None:
                 "since": "2026-01-10T00:00:00Z",
                 "after_at": CURSOR_AT,
                 "after_id": 44640,
+                "has_rejects": True,
             },
             "ingested_file",
         ),
+        "files with rejects": (sql.FILES, {**FILES, "has_rejects": True}, "ingested_file"),
         "file": (sql.FILE, {"file_id": 5}, "ingested_file_pkey"),
+        "file cards": (
+            filecards_sql.FILE_CARDS,
+            {"file_id": 5, "action": None, "after_action": None, "after_card": None},
+            "file_card_change_pkey",
+        ),
+        "file cards, next page": (
+            filecards_sql.FILE_CARDS,
+            {"file_id": 5, "action": "void", "after_action": "apply", "after_card": "B1"},
+            "file_card_change_pkey",
+        ),
+        "stuck total": (sql.STUCK_COUNT, {**STUCK, "cap": 10_001}, "card_open_status_age"),
         "rejects": (sql.REJECTS, {"file_id": 50003, "after_line": None}, "rejected_row_pkey"),
         "rejects, next page": (
             sql.REJECTS,

@@ -53,6 +53,9 @@ _RESOURCES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("/files/{file_id}", re.compile(r"^/files/(?P<file_id>[^/]+)/?$")),
     ("/files/{file_id}/rejects", re.compile(r"^/files/(?P<file_id>[^/]+)/rejects/?$")),
     ("/files/{file_id}/void", re.compile(r"^/files/(?P<file_id>[^/]+)/void/?$")),
+    ("/files/{file_id}/cards", re.compile(r"^/files/(?P<file_id>[^/]+)/cards/?$")),
+    ("/files/{file_id}/void_preview", re.compile(r"^/files/(?P<file_id>[^/]+)/void_preview/?$")),
+    ("/files/{file_id}/rejects.csv", re.compile(r"^/files/(?P<file_id>[^/]+)/rejects\.csv$")),
     ("/stuck_cards", re.compile(r"^/stuck_cards/?$")),
 )
 

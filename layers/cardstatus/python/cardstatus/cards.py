@@ -41,6 +41,8 @@ class HistoryEntry:
     comment: str | None
     reason: str | None
     partner: str
+    file_id: int | None = None  # the file (and line) the event came from (its source copy)
+    line: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,8 @@ class Card:
                     "comment": h.comment,
                     "reason": h.reason,
                     "partner": h.partner,
+                    "file_id": h.file_id,
+                    "line": h.line,
                 }
                 for h in self.history
             ],
@@ -161,15 +165,21 @@ def _card_from_row(row: tuple[Any, ...]) -> Card:
         h_comments,
         h_reasons,
         h_partners,
+        h_file_ids,
+        h_lines,
     ) = row
     history = tuple(
-        HistoryEntry(status=s, at=a, comment=redact_comment(c), reason=r, partner=p)
-        for s, a, c, r, p in zip(
+        HistoryEntry(
+            status=s, at=a, comment=redact_comment(c), reason=r, partner=p, file_id=f, line=n
+        )
+        for s, a, c, r, p, f, n in zip(
             h_statuses or (),
             h_ats or (),
             h_comments or (),
             h_reasons or (),
             h_partners or (),
+            h_file_ids or (),
+            h_lines or (),
             strict=True,
         )
     )

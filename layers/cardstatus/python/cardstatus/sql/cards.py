@@ -29,7 +29,9 @@ _CARD_COLUMNS = """
     h.ats,
     h.comments,
     h.reasons,
-    h.partners
+    h.partners,
+    h.file_ids,
+    h.lines
 """
 
 # Newest first; on equal times the higher-ranked status first (same rule as the current status).
@@ -39,7 +41,9 @@ LEFT JOIN LATERAL (
            array_agg(e.occurred_at  ORDER BY e.occurred_at DESC, e.status DESC) AS ats,
            array_agg(e.comment      ORDER BY e.occurred_at DESC, e.status DESC) AS comments,
            array_agg(e.reason       ORDER BY e.occurred_at DESC, e.status DESC) AS reasons,
-           array_agg(e.partner      ORDER BY e.occurred_at DESC, e.status DESC) AS partners
+           array_agg(e.partner      ORDER BY e.occurred_at DESC, e.status DESC) AS partners,
+           array_agg(e.source_file_id ORDER BY e.occurred_at DESC, e.status DESC) AS file_ids,
+           array_agg(e.source_line  ORDER BY e.occurred_at DESC, e.status DESC) AS lines
     FROM card_event e
     WHERE e.card_id = c.card_id
 ) h ON true

@@ -25,9 +25,11 @@ SELECT f.id,
        f.report ->> 'reason',
        f.started_at,
        f.finished_at,
-       f.voided_at IS NOT NULL
+       f.voided_at IS NOT NULL,
+       (f.report ->> 'status_changes')::bigint
 FROM ingested_file f
 WHERE (%(partner)s::text IS NULL OR f.partner = %(partner)s::text)
+  AND (%(has_rejects)s::boolean IS NULL OR (f.rows_rejected > 0) = %(has_rejects)s::boolean)
   AND (%(outcome)s::file_outcome IS NULL OR f.outcome = %(outcome)s::file_outcome)
   AND (%(since)s::timestamptz IS NULL OR f.finished_at >= %(since)s::timestamptz)
   AND (%(after_at)s::timestamptz IS NULL
@@ -48,7 +50,7 @@ FILE_EXISTS = "SELECT 1 FROM ingested_file WHERE id = %(file_id)s"
 
 # GET /files/{file_id}/rejects: in line order, through rejected_row's primary key.
 REJECTS = """
-SELECT r.line, r.reason
+SELECT r.line, r.reason, r.card_id, r.raw_row
 FROM rejected_row r
 WHERE r.file_id = %(file_id)s
   AND (%(after_line)s::integer IS NULL OR r.line > %(after_line)s::integer)
@@ -73,7 +75,10 @@ SELECT c.card_id,
        c.status::text,
        c.status_at,
        {_CARD_PARTNER},
-       extract(epoch FROM statement_timestamp() - c.status_at) / 3600.0
+       extract(epoch FROM statement_timestamp() - c.status_at) / 3600.0,
+       c.reason, c.comment, c.exception_count,
+       (SELECT e.source_file_id FROM card_event e
+        WHERE e.card_id = c.card_id AND e.status = c.status AND e.occurred_at = c.status_at)
 FROM card c
 WHERE c.status = %(status)s::card_status
   AND c.status_at < statement_timestamp() - make_interval(secs => %(older_than_s)s)
@@ -82,4 +87,18 @@ WHERE c.status = %(status)s::card_status
   AND (%(partner)s::text IS NULL OR COALESCE({_CARD_PARTNER} = %(partner)s::text, false))
 ORDER BY c.status_at, c.card_id
 LIMIT %(limit)s
+"""
+
+# The number of stuck cards for the same filters, counted up to %(cap)s (the first page's
+# total: "1,204 cards", or "10,000+" past the cap), along the same partial index.
+STUCK_COUNT = f"""
+SELECT count(*) FROM (
+    SELECT 1
+    FROM card c
+    WHERE c.status = %(status)s::card_status
+      AND c.status_at < statement_timestamp() - make_interval(secs => %(older_than_s)s)
+      AND (%(partner)s::text IS NULL OR COALESCE({_CARD_PARTNER} = %(partner)s::text, false))
+    ORDER BY c.status_at, c.card_id  -- the index's order: read along it, stop at the cap
+    LIMIT %(cap)s
+) s
 """
