@@ -90,9 +90,7 @@ def list_files(
     cursor: CursorQuery = None,
     has_rejects: HasRejectsQuery = None,
 ) -> FileListOut:
-    body = ops.list_files(
-        _bound.connection(), partner, outcome, since, limit, cursor, has_rejects
-    )
+    body = ops.list_files(_bound.connection(), partner, outcome, since, limit, cursor, has_rejects)
     _bound.requests.record("found", count=len(body["files"]))
     return body  # type: ignore[return-value]  # validated and serialised by Powertools
 

@@ -379,7 +379,9 @@ HasRejectsQuery = Annotated[
 ]
 ActionQuery = Annotated[
     str | None,
-    Query(description="Only apply or only void rows (any case)", pattern=r"(?i)^\s*(apply|void)\s*$"),
+    Query(
+        description="Only apply or only void rows (any case)", pattern=r"(?i)^\s*(apply|void)\s*$"
+    ),
 ]
 SinceQuery = Annotated[
     str | None,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -120,7 +119,9 @@ def _number_for_a_text_parameter(case: Any) -> bool:
     if getattr(case, "data_generation_method", None) != DataGenerationMethod.negative:
         return False
     text_params = {
-        p.name for p in case.operation.query if p.definition.get("schema", {}).get("type") != "integer"
+        p.name
+        for p in case.operation.query
+        if p.definition.get("schema", {}).get("type") != "integer"
     }
     return any(
         isinstance(v, (int, float)) and not isinstance(v, bool) and k in text_params

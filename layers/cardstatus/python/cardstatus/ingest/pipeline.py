@@ -545,6 +545,4 @@ def ingest_path(
     """Ingest a local file through the same pipeline (no S3): identity is its content hash."""
     key = os.fspath(path)
     source = SourceInfo(key=key, partner=partner or "default", size_bytes=os.path.getsize(key))
-    return ingest_retrying(
-        conn, lambda: open(key, "rb"), source, cfg, progress, progress_conn
-    )
+    return ingest_retrying(conn, lambda: open(key, "rb"), source, cfg, progress, progress_conn)

@@ -126,9 +126,7 @@ COPY_REJECTS = "COPY rejected_row (file_id, line, reason, card_id, raw_row) FROM
 # on the row's id while it lives (released at the end, or by the server when the connection
 # dies), so a row whose lock can be taken belongs to a run that crashed.
 IN_PROGRESS_LOCK = "SELECT pg_advisory_lock(hashtextextended('in_progress:' || %(file_id)s, 2))"
-IN_PROGRESS_UNLOCK = (
-    "SELECT pg_advisory_unlock(hashtextextended('in_progress:' || %(file_id)s, 2))"
-)
+IN_PROGRESS_UNLOCK = "SELECT pg_advisory_unlock(hashtextextended('in_progress:' || %(file_id)s, 2))"
 
 # Stale in-progress rows of the same object (a run that crashed before it finished): removed
 # when their run's lock is free. Nothing references them (their copies were rolled back).
