@@ -95,7 +95,8 @@ def caller_identity(event: dict[str, Any]) -> str:
     iam = next((str(identity[n]) for n in ("userArn", "caller", "user") if identity.get(n)), None)
     headers = {str(k).lower(): v for k, v in (event.get("headers") or {}).items()}
     raw = str(headers.get(OPERATOR_HEADER) or "")
-    operator = " ".join("".join(c for c in raw if c.isprintable()).split())[:OPERATOR_MAX_CHARS]
+    operator = " ".join("".join(c if c.isprintable() else " " for c in raw).split())
+    operator = operator[:OPERATOR_MAX_CHARS]
     if iam and operator and operator != iam:
         return f"{iam} (operator: {operator})"
     return iam or operator or "unknown"
