@@ -37,9 +37,7 @@ def files(db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> di
     ):
         path = tmp_path / name
         path.write_text(text)
-        code, out = run(
-            capsys, "ingest", "--partner", "speedy", "--database-url", db_url, str(path)
-        )
+        _, out = run(capsys, "ingest", "--partner", "speedy", "--database-url", db_url, str(path))
         ids[name] = json.loads(out)["file_id"]
     return ids
 
