@@ -15,6 +15,7 @@
 const PAGE = "/console";
 const FILES_PAGE_SIZE = 25;
 const STUCK_STATUSES = ["PICKED_UP", "DELIVERY_EXCEPTION"];
+const FILE_CARDS_PAGE = 10; // a big file's cards never push its rejected rows far down
 const OUTCOMES = ["applied", "duplicate_file", "rejected_file", "in_progress"];
 
 // Friendly labels (the API and every URL keep the enums).
@@ -690,8 +691,10 @@ function renderReport(fileId, report, voidResult) {
         ? "Only an applied file can be voided."
         : "Withdraws this file's events from every card it touched; you see which cards change before confirming.";
 
-  const wrap = h("div", { id: "file-report" });
-  wrap.append(
+  // h() drops null children; Element.append would write "null"
+  const wrap = h(
+    "div",
+    { id: "file-report" },
     h(
       "article",
       { class: "panel", "aria-labelledby": "file-title" },
@@ -793,7 +796,7 @@ function cardLink(cardId) {
 }
 
 /** A paged list under `box`: `fetchPage(cursor)` -> {items, next_cursor}; rows by `row`. */
-async function pagedTable(box, { id, caption, headers, fetchPage, row, emptyText, moreLabel }) {
+async function pagedTable(box, { id, caption, headers, fetchPage, row, emptyText, moreLabel, wrapClass = "" }) {
   const tbody = h("tbody", {});
   const more = h("div", { class: "more" });
   let shown = 0;
@@ -805,7 +808,7 @@ async function pagedTable(box, { id, caption, headers, fetchPage, row, emptyText
     }
     if (!cursor) {
       box.replaceChildren(
-        h("div", { class: "table-wrap" }, h("table", { id },
+        h("div", { class: `table-wrap ${wrapClass}`.trim() }, h("table", { id },
           caption ? h("caption", {}, caption) : null,
           h("thead", {}, h("tr", {}, headers.map(([text, cls]) => h("th", { scope: "col", class: cls }, text)))),
           tbody)),
@@ -834,7 +837,7 @@ async function loadFileCards(fileId, action, signal) {
       id: action === "void" ? "void-cards-table" : "file-cards-table",
       headers: [["Card"], [action === "void" ? "The void changed it" : "The file changed it"], ["Status now"], ["When"]],
       fetchPage: async (cursor) => {
-        const page = await api(`/files/${enc(fileId)}/cards${query({ action, cursor })}`, { signal });
+        const page = await api(`/files/${enc(fileId)}/cards${query({ action, cursor, limit: FILE_CARDS_PAGE })}`, { signal });
         return { items: page.cards || [], next_cursor: page.next_cursor };
       },
       row: (card) => h("tr", { "data-card-id": card.card_id },
@@ -846,6 +849,7 @@ async function loadFileCards(fileId, action, signal) {
         ? "The void changed no card's status."
         : "This file changed no card's status (nothing new, or applied before files listed their cards).",
       moreLabel: "Load more cards",
+      wrapClass: "scroll-box",
     });
   } finally {
     done();
