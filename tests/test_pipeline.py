@@ -194,7 +194,7 @@ SAMPLE_NAMES = [
 def _reset(conn: Any) -> None:
     with conn.cursor() as cur:
         cur.execute(
-            "TRUNCATE card, card_event, event_copy, status_outbox, rejected_row, ingested_file"
+            "TRUNCATE card, card_event, event_copy, status_outbox, rejected_row, ingested_file, file_card_change"
         )
     conn.commit()
 

@@ -119,7 +119,6 @@ def ingest(
         raise
     finally:
         writer.close()
-        _release(run)
         run.outcomes.close()
 
 
@@ -182,17 +181,9 @@ def _drop_in_progress(run: _File) -> None:
     with contextlib.suppress(psycopg2.Error):
         with run.conn.cursor() as cur:
             cur.execute(sql.DELETE_IN_PROGRESS, {"file_id": run.file_id})
-        run.conn.commit()
-    run.in_progress = False
-
-
-def _release(run: _File) -> None:
-    if run.file_id is None or run.conn.closed or run.source is None:
-        return
-    with contextlib.suppress(psycopg2.Error):
-        with run.conn.cursor() as cur:
             cur.execute(sql.IN_PROGRESS_UNLOCK, {"file_id": run.file_id})
         run.conn.commit()
+    run.in_progress = False
 
 
 def _stored_report_of_same_object(conn: Connection, source: SourceInfo) -> dict[str, Any] | None:
@@ -344,6 +335,9 @@ def _finish(run: _File) -> dict[str, Any]:
         report.finished_at = datetime.now(UTC)
         report.timings = run.timer.timings()
         cur.execute(sql.UPDATE_FILE_REPORT, {**_file_params(run), "id": run.file_id})
+        # The row is final (and locked by this transaction until it commits): the run's
+        # session lock goes now, with no statement after the commit.
+        cur.execute(sql.IN_PROGRESS_UNLOCK, {"file_id": run.file_id})
     run.conn.commit()
     run.in_progress = False
     return report.to_json()
@@ -488,6 +482,8 @@ def _record_final(run: _File) -> dict[str, Any]:
         if run.outcomes.rejects_file is not None and report.outcome is FileOutcome.REJECTED_FILE:
             _copy_rejects(cur, report.file_id, run.outcomes.rejects_file)
         cur.execute(sql.UPDATE_FILE_REPORT, {**_file_params(run), "id": report.file_id})
+        if run.in_progress:
+            cur.execute(sql.IN_PROGRESS_UNLOCK, {"file_id": report.file_id})
     conn.commit()
     run.in_progress = False
     return report.to_json()

@@ -123,8 +123,9 @@ COPY_REJECTS = "COPY rejected_row (file_id, line, reason, card_id, raw_row) FROM
 # The file's row is committed with outcome 'in_progress' before its rows are read, in a short
 # transaction of its own, so GET /files shows it while it is ingested; the file's transaction
 # turns it into the final outcome (UPDATE_FILE_REPORT). The run holds a session advisory lock
-# on the row's id while it lives (released at the end, or by the server when the connection
-# dies), so a row whose lock can be taken belongs to a run that crashed.
+# on the row's id while it lives (released by the transaction that makes the row final, just
+# before its commit, or by the server when the connection dies), so a row whose lock can be
+# taken belongs to a run that crashed.
 IN_PROGRESS_LOCK = "SELECT pg_advisory_lock(hashtextextended('in_progress:' || %(file_id)s, 2))"
 IN_PROGRESS_UNLOCK = "SELECT pg_advisory_unlock(hashtextextended('in_progress:' || %(file_id)s, 2))"
 
