@@ -249,3 +249,19 @@ def test_enum_parameters_are_case_insensitive(db: Any) -> None:
     assert [c["card_id"] for c in page["cards"]] == ["SPX001", "SPX002", "SPX003"]
     assert page["total"] == 3 and page["total_capped"] is False
     assert page["cards"][0]["exception_count"] == 0 and page["cards"][0]["file_id"] is not None
+
+
+def test_local_restart_ingests_again_an_upload_left_in_progress(db_url: str, db: Any) -> None:
+    """`cardstatus local` re-ingests at start the uploads the database has no file for: an
+    in-progress row (the stop came mid-file) is not a file."""
+    from cardstatus_dev.local import ingested_versions
+
+    with db.cursor() as cur:
+        for key, outcome in (("incoming/a.csv", "applied"), ("incoming/b.csv", "in_progress")):
+            cur.execute(
+                "INSERT INTO ingested_file (bucket, object_key, version_id, partner, outcome,"
+                " report, started_at) VALUES ('bk', %s, 'v1', 'p', %s, '{}', now())",
+                (key, outcome),
+            )
+    db.commit()
+    assert set(ingested_versions(db_url, "bk")) == {("incoming/a.csv", "v1")}
