@@ -57,6 +57,9 @@ _RESOURCES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("/files/{file_id}/void_preview", re.compile(r"^/files/(?P<file_id>[^/]+)/void_preview/?$")),
     ("/files/{file_id}/rejects.csv", re.compile(r"^/files/(?P<file_id>[^/]+)/rejects\.csv$")),
     ("/stuck_cards", re.compile(r"^/stuck_cards/?$")),
+    ("/partners", re.compile(r"^/partners/?$")),
+    ("/partners/{partner}", re.compile(r"^/partners/(?P<partner>[^/]+)/?$")),
+    ("/phone_conflicts", re.compile(r"^/phone_conflicts/?$")),
 )
 
 # Resources served by a function other than the api function (as in the CDK stack).

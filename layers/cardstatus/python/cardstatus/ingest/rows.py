@@ -19,10 +19,10 @@ from cardstatus.normalise import (
     TimestampParser,
     classify_reason,
     clean_comment,
-    normalise_card_id,
     normalise_phone,
     vocabulary,
 )
+from cardstatus.normalise.card_id_rule import CardIdRule
 
 REPORT_DETAIL_LIMIT = 500  # rejects/warnings listed in the report; all rejects go to rejected_row
 COPY_BATCH_ROWS = 2000  # rows per COPY text block
@@ -66,7 +66,14 @@ class RowOutcomes:
             f"{line}\t{copy_escape(reason)}\t{copy_text(card_id)}\t{copy_text(raw_row)}\n".encode()
         )
 
-    def reject_row(self, line: int, reason: str, record: list[str], headers: HeaderMap) -> None:
+    def reject_row(
+        self,
+        line: int,
+        reason: str,
+        record: list[str],
+        headers: HeaderMap,
+        card_id_of: Callable[[str], str],
+    ) -> None:
         """A data row rejected by a RowError: with its card id and masked raw row."""
         keep = tuple(
             cell
@@ -75,7 +82,8 @@ class RowOutcomes:
             for cell in (record[col].strip(),)
             if cell and normalise_phone(cell, DEFAULT_PHONE_REGION).e164 is None
         )
-        self.reject(line, reason, readable_card_id(record, headers), raw_row(record, headers), keep)
+        card_id = readable_card_id(record, headers, card_id_of)
+        self.reject(line, reason, card_id, raw_row(record, headers), keep)
 
     def reject_broken(self, line: int, reason: str) -> None:
         """A row whose quoted field ran into the following rows (decode.BrokenRecord)."""
@@ -131,12 +139,15 @@ def warning_kind(warning: str) -> str:
     return " ".join(text.split())[:160]
 
 
-def readable_card_id(record: list[str], headers: HeaderMap) -> str | None:
-    """The row's card id as ingestion would store it, when it is one (never a phone)."""
+def readable_card_id(
+    record: list[str], headers: HeaderMap, card_id_of: Callable[[str], str]
+) -> str | None:
+    """The row's card id as ingestion would store it (`card_id_of`: the file's card-id rule),
+    when it is one (never a phone)."""
     if headers.card_id >= len(record):
         return None
     try:
-        return normalise_card_id(record[headers.card_id])
+        return card_id_of(record[headers.card_id])
     except RowError:
         return None
 
@@ -198,6 +209,7 @@ def normalised_rows(  # noqa: C901, PLR0912
     outcomes: RowOutcomes,
     progress: Callable[[int], None] | None = None,
     max_rows: int | None = None,
+    card_id_pattern: str | None = None,
 ) -> Iterator[bytes]:
     """Normalise each data record into a COPY text line (source_line, card_id, status,
     occurred_at, phone, comment, reason, row id), yielded in batches; record rejects; more than
@@ -207,6 +219,7 @@ def normalised_rows(  # noqa: C901, PLR0912
     parse_time = TimestampParser(partner.timezone, partner.day_first).parse
     status_of = vocabulary(partner.status_words).from_value
     region = partner.phone_region
+    normalise_card_id = CardIdRule(region, card_id_pattern)  # shape, not a phone, the pattern
     card_col, ts_col = headers.card_id, headers.timestamp
     phone_col, comment_col = headers.phone, headers.comment
     row_id_col, status_col = headers.row_id, headers.status
@@ -263,7 +276,7 @@ def normalised_rows(  # noqa: C901, PLR0912
             if row_id_col is not None and row_id_col < len(record):
                 row_id = record[row_id_col].strip()[:64].translate(escape) or "\\N"
         except RowError as exc:
-            outcomes.reject_row(line, str(exc), record, headers)
+            outcomes.reject_row(line, str(exc), record, headers, normalise_card_id)
             continue
         outcomes.valid += 1
         # card ids are [A-Za-z0-9_-] and statuses/reasons fixed words: nothing to escape.
