@@ -117,6 +117,9 @@ class Functions(Construct):
             "POWERTOOLS_LOG_LEVEL": settings.get_str("functions", "logLevel"),
             "POWERTOOLS_LOGGER_LOG_EVENT": "false",
             "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
+            # No Pydantic plugins are installed: skip the scan of every installed package's
+            # entry points when the first model is built (cold start).
+            "PYDANTIC_DISABLE_PLUGINS": "__all__",
             "DB_SSLROOTCERT": CA_BUNDLE_PATH,
             "DB_NAME": database.name,
             "DB_PORT": str(database.port),
