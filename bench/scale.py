@@ -299,7 +299,9 @@ def api_routes(url: str, n: int, iterations: int) -> dict[str, Any]:
         "files/{id}/rejects": lambda: build_event(
             "GET", f"/files/{1 + rng.randrange(files)}/rejects?limit=100"
         ),
-        "stuck_cards": lambda: build_event("GET", "/stuck_cards?status=DELIVERY_EXCEPTION&limit=50"),
+        "stuck_cards": lambda: build_event(
+            "GET", "/stuck_cards?status=DELIVERY_EXCEPTION&limit=50"
+        ),
         "stuck_cards?partner=acme": lambda: build_event(
             "GET", "/stuck_cards?status=DELIVERY_EXCEPTION&partner=acme&limit=50"
         ),
@@ -326,7 +328,7 @@ def _routes(app: Any) -> list[Any]:
 
 
 def _files_cursor(app: Any, build_event: Any) -> str:
-    with contextlib.redirect_stdout(open(os.devnull, "w")):  # noqa: SIM115
+    with contextlib.redirect_stdout(open(os.devnull, "w")):
         response = app.handler(build_event("GET", "/files?limit=50"), _Context())
     return str(json.loads(response["body"]).get("next_cursor") or "")
 
@@ -350,7 +352,8 @@ def explain_ops(url: str) -> dict[str, Any]:
             "partner": partner,
             "limit": 51,
         }
-        statements[f"STUCK_CARDS partner={partner}"] = (sql.STUCK_CARDS, stuck)
+        query = sql.STUCK_CARDS if partner is None else sql.STUCK_CARDS_OF_PARTNER
+        statements[f"STUCK_CARDS partner={partner}"] = (query, stuck)
     out: dict[str, Any] = {}
     with contextlib.closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
         for name, (query, params) in statements.items():
@@ -474,7 +477,7 @@ def capacity(url: str, n: int, seconds: float) -> list[dict[str, Any]]:
         latencies: list[list[int]] = [[] for _ in range(k)]
         stop = threading.Event()
 
-        def work(j: int) -> None:
+        def work(j: int, conns: list[Any], stop: threading.Event, out: list[int]) -> None:
             rng = random.Random(j)
             cur = conns[j].cursor()
             while not stop.is_set():
@@ -483,13 +486,17 @@ def capacity(url: str, n: int, seconds: float) -> list[dict[str, Any]]:
                 if rng.random() < 0.5:
                     cur.execute(sql.CARD_BY_ID, {"card_id": card_id(i)})
                 else:
-                    cur.execute(sql.LATEST_CARD_BY_PHONE, {"phone": "+971" + national_phone(i),
-                                                            "limit": 101})
+                    cur.execute(
+                        sql.LATEST_CARD_BY_PHONE,
+                        {"phone": "+971" + national_phone(i), "limit": 101},
+                    )
                 cur.fetchall()
-                latencies[j].append(time.perf_counter_ns() - t0)
+                out.append(time.perf_counter_ns() - t0)
 
         cpu0 = _backend_cpu_seconds(pids) if local else None
-        threads = [threading.Thread(target=work, args=(j,)) for j in range(k)]
+        threads = [
+            threading.Thread(target=work, args=(j, conns, stop, latencies[j])) for j in range(k)
+        ]
         started = time.perf_counter()
         for t in threads:
             t.start()

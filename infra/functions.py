@@ -153,7 +153,7 @@ class Functions(Construct):
             "ingest",
             self.ingest_sg,
             {
-                "DB_HOST": database.instance.db_instance_endpoint_address,
+                "DB_HOST": database.writer_endpoint,
                 "DB_USER": database.ingest_user,
                 "DB_IAM_AUTH": "true",
             },
@@ -222,15 +222,14 @@ class Functions(Construct):
         )
 
     def _build_api(self, network: Network, database: Database) -> None:
-        """api: API Gateway -> database through RDS Proxy with an IAM token."""
+        """api: API Gateway -> database (through RDS Proxy unless database.proxy is false) with
+        an IAM token."""
         self.api_sg = network.security_group("ApiSg", "api function")
-        database.allow_via_proxy(self.api_sg, "api")
         self.api = self._function(
             "Api",
             "api",
             self.api_sg,
             {
-                "DB_HOST": database.proxy.endpoint,
                 "DB_USER": database.api_user,
                 "DB_IAM_AUTH": "true",
                 # Lambda's active tracing still records the invocation; the X-Ray SDK inside
@@ -239,7 +238,10 @@ class Functions(Construct):
                 "POWERTOOLS_TRACE_DISABLED": "true",
             },
         )
-        database.proxy.grant_connect(self.api, database.api_user)
+        # Through RDS Proxy, or straight to the instance where database.proxy is false (dev).
+        self.api.add_environment(
+            "DB_HOST", database.connect_api(self.api, self.api_sg, database.api_user)
+        )
         self.api_target = self._snap_start_alias(self.api, "api")
 
     def _snap_start_alias(self, fn: lambda_.Function, name: str) -> lambda_.IFunction:
@@ -283,7 +285,7 @@ class Functions(Construct):
             "sweeper",
             self.sweeper_sg,
             {
-                "DB_HOST": database.instance.db_instance_endpoint_address,
+                "DB_HOST": database.writer_endpoint,
                 "DB_USER": database.ingest_user,
                 "DB_IAM_AUTH": "true",
             },

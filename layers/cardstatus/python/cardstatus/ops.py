@@ -309,7 +309,8 @@ def stuck_cards(
     size = parse_limit(limit, STUCK_DEFAULT_LIMIT)
     after = decode_cursor(cursor, "stuck", (datetime, str))
     params["after_at"], params["after_id"] = after if after else (None, None)
-    rows = run_query(conn, sql.STUCK_CARDS, {**params, "limit": size + 1})
+    query = sql.STUCK_CARDS if params["partner"] is None else sql.STUCK_CARDS_OF_PARTNER
+    rows = run_query(conn, query, {**params, "limit": size + 1})
     cards = [
         {
             "card_id": card_id,

@@ -83,3 +83,28 @@ WHERE c.status = %(status)s::card_status
 ORDER BY c.status_at, c.card_id
 LIMIT %(limit)s
 """
+
+# GET /stuck_cards?partner=P: the same answer as STUCK_CARDS with a partner, written as a join
+# so that the planner can start from either side: from card_open_status_age (checking each
+# card's current event, cheap when P has many of the stuck cards) or from P's open events in
+# card_event_partner_open (0018; cheap when P has few), keeping the events that are their
+# card's current status. The join's equalities make either index's order the answer's order.
+STUCK_CARDS_OF_PARTNER = """
+SELECT c.card_id,
+       c.status::text,
+       c.status_at,
+       e.partner,
+       extract(epoch FROM statement_timestamp() - c.status_at) / 3600.0
+FROM card c
+JOIN card_event e
+  ON e.card_id = c.card_id AND e.status = c.status AND e.occurred_at = c.status_at
+WHERE c.status = %(status)s::card_status
+  AND e.status = %(status)s::card_status
+  AND e.partner = %(partner)s::text
+  AND c.status_at < statement_timestamp() - make_interval(secs => %(older_than_s)s)
+  AND e.occurred_at < statement_timestamp() - make_interval(secs => %(older_than_s)s)
+  AND (%(after_at)s::timestamptz IS NULL
+       OR (c.status_at, c.card_id) > (%(after_at)s::timestamptz, %(after_id)s::text))
+ORDER BY c.status_at, c.card_id
+LIMIT %(limit)s
+"""
