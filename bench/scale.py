@@ -444,6 +444,7 @@ def ingest_and_void(url: str, data: Path) -> dict[str, Any]:
             "seconds": round(time.perf_counter() - started, 2),
             "events_removed": result.events_removed,
             "status_changes": result.status_changes,
+            "timings_ms": result.timings,
         }
     for p in (gen.path, gen.expected_path):
         Path(p).unlink(missing_ok=True)
@@ -541,6 +542,21 @@ def _server(url: str | None) -> Iterator[str]:
         server.cleanup()
 
 
+def as_api_role(url: str) -> str:
+    """The same database as the api's login role (its grants and role-level settings: read
+    only, statement_timeout), when the migrations created it and the server lets it in."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    candidate = urlunsplit(parts._replace(netloc=f"cardstatus_api@{netloc}"))
+    try:
+        psycopg2.connect(candidate).close()
+    except psycopg2.Error:
+        return url
+    return candidate
+
+
 def run_size(admin_url: str, n: int, args: argparse.Namespace) -> dict[str, Any]:
     from cardstatus.migrate import apply_migrations
     from cardstatus_dev.database import drop_database, ensure_database, with_database
@@ -555,12 +571,14 @@ def run_size(admin_url: str, n: int, args: argparse.Namespace) -> dict[str, Any]
         print(f"# {n:,} cards: build", file=sys.stderr, flush=True)
         result["build"] = build(url, n)
         print(f"  built in {result['build']['seconds']} s", file=sys.stderr, flush=True)
-        result["api"] = api_routes(with_database(admin_url, name), n, args.iterations)
+        api_url = as_api_role(with_database(admin_url, name))
+        result["api_login"] = api_url.split("://", 1)[1].split("@", 1)[0].split(":")[0]
+        result["api"] = api_routes(api_url, n, args.iterations)
         result["explain"] = explain_ops(url)
         if not args.skip_ingest:
             with tempfile.TemporaryDirectory(prefix="cardstatus-scale-data-") as data:
                 result["ingest_void"] = ingest_and_void(url, Path(data))
-        result["capacity"] = capacity(url, n, args.capacity_seconds)
+        result["capacity"] = capacity(api_url, n, args.capacity_seconds)
     finally:
         if not args.keep:
             drop_database(admin_url, name)
