@@ -545,11 +545,9 @@ def _server(url: str | None) -> Iterator[str]:
 def as_api_role(url: str) -> str:
     """The same database as the api's login role (its grants and role-level settings: read
     only, statement_timeout), when the migrations created it and the server lets it in."""
-    from urllib.parse import urlsplit, urlunsplit
+    from psycopg2.extensions import make_dsn, parse_dsn
 
-    parts = urlsplit(url)
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    candidate = urlunsplit(parts._replace(netloc=f"cardstatus_api@{netloc}"))
+    candidate = make_dsn(**{**parse_dsn(url), "user": "cardstatus_api", "password": None})
     try:
         psycopg2.connect(candidate).close()
     except psycopg2.Error:
@@ -572,7 +570,9 @@ def run_size(admin_url: str, n: int, args: argparse.Namespace) -> dict[str, Any]
         result["build"] = build(url, n)
         print(f"  built in {result['build']['seconds']} s", file=sys.stderr, flush=True)
         api_url = as_api_role(with_database(admin_url, name))
-        result["api_login"] = api_url.split("://", 1)[1].split("@", 1)[0].split(":")[0]
+        with contextlib.closing(psycopg2.connect(api_url)) as conn, conn.cursor() as cur:
+            cur.execute("SELECT current_user")
+            result["api_login"] = cur.fetchone()[0]  # type: ignore[index]
         result["api"] = api_routes(api_url, n, args.iterations)
         result["explain"] = explain_ops(url)
         if not args.skip_ingest:

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 from psycopg2.extensions import connection as Connection
 
@@ -71,7 +73,7 @@ def apply_migrations(conn: Connection) -> list[str]:
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute("SET statement_timeout = %s", (MIGRATE_STATEMENT_TIMEOUT_MS,))
-        cur.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK_KEY,))
+        _wait_for_migration_lock(cur)
         cur.execute("SET lock_timeout = %s", (MIGRATE_LOCK_TIMEOUT_MS,))
     try:
         conn.autocommit = False
@@ -116,6 +118,21 @@ def apply_migrations(conn: Connection) -> list[str]:
             cur.execute("RESET statement_timeout")
         conn.autocommit = False
     return applied_now
+
+
+def _wait_for_migration_lock(cur: Any) -> None:
+    """Take the migration lock, polling: a migrator blocked inside pg_advisory_lock() would be
+    a running statement, which a CREATE INDEX CONCURRENTLY of the migrator holding the lock
+    waits for (it waits out every older transaction): a deadlock. Between polls a waiting
+    migrator is idle and in no transaction."""
+    deadline = time.monotonic() + MIGRATE_STATEMENT_TIMEOUT_MS / 1000
+    while True:
+        cur.execute("SELECT pg_try_advisory_lock(%s)", (_MIGRATION_LOCK_KEY,))
+        if cur.fetchone()[0]:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError("another migrator held the migration lock too long; retry")
+        time.sleep(0.2)
 
 
 def _apply_outside_transaction(conn: Connection, migration: Migration) -> None:
