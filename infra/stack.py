@@ -17,6 +17,8 @@ from infra.migrations import Migrations
 from infra.monitoring import Monitoring
 from infra.nag import ack, managed_policy_finding
 from infra.network import Network
+from infra.partner_health import PartnerHealth
+from infra.privacy import Privacy
 from infra.queueing import Queueing
 from infra.settings import Settings
 from infra.storage import Storage
@@ -144,6 +146,20 @@ class CardStatusStack(Stack):
             publishers=[self.functions.ingest, self.functions.sweeper, self.void.function],
             sweeper=self.functions.sweeper,
             alarm_topic=self.monitoring.topic,
+        )
+        self.partner_health = PartnerHealth(
+            self,
+            "PartnerHealth",
+            settings=settings,
+            sweeper=self.functions.sweeper,
+            alarm_topic=self.monitoring.topic,
+        )
+        self.privacy = Privacy(
+            self,
+            "Privacy",
+            settings=settings,
+            bucket=self.storage.bucket,
+            sweeper=self.functions.sweeper,
         )
 
     def _acknowledge_cdk_singletons(self) -> None:

@@ -9,7 +9,8 @@ observability.py. Lambda handler: `functions.api.app.handler`.
 
 Routes: GET /get_card_status, POST /cards/search, GET /cards/{card_id},
 GET /cards?user_phone=…; GET /health, /files, /files/{file_id}, /files/{file_id}/rejects,
-/stuck_cards (ops_routes.py). HEAD works wherever GET does.
+/stuck_cards (ops_routes.py); GET /partners, /partners/{partner} (partner_routes.py).
+HEAD works wherever GET does.
 The OpenAPI document (docs/openapi.json) is generated from this module by
 `cardstatus_dev.openapi` (`make openapi`).
 """
@@ -25,7 +26,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cardstatus import cards
 from cardstatus.db import LazyConnection
-from functions.api import errors, ops_routes, snapstart
+from functions.api import errors, ops_routes, partner_routes, snapstart
+from functions.api.audit_trail import LookupAudit
 from functions.api.observability import (
     RequestLog,
     capture_lambda_handler,
@@ -50,7 +52,6 @@ requests = RequestLog(app)
 # One connection per warm container, opened on first use, replaced after a failure.
 DB = LazyConnection()
 
-errors.register(app, DB, requests)
 snapstart.register(app, DB)  # SnapStart runtime hooks (no-op outside Lambda)
 
 __all__ = ["DB", "app", "handler", "logger", "metrics"]
@@ -64,7 +65,10 @@ def _connection() -> Any:
     return conn
 
 
+audit_trail = LookupAudit(app, _connection)  # every card lookup, answered or 404
+errors.register(app, DB, requests, on_not_found=audit_trail.not_found)
 ops_routes.register(app, _connection, requests)
+partner_routes.register(app, _connection, requests)  # GET /partners, /partners/{partner}
 
 # --- routes --------------------------------------------------------------------------------
 
@@ -85,6 +89,7 @@ def get_card_status(card_id: CardIdQuery = None, user_phone: PhoneQuery = None) 
     app.append_context(_user_phone=user_phone, _card_id=card_id)
     valid_id, e164 = cards.status_query(card_id, user_phone)  # 400s before any database work
     body = cards.card_status(_connection(), valid_id, e164)
+    audit_trail.answered([body["card_id"], *(c["card_id"] for c in body["other_cards"])])
     requests.record("found", card_id=body["card_id"], user_phone=masked(user_phone))
     return body  # type: ignore[return-value]  # validated and serialised by Powertools
 
@@ -110,6 +115,7 @@ def search_cards(query: Annotated[CardSearchIn, Body()]) -> CardStatusOut:
 def get_card(card_id: CardIdPath) -> CardOut:
     app.append_context(_card_id=card_id)
     body = cards.card_by_id(_connection(), cards.validate_card_id(card_id))
+    audit_trail.answered([body["card_id"]])
     requests.record("found", card_id=card_id)
     return body  # type: ignore[return-value]
 
@@ -125,6 +131,7 @@ def list_cards(user_phone: PhoneQuery = None) -> CardListOut:
     app.append_context(_user_phone=user_phone)
     e164 = cards.parse_phone(user_phone)
     body = cards.phone_cards(_connection(), e164)  # {"cards": []} for a phone without cards
+    audit_trail.answered(c["card_id"] for c in body["cards"])
     requests.record("found", count=len(body["cards"]), user_phone=masked(user_phone))
     return body  # type: ignore[return-value]
 

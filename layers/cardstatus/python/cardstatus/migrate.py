@@ -121,17 +121,17 @@ def apply_migrations(conn: Connection) -> list[str]:
 
 
 def _wait_for_migration_lock(cur: Any) -> None:
-    """Take the migration lock, polling: a migrator blocked inside pg_advisory_lock() would be
-    a running statement, which a CREATE INDEX CONCURRENTLY of the migrator holding the lock
-    waits for (it waits out every older transaction): a deadlock. Between polls a waiting
-    migrator is idle and in no transaction."""
+    """Take the migration lock, polling instead of blocking in pg_advisory_lock: a migrator
+    blocked inside a statement holds a snapshot, and CREATE INDEX CONCURRENTLY in the migrator
+    that holds the lock waits for every older snapshot to end — a deadlock between two deploys.
+    Gives up after MIGRATE_STATEMENT_TIMEOUT_MS, like a blocked statement would."""
     deadline = time.monotonic() + MIGRATE_STATEMENT_TIMEOUT_MS / 1000
     while True:
         cur.execute("SELECT pg_try_advisory_lock(%s)", (_MIGRATION_LOCK_KEY,))
         if cur.fetchone()[0]:
             return
-        if time.monotonic() > deadline:
-            raise TimeoutError("another migrator held the migration lock too long; retry")
+        if time.monotonic() >= deadline:
+            raise TimeoutError("another migrator held the migration lock for too long")
         time.sleep(0.2)
 
 
