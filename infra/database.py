@@ -296,18 +296,23 @@ class Database(Construct):
         """Let the api function (its role and security group) log in as `user` with an IAM
         token: through the proxy when there is one, else directly to the instance. Returns the
         host it connects to."""
-        readers = self.cluster is not None and self._readers > 0
         if self.proxy is not None:
             self.allow_via_proxy(sg, "api")
             self.proxy.grant_connect(fn, user)
-            if readers:  # Aurora with readers: the api only reads, through the readers
-                return self._read_only_endpoint
             return self.proxy.endpoint
         self.allow_direct(sg, "api")
         self.grant_connect_direct(fn, user)
-        if readers and self.cluster is not None:
-            return self.cluster.cluster_read_endpoint.hostname
         return self.writer_endpoint
+
+    def api_read_endpoint(self) -> str | None:
+        """Aurora with readers: the host that reaches them (the proxy's READ_ONLY endpoint, or
+        the cluster's reader endpoint without a proxy); None otherwise. The api gets it as
+        DB_READ_HOST; DB_HOST stays the writer's, which its audit row per lookup needs."""
+        if self.cluster is None or not self._readers:
+            return None
+        if self.proxy is not None:
+            return self._read_only_endpoint
+        return self.cluster.cluster_read_endpoint.hostname
 
     def _acknowledge(self, settings: Settings) -> None:
         if self.cluster is not None:

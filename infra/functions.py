@@ -246,6 +246,9 @@ class Functions(Construct):
         self.api.add_environment(
             "DB_HOST", database.connect_api(self.api, self.api_sg, database.api_user)
         )
+        read_host = database.api_read_endpoint()  # Aurora with a reader (infra/aurora.py)
+        if read_host is not None:
+            self.api.add_environment("DB_READ_HOST", read_host)
         self.api_target = self._snap_start_alias(self.api, "api")
 
     def _snap_start_alias(self, fn: lambda_.Function, name: str) -> lambda_.IFunction:

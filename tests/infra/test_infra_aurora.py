@@ -69,6 +69,7 @@ def test_dev_aurora_scales_to_zero_and_pauses_without_proxy(dev_aurora: Synthesi
     assert scaling["MinCapacity"] == 0 and scaling["SecondsUntilAutoPause"] > 0
     assert dev_aurora.of_type("AWS::RDS::DBProxy") == {}
     assert "DatabaseCluster" in _blob(_api_env(dev_aurora)["DB_HOST"])
+    assert "DB_READ_HOST" not in _api_env(dev_aurora)  # no reader in dev
     assert dev_aurora.of_type("AWS::RDS::DBInstance").keys() == {
         k for k in dev_aurora.of_type("AWS::RDS::DBInstance") if "Writer" in k
     }
@@ -92,7 +93,11 @@ def test_prod_aurora_reader_and_read_only_proxy_endpoint_for_the_api(
     assert proxy["RequireTLS"] and proxy["DefaultAuthScheme"] == "IAM_AUTH"
     endpoint = next(iter(prod_aurora.of_type("AWS::RDS::DBProxyEndpoint").values()))
     assert endpoint["Properties"]["TargetRole"] == "READ_ONLY"
-    assert "DatabaseProxyReadOnly" in _blob(_api_env(prod_aurora)["DB_HOST"])
+    # The reader's endpoint is the api's DB_READ_HOST; DB_HOST stays the writer's through the
+    # proxy (each lookup writes its audit row).
+    assert "DatabaseProxyReadOnly" in _blob(_api_env(prod_aurora)["DB_READ_HOST"])
+    assert "DatabaseProxy" in _blob(_api_env(prod_aurora)["DB_HOST"])
+    assert "ReadOnly" not in _blob(_api_env(prod_aurora)["DB_HOST"])
     assert _api_env(prod_aurora)["DB_USER"] == dbroles.API
 
 
