@@ -27,7 +27,9 @@ def _synth(env: str) -> Synthesised:
         from infra.stack import CardStatusStack
 
         context = {"env": env, "cardstatus:layerBuild": "cached", "database": "aurora"}
-        app = build_app(context, outdir=tempfile.mkdtemp(prefix=f"cardstatus-cdk-aurora-{env}-"))
+        outdir = tempfile.mkdtemp(prefix=f"cardstatus-cdk-aurora-{env}-")
+        # The shipped cdk.json, example principals and all (as tests/infra/conftest.py).
+        app = build_app(context, outdir=outdir, example_values_ok=True)
         stack = next(c for c in app.node.children if isinstance(c, CardStatusStack))
         app.synth()
         _aurora[env] = Synthesised(app=app, stack=stack, template=Template.from_stack(stack))
