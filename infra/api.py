@@ -116,7 +116,18 @@ class Api(Construct):
         self._build_methods(handler)
         self._build_usage_plans(settings, callers)
         self._build_invoke_policy(stage_name)
-        self._build_waf(settings)
+        if settings.get_bool("api", "waf"):
+            self._build_waf(settings)
+        else:
+            # dev (api.waf false in cdk.json): the web ACL and its rules cost ~$8/month idle
+            # (`make cost`); every method still requires SigV4 from an allow-listed caller,
+            # with stage throttling and usage-plan quotas. prod keeps WAF.
+            ack(
+                self.rest_api.deployment_stage,
+                "AwsSolutions-APIG3",
+                f"{settings.env_name}: no WAF to save its fixed cost; IAM-only methods, stage "
+                "throttling and per-caller quotas remain; prod sets api.waf=true.",
+            )
         self._acknowledge(stage_name, create_cloudwatch_role)
         CfnOutput(Stack.of(self), "ApiUrl", value=self.rest_api.url)
         CfnOutput(Stack.of(self), "InvokePolicyArn", value=self.invoke_policy.managed_policy_arn)

@@ -51,8 +51,10 @@ OptionalReason = Annotated[
 CARD_ID_DESCRIPTION = "Card id: 1-64 ASCII letters, digits, '_' or '-'"
 
 
+# defer_build: a model's validator and serialiser are built when a request first needs them
+# (cold start: a container serving only lookups never builds the ops models).
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class HistoryEntryOut(_Strict):
@@ -171,7 +173,7 @@ class FileReportOut(BaseModel):
     """The stored report (every field ingestion wrote: file, counts, rejects, warnings, timings,
     ...) plus the file's id and its void fields."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     file_id: int
     outcome: Outcome

@@ -113,6 +113,18 @@ def test_every_ops_statement_is_an_index_scan(bulk_db: Any) -> None:
             {**STUCK, "status": "DELIVERY_EXCEPTION", "partner": "acme", **NO_CURSOR},
             "card_open_status_age",
         ),
+        # The statement ops.stuck_cards runs with a partner (0018): a partner with no stuck
+        # card starts from its own open events, not from every stuck card.
+        "stuck of a partner without stuck cards": (
+            sql.STUCK_CARDS_OF_PARTNER,
+            {**STUCK, "partner": "nobody", **NO_CURSOR},
+            "card_event_partner_open",
+        ),
+        "stuck of a partner, next page": (
+            sql.STUCK_CARDS_OF_PARTNER,
+            {**STUCK, "partner": "quark", "after_at": "2023-02-01T00:00:00Z", "after_id": "B1"},
+            "card_event_partner_open",
+        ),
     }
     for name, (query, params, index) in statements.items():
         plan = _plan(bulk_db, query, {**params, "limit": ops.MAX_LIMIT + 1})
@@ -121,6 +133,9 @@ def test_every_ops_statement_is_an_index_scan(bulk_db: Any) -> None:
         assert index in plan, f"{name}:\n{plan}"
         if query is sql.STUCK_CARDS:
             assert "card_event_pkey" in plan, f"{name}:\n{plan}"  # the partner lookup
+        if query is sql.STUCK_CARDS_OF_PARTNER:  # each event's card: one index probe
+            assert "Nested Loop" in plan, f"{name}:\n{plan}"
+            assert "Hash" not in plan, f"{name}:\n{plan}"
 
     # The first page's total of stuck cards reads along an index up to its cap (10,000): no
     # sequential scan; the planner may pick either index on status_at (then an incremental

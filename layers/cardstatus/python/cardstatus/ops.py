@@ -335,7 +335,8 @@ def stuck_cards(
     size = parse_limit(limit, STUCK_DEFAULT_LIMIT)
     after = decode_cursor(cursor, "stuck", (datetime, str))
     params["after_at"], params["after_id"] = after if after else (None, None)
-    rows = run_query(conn, sql.STUCK_CARDS, {**params, "limit": size + 1})
+    query = sql.STUCK_CARDS if params["partner"] is None else sql.STUCK_CARDS_OF_PARTNER
+    rows = run_query(conn, query, {**params, "limit": size + 1})
     cards = [
         {
             "card_id": card_id,
@@ -369,7 +370,8 @@ def stuck_cards(
     if after is None:  # the first page says how many there are (up to STUCK_TOTAL_CAP)
         found = len(cards)
         if next_cursor is not None:
-            counted = run_query(conn, sql.STUCK_COUNT, {**params, "cap": STUCK_TOTAL_CAP + 1})
+            count = sql.STUCK_COUNT if params["partner"] is None else sql.STUCK_COUNT_OF_PARTNER
+            counted = run_query(conn, count, {**params, "cap": STUCK_TOTAL_CAP + 1})
             found = int(counted[0][0])
         total, total_capped = min(found, STUCK_TOTAL_CAP), found > STUCK_TOTAL_CAP
     return {
