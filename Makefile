@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 NODE_STAMP := node_modules/.installed
 
-.PHONY: venv node lock run test unit lint typecheck openapi bench reliability synth clean mutation
+.PHONY: venv node lock run test unit lint typecheck openapi bench reliability synth clean mutation cost
 
 $(STAMP): requirements.lock requirements-dev.txt pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ required"'
@@ -74,6 +74,11 @@ reliability: $(STAMP)
 mutation: $(STAMP)
 	$(BIN)/python -m pip install -q "mutmut==3.8.1"
 	$(BIN)/python tests/mutation/run.py $(MODULES)
+
+# Fixed monthly and per-use cost of each environment (dev, prod) from the synthesised template
+# and the dated price table in infra/pricing/ (offline; see infra/cost.py).
+cost: $(STAMP) $(NODE_STAMP)
+	$(BIN)/python -m infra.cost dev prod
 
 synth: $(STAMP) $(NODE_STAMP)
 	npx cdk synth --quiet

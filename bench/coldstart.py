@@ -112,6 +112,7 @@ STACK_ENV: dict[str, dict[str, str]] = {
         "POWERTOOLS_LOG_LEVEL": "INFO",
         "POWERTOOLS_LOGGER_LOG_EVENT": "false",
         "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
+        "PYDANTIC_DISABLE_PLUGINS": "__all__",
     },
     "api": {"POWERTOOLS_SERVICE_NAME": "cardstatus-api", "POWERTOOLS_TRACE_DISABLED": "true"},
     "ingest": {"POWERTOOLS_SERVICE_NAME": "cardstatus-ingest"},

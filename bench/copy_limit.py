@@ -1,9 +1,9 @@
 """The limit: COPY of the exact rows an ingest stored, into clones of every table it filled.
 
 Run on the database `cardstatus ingest` has just filled: the rows of card_event (events),
-event_copy (provenance), card (projection) and status_outbox (status-change
-events) are dumped with COPY TO (not timed), then loaded
-with COPY FROM into `bench_<table>` clones (CREATE TABLE … (LIKE … INCLUDING ALL): the same
+event_copy (provenance), card (projection), status_outbox (status-change events) and
+file_card_change (the cards each file changed, 0016) are dumped with COPY TO (not timed), then
+loaded with COPY FROM into `bench_<table>` clones (CREATE TABLE … (LIKE … INCLUDING ALL): the same
 columns, defaults, constraints and indexes) in one transaction; COPY + commit is timed.
 Prints one JSON line: rows per table, seconds. Run as a child process by ``python -m bench``
 so that its peak RSS is measured alone.
@@ -20,14 +20,14 @@ from pathlib import Path
 
 import psycopg2
 
-TABLES = ("card_event", "event_copy", "card", "status_outbox")
+TABLES = ("card_event", "event_copy", "card", "status_outbox", "file_card_change")
 
 
 def main() -> None:
     url = sys.argv[1]
     conn = psycopg2.connect(url)
     rows: dict[str, int] = {}
-    with conn.cursor() as cur:  # (a schema before migration 0006 has no provenance/outbox)
+    with conn.cursor() as cur:  # (older schemas lack provenance/outbox (0006), file links (0016))
         cur.execute(
             "SELECT t FROM unnest(%s::text[]) t WHERE to_regclass(t) IS NOT NULL", (list(TABLES),)
         )

@@ -55,9 +55,20 @@ ROUTES: dict[str, dict[str, bool]] = {
 # Operations routes (README "Operations"), read-only like the card routes. Path parameters are
 # required by their resource; every query parameter is optional (the API names a bad one).
 OPS_ROUTES: dict[str, dict[str, bool]] = {
-    "/files": {"partner": False, "outcome": False, "since": False, "limit": False, "cursor": False},
+    "/files": {
+        "partner": False,
+        "outcome": False,
+        "since": False,
+        "limit": False,
+        "cursor": False,
+        "has_rejects": False,
+    },
     "/files/{file_id}": {},
     "/files/{file_id}/rejects": {"cursor": False, "limit": False},
+    # files <-> cards, void preview, rejects as CSV (functions/api/file_routes.py)
+    "/files/{file_id}/cards": {"action": False, "cursor": False, "limit": False},
+    "/files/{file_id}/void_preview": {"cursor": False, "limit": False},
+    "/files/{file_id}/rejects.csv": {},
     "/stuck_cards": {
         "status": False,
         "older_than_hours": False,
@@ -105,7 +116,18 @@ class Api(Construct):
         self._build_methods(handler)
         self._build_usage_plans(settings, callers)
         self._build_invoke_policy(stage_name)
-        self._build_waf(settings)
+        if settings.get_bool("api", "waf"):
+            self._build_waf(settings)
+        else:
+            # dev (api.waf false in cdk.json): the web ACL and its rules cost ~$8/month idle
+            # (`make cost`); every method still requires SigV4 from an allow-listed caller,
+            # with stage throttling and usage-plan quotas. prod keeps WAF.
+            ack(
+                self.rest_api.deployment_stage,
+                "AwsSolutions-APIG3",
+                f"{settings.env_name}: no WAF to save its fixed cost; IAM-only methods, stage "
+                "throttling and per-caller quotas remain; prod sets api.waf=true.",
+            )
         self._acknowledge(stage_name, create_cloudwatch_role)
         CfnOutput(Stack.of(self), "ApiUrl", value=self.rest_api.url)
         CfnOutput(Stack.of(self), "InvokePolicyArn", value=self.invoke_policy.managed_policy_arn)

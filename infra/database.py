@@ -25,9 +25,10 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_rds as rds
 from aws_cdk import aws_secretsmanager as secretsmanager
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from cardstatus import dbroles
+from infra import aurora
 from infra.nag import ack
 from infra.network import Network, retention_days
 from infra.settings import Settings
@@ -57,6 +58,15 @@ SERVER_LOG_PARAMETERS: dict[str, str] = {
 }
 
 
+def _default_child(construct: IConstruct) -> IConstruct:
+    child = construct.node.default_child
+    assert child is not None
+    return child
+
+
+SESSION_PARAMETERS = {"idle_in_transaction_session_timeout": "600000"}
+
+
 class Database(Construct):
     def __init__(
         self, scope: Construct, construct_id: str, *, settings: Settings, network: Network
@@ -76,18 +86,33 @@ class Database(Construct):
             removal_policy=data_removal_policy(settings),
         )
         self.db_sg = network.security_group("DbSg", "PostgreSQL instance")
-        self.proxy_sg = network.security_group("ProxySg", "RDS Proxy in front of PostgreSQL")
         self.rotation_sg = network.security_group("RotationSg", "Secret rotation function")
-        for client, what in ((self.proxy_sg, "proxy"), (self.rotation_sg, "rotation")):
-            self.allow_direct(client, what)
+        self.allow_direct(self.rotation_sg, "rotation")
         network.allow_https_to_endpoints(self.rotation_sg)
 
-        self._build_instance(settings, network)
+        self.engine = settings.get_str("database", "engine")
+        if self.engine not in ("postgres", "aurora"):
+            raise ValueError(f"database.engine: {self.engine!r} is neither postgres nor aurora")
+        self.instance: rds.DatabaseInstance | None = None
+        self.cluster: rds.DatabaseCluster | None = None
+        self._readers = 0
+        if self.engine == "aurora":
+            self._build_cluster(settings, network)
+        else:
+            self._build_instance(settings, network)
         self._build_rotation(settings, network)
-        self._build_proxy(settings, network)
+        # database.proxy (cdk.json): prod keeps RDS Proxy in front of the api (connection
+        # pooling for hundreds of concurrent api environments); dev, whose few connections the
+        # instance takes directly, saves the proxy's 2-vCPU minimum (~$22/month, `make cost`):
+        # the api then logs in to the instance itself, with the same IAM token and role.
+        self.proxy: rds.DatabaseProxy | None = None
+        if settings.get_bool("database", "proxy"):
+            self.proxy_sg = network.security_group("ProxySg", "RDS Proxy in front of PostgreSQL")
+            self.allow_direct(self.proxy_sg, "proxy")
+            self.proxy = self._build_proxy(settings, network)
+            CfnOutput(Stack.of(self), "ProxyEndpoint", value=self.proxy.endpoint)
         self._acknowledge(settings)
-        CfnOutput(Stack.of(self), "DbEndpoint", value=self.instance.db_instance_endpoint_address)
-        CfnOutput(Stack.of(self), "ProxyEndpoint", value=self.proxy.endpoint)
+        CfnOutput(Stack.of(self), "DbEndpoint", value=self.writer_endpoint)
         CfnOutput(Stack.of(self), "DbSecretArn", value=self.secret.secret_arn)
 
     def _build_instance(self, settings: Settings, network: Network) -> None:
@@ -97,7 +122,7 @@ class Database(Construct):
         identifier = f"{settings.resource_prefix}-db"
         log_groups = self._build_log_groups(settings, identifier)
         pi = settings.get_bool("database", "performanceInsights")
-        self.instance = rds.DatabaseInstance(
+        instance = rds.DatabaseInstance(
             self,
             "Instance",
             instance_identifier=identifier,
@@ -134,8 +159,33 @@ class Database(Construct):
             performance_insight_retention=rds.PerformanceInsightRetention.DEFAULT if pi else None,
         )
         for group in log_groups:
-            self.instance.node.add_dependency(group)
-        self._keep_master_secret(settings)
+            instance.node.add_dependency(group)
+        self.instance = instance
+        self.monitored: rds.DatabaseInstance | rds.DatabaseCluster = instance
+        self.writer_endpoint: str = instance.db_instance_endpoint_address
+        self.resource: IConstruct = _default_child(instance)
+        self._resource_id = instance.instance_resource_id
+        self._keep_master_secret(settings, instance)
+
+    def _build_cluster(self, settings: Settings, network: Network) -> None:
+        """Aurora PostgreSQL Serverless v2 (infra/aurora.py) with the same contract."""
+        identifier = f"{settings.resource_prefix}-db"
+        log_group = aurora.cluster_log_group(self, settings, identifier)
+        cluster = aurora.build_cluster(
+            self,
+            settings,
+            network,
+            {"rds.force_ssl": "1", **SERVER_LOG_PARAMETERS, **SESSION_PARAMETERS},
+            rds.Credentials.from_generated_secret(MASTER_USER, encryption_key=self.key),
+        )
+        cluster.node.add_dependency(log_group)
+        self.cluster = cluster
+        self._readers = int(settings.get("database", "aurora").get("readers") or 0)
+        self.monitored = cluster
+        self.writer_endpoint = cluster.cluster_endpoint.hostname
+        self.resource = _default_child(cluster)
+        self._resource_id = cluster.cluster_resource_identifier
+        self._keep_master_secret(settings, cluster)
 
     def _build_parameters(
         self, settings: Settings
@@ -150,11 +200,7 @@ class Database(Construct):
             "Parameters",
             engine=engine,
             description="cardstatus: TLS only, no statement text in the log, lock-wait logging",
-            parameters={
-                "rds.force_ssl": "1",
-                **SERVER_LOG_PARAMETERS,
-                "idle_in_transaction_session_timeout": "600000",
-            },
+            parameters={"rds.force_ssl": "1", **SERVER_LOG_PARAMETERS, **SESSION_PARAMETERS},
         )
         return engine, parameters
 
@@ -177,13 +223,15 @@ class Database(Construct):
             for kind in ("postgresql", "upgrade")
         ]
 
-    def _keep_master_secret(self, settings: Settings) -> None:
+    def _keep_master_secret(
+        self, settings: Settings, database: rds.DatabaseInstance | rds.DatabaseCluster
+    ) -> None:
         """self.secret: the master secret, retained with a retained database."""
-        assert self.instance.secret is not None
-        self.secret: secretsmanager.ISecret = self.instance.secret
+        assert database.secret is not None
+        self.secret: secretsmanager.ISecret = database.secret
         if removal_policy(settings) != RemovalPolicy.DESTROY:
             # A retained database keeps the credential of its master user.
-            master_secret = self.instance.node.find_child("Secret").node.default_child
+            master_secret = database.node.find_child("Secret").node.default_child
             assert isinstance(master_secret, CfnResource)
             master_secret.apply_removal_policy(RemovalPolicy.RETAIN)
 
@@ -202,7 +250,7 @@ class Database(Construct):
             ),
         )
 
-    def _build_proxy(self, settings: Settings, network: Network) -> None:
+    def _build_proxy(self, settings: Settings, network: Network) -> rds.DatabaseProxy:
         """RDS Proxy for the api function: TLS, end-to-end IAM as the api role."""
         vpc = network.vpc
         self.proxy_role = iam.Role(
@@ -211,10 +259,12 @@ class Database(Construct):
             assumed_by=iam.ServicePrincipal("rds.amazonaws.com"),
             description="RDS Proxy: end-to-end IAM authentication to the database",
         )
-        self.proxy = rds.DatabaseProxy(
+        proxy = rds.DatabaseProxy(
             self,
             "Proxy",
-            proxy_target=rds.ProxyTarget.from_instance(self.instance),
+            proxy_target=rds.ProxyTarget.from_cluster(self.cluster)
+            if self.cluster is not None
+            else rds.ProxyTarget.from_instance(self.instance),  # type: ignore[arg-type]
             vpc=vpc,
             vpc_subnets=network.data_subnets,
             security_groups=[self.proxy_sg],
@@ -236,8 +286,39 @@ class Database(Construct):
                 resources=[self.instance_user_arn(self.api_user)],
             )
         )
+        if self.cluster is not None and self._readers:
+            self._read_only_endpoint = aurora.read_only_proxy_endpoint(
+                self, settings, proxy, network, self.proxy_sg
+            )
+        return proxy
+
+    def connect_api(self, fn: iam.IGrantable, sg: ec2.SecurityGroup, user: str) -> str:
+        """Let the api function (its role and security group) log in as `user` with an IAM
+        token: through the proxy when there is one, else directly to the instance. Returns the
+        host it connects to."""
+        if self.proxy is not None:
+            self.allow_via_proxy(sg, "api")
+            self.proxy.grant_connect(fn, user)
+            return self.proxy.endpoint
+        self.allow_direct(sg, "api")
+        self.grant_connect_direct(fn, user)
+        return self.writer_endpoint
+
+    def api_read_endpoint(self) -> str | None:
+        """Aurora with readers: the host that reaches them (the proxy's READ_ONLY endpoint, or
+        the cluster's reader endpoint without a proxy); None otherwise. The api gets it as
+        DB_READ_HOST; DB_HOST stays the writer's, which its audit row per lookup needs."""
+        if self.cluster is None or not self._readers:
+            return None
+        if self.proxy is not None:
+            return self._read_only_endpoint
+        return self.cluster.cluster_read_endpoint.hostname
 
     def _acknowledge(self, settings: Settings) -> None:
+        if self.cluster is not None:
+            self._acknowledge_cluster(settings, self.cluster)
+            return
+        assert self.instance is not None
         if not settings.get_bool("database", "multiAz"):
             ack(
                 self.instance,
@@ -257,12 +338,26 @@ class Database(Construct):
             "isolated subnets, so a non-standard port adds no protection.",
         )
 
+    def _acknowledge_cluster(self, settings: Settings, cluster: rds.DatabaseCluster) -> None:
+        if not settings.get_bool("database", "deletionProtection"):
+            ack(
+                cluster,
+                "AwsSolutions-RDS10",
+                f"{settings.env_name}: torn down freely; prod sets database.deletionProtection.",
+            )
+        ack(
+            cluster,
+            "AwsSolutions-RDS11",
+            "Default port kept: the cluster is only reachable from known security groups in "
+            "isolated subnets, so a non-standard port adds no protection.",
+        )
+
     def instance_user_arn(self, user: str) -> str:
-        """rds-db:connect resource of a database user, directly on the instance."""
+        """rds-db:connect resource of a database user, directly on the instance (or cluster)."""
         return Stack.of(self).format_arn(
             service="rds-db",
             resource="dbuser",
-            resource_name=f"{self.instance.instance_resource_id}/{user}",
+            resource_name=f"{self._resource_id}/{user}",
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
 
@@ -282,5 +377,6 @@ class Database(Construct):
         client.add_egress_rule(self.db_sg, ec2.Port.tcp(self.port), "PostgreSQL to the instance")
 
     def allow_via_proxy(self, client: ec2.SecurityGroup, what: str) -> None:
+        assert self.proxy is not None, "no RDS Proxy in this environment (database.proxy)"
         self.proxy_sg.add_ingress_rule(client, ec2.Port.tcp(self.port), f"PostgreSQL from {what}")
         client.add_egress_rule(self.proxy_sg, ec2.Port.tcp(self.port), "PostgreSQL to the proxy")

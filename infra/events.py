@@ -110,7 +110,7 @@ class Events(Construct):
             "Endpoint",
             vpc=network.vpc,
             service=ec2.InterfaceVpcEndpointAwsService.EVENTBRIDGE,
-            subnets=network.app_subnets,
+            subnets=network.endpoint_subnets,
             security_groups=[self.endpoint_sg],
             private_dns_enabled=True,
             open=False,

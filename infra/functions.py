@@ -122,6 +122,9 @@ class Functions(Construct):
             "POWERTOOLS_LOG_LEVEL": settings.get_str("functions", "logLevel"),
             "POWERTOOLS_LOGGER_LOG_EVENT": "false",
             "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
+            # No Pydantic plugins are installed: skip the scan of every installed package's
+            # entry points when the first model is built (cold start).
+            "PYDANTIC_DISABLE_PLUGINS": "__all__",
             "DB_SSLROOTCERT": CA_BUNDLE_PATH,
             "DB_NAME": database.name,
             "DB_PORT": str(database.port),
@@ -160,7 +163,7 @@ class Functions(Construct):
             "ingest",
             self.ingest_sg,
             {
-                "DB_HOST": database.instance.db_instance_endpoint_address,
+                "DB_HOST": database.writer_endpoint,
                 "DB_USER": database.ingest_user,
                 "DB_IAM_AUTH": "true",
             },
@@ -229,16 +232,15 @@ class Functions(Construct):
         )
 
     def _build_api(self, network: Network, database: Database) -> None:
-        """api: API Gateway -> database through RDS Proxy with an IAM token."""
+        """api: API Gateway -> database (through RDS Proxy unless database.proxy is false) with
+        an IAM token."""
         self.api_sg = network.security_group("ApiSg", "api function")
-        database.allow_via_proxy(self.api_sg, "api")
         network.allow_https_to_endpoints(self.api_sg)  # the phone hash key (infra/phonekey.py)
         self.api = self._function(
             "Api",
             "api",
             self.api_sg,
             {
-                "DB_HOST": database.proxy.endpoint,
                 "DB_USER": database.api_user,
                 "DB_IAM_AUTH": "true",
                 # Lambda's active tracing still records the invocation; the X-Ray SDK inside
@@ -247,7 +249,13 @@ class Functions(Construct):
                 "POWERTOOLS_TRACE_DISABLED": "true",
             },
         )
-        database.proxy.grant_connect(self.api, database.api_user)
+        # Through RDS Proxy, or straight to the instance where database.proxy is false (dev).
+        self.api.add_environment(
+            "DB_HOST", database.connect_api(self.api, self.api_sg, database.api_user)
+        )
+        read_host = database.api_read_endpoint()  # Aurora with a reader (infra/aurora.py)
+        if read_host is not None:
+            self.api.add_environment("DB_READ_HOST", read_host)
         self.api_target = self._snap_start_alias(self.api, "api")
 
     def _snap_start_alias(self, fn: lambda_.Function, name: str) -> lambda_.IFunction:
@@ -291,7 +299,7 @@ class Functions(Construct):
             "sweeper",
             self.sweeper_sg,
             {
-                "DB_HOST": database.instance.db_instance_endpoint_address,
+                "DB_HOST": database.writer_endpoint,
                 "DB_USER": database.ingest_user,
                 "DB_IAM_AUTH": "true",
             },

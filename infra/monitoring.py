@@ -38,8 +38,8 @@ class Monitoring(Construct):
         migrate: lambda_.IFunction,
         rest_api: apigw.RestApi,
         access_logs: logs.ILogGroup,
-        instance: rds.DatabaseInstance,
-        proxy: rds.DatabaseProxy,
+        instance: rds.DatabaseInstance | rds.DatabaseCluster,
+        proxy: rds.DatabaseProxy | None,
     ) -> None:
         super().__init__(scope, construct_id)
         prefix = settings.resource_prefix
@@ -262,9 +262,13 @@ class Monitoring(Construct):
         ).node.add_dependency(per_caller)
 
     def _build_database_alarms(
-        self, settings: Settings, instance: rds.DatabaseInstance, proxy: rds.DatabaseProxy
-    ) -> cw.IMetric:
-        """Database alarms; returns the proxy pinning metric (for the dashboard)."""
+        self,
+        settings: Settings,
+        instance: rds.DatabaseInstance | rds.DatabaseCluster,
+        proxy: rds.DatabaseProxy | None,
+    ) -> cw.IMetric | None:
+        """Database alarms; returns the proxy pinning metric (for the dashboard), None without
+        a proxy."""
         # -- database -----------------------------------------------------------------------
         self._alarm(
             "DbCpu",
@@ -279,13 +283,24 @@ class Monitoring(Construct):
             settings.get_int("alarms", "dbConnections"),
             "Database connections near the instance limit.",
         )
-        self._alarm(
-            "DbFreeStorageLow",
-            instance.metric_free_storage_space(period=FIVE_MIN, statistic="Minimum"),
-            2 * 1024**3,
-            "Less than 2 GiB of database storage left (autoscaling may be at its maximum).",
-            comparison=cw.ComparisonOperator.LESS_THAN_THRESHOLD,
-        )
+        if isinstance(instance, rds.DatabaseInstance):
+            self._alarm(
+                "DbFreeStorageLow",
+                instance.metric_free_storage_space(period=FIVE_MIN, statistic="Minimum"),
+                2 * 1024**3,
+                "Less than 2 GiB of database storage left (autoscaling may be at its maximum).",
+                comparison=cw.ComparisonOperator.LESS_THAN_THRESHOLD,
+            )
+        else:  # Aurora storage grows by itself; capacity is what runs out
+            self._alarm(
+                "DbCapacityHigh",
+                instance.metric_acu_utilization(period=FIVE_MIN, statistic="Average"),
+                90,
+                "Aurora capacity above 90% of database.aurora.maxCapacity.",
+                periods=3,
+            )
+        if proxy is None:
+            return None
         pinned = cw.Metric(
             namespace="AWS/RDS",
             metric_name="DatabaseConnectionsCurrentlySessionPinned",
@@ -311,8 +326,8 @@ class Monitoring(Construct):
         rest_api: apigw.RestApi,
         requests: cw.IMetric,
         not_found: cw.IMetric,
-        instance: rds.DatabaseInstance,
-        pinned: cw.IMetric,
+        instance: rds.DatabaseInstance | rds.DatabaseCluster,
+        pinned: cw.IMetric | None,
     ) -> None:
         prefix = self._prefix
         # -- dashboard -----------------------------------------------------------------------
@@ -373,8 +388,8 @@ class Monitoring(Construct):
     def _latency_and_database_widgets(
         api_function: lambda_.IFunction,
         rest_api: apigw.RestApi,
-        instance: rds.DatabaseInstance,
-        pinned: cw.IMetric,
+        instance: rds.DatabaseInstance | rds.DatabaseCluster,
+        pinned: cw.IMetric | None,
     ) -> list[cw.IWidget]:
         """The dashboard's third row: API latency, database, RDS Proxy pinning."""
         return [
@@ -393,5 +408,9 @@ class Monitoring(Construct):
                 right=[instance.metric_database_connections()],
                 width=8,
             ),
-            cw.GraphWidget(title="RDS Proxy pinning", left=[pinned], width=8),
+            *(
+                [cw.GraphWidget(title="RDS Proxy pinning", left=[pinned], width=8)]
+                if pinned
+                else []
+            ),
         ]

@@ -88,6 +88,12 @@ class Network(Construct):
         )
         self.app_subnets = ec2.SubnetSelection(subnet_group_name="app")
         self.data_subnets = ec2.SubnetSelection(subnet_group_name="data")
+        # Interface endpoints bill per AZ (~$7.30/month each): network.endpointAzs = 1 (dev)
+        # puts them in the first app subnet only (functions in the other AZ reach them across
+        # AZs); prod keeps one per AZ so that an AZ outage leaves the others reachable.
+        azs = settings.get_int("network", "endpointAzs", minimum=1)
+        app = self.vpc.select_subnets(subnet_group_name="app").subnets
+        self.endpoint_subnets = ec2.SubnetSelection(subnets=app[:azs])
 
     def _build_interface_endpoints(self, settings: Settings) -> None:
         """network.interfaceEndpoints, behind one security group, for this account only."""
@@ -105,7 +111,7 @@ class Network(Construct):
             endpoint = self.vpc.add_interface_endpoint(
                 f"Endpoint-{name}",
                 service=_ENDPOINT_SERVICES[name],
-                subnets=self.app_subnets,
+                subnets=self.endpoint_subnets,
                 security_groups=[self.endpoint_sg],
                 private_dns_enabled=True,
                 open=False,

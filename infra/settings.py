@@ -29,6 +29,7 @@ ENVIRONMENTS_KEY = "cardstatus:environments"
 CONTEXT_FLAGS: dict[str, tuple[str, str]] = {
     "apiEndpointType": ("api", "endpointType"),
     "createApiCloudWatchRole": ("api", "createCloudWatchRole"),
+    "database": ("database", "engine"),  # -c database=aurora (infra/aurora.py)
 }
 
 # Principal ARN patterns in cdk.json may use these placeholders (the stack is env-agnostic).

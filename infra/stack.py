@@ -96,9 +96,9 @@ class CardStatusStack(Stack):
             "Migrations",
             settings=settings,
             migrate_function=self.functions.migrate,
-            database_endpoint=self.database.instance.db_instance_endpoint_address,
+            database_endpoint=self.database.writer_endpoint,
             depends_on=[
-                self.database.instance.node.default_child,  # type: ignore[list-item]
+                self.database.resource,
                 self.database.secret.node.default_child,  # type: ignore[list-item]
                 self.network,
                 self.functions.migrate,
@@ -148,7 +148,7 @@ class CardStatusStack(Stack):
             migrate=self.functions.migrate,
             rest_api=self.api.rest_api,
             access_logs=self.api.access_logs,
-            instance=self.database.instance,
+            instance=self.database.monitored,
             proxy=self.database.proxy,
         )
         self.events = Events(

@@ -66,7 +66,7 @@ class VoidEndpoint(Construct):
             "void",
             self.security_group,
             {
-                "DB_HOST": database.instance.db_instance_endpoint_address,
+                "DB_HOST": database.writer_endpoint,
                 "DB_USER": dbroles.VOID,
                 "DB_IAM_AUTH": "true",
                 "POWERTOOLS_TRACE_DISABLED": "true",

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import psycopg2
 import pytest
 from phone_support import phone_hash_of
 
@@ -142,10 +143,20 @@ FILE_B = (
 
 
 def _status_output(capsys: pytest.CaptureFixture[str], db_url: str) -> str:
+    """The CLI's status answers, each history entry's file named by its key (file ids follow
+    the order of arrival; which file is an event's source does not)."""
+    conn = psycopg2.connect(db_url)
+    try:
+        keys = dict(query(conn, "SELECT id, object_key FROM ingested_file"))
+    finally:
+        conn.close()
     outputs = []
     for card in ("M1", "M2", "M3"):
         assert main(["status", "--database-url", db_url, "--card-id", card]) == 0
-        outputs.append(capsys.readouterr().out)
+        body = json.loads(capsys.readouterr().out)
+        for entry in body["history"]:
+            entry["file_id"] = keys.get(entry["file_id"])
+        outputs.append(json.dumps(body, indent=2, default=str))
     return "".join(outputs)
 
 
@@ -212,7 +223,10 @@ def test_conflicting_copies_give_byte_identical_status_output_in_both_orders(
     ingest_bytes(db, FILE_A, "A - delivered.csv")
     ingest_bytes(db, FILE_B, "B - delivered.csv")
     ab_out, ab_state = _status_output(capsys, db_url), state(db)
-    execute(db, "TRUNCATE card, card_event, event_copy, status_outbox, rejected_row, ingested_file")
+    execute(
+        db,
+        "TRUNCATE card, card_event, event_copy, status_outbox, rejected_row, ingested_file, file_card_change",
+    )
     ingest_bytes(db, FILE_B, "B - delivered.csv")
     ingest_bytes(db, FILE_A, "A - delivered.csv")
     assert _status_output(capsys, db_url) == ab_out

@@ -119,6 +119,7 @@ def test_report_json_golden() -> None:
         "rejects": [{"line": 4, "reason": "bad"}],
         "rejects_listed": 1,
         "warnings": [],
+        "warning_groups": [],
         "finished_at": "2024-01-01T10:00:01+00:00",
         "timings": {"total_ms": 1000},
     }

@@ -195,7 +195,7 @@ SAMPLE_NAMES = [
 def _reset(conn: Any) -> None:
     with conn.cursor() as cur:
         cur.execute(
-            "TRUNCATE card, card_event, event_copy, status_outbox, rejected_row, ingested_file"
+            "TRUNCATE card, card_event, event_copy, status_outbox, rejected_row, ingested_file, file_card_change"
         )
     conn.commit()
 
@@ -227,6 +227,14 @@ def _big_file(rows: int) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+def _outcomes(db: Any) -> list[str]:
+    with db.cursor() as cur:
+        cur.execute("SELECT outcome::text FROM ingested_file ORDER BY id")
+        rows = [r[0] for r in cur.fetchall()]
+    db.commit()
+    return rows
+
+
 def test_connection_killed_mid_copy_leaves_nothing_and_the_retry_applies_once(
     db_url: str, db: Any
 ) -> None:
@@ -251,12 +259,15 @@ def test_connection_killed_mid_copy_leaves_nothing_and_the_retry_applies_once(
     assert killed.is_set()
     assert count(db, "card_event") == 0
     assert count(db, "card") == 0
-    assert count(db, "ingested_file") == 0
+    # Only the file's in-progress row (committed before its rows were read) is left over ...
+    assert _outcomes(db) == ["in_progress"]
 
     retry = psycopg2.connect(db_url)
     report = ingest(retry, io.BytesIO(data), info, load_settings())
     again = ingest(retry, io.BytesIO(data), info, load_settings())
     retry.close()
+    # ... and the retry removes it (its run's lock died with the killed connection).
+    assert _outcomes(db) == ["applied", "duplicate_file"]
     assert report["outcome"] == "applied"
     assert report["counts"]["accepted"] == 120_000
     assert again["outcome"] == "duplicate_file"
@@ -302,7 +313,7 @@ def test_connection_killed_during_apply_leaves_nothing(db_url: str, db: Any) -> 
     blocker.rollback()
     blocker.close()
     assert count(db, "card_event") == 0
-    assert count(db, "ingested_file") == 0
+    assert _outcomes(db) == ["in_progress"]  # only the row committed before the rows
 
 
 def test_a_deadlock_with_a_concurrent_file_is_retried_and_applies_once(

@@ -27,6 +27,7 @@ from functions.api.schemas import (
     FileIdPath,
     FileListOut,
     FileReportOut,
+    HasRejectsQuery,
     HealthOut,
     LimitQuery,
     OlderThanQuery,
@@ -87,8 +88,9 @@ def list_files(
     since: SinceQuery = None,
     limit: LimitQuery = None,
     cursor: CursorQuery = None,
+    has_rejects: HasRejectsQuery = None,
 ) -> FileListOut:
-    body = ops.list_files(_bound.connection(), partner, outcome, since, limit, cursor)
+    body = ops.list_files(_bound.connection(), partner, outcome, since, limit, cursor, has_rejects)
     _bound.requests.record("found", count=len(body["files"]))
     return body  # type: ignore[return-value]  # validated and serialised by Powertools
 

@@ -51,8 +51,10 @@ OptionalReason = Annotated[
 CARD_ID_DESCRIPTION = "Card id: 1-64 ASCII letters, digits, '_' or '-'"
 
 
+# defer_build: a model's validator and serialiser are built when a request first needs them
+# (cold start: a container serving only lookups never builds the ops models).
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class HistoryEntryOut(_Strict):
@@ -61,6 +63,12 @@ class HistoryEntryOut(_Strict):
     comment: str | None = Field(description="The partner's raw comment")
     reason: OptionalReason = Field(description="Normalised exception reason")
     partner: str
+    file_id: int | None = Field(
+        description="The file the event came from (GET /files/{file_id}); with several "
+        "files carrying the event, the first by partner, file and line",
+        examples=[42],
+    )
+    line: int | None = Field(description="Its line in that file (the header is line 1)")
 
 
 class CardOut(_Strict):
@@ -127,7 +135,7 @@ class CardSearchIn(_Strict):
 
 # --- operations ---------------------------------------------------------------------------
 
-Outcome = Literal["applied", "duplicate_file", "rejected_file"]
+Outcome = Literal["applied", "duplicate_file", "rejected_file", "in_progress"]
 StuckStatus = Literal["PICKED_UP", "DELIVERY_EXCEPTION"]
 NEXT_CURSOR_DESCRIPTION = "Pass as `cursor` to get the next page; null on the last page"
 
@@ -150,6 +158,10 @@ class FileOut(_Strict):
     received_at: UtcTime
     finished_at: UtcTime
     voided: bool
+    cards_changed: int | None = Field(
+        description="Cards whose current status the file changed (null: not applied, or "
+        "applied before this was recorded); 0 for an applied file: nothing new"
+    )
 
 
 class FileListOut(_Strict):
@@ -161,7 +173,7 @@ class FileReportOut(BaseModel):
     """The stored report (every field ingestion wrote: file, counts, rejects, warnings, timings,
     ...) plus the file's id and its void fields."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     file_id: int
     outcome: Outcome
@@ -173,6 +185,11 @@ class FileReportOut(BaseModel):
 class RejectOut(_Strict):
     line: int = Field(description="Line number in the file (the header is line 1)")
     reason: str = Field(description="Why the row was rejected (phones masked)")
+    card_id: str | None = Field(description="The row's card id, when it was readable")
+    raw_row: str | None = Field(
+        description="The row as CSV text, only its phone cells masked (null: the row could "
+        "not be split into cells, or was rejected before this was recorded)"
+    )
 
 
 class RejectListOut(_Strict):
@@ -186,10 +203,64 @@ class StuckCardOut(_Strict):
     status_at: UtcTime
     partner: str | None = Field(description="Partner of the card's current event")
     age_hours: float = Field(ge=0, description="Hours since status_at")
+    reason: OptionalReason = Field(description="Normalised exception reason of the card")
+    comment: str | None = Field(description="The partner's comment on the current event")
+    exception_count: int = Field(ge=0, description="Delivery exceptions so far")
+    file_id: int | None = Field(description="The file the current event came from")
 
 
 class StuckCardListOut(_Strict):
     cards: list[StuckCardOut] = Field(description="Oldest status first")
+    next_cursor: str | None = Field(description=NEXT_CURSOR_DESCRIPTION)
+    total: int | None = Field(
+        description=f"How many cards match (first page only; at most {ops.STUCK_TOTAL_CAP})"
+    )
+    total_capped: bool | None = Field(description="True when more than `total` match")
+
+
+FileCardAction = Literal["apply", "void"]
+
+
+class FileCardOut(_Strict):
+    card_id: str
+    action: FileCardAction = Field(description="apply: what the file did; void: what its void did")
+    status_before: Status | None = Field(description="null: the file created the card")
+    status_after: Status | None = Field(description="null: the void deleted the card")
+    changed_at: UtcTime
+    status_now: Status | None = Field(description="The card's status now (null: no card)")
+
+
+class FileCardCountsOut(_Strict):
+    apply: int = Field(ge=0, description="Cards whose status the file changed")
+    void: int = Field(ge=0, description="Cards whose status its void changed")
+
+
+class FileCardListOut(_Strict):
+    file_id: int
+    outcome: Outcome
+    voided: bool
+    counts: FileCardCountsOut
+    cards: list[FileCardOut] = Field(description="apply rows first, then void rows; by card id")
+    next_cursor: str | None = Field(description=NEXT_CURSOR_DESCRIPTION)
+
+
+class VoidPreviewCardOut(_Strict):
+    card_id: str
+    status_now: Status
+    status_after_void: Status | None = Field(description="null: the void deletes the card")
+
+
+class VoidPreviewOut(_Strict):
+    file_id: int
+    outcome: Outcome
+    voidable: bool = Field(description="Applied and not voided yet")
+    cards_touched: int | None = Field(description="Cards the file carried events of")
+    status_changes: int | None = Field(
+        description="Cards whose current status a void would change (first page; null when "
+        "the file is too large to count here)"
+    )
+    cards_deleted: int | None = Field(description="Cards a void would delete (no event left)")
+    cards: list[VoidPreviewCardOut] = Field(description="Cards that would change, by card id")
     next_cursor: str | None = Field(description=NEXT_CURSOR_DESCRIPTION)
 
 
@@ -292,7 +363,28 @@ PartnerQuery = Annotated[
         openapi_examples={"partner": {"summary": "A partner", "value": "acme"}},
     ),
 ]
-OutcomeQuery = Annotated[Outcome | None, Query(description="Only files with this outcome")]
+# Enum parameters are case-insensitive (Applied, DELIVERY_exception ...); the answer keeps enums.
+OutcomeQuery = Annotated[
+    str | None,
+    Query(
+        description="Only files with this outcome: applied, duplicate_file, rejected_file or "
+        "in_progress (any case)",
+        pattern=r"(?i)^\s*(applied|duplicate_file|rejected_file|in_progress)\s*$",
+    ),
+]
+HasRejectsQuery = Annotated[
+    str | None,
+    Query(
+        description="true: only files with at least one rejected row (any outcome); false: none",
+        pattern=r"(?i)^\s*(true|false|1|0|yes|no)\s*$",
+    ),
+]
+ActionQuery = Annotated[
+    str | None,
+    Query(
+        description="Only apply or only void rows (any case)", pattern=r"(?i)^\s*(apply|void)\s*$"
+    ),
+]
 SinceQuery = Annotated[
     str | None,
     Query(
@@ -305,7 +397,12 @@ FileIdPath = Annotated[
     int, Path(description="File id (file_id of GET /files)", ge=1, le=ops.FILE_ID_MAX)
 ]
 StuckStatusQuery = Annotated[
-    StuckStatus | None, Query(description="Current status of the cards (default PICKED_UP)")
+    str | None,
+    Query(
+        description="Current status of the cards: PICKED_UP (default) or DELIVERY_EXCEPTION, "
+        "any case",
+        pattern=r"(?i)^\s*(picked_up|delivery_exception)\s*$",
+    ),
 ]
 OlderThanQuery = Annotated[
     float | None,

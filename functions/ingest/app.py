@@ -8,6 +8,7 @@ the pipeline; metrics, logs, failure reports and event publishing are in reporti
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from typing import Any
@@ -22,7 +23,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cardstatus import events
 from cardstatus.config import settings
-from cardstatus.db import TRANSIENT_DB_ERRORS, LazyConnection, aws_client
+from cardstatus.db import TRANSIENT_DB_ERRORS, LazyConnection, aws_client, connect
 from cardstatus.s3ingest import S3ObjectRef, ingest_s3_object, s3_key_from_event
 from functions.ingest import reporting
 from functions.ingest.reporting import logger, metrics
@@ -95,7 +96,9 @@ def _ingest_one(
 ) -> None:
     cfg = settings()
     try:
-        report = ingest_s3_object(DB.get(), s3_client(), ref, cfg)
+        report = ingest_s3_object(
+            DB.get(), s3_client(), ref, cfg, progress_conn=functools.partial(connect, cfg)
+        )
     except TRANSIENT_DB_ERRORS as exc:
         DB.discard()
         reason = f"database unavailable: {str(exc).splitlines()[0][:200]}"

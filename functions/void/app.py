@@ -82,14 +82,24 @@ def void(
     return result.to_json()  # type: ignore[return-value]  # validated by Powertools
 
 
+OPERATOR_HEADER = "x-cardstatus-operator"
+OPERATOR_MAX_CHARS = 100
+
+
 def caller_identity(event: dict[str, Any]) -> str:
-    """The caller's IAM identity from the request context (IAM auth: userArn, else caller)."""
+    """Who voids: the caller's IAM identity from the request context (userArn, else caller).
+    The console sends the operator's name in X-Cardstatus-Operator: it is added after the
+    IAM identity (a shared role names the person), and stands alone only where there is no
+    IAM identity (the local server)."""
     identity = (event.get("requestContext") or {}).get("identity") or {}
-    for name in ("userArn", "caller", "user"):
-        value = identity.get(name)
-        if value:
-            return str(value)
-    return "unknown"
+    iam = next((str(identity[n]) for n in ("userArn", "caller", "user") if identity.get(n)), None)
+    headers = {str(k).lower(): v for k, v in (event.get("headers") or {}).items()}
+    raw = str(headers.get(OPERATOR_HEADER) or "")
+    operator = " ".join("".join(c if c.isprintable() else " " for c in raw).split())
+    operator = operator[:OPERATOR_MAX_CHARS]
+    if iam and operator and operator != iam:
+        return f"{iam} (operator: {operator})"
+    return iam or operator or "unknown"
 
 
 @logger.inject_lambda_context(

@@ -112,6 +112,23 @@ def _hypothesis_jsonschema_compat() -> None:
     cu.many.more = more
 
 
+def _number_for_a_text_parameter(case: Any) -> bool:
+    """A generated negative case whose only fault is a JSON number for a string parameter."""
+    from schemathesis import DataGenerationMethod
+
+    if getattr(case, "data_generation_method", None) != DataGenerationMethod.negative:
+        return False
+    text_params = {
+        p.name
+        for p in case.operation.query
+        if p.definition.get("schema", {}).get("type") != "integer"
+    }
+    return any(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and k in text_params
+        for k, v in (case.query or {}).items()
+    )
+
+
 def test_schemathesis_finds_no_server_errors_or_schema_violations(server_url: str) -> None:
     import schemathesis
     from hypothesis import HealthCheck, Phase, given, settings
@@ -129,6 +146,8 @@ def test_schemathesis_finds_no_server_errors_or_schema_violations(server_url: st
         response = case.call(timeout=10)
         seen.setdefault(case.operation.verbose_name, set()).add(response.status_code)
         assert response.status_code < 500, (case.path, case.query, response.text)
+        if response.status_code == 200 and _number_for_a_text_parameter(case):
+            return  # "negative" only in JSON: in a URL a number is text (partner=123 is valid)
         # SigV4 is enforced by API Gateway in front of the handler, not by the handler.
         case.validate_response(response, excluded_checks=(ignored_auth,))
 
@@ -159,3 +178,4 @@ def test_schemathesis_finds_no_server_errors_or_schema_violations(server_url: st
     assert 200 in seen["GET /cards/{card_id}"], seen
     assert 200 in seen["GET /get_card_status"], seen
     assert 400 in seen["GET /get_card_status"], seen
+    # No wall-clock bound here (the team guide: no timing assertions; a hang hits pytest-timeout).

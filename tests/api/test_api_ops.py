@@ -155,9 +155,14 @@ def test_rejects_paged_in_line_order(api: Api, ingested: Any, db: Any) -> None:
     file_id = ingested["acme bad rows - Returned.csv"]["file_id"]
     with db.cursor() as cur:
         cur.execute(
-            "SELECT line, reason FROM rejected_row WHERE file_id = %s ORDER BY line", (file_id,)
+            "SELECT line, reason, card_id, raw_row FROM rejected_row WHERE file_id = %s "
+            "ORDER BY line",
+            (file_id,),
         )
-        expected = [{"line": line, "reason": reason} for line, reason in cur.fetchall()]
+        expected = [
+            {"line": line, "reason": reason, "card_id": card_id, "raw_row": raw}
+            for line, reason, card_id, raw in cur.fetchall()
+        ]
     db.rollback()
     assert len(expected) >= 3
     pages = _pages(api, f"/files/{file_id}/rejects", {"limit": "2"}, "rejects")

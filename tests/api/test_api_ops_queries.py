@@ -10,6 +10,7 @@ from api_seed import seed_bulk
 from ops_seed import seed_files
 
 from cardstatus import ops
+from cardstatus.sql import filecards as filecards_sql
 from cardstatus.sql import ops as sql
 
 N_FILES = 100_000
@@ -29,6 +30,14 @@ def bulk_db(db: Any) -> Any:
                ON CONFLICT DO NOTHING"""
         )
         cur.execute("ANALYZE card_event")
+        # what 10 files did to 10k cards each (file_card_change, GET /files/{id}/cards)
+        cur.execute(
+            """INSERT INTO file_card_change (file_id, card_id, action, status_before, status_after)
+               SELECT i % 10 + 1, card_id, CASE WHEN i % 3 = 0 THEN 'void' ELSE 'apply' END,
+                      NULL, status
+               FROM (SELECT row_number() OVER () AS i, card_id, status FROM card) c"""
+        )
+        cur.execute("ANALYZE file_card_change")
     db.commit()
     return db
 
@@ -41,7 +50,14 @@ def _plan(conn: Any, query: str, params: dict[str, Any]) -> str:
     return plan
 
 
-FILES = {"partner": None, "outcome": None, "since": None, "after_at": None, "after_id": None}
+FILES = {
+    "partner": None,
+    "outcome": None,
+    "since": None,
+    "after_at": None,
+    "after_id": None,
+    "has_rejects": None,
+}
 STUCK = {"status": "PICKED_UP", "older_than_s": 72 * 3600.0, "partner": None}
 NO_CURSOR = {"after_at": None, "after_id": None}
 CURSOR_AT = "2026-02-01T00:00:00+00:00"
@@ -64,10 +80,22 @@ def test_every_ops_statement_is_an_index_scan(bulk_db: Any) -> None:
                 "since": "2026-01-10T00:00:00Z",
                 "after_at": CURSOR_AT,
                 "after_id": 44640,
+                "has_rejects": True,
             },
             "ingested_file",
         ),
+        "files with rejects": (sql.FILES, {**FILES, "has_rejects": True}, "ingested_file"),
         "file": (sql.FILE, {"file_id": 5}, "ingested_file_pkey"),
+        "file cards": (
+            filecards_sql.FILE_CARDS,
+            {"file_id": 5, "action": None, "after_action": None, "after_card": None},
+            "file_card_change_pkey",
+        ),
+        "file cards, next page": (
+            filecards_sql.FILE_CARDS,
+            {"file_id": 5, "action": "void", "after_action": "apply", "after_card": "B1"},
+            "file_card_change_pkey",
+        ),
         "rejects": (sql.REJECTS, {"file_id": 50003, "after_line": None}, "rejected_row_pkey"),
         "rejects, next page": (
             sql.REJECTS,
@@ -85,6 +113,18 @@ def test_every_ops_statement_is_an_index_scan(bulk_db: Any) -> None:
             {**STUCK, "status": "DELIVERY_EXCEPTION", "partner": "acme", **NO_CURSOR},
             "card_open_status_age",
         ),
+        # The statement ops.stuck_cards runs with a partner (0018): a partner with no stuck
+        # card starts from its own open events, not from every stuck card.
+        "stuck of a partner without stuck cards": (
+            sql.STUCK_CARDS_OF_PARTNER,
+            {**STUCK, "partner": "nobody", **NO_CURSOR},
+            "card_event_partner_open",
+        ),
+        "stuck of a partner, next page": (
+            sql.STUCK_CARDS_OF_PARTNER,
+            {**STUCK, "partner": "quark", "after_at": "2023-02-01T00:00:00Z", "after_id": "B1"},
+            "card_event_partner_open",
+        ),
     }
     for name, (query, params, index) in statements.items():
         plan = _plan(bulk_db, query, {**params, "limit": ops.MAX_LIMIT + 1})
@@ -93,6 +133,15 @@ def test_every_ops_statement_is_an_index_scan(bulk_db: Any) -> None:
         assert index in plan, f"{name}:\n{plan}"
         if query is sql.STUCK_CARDS:
             assert "card_event_pkey" in plan, f"{name}:\n{plan}"  # the partner lookup
+        if query is sql.STUCK_CARDS_OF_PARTNER:  # each event's card: one index probe
+            assert "Nested Loop" in plan, f"{name}:\n{plan}"
+            assert "Hash" not in plan, f"{name}:\n{plan}"
+
+    # The first page's total of stuck cards reads along an index up to its cap (10,000): no
+    # sequential scan; the planner may pick either index on status_at (then an incremental
+    # sort within equal times, bounded by the cap).
+    plan = _plan(bulk_db, sql.STUCK_COUNT, {**STUCK, "cap": 10_001})
+    assert "Seq Scan" not in plan and "Index" in plan, plan
 
     # ... and the answers at that scale are right.
     page = ops.list_files(bulk_db, outcome="rejected_file", limit=3)

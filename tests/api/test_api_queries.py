@@ -41,6 +41,18 @@ def test_every_lookup_uses_an_index_and_answers_right(bulk_db: Any) -> None:
             sql.CARDS_BY_PHONE,
             {"phone_hashes": lookup_hashes(bulk_phone(g)), "limit": cards.MAX_CARDS_PER_PHONE},
         ),
+        "LATEST_CARD_BY_PHONE": (
+            sql.LATEST_CARD_BY_PHONE,
+            {"phone_hashes": lookup_hashes(bulk_phone(g)), "limit": cards.MAX_CARDS_PER_PHONE + 1},
+        ),
+        "CARD_BY_ID_AND_PHONE_WITH_OTHERS": (
+            sql.CARD_BY_ID_AND_PHONE_WITH_OTHERS,
+            {
+                "card_id": bulk_card_id(g),
+                "phone_hashes": lookup_hashes(bulk_phone(g)),
+                "limit": 100,
+            },
+        ),
         "CARD_SUMMARIES_BY_PHONE": (
             sql.CARD_SUMMARIES_BY_PHONE,
             {
@@ -60,6 +72,18 @@ def test_every_lookup_uses_an_index_and_answers_right(bulk_db: Any) -> None:
             assert "card_phone_hash_latest" in plan, f"{name}:\n{plan}"
         else:
             assert "card_pkey" in plan, f"{name}:\n{plan}"
+        if "o.phone_hash = ANY" in query:  # the other cards of the phone: its index too
+            assert "card_phone_hash_latest" in plan, f"{name}:\n{plan}"
+    # By phone alone, only the latest card's history is read (the LATERAL is gated).
+    with bulk_db.cursor() as cur:
+        cur.execute(
+            "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) " + sql.LATEST_CARD_BY_PHONE,
+            {"phone_hashes": lookup_hashes(bulk_phone(g)), "limit": cards.MAX_CARDS_PER_PHONE + 1},
+        )
+        analyzed = "\n".join(row[0] for row in cur.fetchall())
+    bulk_db.rollback()
+    history_scans = [line for line in analyzed.splitlines() if "card_event_pkey" in line]
+    assert history_scans and all("loops=1)" in line for line in history_scans), analyzed
     _lookups_at_scale(bulk_db)
 
 
@@ -71,6 +95,13 @@ def _lookups_at_scale(bulk_db: Any) -> None:
     assert body["card_id"] == bulk_card_id(70_006)  # latest status_at
     times = [c["status_at"] for c in body["other_cards"]]
     assert times == sorted(times, reverse=True)
+
+    both = cards.find_card_status(bulk_db, bulk_card_id(70_001), bulk_phone(g))
+    assert both["card_id"] == bulk_card_id(70_001)
+    assert [c["card_id"] for c in both["other_cards"]] == [
+        bulk_card_id(i) for i in (70_006, 70_005, 70_004, 70_003, 70_002, 70_000)
+    ]
+    assert both["truncated"] is False
 
     card = cards.find_card_status(bulk_db, bulk_card_id(70_001), None)
     assert card["status"] == "DELIVERED"

@@ -23,6 +23,7 @@ def test_by_card_id_returns_current_status_and_history(api: Api, seeded: Any) ->
     assert body["exception_count"] == 1
     assert [h["status"] for h in body["history"]] == ["RETURNED", "DELIVERY_EXCEPTION", "PICKED_UP"]
     exception = body["history"][1]
+    file_id, line = exception.pop("file_id"), exception.pop("line")
     assert exception == {
         "status": "DELIVERY_EXCEPTION",
         "at": "2023-11-13T10:00:00Z",
@@ -30,6 +31,8 @@ def test_by_card_id_returns_current_status_and_history(api: Api, seeded: Any) ->
         "reason": "recipient_unavailable",
         "partner": "default",
     }
+    # Linked to the file and line it came from (SPEC §9b).
+    assert isinstance(file_id, int) and isinstance(line, int) and line >= 2
     assert body["other_cards"] == []
 
 

@@ -246,3 +246,89 @@ def screenshot() -> Any:
         )
 
     return save
+
+
+# --- the review's speedy files (test_console_files.py) ----------------------------------------
+
+PICKUP = (
+    "Card ID,Phone,Timestamp\n"
+    "SPX001,+971 50 111 2201,03-12-2026 09:10\n"
+    "SPX002,050-111-2202,03-12-2026 09:20\n"
+    "SPX003,0501112203,03-12-2026 09:30\n"
+)
+WRONG = (
+    "Card ID,Phone,Timestamp,Comment\n"
+    "SPX001,0501112201,06-12-2026 08:30,Handed to customer\n"
+    "SPX002,0501112202,06-12-2026 08:45,Handed to customer\n"
+)
+BAD = "\n".join(
+    ["Card ID,Phone,Timestamp,Comment"]
+    + [f"SPW{i:04d},9.7E+11,05-12-2026 10:{i % 60:02d},ok" for i in range(1200)]
+    + [
+        "SPX 103,0502223303,05-12-2026 10:10,space in id",
+        "SPX104,0502223304,,no time",
+        "SPX106,0502223306,20261205 1015,compact date",
+        "Total records: 1203,,,",
+    ]
+)
+FILES = [
+    ("speedy 2026-12-03 Pickup.csv", PICKUP),
+    ("speedy 2026-12-06 Returned.csv", WRONG),
+    ("speedy 2026-12-05 big Delivered.csv", BAD),
+]
+
+
+@pytest.fixture(scope="module")
+def speedy(pg_admin_url: str, pg_template: str) -> Iterator[tuple[str, dict[str, int]]]:
+    """(base URL of `cardstatus serve`, file ids by name) on a database of its own."""
+    import psycopg2
+
+    from cardstatus.config import load_settings
+    from cardstatus.ingest import SourceInfo, ingest_retrying
+    from cardstatus_dev.database import drop_database, ensure_database
+
+    name = f"cs_console_files_{os.getpid()}"
+    drop_database(pg_admin_url, name)
+    url = ensure_database(pg_admin_url, name, template=pg_template)
+    ids: dict[str, int] = {}
+    conn = psycopg2.connect(url)
+    folder = Path(tempfile.mkdtemp(prefix="cardstatus-console-files-"))
+    try:
+        for file_name, text in FILES:
+            path = folder / file_name
+            path.write_text(text)
+            source = SourceInfo(
+                key=f"incoming/speedy/{file_name}", partner="speedy", bucket="b", version_id="1"
+            )
+            opener = functools.partial(path.open, "rb")
+            ids[file_name] = ingest_retrying(conn, opener, source, load_settings())["file_id"]
+    finally:
+        conn.close()
+    process, base, _log = start_serve(url)
+    try:
+        yield base, ids
+    finally:
+        stop_serve(process)
+        drop_database(pg_admin_url, name)
+
+
+@pytest.fixture
+def tab(browser: Any, speedy: tuple[str, dict[str, int]], sent: Sent) -> Iterator[Any]:
+    """A page on the speedy server, in Dubai time (the zone of the ops team and partners)."""
+    context = browser.new_context(
+        base_url=speedy[0],
+        viewport=VIEWPORT,
+        timezone_id="Asia/Dubai",
+        locale="en-GB",
+        accept_downloads=True,
+    )
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("request", sent.record)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        yield page
+        assert not errors, f"JavaScript errors on the page: {errors}"
+    finally:
+        context.close()

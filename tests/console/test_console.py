@@ -28,16 +28,16 @@ def test_card_lookup_by_id_shows_status_and_timeline(page: Page, sent, screensho
     page.get_by_role("button", name="Look up").click()
 
     expect(page.locator("#card-title")).to_have_text(CARD)
-    expect(page.locator("#card-status")).to_have_text("RETURNED")
+    expect(page.locator("#card-status")).to_have_text("Returned")
     expect(page.locator("#card-masked-phone")).to_have_text("********4534")
     events = page.locator("#timeline > li")
     expect(events).to_have_count(3)
     # newest first
-    expect(events.nth(0)).to_contain_text("RETURNED")
-    expect(events.nth(1)).to_contain_text("DELIVERY_EXCEPTION")
+    expect(events.nth(0)).to_contain_text("Returned")
+    expect(events.nth(1)).to_contain_text("Delivery exception")
     expect(events.nth(1)).to_contain_text("recipient_unavailable")
     expect(events.nth(1)).to_contain_text("User not available")
-    expect(events.nth(2)).to_contain_text("PICKED_UP")
+    expect(events.nth(2)).to_contain_text("Picked up")
     # the card lookup went by id in the path, and the page's URL is a deep link to the card
     assert ("GET", f"/cards/{CARD}") in [(m, urlsplit(u).path) for m, u, _ in sent.api()]
     assert page.url.endswith(f"/console?card_id={CARD}")
@@ -50,7 +50,7 @@ def test_lookup_by_phone_posts_the_phone_and_never_puts_it_in_a_url(page: Page, 
     page.get_by_label("or phone").fill(PHONE)
     page.get_by_label("or phone").press("Enter")
 
-    expect(page.locator("#card-status")).to_have_text("RETURNED")
+    expect(page.locator("#card-status")).to_have_text("Returned")
     searches = [(m, u, b) for m, u, b in sent.api() if urlsplit(u).path == "/cards/search"]
     assert len(searches) == 1
     method, _url, body = searches[0]
@@ -71,14 +71,14 @@ def test_other_cards_of_a_phone_link_to_their_own_lookup(page: Page) -> None:
     assert "null" not in page.locator("main").inner_text()
     page.locator("#other-cards").get_by_role("link", name="ZYW8827").click()
     expect(page.locator("#card-title")).to_have_text("ZYW8827")
-    expect(page.locator("#card-status")).to_have_text("DELIVERED")
+    expect(page.locator("#card-status")).to_have_text("Delivered")
     page.go_back()
     expect(page.locator("#card-title")).to_have_text("QRK1001")
 
 
 def test_deep_link_to_a_card(page: Page) -> None:
     page.goto(f"/console?card_id={CARD}")
-    expect(page.locator("#card-status")).to_have_text("RETURNED")
+    expect(page.locator("#card-status")).to_have_text("Returned")
     expect(page.locator("#timeline > li")).to_have_count(3)
     expect(page.get_by_label("Card ID")).to_have_value(CARD)
     expect(page.locator("#nav-card")).to_have_attribute("aria-current", "page")
@@ -118,7 +118,7 @@ def test_database_unavailable_shows_the_503_in_an_alert(page: Page, screenshot) 
     # once the database is back, "Try again" repeats the lookup
     page.unroute("**/cards/**")
     alert.get_by_role("button", name="Try again").click()
-    expect(page.locator("#card-status")).to_have_text("RETURNED")
+    expect(page.locator("#card-status")).to_have_text("Returned")
     expect(alert).to_be_hidden()
 
 
@@ -151,7 +151,7 @@ def test_keyboard_reaches_the_lookup_form_and_the_views(page: Page) -> None:
     assert focused_id(page) == "card-id", "Tab never reached the card ID field"
     page.keyboard.type(CARD)
     page.keyboard.press("Enter")
-    expect(page.locator("#card-status")).to_have_text("RETURNED")
+    expect(page.locator("#card-status")).to_have_text("Returned")
 
     # the view tabs are links: focus one and press Enter
     page.locator("#nav-stuck").focus()
@@ -182,16 +182,16 @@ def test_files_list_then_a_file_report_and_its_rejected_rows(page: Page, sent, s
     expect(rows).to_have_count(11)
     first = rows.nth(0)
     expect(first).to_contain_text("Sample Card Status Info - Returned.csv")
-    expect(first).to_contain_text("applied")
+    expect(first).to_contain_text("Applied")
     expect(first).to_contain_text(re.compile(r"ago|just now"))
     rejected = page.locator("#files-table tbody tr", has_text="no card column")
-    expect(rejected).to_contain_text("rejected_file")
+    expect(rejected).to_contain_text("Rejected file")
     expect(rejected).to_contain_text("missing required column(s): card id")
     screenshot(page, "files")
 
     page.get_by_role("link", name=FILE_WITH_REJECTS_KEY, exact=True).click()
     expect(page.locator("#file-title")).to_have_text(f"incoming/acme/{FILE_WITH_REJECTS_KEY}")
-    expect(page.locator("#file-outcome")).to_have_text("applied")
+    expect(page.locator("#file-outcome")).to_have_text("Applied")
     assert "?file=" in page.url
     report = page.locator("#file-report")
     expect(report).to_contain_text("Rejected rows (6)")
@@ -278,7 +278,7 @@ def test_void_a_file_asks_for_a_reason_and_shows_the_result(page: Page, sent, sc
     dialog.get_by_label("Reason").fill("wrong partner: uploaded to acme by mistake")
     screenshot(page, "void-dialog", full_page=False)
     dialog.get_by_role("button", name="Void file").click()
-    expect(page.locator("#void-result")).to_contain_text('"voided": true')
+    expect(page.locator("#void-result")).to_contain_text("File voided")
     voids = [(m, u, b) for m, u, b in sent.api() if urlsplit(u).path == "/files/34/void"]
     assert len(voids) == 1 and voids[0][0] == "POST"
     assert json.loads(voids[0][2]) == {"reason": "wrong partner: uploaded to acme by mistake"}
@@ -293,7 +293,7 @@ def test_void_a_file_asks_for_a_reason_and_shows_the_result(page: Page, sent, sc
 
 def test_void_is_disabled_for_a_file_that_was_not_applied(page: Page) -> None:
     page.goto("/console?file=35")  # acme no card column: rejected_file
-    expect(page.locator("#file-outcome")).to_have_text("rejected_file")
+    expect(page.locator("#file-outcome")).to_have_text("Rejected file")
     expect(page.locator("#file-reason")).to_contain_text("missing required column(s): card id")
     expect(page.get_by_role("button", name="Void file…")).to_be_disabled()
 
@@ -317,19 +317,19 @@ def test_stuck_cards_with_filters_and_deep_link(page: Page, sent, screenshot) ->
     page.get_by_label("Older than (hours)").fill("80000")  # the samples are from 2024
     page.get_by_role("button", name="Show stuck cards").click()
     expect(page.locator("#stuck-result")).to_contain_text(
-        "No cards in DELIVERY_EXCEPTION for more than 80000 h from acme."
+        "No cards in Delivery exception for more than 80,000 h from acme."
     )
     assert "older_than_hours=80000" in page.url
     page.goto("/console?view=stuck&status=PICKED_UP&older_than_hours=80000&partner=swiftpost")
     expect(page.locator("#stuck-result")).to_contain_text(
-        "No cards in PICKED_UP for more than 80000 h from swiftpost."
+        "No cards in Picked up for more than 80,000 h from swiftpost."
     )
     page.go_back()
     page.go_back()
     expect(rows).to_have_count(3)
-    rows.nth(0).get_by_role("link").click()
+    rows.nth(0).get_by_role("link", name="QRK1004").click()
     expect(page.locator("#card-title")).to_have_text("QRK1004")
-    expect(page.locator("#card-status")).to_have_text("DELIVERY_EXCEPTION")
+    expect(page.locator("#card-status")).to_have_text("Delivery exception")
     assert page.url.endswith("/console?card_id=QRK1004")
 
 
@@ -373,7 +373,7 @@ def test_console_files_are_served_with_types_and_traversal_is_refused(console_ur
 
 def test_the_page_loads_nothing_from_elsewhere(page: Page, sent, console_url: str) -> None:
     page.goto(f"/console?card_id={CARD}")
-    expect(page.locator("#card-status")).to_have_text("RETURNED")
+    expect(page.locator("#card-status")).to_have_text("Returned")
     origin = console_url.rstrip("/")
     assert sent.requests and all(u.startswith(origin + "/") for _, u, _ in sent.requests), (
         sent.requests
@@ -397,7 +397,7 @@ def test_loading_state_while_the_api_answers(page: Page) -> None:
     held[0].continue_()
     # every sample card picked up was delivered or returned since: none stuck in PICKED_UP
     expect(page.locator("#stuck-result")).to_contain_text(
-        "No cards in PICKED_UP for more than 72 h"
+        "No cards in Picked up for more than 72 h"
     )
     expect(page.locator("#loading")).to_be_empty()
     expect(page.locator("main")).not_to_have_attribute("aria-busy", "true")

@@ -255,7 +255,7 @@ def table_count(conn: Any, table: str) -> int:
 def reset(conn: Any) -> None:
     with conn.cursor() as cur:
         cur.execute(
-            "TRUNCATE card, card_event, event_copy, status_outbox, rejected_row, ingested_file RESTART IDENTITY"
+            "TRUNCATE card, card_event, event_copy, status_outbox, rejected_row, ingested_file, file_card_change RESTART IDENTITY"
         )
     conn.commit()
 

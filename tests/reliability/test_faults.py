@@ -41,6 +41,12 @@ def _files(conn: Any) -> list[tuple[str, str]]:
     return rows
 
 
+def _settled(state: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A state without files in progress (the row a killed run leaves until its retry)."""
+    files = [f for f in state[-2] if f[1] != "in_progress"]
+    return (*state[:-2], files, state[-1])
+
+
 def _full_state(conn: Any) -> tuple[Any, ...]:
     return (*rs.db_state(conn), _files(conn), rs.table_count(conn, "rejected_row"))
 
@@ -96,7 +102,11 @@ def test_killed_before_every_database_call_then_retried_exactly_once(
             pass  # nothing left to fail after the last call
         else:
             assert isinstance(result, Exception), (kill_at, plan.calls, result)
-            assert _full_state(db) == initial, (kill_at, plan.calls)  # nothing half-applied
+            # Nothing half-applied: at most the run's in-progress row (committed before the
+            # rows are read) is left, and the retry removes it (its run's lock died with it).
+            killed = _full_state(db)
+            assert _settled(killed) == initial, (kill_at, plan.calls)
+            assert [f for f in killed[-2] if f not in initial[-2]] in ([], [(key, "in_progress")])
         _, retried = run(None)  # SQS redelivers the message
         assert isinstance(retried, dict), retried
         assert retried["outcome"] == expected_report["outcome"]
@@ -172,7 +182,8 @@ def test_postgres_down_at_batch_start_then_network_cut_mid_copy(
     proxy.cut_after_bytes = 400_000  # the connection dies part-way through COPY
     assert _notify(ingest_app, s3, [big_key]) == {big_key}
     assert rs.table_count(db, "card_event") == 400
-    assert len(_files(db)) == 2
+    # The cut run's in-progress row is all that is left of it (its retry removes it).
+    assert _files(db)[0] == (big_key, "in_progress") and len(_files(db)) == 3
     proxy.cut_after_bytes = None
     assert _notify(ingest_app, s3, [big_key], receives=2) == set()
     assert _notify(ingest_app, s3, [big_key], receives=3) == set()  # a late duplicate message

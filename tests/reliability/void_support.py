@@ -77,7 +77,7 @@ def random_files(
 def reset(conn: Any) -> None:
     with conn.cursor() as cur:
         cur.execute(
-            "TRUNCATE card, card_event, event_copy, status_outbox, rejected_row, ingested_file,"
+            "TRUNCATE card, card_event, event_copy, status_outbox, rejected_row, ingested_file, file_card_change,"
             " card_tombstone RESTART IDENTITY"
         )
     conn.commit()
@@ -126,12 +126,17 @@ def state(conn: Any) -> dict[str, Any]:
             " ORDER BY 1, 2, 3, 4"
         )
         copies = cur.fetchall()
+        cur.execute("SELECT id, object_key FROM ingested_file")
+        keys = dict(cur.fetchall())
     conn.commit()
     api = {}
     for row in projection:
         card = get_card(conn, row[0])
         assert card is not None
-        api[row[0]] = json.dumps(card.to_dict(), sort_keys=True)
+        body = card.to_dict()
+        for entry in body["history"]:  # the file an event came from, by key (ids: arrival order)
+            entry["file_id"] = keys.get(entry["file_id"])
+        api[row[0]] = json.dumps(body, sort_keys=True)
     conn.commit()
     return {"api": api, "projection": projection, "events": events, "copies": copies}
 

@@ -1,5 +1,5 @@
-"""`cardstatus` command line: migrate, ingest, status, files, file, stuck, partners, events,
-void, audit, serve, local, console, smoke, openapi, phone-key."""
+"""`cardstatus` command line: migrate, ingest, status, files, file, stuck, rejects, file-cards,
+partners, events, void, audit, serve, local, console, smoke, openapi, phone-key."""
 
 from __future__ import annotations
 
@@ -110,7 +110,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         worst = EXIT_OK
         for path in args.paths:
             progress = _Progress(os.path.basename(path), os.path.getsize(path))
-            report = ingest_path(conn, path, settings(), partner=args.partner, progress=progress)
+            report = ingest_path(
+                conn,
+                path,
+                settings(),
+                partner=args.partner,
+                progress=progress,
+                progress_conn=connect,
+            )
             progress.done()
             print(json.dumps(report, default=str), flush=True)
             logging.getLogger("cardstatus").info(
@@ -151,19 +158,15 @@ def cmd_events(args: argparse.Namespace) -> int:
     from cardstatus.db import connect
     from cardstatus.errors import error_body
     from cardstatus.events import list_outbox
+    from cardstatus_dev.ops_cli import parse_since_option
 
-    since = None
-    if args.since:
-        try:
-            since = datetime.fromisoformat(args.since)
-        except ValueError:
-            message = f"--since must be an ISO 8601 time, got {args.since!r}"
-            print(json.dumps(error_body("invalid_parameter", message)))
-            return EXIT_USAGE
-        if since.tzinfo is None:
-            message = "--since needs a UTC offset or Z (e.g. 2026-12-01T08:00:00Z)"
-            print(json.dumps(error_body("invalid_parameter", message)))
-            return EXIT_USAGE
+    since: datetime | None = None
+    try:  # a date or a time, UTC without an offset: the same rule as `files --since`
+        since = parse_since_option(args.since)
+    except ValueError:
+        message = f"--since must be an ISO 8601 date or time, got {args.since!r}"
+        print(json.dumps(error_body("invalid_parameter", message)))
+        return EXIT_USAGE
     _use_database(args)
     conn = connect()
     try:
@@ -192,6 +195,13 @@ def cmd_void(args: argparse.Namespace) -> int:
     from cardstatus.migrate import apply_migrations
     from cardstatus.void import void_retrying
 
+    if args.preview:  # what the void would do, nothing changed
+        from cardstatus_dev.ops_cli import cmd_void_preview
+
+        return cmd_void_preview(args)
+    if not args.reason:
+        print(json.dumps(error_body("missing_parameter", "--reason is required")))
+        return EXIT_USAGE
     _use_database(args)
     conn = connect()
     try:
@@ -233,33 +243,17 @@ def _limit_error(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _print_pages(fetch: Any, key: str, limit: int | None) -> int:
-    """JSON Lines of every item of a paged list (at most `limit`); 1 when there is none."""
-    from cardstatus.ops import MAX_LIMIT
-
-    printed, cursor = 0, None
-    while limit is None or printed < limit:
-        size = MAX_LIMIT if limit is None else min(MAX_LIMIT, limit - printed)
-        page = fetch(cursor=cursor, limit=size)
-        for item in page[key]:
-            print(json.dumps(item, ensure_ascii=False), flush=True)
-        printed += len(page[key])
-        cursor = page["next_cursor"]
-        if cursor is None:
-            break
-    if not printed:
-        print(f"cardstatus: no {key} match", file=sys.stderr)
-    return EXIT_OK if printed else EXIT_FAILED
-
-
 def cmd_files(args: argparse.Namespace) -> int:
     from cardstatus import ops
+    from cardstatus_dev.ops_cli import output_format, print_pages
 
     def run(conn: Any) -> int:
         def fetch(cursor: str | None, limit: int) -> dict[str, Any]:
-            return ops.list_files(conn, args.partner, args.outcome, args.since, limit, cursor)
+            return ops.list_files(
+                conn, args.partner, args.outcome, args.since, limit, cursor, args.has_rejects
+            )
 
-        return _print_pages(fetch, "files", args.limit)
+        return print_pages(fetch, "files", args.limit, output_format(args))
 
     return _limit_error(args) or _lookup(args, run)
 
@@ -276,6 +270,7 @@ def cmd_file(args: argparse.Namespace) -> int:
 
 def cmd_stuck(args: argparse.Namespace) -> int:
     from cardstatus import ops
+    from cardstatus_dev.ops_cli import output_format, print_pages
 
     def run(conn: Any) -> int:
         def fetch(cursor: str | None, limit: int) -> dict[str, Any]:
@@ -283,7 +278,7 @@ def cmd_stuck(args: argparse.Namespace) -> int:
                 conn, args.status, args.older_than_hours, args.partner, cursor, limit
             )
 
-        return _print_pages(fetch, "cards", args.limit)
+        return print_pages(fetch, "cards", args.limit, output_format(args))
 
     return _limit_error(args) or _lookup(args, run)
 
@@ -395,6 +390,8 @@ def _add_privacy_parsers(sub: Any, db_help: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from cardstatus_dev import ops_cli
+
     parser = argparse.ArgumentParser(prog="cardstatus", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -421,7 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
         "events", help="print status-change events (the outbox) as JSON Lines, oldest first"
     )
     p.add_argument("--card-id", help="only this card's events")
-    p.add_argument("--since", metavar="ISO", help="only events emitted at or after this time")
+    p.add_argument(
+        "--since", metavar="ISO", help="only events emitted at or after: a date or time (UTC)"
+    )
     p.add_argument("--pending", action="store_true", help="only events not yet published")
     p.add_argument("--database-url", help=db_help)
     p.set_defaults(func=cmd_events)
@@ -431,18 +430,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="void an applied file: the state becomes what it would be without it (JSON)",
     )
     p.add_argument("file_id", type=int, metavar="FILE_ID", help="the file's id (its report)")
-    p.add_argument("--reason", required=True, help="why (kept with the file and in its report)")
+    p.add_argument("--reason", help="why (kept with the file and in its report); required")
     p.add_argument("--actor", help="who voids it (default: the OS user name)")
+    ops_cli.add_void_preview_options(p)
     p.add_argument("--database-url", help=db_help)
     p.set_defaults(func=cmd_void)
 
     p = sub.add_parser("files", help="recent ingested files, newest first; one JSON per line")
     p.add_argument("--partner", help="only this partner")
-    p.add_argument("--outcome", choices=["applied", "duplicate_file", "rejected_file"])
-    p.add_argument(
-        "--since", metavar="ISO", help="finished at or after (ISO 8601; UTC if no offset)"
-    )
-    p.add_argument("--limit", type=int, default=20, metavar="N", help="at most N files (20)")
+    ops_cli.add_files_options(p)  # --outcome, --since, --has-rejects, --limit, formats
     p.add_argument("--database-url", help=db_help)
     p.set_defaults(func=cmd_files)
 
@@ -452,13 +448,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_file)
 
     p = sub.add_parser("stuck", help="cards stuck in a status, oldest first; one JSON per line")
-    p.add_argument("--status", choices=["PICKED_UP", "DELIVERY_EXCEPTION"], default="PICKED_UP")
-    p.add_argument("--older-than-hours", type=float, default=72, metavar="H", help="(72)")
-    p.add_argument("--partner", help="only cards whose current event came from this partner")
-    p.add_argument("--limit", type=int, metavar="N", help="at most N cards (all)")
+    ops_cli.add_stuck_options(p)  # --status (any case), --older-than-hours, --partner, ...
     p.add_argument("--database-url", help=db_help)
     p.set_defaults(func=cmd_stuck)
 
+    ops_cli.register(sub, db_help)  # rejects, file-cards
     add_partners_parser(sub, db_help, cmd_partners)
 
     p = sub.add_parser("serve", help="serve the API handler on a local HTTP port")

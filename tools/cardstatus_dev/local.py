@@ -526,7 +526,9 @@ def ingested_versions(db_url: str, bucket: str = LOCAL_BUCKET) -> dict[tuple[str
         with conn.cursor() as cur:
             cur.execute(
                 "SELECT object_key, version_id, max(id) FROM ingested_file"
-                " WHERE bucket = %s AND version_id IS NOT NULL GROUP BY object_key, version_id",
+                " WHERE bucket = %s AND version_id IS NOT NULL"
+                # a run stopped mid-file leaves its in-progress row: that upload is not done
+                " AND outcome <> 'in_progress' GROUP BY object_key, version_id",
                 (bucket,),
             )
             return {(str(k), str(v)): int(i) for k, v, i in cur.fetchall()}

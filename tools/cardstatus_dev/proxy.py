@@ -35,7 +35,9 @@ from cardstatus_dev.console_assets import (
 SERVICE = "execute-api"
 _REGION_IN_HOST = re.compile(r"\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
 # Request headers passed on to the API, and response headers passed back.
-FORWARD_REQUEST_HEADERS = ("Content-Type", "Accept")
+# X-Cardstatus-Operator: the operator's name from the console, recorded with a void after the
+# IAM identity whose credentials sign the call (functions/void/app.py caller_identity).
+FORWARD_REQUEST_HEADERS = ("Content-Type", "Accept", "X-Cardstatus-Operator")
 FORWARD_RESPONSE_HEADERS = ("Content-Type", "Retry-After", "Allow", "x-amzn-RequestId")
 UPSTREAM_TIMEOUT_S = 30
 

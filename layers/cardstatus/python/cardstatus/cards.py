@@ -43,6 +43,8 @@ class HistoryEntry:
     comment: str | None
     reason: str | None
     partner: str
+    file_id: int | None = None  # the file (and line) the event came from (its source copy)
+    line: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,8 @@ class Card:
                     "comment": h.comment,
                     "reason": h.reason,
                     "partner": h.partner,
+                    "file_id": h.file_id,
+                    "line": h.line,
                 }
                 for h in self.history
             ],
@@ -98,9 +102,10 @@ def iso_utc(value: datetime | None) -> str | None:
         return None
     if value.tzinfo is None:  # timestamptz always carries an offset; be safe anyway
         value = value.replace(tzinfo=UTC)
-    value = value.astimezone(UTC)
-    spec = "seconds" if value.microsecond == 0 else "microseconds"
-    return value.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
+    elif value.utcoffset():  # per answer and history entry: skip the conversion when UTC
+        value = value.astimezone(UTC)
+    # isoformat() of an aware time at offset 0: '...:56+00:00', '.123456' only when non-zero.
+    return value.isoformat()[:-6] + "Z"
 
 
 # --- input validation -------------------------------------------------------------------
@@ -163,15 +168,21 @@ def _card_from_row(row: tuple[Any, ...]) -> Card:
         h_comments,
         h_reasons,
         h_partners,
+        h_file_ids,
+        h_lines,
     ) = row
     history = tuple(
-        HistoryEntry(status=s, at=a, comment=redact_comment(c), reason=r, partner=p)
-        for s, a, c, r, p in zip(
+        HistoryEntry(
+            status=s, at=a, comment=redact_comment(c), reason=r, partner=p, file_id=f, line=n
+        )
+        for s, a, c, r, p, f, n in zip(
             h_statuses or (),
             h_ats or (),
             h_comments or (),
             h_reasons or (),
             h_partners or (),
+            h_file_ids or (),
+            h_lines or (),
             strict=True,
         )
     )
@@ -292,20 +303,39 @@ def card_status(conn: Connection, card_id: str | None, e164: str | None) -> dict
         return {**card.to_dict(), "other_cards": [], "truncated": False}
 
     if card_id is not None:
-        card = get_card_for_phone(conn, card_id, e164)
-        if card is None:
+        rows = run_query(
+            conn,
+            sql.CARD_BY_ID_AND_PHONE_WITH_OTHERS,
+            {"card_id": card_id, "phone_hashes": lookup_hashes(e164), "limit": MAX_CARDS_PER_PHONE},
+        )
+        if not rows:
             raise CardNotFound()
-        others, truncated = other_card_summaries(conn, e164, exclude_card_id=card_id)
-        return {**card.to_dict(), "other_cards": others, "truncated": truncated}
+        row = rows[0]
+        n = len(row) - 3
+        other_ids, other_statuses, other_ats = row[n:]
+        others = [
+            {"card_id": i, "status": s, "status_at": iso_utc(a)}
+            for i, s, a in zip(other_ids or (), other_statuses or (), other_ats or (), strict=True)
+        ]
+        limit = MAX_CARDS_PER_PHONE - 1
+        card = _card_from_row(row[:n])
+        return {**card.to_dict(), "other_cards": others[:limit], "truncated": len(others) > limit}
 
-    found, truncated = cards_for_phone(conn, e164)
-    if not found:
+    # One statement: the latest card with its history, the others as id/status/time.
+    rows = run_query(
+        conn,
+        sql.LATEST_CARD_BY_PHONE,
+        {"phone_hashes": lookup_hashes(e164), "limit": MAX_CARDS_PER_PHONE + 1},
+    )
+    if not rows:
         raise CardNotFound()
-    latest, rest = found[0], found[1:]
+    found = rows[:MAX_CARDS_PER_PHONE]
     return {
-        **latest.to_dict(),
-        "other_cards": [c.summary() for c in rest],
-        "truncated": truncated,
+        **_card_from_row(found[0]).to_dict(),
+        "other_cards": [
+            {"card_id": r[0], "status": r[1], "status_at": iso_utc(r[2])} for r in found[1:]
+        ],
+        "truncated": len(rows) > MAX_CARDS_PER_PHONE,
     }
 
 

@@ -65,8 +65,19 @@ _DIGIT_RUN = re.compile(r"\+?\(?\d[\d ().-]{5,}\d")
 _DATE_LIKE = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?!\d)|\d{1,2}[-/.]\d{1,2}[-/.]\d{4}(?!\d)")
 
 
-def redact_phones(text: str) -> str:
-    """Mask anything in free text that could be a phone number (7+ digits), keeping the last 4."""
+def redact_phones(text: str, keep: tuple[str, ...] = ()) -> str:
+    """Mask anything in free text that could be a phone number (7+ digits), keeping the last 4.
+    Occurrences of the `keep` texts (a row's timestamp cell: never a phone) stay as they are."""
+    kept = [k for k in keep if k]
+    if kept:
+        pattern = re.compile("|".join(re.escape(k) for k in sorted(kept, key=len, reverse=True)))
+        parts, last = [], 0
+        for match in pattern.finditer(text):
+            parts.append(redact_phones(text[last : match.start()]))
+            parts.append(match.group(0))
+            last = match.end()
+        parts.append(redact_phones(text[last:]))
+        return "".join(parts)
 
     def _mask(match: re.Match[str]) -> str:
         run = match.group(0)

@@ -21,7 +21,7 @@ from typing import Any
 
 from psycopg2.extensions import connection as Connection
 
-from cardstatus.cards import iso_utc, run_query
+from cardstatus.cards import iso_utc, redact_comment, run_query
 from cardstatus.errors import FileNotFound, InvalidParameter
 from cardstatus.model import CardStatus
 from cardstatus.sql import ops as sql
@@ -36,7 +36,8 @@ STUCK_MAX_HOURS = 24 * 366 * 10
 PARTNER_MAX_LENGTH = 128
 FILE_ID_MAX = 2**63 - 1
 
-OUTCOMES = ("applied", "duplicate_file", "rejected_file")
+OUTCOMES = ("applied", "duplicate_file", "rejected_file", "in_progress")
+STUCK_TOTAL_CAP = 10_000  # the first page of stuck cards counts them up to this
 STUCK_STATUSES = (CardStatus.PICKED_UP.value, CardStatus.DELIVERY_EXCEPTION.value)
 
 # What a bad parameter gets told (the API's validation layer says the same: errors.py).
@@ -49,6 +50,7 @@ MESSAGES = {
     "older_than_hours": f"older_than_hours must be a number from 0 to {STUCK_MAX_HOURS}",
     "cursor": "cursor is invalid: pass next_cursor from the previous page unchanged",
     "limit": f"limit must be a whole number from 1 to {MAX_LIMIT}",
+    "has_rejects": "has_rejects must be true or false",
 }
 
 
@@ -123,6 +125,20 @@ def parse_since(raw: str | datetime | None) -> datetime | None:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+def parse_bool(raw: str | bool | None, name: str) -> bool | None:
+    """true/false (also 1/0, yes/no; any case); None when absent."""
+    if raw is None or isinstance(raw, bool):
+        return raw
+    text = raw.strip().lower()
+    if text == "":
+        return None
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise _invalid(name)
+
+
 def parse_stuck_status(raw: str | None) -> str:
     if _blank(raw):
         return CardStatus.PICKED_UP.value
@@ -194,12 +210,16 @@ def list_files(
     since: str | datetime | None = None,
     limit: str | int | None = None,
     cursor: str | None = None,
+    has_rejects: str | bool | None = None,
 ) -> dict[str, Any]:
-    """{"files": [...], "next_cursor"}: ingested files, newest first (GET /files)."""
+    """{"files": [...], "next_cursor"}: ingested files, newest first (GET /files). A file
+    being ingested is listed with outcome `in_progress` and the rows read so far;
+    has_rejects=true keeps the files with at least one rejected row (whatever the outcome)."""
     params = {
         "partner": parse_partner(partner),
         "outcome": parse_outcome(outcome),
         "since": parse_since(since),
+        "has_rejects": parse_bool(has_rejects, "has_rejects"),
     }
     size = parse_limit(limit, FILES_DEFAULT_LIMIT)
     after = decode_cursor(cursor, "files", (datetime, int))
@@ -228,6 +248,7 @@ def _file_row(row: tuple[Any, ...]) -> dict[str, Any]:
         started_at,
         finished_at,
         voided,
+        status_changes,
     ) = row
     return {
         "file_id": file_id,
@@ -245,6 +266,7 @@ def _file_row(row: tuple[Any, ...]) -> dict[str, Any]:
         "received_at": iso_utc(started_at),
         "finished_at": iso_utc(finished_at),
         "voided": voided,
+        "cards_changed": status_changes,
     }
 
 
@@ -273,7 +295,8 @@ def file_rejects(
     cursor: str | None = None,
     limit: str | int | None = None,
 ) -> dict[str, Any]:
-    """{"rejects": [{line, reason}], "next_cursor"}: every rejected row of a file, in line order."""
+    """{"rejects": [{line, reason, card_id, raw_row}], "next_cursor"}: every rejected row of a
+    file, in line order; card_id when it was readable, raw_row with the phone cells masked."""
     fid = parse_file_id(file_id)
     size = parse_limit(limit, REJECTS_DEFAULT_LIMIT)
     after = decode_cursor(cursor, "rejects", (int,))
@@ -286,7 +309,10 @@ def file_rejects(
         raise FileNotFound()
     next_cursor = encode_cursor("rejects", rows[size - 1][0]) if len(rows) > size else None
     return {
-        "rejects": [{"line": line, "reason": reason} for line, reason in rows[:size]],
+        "rejects": [
+            {"line": line, "reason": reason, "card_id": card_id, "raw_row": raw_row}
+            for line, reason, card_id, raw_row in rows[:size]
+        ],
         "next_cursor": next_cursor,
     }
 
@@ -309,7 +335,8 @@ def stuck_cards(
     size = parse_limit(limit, STUCK_DEFAULT_LIMIT)
     after = decode_cursor(cursor, "stuck", (datetime, str))
     params["after_at"], params["after_id"] = after if after else (None, None)
-    rows = run_query(conn, sql.STUCK_CARDS, {**params, "limit": size + 1})
+    query = sql.STUCK_CARDS if params["partner"] is None else sql.STUCK_CARDS_OF_PARTNER
+    rows = run_query(conn, query, {**params, "limit": size + 1})
     cards = [
         {
             "card_id": card_id,
@@ -317,14 +344,42 @@ def stuck_cards(
             "status_at": iso_utc(status_at),
             "partner": card_partner,
             "age_hours": round(float(age), 1),
+            "reason": reason,
+            "comment": redact_comment(comment),
+            "exception_count": exceptions,
+            "file_id": file_id,
         }
-        for card_id, card_status, status_at, card_partner, age in rows[:size]
+        for (
+            card_id,
+            card_status,
+            status_at,
+            card_partner,
+            age,
+            reason,
+            comment,
+            exceptions,
+            file_id,
+        ) in rows[:size]
     ]
     next_cursor = None
     if len(rows) > size:
         last = rows[size - 1]
         next_cursor = encode_cursor("stuck", _cursor_time(last[2]), last[0])
-    return {"cards": cards, "next_cursor": next_cursor}
+    total: int | None = None
+    total_capped: bool | None = None
+    if after is None:  # the first page says how many there are (up to STUCK_TOTAL_CAP)
+        found = len(cards)
+        if next_cursor is not None:
+            count = sql.STUCK_COUNT if params["partner"] is None else sql.STUCK_COUNT_OF_PARTNER
+            counted = run_query(conn, count, {**params, "cap": STUCK_TOTAL_CAP + 1})
+            found = int(counted[0][0])
+        total, total_capped = min(found, STUCK_TOTAL_CAP), found > STUCK_TOTAL_CAP
+    return {
+        "cards": cards,
+        "next_cursor": next_cursor,
+        "total": total,
+        "total_capped": total_capped,
+    }
 
 
 PHONE_CONFLICTS_DEFAULT_LIMIT = 100

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
@@ -58,8 +59,15 @@ def put_report(s3: Any, bucket: str, key: str, report: dict[str, Any], cfg: Sett
     return target
 
 
-def ingest_s3_object(conn: Connection, s3: Any, ref: S3ObjectRef, cfg: Settings) -> dict[str, Any]:
+def ingest_s3_object(
+    conn: Connection,
+    s3: Any,
+    ref: S3ObjectRef,
+    cfg: Settings,
+    progress_conn: Callable[[], Connection] | None = None,
+) -> dict[str, Any]:
     """Ingest one object and write its report to reports/<key>.json in the same bucket.
+    `progress_conn` opens the second connection that writes the rows read so far (pipeline).
 
     A redelivery (report["redelivery"] is True) answers the stored report and writes nothing:
     its S3 report is already there.
@@ -107,7 +115,7 @@ def ingest_s3_object(conn: Connection, s3: Any, ref: S3ObjectRef, cfg: Settings)
         )
         return closing(body)
 
-    report = ingest_retrying(conn, open_body, source, cfg)
+    report = ingest_retrying(conn, open_body, source, cfg, progress_conn=progress_conn)
     if not report.get("redelivery"):
         put_report(s3, ref.bucket, ref.key, report, cfg)
     return report

@@ -243,6 +243,7 @@ def _undo(
     run("outbox_ms", sql.INSERT_OUTBOX, params)
     written, first_id, last_id = cur.fetchone()
     assert written == changes, (written, changes)
+    run("link_cards_ms", sql.LINK_CARDS, params)
     counts = {
         "copies_removed": copies_removed,
         "events_removed": events_removed,

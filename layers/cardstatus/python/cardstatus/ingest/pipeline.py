@@ -13,6 +13,7 @@ are in cardstatus.sql.ingest.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -72,6 +73,7 @@ class _File:
     headers: HeaderMap | None = None
     name_status: CardStatus | None = None
     file_id: int | None = None
+    in_progress: bool = False  # file_id is this run's committed in-progress row
     streaming: bool = False
     # Rows of cards owned outside this partner's group (line, card id, owner), found per chunk
     # and counted as rejects once the reader thread is done (RowOutcomes is not thread-safe).
@@ -91,6 +93,7 @@ def ingest(
     source: SourceInfo,
     cfg: Settings,
     progress: Callable[[int], None] | None = None,
+    progress_conn: Callable[[], Connection] | None = None,
 ) -> dict[str, Any]:
     """Ingest one file; returns its report (also stored in ingested_file).
 
@@ -98,6 +101,10 @@ def ingest(
     A bad file is not an exception: it returns a `rejected_file` report. A redelivery of an
     object already ingested returns the stored report with `"redelivery": True` (not stored):
     the caller must not count it or publish its report again.
+
+    While the rows are read the file is listed with outcome `in_progress` (its row committed
+    before the file's transaction starts); `progress_conn` opens a second connection on which
+    the rows read so far are written every PROGRESS_EVERY_ROWS rows (none: only at the end).
     """
     seen = _stored_report_of_same_object(conn, source)
     if seen is not None:
@@ -105,19 +112,88 @@ def ingest(
     run = _File(
         conn, body, source, cfg, cfg.partner(source.partner), FileReport(source, datetime.now(UTC))
     )
+    writer = _ProgressWriter(progress_conn, progress)
     try:
         try:
             _open(run)
-            _stream(run, progress)
+            _begin(run)
+            writer.file_id = run.file_id
+            _stream(run, writer)
             return _finish(run)
         except FileRejected as exc:
             conn.rollback()
             return _rejected(run, str(exc), exc.rows_read)
     except BaseException:
         conn.rollback()
+        _drop_in_progress(run)  # the retry starts a row of its own
         raise
     finally:
+        writer.close()
         run.outcomes.close()
+
+
+class _ProgressWriter:
+    """Rows read so far: the caller's callback, and the file's in-progress row updated on a
+    second connection (autocommit) while the file's own transaction is open. Best effort:
+    a failure here is logged and ends the updates, never the file."""
+
+    def __init__(
+        self,
+        factory: Callable[[], Connection] | None,
+        callback: Callable[[int], None] | None,
+    ) -> None:
+        self.factory = factory
+        self.callback = callback
+        self.file_id: int | None = None
+        self.conn: Connection | None = None
+
+    def __call__(self, rows: int) -> None:
+        if self.factory is not None and self.file_id is not None:
+            try:
+                if self.conn is None:
+                    self.conn = self.factory()
+                    self.conn.autocommit = True
+                with self.conn.cursor() as cur:
+                    cur.execute(sql.SET_PROGRESS, {"rows": rows, "file_id": self.file_id})
+            except Exception as exc:  # never fail a file for its progress line
+                logger.warning("progress update failed", extra={"error": type(exc).__name__})
+                self.factory = None
+        if self.callback is not None:
+            self.callback(rows)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(Exception):
+                self.conn.close()
+            self.conn = None
+
+
+def _begin(run: _File) -> None:
+    """Commit the file's row as `in_progress` (GET /files lists it while it is read), holding
+    a session lock on it; remove in-progress rows of the same object left by a crashed run."""
+    params = _file_params(run)
+    params["outcome"] = FileOutcome.IN_PROGRESS.value
+    params["report"] = json.dumps({**run.report.to_json(), "outcome": "in_progress"})
+    with run.conn.cursor() as cur:
+        cur.execute(sql.DELETE_STALE_IN_PROGRESS, run.source.identity())
+        cur.execute(sql.INSERT_FILE, params)
+        run.file_id = cur.fetchone()[0]  # type: ignore[index]
+        cur.execute(sql.IN_PROGRESS_LOCK, {"file_id": run.file_id})
+    run.conn.commit()
+    run.in_progress = True
+
+
+def _drop_in_progress(run: _File) -> None:
+    """Remove this run's in-progress row (it ends without a report of its own). Best effort:
+    on a dead connection the next delivery of the object removes it (DELETE_STALE_IN_PROGRESS)."""
+    if not run.in_progress or run.conn.closed:
+        return
+    with contextlib.suppress(psycopg2.Error):
+        with run.conn.cursor() as cur:
+            cur.execute(sql.DELETE_IN_PROGRESS, {"file_id": run.file_id})
+            cur.execute(sql.IN_PROGRESS_UNLOCK, {"file_id": run.file_id})
+        run.conn.commit()
+    run.in_progress = False
 
 
 def _stored_report_of_same_object(conn: Connection, source: SourceInfo) -> dict[str, Any] | None:
@@ -183,13 +259,12 @@ def _file_event_type(run: _File) -> str | None:
 
 
 def _stream(run: _File, progress: Callable[[int], None] | None) -> None:
-    """The file row first (every copy references it), then the rows, chunk by chunk."""
+    """The rows, chunk by chunk, in the file's transaction (the file row, which every copy
+    references, was committed as in progress by _begin)."""
     assert run.csv_source is not None and run.records is not None and run.headers is not None
     with run.conn.cursor() as cur:
         cur.execute(sql.TUNE_TRANSACTION, {"timeout_ms": limits.statement_timeout_ms(run.cfg)})
         cur.execute(sql.CREATE_STAGING)
-        cur.execute(sql.INSERT_FILE, _file_params(run))
-        run.file_id = cur.fetchone()[0]  # type: ignore[index]
         rows = normalised_rows(
             run.records,
             run.headers,
@@ -298,7 +373,11 @@ def _finish(run: _File) -> dict[str, Any]:
         report.finished_at = datetime.now(UTC)
         report.timings = run.timer.timings()
         cur.execute(sql.UPDATE_FILE_REPORT, {**_file_params(run), "id": run.file_id})
+        # The row is final (and locked by this transaction until it commits): the run's
+        # session lock goes now, with no statement after the commit.
+        cur.execute(sql.IN_PROGRESS_UNLOCK, {"file_id": run.file_id})
     run.conn.commit()
+    run.in_progress = False
     return report.to_json()
 
 
@@ -331,6 +410,7 @@ def _duplicate(run: _File, original: tuple[Any, ...]) -> dict[str, Any]:
     run.conn.rollback()
     file_id, bucket, key, stored = original
     if run.source.bucket and (bucket, key) == (run.source.bucket, run.source.key):
+        _drop_in_progress(run)
         return _redelivery(stored)  # the file already applied under this very key
     report = run.report
     report.outcome = FileOutcome.DUPLICATE_FILE
@@ -407,6 +487,7 @@ def _set_counts(run: _File, accepted: int, duplicate: int) -> None:
     counts.rejected, counts.warnings = o.rejected, o.warnings
     run.report.rejects = o.reject_details
     run.report.warnings = o.warning_details
+    run.report.warning_groups = o.grouped_warnings()
 
 
 def _rejected(run: _File, reason: str, rows_read: int = 0) -> dict[str, Any]:
@@ -466,13 +547,20 @@ def _record_final(run: _File) -> dict[str, Any]:
             seen = cur.fetchone()
             if seen is not None:
                 conn.rollback()
+                _drop_in_progress(run)
                 return _redelivery(seen[2])
-        cur.execute(sql.INSERT_FILE, _file_params(run))
-        report.file_id = cur.fetchone()[0]  # type: ignore[index]
+        if run.in_progress:  # the run's own row: it gets the final outcome
+            report.file_id = run.file_id
+        else:
+            cur.execute(sql.INSERT_FILE, _file_params(run))
+            report.file_id = cur.fetchone()[0]  # type: ignore[index]
         if run.outcomes.rejects_file is not None and report.outcome is FileOutcome.REJECTED_FILE:
             _copy_rejects(cur, report.file_id, run.outcomes.rejects_file)
         cur.execute(sql.UPDATE_FILE_REPORT, {**_file_params(run), "id": report.file_id})
+        if run.in_progress:
+            cur.execute(sql.IN_PROGRESS_UNLOCK, {"file_id": report.file_id})
     conn.commit()
+    run.in_progress = False
     return report.to_json()
 
 
@@ -499,12 +587,13 @@ def ingest_retrying(
     source: SourceInfo,
     cfg: Settings,
     progress: Callable[[int], None] | None = None,
+    progress_conn: Callable[[], Connection] | None = None,
 ) -> dict[str, Any]:
     """ingest(), re-reading the file after a deadlock or serialization conflict."""
     for attempt in range(1, CONFLICT_ATTEMPTS + 1):
         with open_body() as body:
             try:
-                return ingest(conn, body, source, cfg, progress)
+                return ingest(conn, body, source, cfg, progress, progress_conn)
             except CONFLICT_ERRORS as exc:
                 if attempt == CONFLICT_ATTEMPTS:
                     raise
@@ -522,8 +611,9 @@ def ingest_path(
     cfg: Settings,
     partner: str | None = None,
     progress: Callable[[int], None] | None = None,
+    progress_conn: Callable[[], Connection] | None = None,
 ) -> dict[str, Any]:
     """Ingest a local file through the same pipeline (no S3): identity is its content hash."""
     key = os.fspath(path)
     source = SourceInfo(key=key, partner=partner or "default", size_bytes=os.path.getsize(key))
-    return ingest_retrying(conn, lambda: open(key, "rb"), source, cfg, progress)
+    return ingest_retrying(conn, lambda: open(key, "rb"), source, cfg, progress, progress_conn)

@@ -15,6 +15,7 @@ class FileOutcome(StrEnum):
     APPLIED = "applied"
     DUPLICATE_FILE = "duplicate_file"
     REJECTED_FILE = "rejected_file"
+    IN_PROGRESS = "in_progress"  # stored while the file is read; never a final report
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ class FileReport:
     outbox: dict[str, int | None] | None = None
     rejects: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[dict[str, Any]] = field(default_factory=list)
+    warning_groups: list[dict[str, Any]] = field(default_factory=list)
     finished_at: datetime | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -143,6 +145,7 @@ class FileReport:
         out["rejects"] = self.rejects
         out["rejects_listed"] = len(self.rejects)
         out["warnings"] = self.warnings
+        out["warning_groups"] = self.warning_groups
         out["finished_at"] = (self.finished_at or datetime.now(UTC)).isoformat()
         out["timings"] = self.timings
         return out

@@ -3,12 +3,15 @@ per-file tally of rows, rejects and warnings. No database, no I/O besides the sp
 
 from __future__ import annotations
 
+import csv
+import io
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from cardstatus.config import PartnerSettings
+from cardstatus.config import DEFAULT_PHONE_REGION, PartnerSettings
 from cardstatus.decode import BrokenRecord
 from cardstatus.model import CardStatus, FileRejected, RowError, redact_phones
 from cardstatus.normalise import (
@@ -40,15 +43,48 @@ class RowOutcomes:
     warning_details: list[dict[str, Any]] = field(default_factory=list)
     rejects_file: Any = None  # spooled TSV of every reject, COPYed into rejected_row
 
-    def reject(self, line: int, reason: str) -> None:
-        reason = redact_phones(reason)
+    warning_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def reject(
+        self,
+        line: int,
+        reason: str,
+        card_id: str | None = None,
+        raw_row: str | None = None,
+        keep: tuple[str, ...] = (),
+    ) -> None:
+        """One rejected row: its reason (phones masked, except the `keep` texts: the row's
+        timestamp cells are never a phone), its card id when readable, its raw row (phone
+        cells masked: reject_row)."""
+        reason = redact_phones(reason, keep)
         self.rejected += 1
         if len(self.reject_details) < REPORT_DETAIL_LIMIT:
-            self.reject_details.append({"line": line, "reason": reason})
+            self.reject_details.append({"line": line, "reason": reason, "card_id": card_id})
         if self.rejects_file is None:
             # Closed by ingest() in its finally block (close()).
             self.rejects_file = tempfile.SpooledTemporaryFile(max_size=1 << 20, mode="w+b")  # noqa: SIM115
-        self.rejects_file.write(f"{line}\t{copy_escape(reason)}\n".encode())
+        self.rejects_file.write(
+            f"{line}\t{copy_escape(reason)}\t{copy_text(card_id)}\t{copy_text(raw_row)}\n".encode()
+        )
+
+    def reject_row(
+        self,
+        line: int,
+        reason: str,
+        record: list[str],
+        headers: HeaderMap,
+        card_id_of: Callable[[str], str],
+    ) -> None:
+        """A data row rejected by a RowError: with its card id and masked raw row."""
+        keep = tuple(
+            cell
+            for col in (headers.timestamp, getattr(headers, "time", None))
+            if col is not None and col < len(record)
+            for cell in (record[col].strip(),)
+            if cell and normalise_phone(cell, DEFAULT_PHONE_REGION).e164 is None
+        )
+        card_id = readable_card_id(record, headers, card_id_of)
+        self.reject(line, reason, card_id, raw_row(record, headers), keep)
 
     def reject_broken(self, line: int, reason: str) -> None:
         """A row whose quoted field ran into the following rows (decode.BrokenRecord)."""
@@ -56,15 +92,92 @@ class RowOutcomes:
         self.reject(line, reason)
 
     def warn(self, line: int, warning: str, count: int = 1) -> None:
-        """One warning (or `count` of the same kind, listed once)."""
+        """One warning (or `count` of the same kind, listed once), also tallied by kind."""
         self.warnings += count
+        masked = None
         if len(self.warning_details) < REPORT_DETAIL_LIMIT:
-            self.warning_details.append({"line": line, "warning": redact_phones(warning)})
+            masked = redact_phones(warning)
+            self.warning_details.append({"line": line, "warning": masked})
+        kind = warning_kind(warning)
+        group = self.warning_groups.get(kind)
+        if group is None:
+            if len(self.warning_groups) >= WARNING_KINDS_MAX:
+                kind = OTHER_KIND
+                group = self.warning_groups.get(kind)
+            if group is None:
+                group = self.warning_groups[kind] = {
+                    "kind": kind,
+                    "count": 0,
+                    "example": masked if masked is not None else redact_phones(warning),
+                    "lines": [],
+                }
+        group["count"] += count
+        if len(group["lines"]) < WARNING_GROUP_LINES:
+            group["lines"].append(line)
+
+    def grouped_warnings(self) -> list[dict[str, Any]]:
+        """Warnings by kind, the most frequent first: count, one example, the first lines."""
+        return sorted(self.warning_groups.values(), key=lambda g: (-g["count"], g["kind"]))
 
     def close(self) -> None:
         if self.rejects_file is not None:
             self.rejects_file.close()
             self.rejects_file = None
+
+
+WARNING_KINDS_MAX = 50  # distinct warning kinds tallied per file; the rest count as "other"
+WARNING_GROUP_LINES = 10  # first lines listed per kind
+OTHER_KIND = "other warnings"
+RAW_ROW_MAX_CHARS = 4000
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+_NUMBER = re.compile(r"\d[\d,.:*+-]*")
+
+
+def warning_kind(warning: str) -> str:
+    """A warning's kind: its text with quoted values and numbers taken out, so that
+    "phone '0501' is not valid for AE" on 44,992 lines is one kind."""
+    text = _NUMBER.sub("N", _QUOTED.sub("…", warning))
+    return " ".join(text.split())[:160]
+
+
+def readable_card_id(
+    record: list[str], headers: HeaderMap, card_id_of: Callable[[str], str]
+) -> str | None:
+    """The row's card id as ingestion would store it (`card_id_of`: the file's card-id rule),
+    when it is one (never a phone)."""
+    if headers.card_id >= len(record):
+        return None
+    try:
+        return card_id_of(record[headers.card_id])
+    except RowError:
+        return None
+
+
+def _mask_digits(cell: str) -> str:
+    """Every digit but the last 4 as '*': a phone cell in a raw row."""
+    total = sum(c.isdigit() for c in cell)
+    seen = 0
+    out = []
+    for c in cell:
+        if c.isdigit():
+            seen += 1
+            out.append(c if seen > total - 4 else "*")
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def raw_row(record: list[str], headers: HeaderMap) -> str:
+    """The row as CSV text, the phone cells masked (last 4 digits kept) and phone numbers in
+    the comment masked; every other cell as the partner sent it (a timestamp stays readable)."""
+    cells = list(record)
+    if headers.phone is not None and headers.phone < len(cells):
+        cells[headers.phone] = _mask_digits(cells[headers.phone])
+    if headers.comment is not None and headers.comment < len(cells):
+        cells[headers.comment] = redact_phones(cells[headers.comment])
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow(cells)
+    return buffer.getvalue()[:RAW_ROW_MAX_CHARS]
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -166,7 +279,7 @@ def normalised_rows(  # noqa: C901, PLR0912
             if row_id_col is not None and row_id_col < len(record):
                 row_id = record[row_id_col].strip()[:64].translate(escape) or "\\N"
         except RowError as exc:
-            outcomes.reject(line, str(exc))
+            outcomes.reject_row(line, str(exc), record, headers, normalise_card_id)
             continue
         outcomes.valid += 1
         # card ids are [A-Za-z0-9_-] and statuses/reasons fixed words: nothing to escape.

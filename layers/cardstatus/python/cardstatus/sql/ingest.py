@@ -121,7 +121,42 @@ UPDATE ingested_file SET sha256 = %(sha256)s, meaning_key = %(meaning_key)s
 WHERE id = %(file_id)s
 """
 
-COPY_REJECTS = "COPY rejected_row (file_id, line, reason) FROM STDIN"
+COPY_REJECTS = "COPY rejected_row (file_id, line, reason, card_id, raw_row) FROM STDIN"
+
+# --- a file in progress (migration 0016) ------------------------------------------------------
+# The file's row is committed with outcome 'in_progress' before its rows are read, in a short
+# transaction of its own, so GET /files shows it while it is ingested; the file's transaction
+# turns it into the final outcome (UPDATE_FILE_REPORT). The run holds a session advisory lock
+# on the row's id while it lives (released by the transaction that makes the row final, just
+# before its commit, or by the server when the connection dies), so a row whose lock can be
+# taken belongs to a run that crashed.
+IN_PROGRESS_LOCK = "SELECT pg_advisory_lock(hashtextextended('in_progress:' || %(file_id)s, 2))"
+IN_PROGRESS_UNLOCK = "SELECT pg_advisory_unlock(hashtextextended('in_progress:' || %(file_id)s, 2))"
+
+# Stale in-progress rows of the same object (a run that crashed before it finished): removed
+# when their run's lock is free. Nothing references them (their copies were rolled back).
+DELETE_STALE_IN_PROGRESS = """
+DELETE FROM ingested_file
+WHERE id IN (
+    SELECT id FROM ingested_file
+    WHERE outcome = 'in_progress'
+      AND bucket IS NOT DISTINCT FROM %(bucket)s
+      AND object_key = %(key)s
+      AND version_id IS NOT DISTINCT FROM %(version_id)s
+      AND etag IS NOT DISTINCT FROM %(etag)s
+      AND pg_try_advisory_xact_lock(hashtextextended('in_progress:' || id, 2))
+)
+"""
+
+# Rows read so far (from a second connection, while the file's transaction runs).
+SET_PROGRESS = """
+UPDATE ingested_file SET rows_total = %(rows)s
+WHERE id = %(file_id)s AND outcome = 'in_progress'
+"""
+
+# A run's own in-progress row, when the run ends without a report of its own (a redelivery
+# answered with the stored report, or a failure that will be retried).
+DELETE_IN_PROGRESS = "DELETE FROM ingested_file WHERE id = %(file_id)s AND outcome = 'in_progress'"
 
 SAVEPOINT = "SAVEPOINT chunk"
 RELEASE = "RELEASE SAVEPOINT chunk"
@@ -453,7 +488,12 @@ changes AS (
     WHERE u.inserted OR b.card_id IS NULL OR u.version > b.version
 ),
 card_change AS (SELECT * FROM changes WHERE NOT raced),
-outbox AS ({outbox_insert("card_change")})
+outbox AS ({outbox_insert("card_change")}),
+-- The cards this file changed, before -> after (GET /files/{{file_id}}/cards; migration 0016).
+linked AS (
+    INSERT INTO file_card_change (file_id, card_id, action, status_before, status_after)
+    SELECT %(file_id)s, card_id, 'apply', previous_status, status FROM card_change
+)
 SELECT (SELECT count(*) FROM upserted), (SELECT count(*) FROM changes WHERE raced),
        (SELECT count(*) FROM outbox), (SELECT min(id) FROM outbox), (SELECT max(id) FROM outbox)
 """

@@ -25,9 +25,11 @@ SELECT f.id,
        f.report ->> 'reason',
        f.started_at,
        f.finished_at,
-       f.voided_at IS NOT NULL
+       f.voided_at IS NOT NULL,
+       (f.report ->> 'status_changes')::bigint
 FROM ingested_file f
 WHERE (%(partner)s::text IS NULL OR f.partner = %(partner)s::text)
+  AND (%(has_rejects)s::boolean IS NULL OR (f.rows_rejected > 0) = %(has_rejects)s::boolean)
   AND (%(outcome)s::file_outcome IS NULL OR f.outcome = %(outcome)s::file_outcome)
   AND (%(since)s::timestamptz IS NULL OR f.finished_at >= %(since)s::timestamptz)
   AND (%(after_at)s::timestamptz IS NULL
@@ -48,7 +50,7 @@ FILE_EXISTS = "SELECT 1 FROM ingested_file WHERE id = %(file_id)s"
 
 # GET /files/{file_id}/rejects: in line order, through rejected_row's primary key.
 REJECTS = """
-SELECT r.line, r.reason
+SELECT r.line, r.reason, r.card_id, r.raw_row
 FROM rejected_row r
 WHERE r.file_id = %(file_id)s
   AND (%(after_line)s::integer IS NULL OR r.line > %(after_line)s::integer)
@@ -73,7 +75,10 @@ SELECT c.card_id,
        c.status::text,
        c.status_at,
        {_CARD_PARTNER},
-       extract(epoch FROM statement_timestamp() - c.status_at) / 3600.0
+       extract(epoch FROM statement_timestamp() - c.status_at) / 3600.0,
+       c.reason, c.comment, c.exception_count,
+       (SELECT e.source_file_id FROM card_event e
+        WHERE e.card_id = c.card_id AND e.status = c.status AND e.occurred_at = c.status_at)
 FROM card c
 WHERE c.status = %(status)s::card_status
   AND c.status_at < statement_timestamp() - make_interval(secs => %(older_than_s)s)
@@ -82,6 +87,69 @@ WHERE c.status = %(status)s::card_status
   AND (%(partner)s::text IS NULL OR COALESCE({_CARD_PARTNER} = %(partner)s::text, false))
 ORDER BY c.status_at, c.card_id
 LIMIT %(limit)s
+"""
+
+# The number of stuck cards for the same filters, counted up to %(cap)s (the first page's
+# total: "1,204 cards", or "10,000+" past the cap), along the same partial index.
+STUCK_COUNT = f"""
+SELECT count(*) FROM (
+    SELECT 1
+    FROM card c
+    WHERE c.status = %(status)s::card_status
+      AND c.status_at < statement_timestamp() - make_interval(secs => %(older_than_s)s)
+      AND (%(partner)s::text IS NULL OR COALESCE({_CARD_PARTNER} = %(partner)s::text, false))
+    ORDER BY c.status_at, c.card_id  -- the index's order: read along it, stop at the cap
+    LIMIT %(cap)s
+) s
+"""
+
+# GET /stuck_cards?partner=P: the same answer as STUCK_CARDS with a partner, read from the
+# other side: P's open events of that status, oldest first, from card_event_partner_open
+# (0018), each kept when it is still its card's current event (a primary-key lookup in card).
+# Its cost is P's open events per stuck card of P (e.g. 50 reads per card found when 2% of
+# P's cards are stuck), not the number of stuck cards of all partners, which a partner with
+# few stuck cards made STUCK_CARDS read whole (every stuck card, 200k at 10M cards).
+# `OFFSET 0` keeps the lookup a per-event nested loop: flattened into a join, the planner
+# estimates "still current" at one row and hashes both sides whole.
+STUCK_CARDS_OF_PARTNER = """
+SELECT c.card_id,
+       c.status::text,
+       c.status_at,
+       e.partner,
+       extract(epoch FROM statement_timestamp() - c.status_at) / 3600.0,
+       c.reason, c.comment, c.exception_count,
+       e.source_file_id
+FROM card_event e
+CROSS JOIN LATERAL (
+    SELECT c.card_id, c.status, c.status_at, c.reason, c.comment, c.exception_count
+    FROM card c
+    WHERE c.card_id = e.card_id AND c.status = e.status AND c.status_at = e.occurred_at
+    OFFSET 0
+) c
+WHERE e.partner = %(partner)s::text
+  AND e.status = %(status)s::card_status
+  AND e.occurred_at < statement_timestamp() - make_interval(secs => %(older_than_s)s)
+  AND (%(after_at)s::timestamptz IS NULL
+       OR (e.occurred_at, e.card_id) > (%(after_at)s::timestamptz, %(after_id)s::text))
+ORDER BY e.occurred_at, e.card_id
+LIMIT %(limit)s
+"""
+
+# The first page's total with a partner filter, read the same way as STUCK_CARDS_OF_PARTNER.
+STUCK_COUNT_OF_PARTNER = """
+SELECT count(*) FROM (
+    SELECT 1
+    FROM card_event e
+    CROSS JOIN LATERAL (
+        SELECT 1 FROM card c
+        WHERE c.card_id = e.card_id AND c.status = e.status AND c.status_at = e.occurred_at
+        OFFSET 0
+    ) c
+    WHERE e.partner = %(partner)s::text
+      AND e.status = %(status)s::card_status
+      AND e.occurred_at < statement_timestamp() - make_interval(secs => %(older_than_s)s)
+    LIMIT %(cap)s
+) s
 """
 
 # GET /phone_conflicts: copies whose phone differs from another file's copy of the same event

@@ -244,6 +244,14 @@ WITH outbox AS ({outbox_insert("card_change")})
 SELECT count(*), min(id), max(id) FROM outbox
 """
 
+# What the void did to each card, next to what the file did (file_card_change, migration 0016):
+# one row per card whose current event changed; status_after NULL = the card was deleted.
+LINK_CARDS = """
+INSERT INTO file_card_change (file_id, card_id, action, status_before, status_after)
+SELECT %(file_id)s, card_id, 'void', previous_status, status FROM card_change
+ORDER BY card_id
+"""
+
 NOW = "SELECT clock_timestamp()"
 
 MARK_VOIDED = """

@@ -1,0 +1,92 @@
+"""Cold start: two Powertools packages whose `__init__` imports far more than the api uses.
+
+`aws_lambda_powertools.event_handler/__init__.py` imports every resolver (AppSync, AppSync
+events, Bedrock agents, VPC Lattice, function URLs, ...) and
+`aws_lambda_powertools.utilities.data_classes/__init__.py` every event class (S3, SQS,
+Kinesis, CodePipeline, Cognito, ...), although the api needs one resolver and the few event
+classes that resolver imports. Python runs a package's `__init__` before any of its
+submodules, so importing `event_handler.api_gateway` alone is not possible by ordinary means:
+together they were ~50 ms of the api's cold import (`python -X importtime`).
+
+`install()` registers each of these packages as a *lazy package* before anything imports it:
+a module object with the real package's `__path__` (its submodules import normally), whose
+`__init__` runs only when something asks for a name the package re-exports. A re-exported
+name (`from aws_lambda_powertools.event_handler import Response`) resolves to the
+submodule that defines it (read from the `__init__` source), a submodule to itself; any other
+attribute runs the real `__init__` first, so nothing the package offers goes missing.
+A package somebody already imported is left as it is.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import re
+import sys
+from types import ModuleType
+from typing import Any
+
+LAZY_PACKAGES = (
+    "aws_lambda_powertools.event_handler",
+    "aws_lambda_powertools.utilities.data_classes",
+)
+
+# `from <module> import (A, B as C, ...)` at the start of a line of an `__init__`.
+_FROM_IMPORT = re.compile(r"^from\s+([\w.]+)\s+import\s+(\([^)]*\)|[^\n]+)", re.MULTILINE)
+
+
+def _reexports(source: str) -> dict[str, tuple[str, str]]:
+    """Names an `__init__` re-exports: public name -> (module, name in that module)."""
+    names: dict[str, tuple[str, str]] = {}
+    for module, imported in _FROM_IMPORT.findall(source):
+        for part in imported.strip("()").split(","):
+            words = part.split("#", 1)[0].split()
+            if len(words) == 1:
+                names[words[0]] = (module, words[0])
+            elif len(words) == 3 and words[1] == "as":
+                names[words[2]] = (module, words[0])
+    return names
+
+
+def _lazy_package(name: str) -> ModuleType | None:
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None or not spec.submodule_search_locations:
+        return None
+    source = spec.loader.get_source(name)  # type: ignore[attr-defined]
+    if source is None:
+        return None
+    module = importlib.util.module_from_spec(spec)
+    names = _reexports(source)
+    state = {"initialised": False}
+
+    def __getattr__(attr: str) -> Any:  # the module-level __getattr__ of PEP 562
+        if attr in names:
+            origin, real = names[attr]
+            value = getattr(importlib.import_module(origin, package=name), real)
+        elif attr.startswith("__") or state["initialised"]:
+            raise AttributeError(f"module {name!r} has no attribute {attr!r}")
+        elif importlib.util.find_spec(f"{name}.{attr}") is not None:
+            value = importlib.import_module(f"{name}.{attr}")
+        else:  # anything else: the package as its author wrote it
+            state["initialised"] = True
+            spec.loader.exec_module(module)  # type: ignore[union-attr]
+            return getattr(module, attr)
+        setattr(module, attr, value)
+        return value
+
+    module.__getattr__ = __getattr__  # type: ignore[method-assign]
+    return module
+
+
+def install() -> None:
+    """Make the packages of LAZY_PACKAGES lazy, unless already imported."""
+    for name in LAZY_PACKAGES:
+        if name in sys.modules:
+            continue
+        parent_name, _, child = name.rpartition(".")
+        parent = importlib.import_module(parent_name)
+        module = _lazy_package(name)
+        if module is None:
+            continue
+        sys.modules[name] = module
+        setattr(parent, child, module)
