@@ -290,7 +290,7 @@ TS_REJECTED_DUBAI = [
     ("13-11-2023 14:00 XYZ", "unrecognised"),
     ("13-11/2023 14:00", "unrecognised"),  # mixed separators
     ("1700000000", "unrecognised"),  # epoch seconds are not guessed
-    ("\u0661\u0663-11-2023 14:00", "unrecognised"),  # non-ASCII digits
+    ("\u0967\u0969-11-2023 14:00", "unrecognised"),  # Devanagari digits are not read
     ("13-11-2023 14:00\x00", "unrecognised"),
     ("1" * 200, "unrecognised"),
     ("31-02-2023 10:00", "invalid date"),
@@ -598,8 +598,6 @@ def test_classify_reason_mapping_order_and_case() -> None:
         (None, None),
         ("", None),
         ("   ", None),
-        ("unknown", None),
-        ("Delivery", None),
         # the vocabulary (README "Partner files and reports")
         ("Undelivered", CardStatus.DELIVERY_EXCEPTION),
         ("not delivered", CardStatus.DELIVERY_EXCEPTION),
@@ -618,7 +616,18 @@ def test_classify_reason_mapping_order_and_case() -> None:
         ("Return to origin", CardStatus.RETURNED),
         ("Delivered at 2nd attempt", CardStatus.DELIVERED),  # 'attempt' only at the start
         ("Shipment delivered", CardStatus.DELIVERED),
-        ("Reported", None),  # 'rto' only as a whole word
+        # plurals and simple inflections of the built-in words
+        ("Failed deliveries", CardStatus.DELIVERY_EXCEPTION),
+        ("Delivery failures", CardStatus.DELIVERY_EXCEPTION),
+        ("Returns", CardStatus.RETURNED),
+        ("Pickups", CardStatus.PICKED_UP),
+        ("Pick-ups", CardStatus.PICKED_UP),
+        ("RTOs", CardStatus.RETURNED),
+        ("Exceptions", CardStatus.DELIVERY_EXCEPTION),
+        ("Failed attempts", CardStatus.DELIVERY_EXCEPTION),
+        # words in any script, compared after NFKC + casefold
+        ("\uff24\uff25\uff2c\uff29\uff36\uff25\uff32\uff25\uff24", CardStatus.DELIVERED),  # full-width
+        ("DELIVERED\u00a0", CardStatus.DELIVERED),
     ],
 )
 def test_event_type_from_value(raw: str | None, status: CardStatus | None) -> None:
@@ -647,6 +656,10 @@ def test_event_type_from_value(raw: str | None, status: CardStatus | None) -> No
         ("acme RTO 2024-04-01.csv", CardStatus.RETURNED),
         ("acme Collected.csv", CardStatus.PICKED_UP),
         ("C:\\exports\\delivered\\report.csv", None),  # only the base name counts
+        ("C:\\exports\\RTO 2024-04-01.csv", CardStatus.RETURNED),  # Windows names, short word
+        ("C:\\exports\\Attempted deliveries.csv", CardStatus.DELIVERY_EXCEPTION),  # prefix word
+        ("acme Failed deliveries.csv", CardStatus.DELIVERY_EXCEPTION),
+        ("acme Pickups.csv", CardStatus.PICKED_UP),
         ("incoming/delivered/report.csv", None),  # only the base name counts
         ("", None),
     ],
@@ -665,6 +678,15 @@ def test_event_type_from_filename(name: str, status: CardStatus | None) -> None:
         ("Not picked up", "is not tracked"),
         ("Delivered and Returned", "more than one event type (DELIVERED, RETURNED)"),
         ("Picked up / returned", "more than one event type"),
+        # unknown is never guessed (README "Partner files and reports")
+        ("Cancelled", "unknown status 'Cancelled': add it to the partner's status words"),
+        ("unknown", "unknown status 'unknown'"),
+        ("Delivery", "unknown status 'Delivery'"),
+        ("Reported", "unknown status"),  # 'rto' only as a whole word
+        ("Deliveries", "unknown status"),
+        ("#", "unknown status '#'"),
+        ("Not collected, collected later", "is not tracked"),
+        ("not RTO, RTO", "is not tracked"),
     ],
 )
 def test_event_type_from_value_rejects_untracked_and_ambiguous(raw: str, reason: str) -> None:
@@ -697,7 +719,8 @@ def test_partner_status_words_extend_and_override_the_defaults() -> None:
     assert words.from_filename("acme handed-over 2024.csv") is CardStatus.DELIVERED
     with pytest.raises(RowError, match="is not tracked"):
         words.from_value("parked")
-    assert event_type_from_value("Handed over") is None  # only for that partner
+    with pytest.raises(RowError, match="unknown status"):
+        event_type_from_value("Handed over")  # only for that partner
     with pytest.raises(ValueError, match="unknown status"):
         StatusVocabulary([("x", "LOST")])
 

@@ -26,6 +26,7 @@ from cardstatus.normalise import (
 )
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
+NOW_2026 = datetime(2026, 12, 6, tzinfo=UTC)
 
 # --------------------------------------------------------------------------- header synonyms
 
@@ -471,8 +472,9 @@ def test_api_and_cli_lookups_upper_case_the_card_id(raw: str, card_id: str) -> N
 def test_vocabulary_short_words_and_word_boundaries() -> None:
     from cardstatus.normalise import StatusVocabulary
 
-    assert vocabulary_value("Sent to Porto hub") is None  # 'rto' only as a whole word
-    words = StatusVocabulary([("--", "DELIVERED"), ("OK", "DELIVERED"), ("held", "UNTRACKED")])
+    with pytest.raises(RowError, match="unknown status"):
+        vocabulary_value("Sent to Porto hub")  # 'rto' only as a whole word
+    words = StatusVocabulary([("OK", "DELIVERED"), ("held", "UNTRACKED")])
     assert words.from_value("ok") is CardStatus.DELIVERED  # a 2-letter partner word
     assert words.from_value("Delivered OK") is CardStatus.DELIVERED
     with pytest.raises(RowError, match="is not tracked"):
@@ -498,3 +500,150 @@ def vocabulary_value(raw: str) -> CardStatus | None:
     from cardstatus.normalise import event_type_from_value
 
     return event_type_from_value(raw)
+
+
+# --------------------------------------------------------------------------- words in any script
+
+
+def test_arabic_partner_words_match_cells_and_file_names() -> None:
+    from cardstatus.normalise import StatusVocabulary
+
+    raw = json.dumps(
+        {"acme": {"status_words": {"\u062a\u0645 \u0627\u0644\u062a\u0648\u0635\u064a\u0644": "DELIVERED", "\u0645\u0631\u062a\u062c\u0639": "RETURNED"}}}
+    )
+    words = StatusVocabulary(_parse_partners(raw)["acme"].status_words)
+    assert words.from_value("\u062a\u0645 \u0627\u0644\u062a\u0648\u0635\u064a\u0644") is CardStatus.DELIVERED
+    assert words.from_value(" \u062a\u0645  \u0627\u0644\u062a\u0648\u0635\u064a\u0644.") is CardStatus.DELIVERED
+    assert words.from_value("\u0645\u0631\u062a\u062c\u0639") is CardStatus.RETURNED
+    assert words.from_filename("acme \u062a\u0645 \u0627\u0644\u062a\u0648\u0635\u064a\u0644.csv") is CardStatus.DELIVERED
+    assert len(words._entries) == len(StatusVocabulary()._entries) + 2  # none dropped
+
+
+def test_accented_partner_words_are_not_cut_short() -> None:
+    from cardstatus.normalise import StatusVocabulary
+
+    words = StatusVocabulary([("livr\u00e9", "DELIVERED"), ("Livraison \u00e9chou\u00e9e", "DELIVERY_EXCEPTION")])
+    assert words.from_value("Livraison \u00e9chou\u00e9e") is CardStatus.DELIVERY_EXCEPTION
+    assert words.from_value("LIVR\u00c9") is CardStatus.DELIVERED
+    assert words.from_value("livre\u0301") is CardStatus.DELIVERED  # a combining accent, composed
+    only_livre = StatusVocabulary([("livr\u00e9", "DELIVERED")])
+    with pytest.raises(RowError, match="unknown status"):
+        only_livre.from_value("Livraison \u00e9chou\u00e9e")  # not 'livr' + anything
+
+
+@pytest.mark.parametrize("word", ["--", "\u200b", "\u0651", "..."])
+def test_a_configured_word_that_normalises_to_nothing_is_refused_at_start(word: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(f"status_words[{word!r}] has no letter or digit")):
+        _parse_partners(json.dumps({"acme": {"status_words": {word: "DELIVERED"}}}))
+    from cardstatus.normalise import StatusVocabulary
+
+    with pytest.raises(ValueError, match="has no letter or digit"):
+        StatusVocabulary([(word, "DELIVERED")])
+
+
+def test_the_negation_applies_to_the_first_occurrence_of_a_word() -> None:
+    assert vocabulary_value("Collected - not collected on 1st visit") is CardStatus.PICKED_UP
+
+
+# --------------------------------------------------------------------------- timestamps, round 3
+
+
+@pytest.mark.parametrize(
+    ("raw", "utc"),
+    [
+        ("\u0662\u0660\u0662\u0664-\u0660\u0666-\u0660\u0663 \u0661\u0660:\u0660\u0660", "2024-06-03T06:00:00+00:00"),  # Arabic-Indic
+        ("\u06f0\u06f3/\u06f0\u06f6/\u06f2\u06f0\u06f2\u06f4 \u06f1\u06f0:\u06f0\u06f0", "2024-06-03T06:00:00+00:00"),  # Eastern
+        ("2024-06-03 10:00 GMT+4", "2024-06-03T06:00:00+00:00"),
+        ("03-06-2024 10:00 UTC+04:00", "2024-06-03T06:00:00+00:00"),
+        ("2024-06-03 10:00 UTC +4", "2024-06-03T06:00:00+00:00"),
+        ("2024-06-03 10:00 gmt-3:30", "2024-06-03T13:30:00+00:00"),
+        ("2024-06-03 10:00 UTC+0530", "2024-06-03T04:30:00+00:00"),
+        ("2024-06-03 10:00 GMT", "2024-06-03T10:00:00+00:00"),
+        ("2024-06-03T10:00:00+04:00[Asia/Dubai]", "2024-06-03T06:00:00+00:00"),
+        ("2024-06-03T10:00:00Z[UTC]", "2024-06-03T10:00:00+00:00"),
+        ("2024-06-03T10:00:00[Europe/London]", "2024-06-03T09:00:00+00:00"),  # the zone's time
+        ("2024-06-03T10:00:00 [UTC]", "2024-06-03T10:00:00+00:00"),
+    ],
+)
+def test_more_timestamp_forms(raw: str, utc: str) -> None:
+    assert TimestampParser("Asia/Dubai", now=lambda: NOW_2026).parse(raw).isoformat() == utc
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("2024-06-03T10:00:00[Mars/Olympus]", "unknown time zone 'Mars/Olympus'"),
+        ("2024-06-03 10:00 GMT+19", "out of range"),
+        ("2024-06-03 10:00 UTC+04:60", "out of range"),
+    ],
+)
+def test_bad_zones_in_timestamps_are_rejected(raw: str, reason: str) -> None:
+    with pytest.raises(RowError, match=re.escape(reason)):
+        TimestampParser("Asia/Dubai", now=lambda: NOW_2026).parse(raw)
+
+
+@pytest.mark.parametrize(
+    ("header", "zone"),
+    [
+        (["Card ID", "Timestamp (UTC)"], "UTC"),
+        (["Card ID", "Time (GST)"], "Asia/Dubai"),
+        (["Card ID", "Date (UTC+4)"], "UTC+04:00"),
+        (["Card ID", "Event time [UTC-03:30]"], "UTC-03:30"),
+        (["Card ID", "Timestamp (Europe/London)"], "Europe/London"),
+        (["Card ID", "Timestamp (dd/mm/yyyy hh:mm)"], None),  # a note, not a zone
+        (["Card ID", "Timestamp"], None),
+    ],
+)
+def test_a_header_that_names_its_zone(header: list[str], zone: str | None) -> None:
+    hm = map_headers(header)
+    assert hm.timestamp == 1
+    assert (None if hm.timestamp_zone is None else str(hm.timestamp_zone)) == zone
+
+
+def test_a_header_naming_an_unknown_zone_rejects_the_file() -> None:
+    with pytest.raises(FileRejected, match="time zone 'EST' is not one this service reads"):
+        map_headers(["Card ID", "Timestamp (EST)"])
+
+
+def test_the_header_zone_overrides_the_partner_zone_in_rows() -> None:
+    rows = _rows_of(["Card ID", "Timestamp (UTC)"], [["A1", "2024-06-03 10:00"]])
+    assert rows == [["1", "A1", "DELIVERED", "2024-06-03T10:00:00+00:00"]]
+    rows = _rows_of(["Card ID", "Timestamp"], [["A1", "2024-06-03 10:00"]])
+    assert rows == [["1", "A1", "DELIVERED", "2024-06-03T06:00:00+00:00"]]
+
+
+@pytest.mark.parametrize(
+    "header",
+    [["Card ID", "Date", "Time"], ["Time", "Card ID", "Date"], ["Card ID", "Delivery date", "Delivery time"]],
+)
+def test_separate_date_and_time_columns_are_combined(header: list[str]) -> None:
+    hm = map_headers(header)
+    date_col, time_col = hm.timestamp, hm.time
+    assert time_col is not None
+    assert header[date_col].lower().endswith("date") and header[time_col].lower().endswith("time")
+    row = ["", "", ""]
+    row[hm.card_id], row[date_col], row[time_col] = "A1", "03/06/2024", "10:00"
+    assert _rows_of(header, [row]) == [["1", "A1", "DELIVERED", "2024-06-03T06:00:00+00:00"]]
+
+
+def test_a_date_and_time_header_in_zone_utc() -> None:
+    header = ["Card ID", "Date", "Time (UTC)"]
+    assert _rows_of(header, [["A1", "2024-06-03", "10:00"]])[0][3] == "2024-06-03T10:00:00+00:00"
+
+
+def test_a_full_timestamp_column_is_not_combined() -> None:
+    hm = map_headers(["Card ID", "Timestamp", "Date", "Time"])
+    assert (hm.timestamp, hm.time) == (1, None)
+
+
+def _rows_of(header: list[str], rows: list[list[str]]) -> list[list[str]]:
+    from cardstatus.ingest.rows import RowOutcomes, normalised_rows
+
+    hm = map_headers(header)
+    out = RowOutcomes()
+    records = iter([(i + 1, r) for i, r in enumerate(rows)])
+    text = b"".join(
+        normalised_rows(records, hm, CardStatus.DELIVERED, PartnerSettings("x"), {}, out)
+    )
+    assert out.rejected == 0, out.reject_details
+    return [line.split("\t")[:4] for line in text.decode().splitlines()]

@@ -67,7 +67,9 @@ class RecordSource(Protocol):
 
     def records(self, max_field_chars: int) -> Iterator[tuple[int, list[str]]]: ...
 
-    def watch_rows(self, card_id: int, timestamp: int, width: int | None = None) -> None: ...
+    def watch_rows(
+        self, card_id: int, timestamp: int, width: int | None = None, time: int | None = None
+    ) -> None: ...
 
 
 def _suffix(name: str) -> str:
@@ -420,7 +422,9 @@ class XlsxSource:
         self._file.seek(0)
         self._max_field_chars: int | None = None
 
-    def watch_rows(self, card_id: int, timestamp: int, width: int | None = None) -> None:
+    def watch_rows(
+        self, card_id: int, timestamp: int, width: int | None = None, time: int | None = None
+    ) -> None:
         """Cells cannot run into each other in a workbook: nothing to watch."""
 
     def _open_book(self, max_field_chars: int) -> Any:

@@ -228,13 +228,17 @@ class CsvSource:
     warnings: list[str] = field(default_factory=list)
     _record_chars: int = 0
     _shape: tuple[int, int] | None = None  # (card-id column, timestamp column)
+    _time: int | None = None  # a separate time-of-day column
     _width: int | None = None  # fields of the header row
     _record_lines: list[str] = field(default_factory=list)  # lines of the current record
 
-    def watch_rows(self, card_id: int, timestamp: int, width: int | None = None) -> None:
+    def watch_rows(
+        self, card_id: int, timestamp: int, width: int | None = None, time: int | None = None
+    ) -> None:
         """From now on, a quoted field that runs into lines shaped like data rows is broken."""
         self._shape = (card_id, timestamp)
         self._width = width
+        self._time = time
 
     def _closes_record(self, line: str) -> bool:
         """Whether this continuation line closes the open quoted field and completes a record
@@ -260,13 +264,15 @@ class CsvSource:
         """Whether one physical line, parsed on its own, reads as a data row of this file."""
         assert self._shape is not None
         card_col, ts_col = self._shape
+        time_col = self._time
         cells = next(csv.reader((line,), delimiter=self.delimiter, strict=False), [])
-        if len(cells) <= max(card_col, ts_col):
+        if len(cells) <= max(card_col, ts_col, -1 if time_col is None else time_col):
             return False
         card = cells[card_col].strip().strip(_TRIM_CHARS)
         if not card.isascii() or CARD_ID_RE.fullmatch(card) is None:
             return False
-        return _TIMESTAMP_LIKE_RE.match(cells[ts_col]) is not None
+        stamp = cells[ts_col] if time_col is None else f"{cells[ts_col]} {cells[time_col]}"
+        return _TIMESTAMP_LIKE_RE.match(stamp) is not None
 
     def records(self, max_field_chars: int) -> Iterator[tuple[int, list[str]]]:
         errors = "cardstatus-cp1252" if self.encoding.startswith("utf-8") else "replace"

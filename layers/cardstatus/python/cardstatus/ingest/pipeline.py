@@ -132,18 +132,58 @@ def _open(run: _File) -> None:
     limit = limits.max_object_bytes(run.cfg)
     if run.source.size_bytes is not None and run.source.size_bytes > limit:
         raise FileRejected(limits.too_big_message(run.source.size_bytes, limit))
+    _warn_unconfigured_partner(run)
     run.csv_source = open_records(run.body, run.source.name, limit)
     run.records = run.csv_source.records(run.cfg.max_field_chars)
     run.report.container = run.csv_source.container
     run.report.encoding = run.csv_source.encoding
     run.report.delimiter = run.csv_source.delimiter
-    run.headers, skipped = find_header(run.records)
-    run.csv_source.watch_rows(run.headers.card_id, run.headers.timestamp, run.headers.width)
+    try:
+        run.headers, skipped = find_header(run.records)
+    except FileRejected as exc:
+        raise _header_elsewhere(run, exc) from None
+    h = run.headers
+    run.csv_source.watch_rows(h.card_id, h.timestamp, h.width, h.time)
     _warn_skipped_lines(run.outcomes, skipped)
     run.name_status, why = vocabulary(run.partner.status_words).file_event_type(run.source.name)
     if run.headers.status is None and run.name_status is None:
         raise FileRejected(f"cannot tell the event type: no Status/Event column, and {why}")
     run.report.event_type = _file_event_type(run) or "from_status_column"
+
+
+def _warn_unconfigured_partner(run: _File) -> None:
+    """A partner missing from PARTNER_CONFIG is read with the defaults, and says so."""
+    name = run.source.partner
+    if name in run.cfg.partners:
+        return
+    used = "the 'default' partner's settings" if "default" in run.cfg.partners else "the defaults"
+    p = run.partner
+    run.outcomes.warn(
+        0,
+        f"partner {name!r} is not configured (PARTNER_CONFIG): its file was read with {used} "
+        f"(timezone {p.timezone}, {'day' if p.day_first else 'month'}-first dates, phone "
+        f"region {p.phone_region}, {len(p.status_words)} extra status word(s))",
+    )
+
+
+def _header_elsewhere(run: _File, exc: FileRejected) -> FileRejected:
+    """A workbook whose first visible sheet has no header: name the sheet that has one."""
+    source = run.csv_source
+    others = getattr(source, "other_sheet_records", None)
+    if others is None:
+        return exc
+    read = getattr(source, "sheet", None)
+    for title, records in others(run.cfg.max_field_chars):
+        try:
+            find_header(records)
+        except FileRejected:
+            continue
+        return FileRejected(
+            f"sheet {read!r} has no card-id and timestamp header ({exc}); the data seems to be "
+            f"on sheet {title!r}: move it first or upload that sheet alone",
+            rows_read=exc.rows_read,
+        )
+    return exc
 
 
 def _warn_skipped_lines(outcomes: RowOutcomes, lines: list[int]) -> None:

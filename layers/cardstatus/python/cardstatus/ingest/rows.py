@@ -79,9 +79,14 @@ def copy_text(value: str | None) -> str:
 
 
 def count_data_rows(records: Iterator[tuple[int, list[str]]]) -> int | None:
-    """Non-blank records left in a file rejected at its header; None when they cannot be read."""
+    """Data records left in a file rejected at its header (non-blank, or rejected by the
+    reader: a field over the limit); None when they cannot be read."""
     try:
-        return sum(1 for _line, rec in records if rec and any(cell.strip() for cell in rec))
+        return sum(
+            1
+            for _line, rec in records
+            if (rec and any(cell.strip() for cell in rec)) or rec.__class__ is BrokenRecord
+        )
     except Exception:  # undecodable, over a limit: the rows cannot be counted
         return None
 
@@ -102,13 +107,15 @@ def normalised_rows(  # noqa: C901, PLR0912
     `max_rows` data rows raise FileRejected. One loop on purpose, the hot path (a million rows):
     helpers bound to locals, a file's few distinct status and comment cells normalised once
     (bounded memos); per-field functions would cost a call per cell."""
-    parse_time = TimestampParser(partner.timezone, partner.day_first).parse
+    zone = headers.timestamp_zone or partner.timezone  # a header naming its zone wins
+    parse_time = TimestampParser(zone, partner.day_first).parse
     status_of = vocabulary(partner.status_words).from_value
     region = partner.phone_region
     card_col, ts_col = headers.card_id, headers.timestamp
     phone_col, comment_col = headers.phone, headers.comment
     row_id_col, status_col = headers.row_id, headers.status
-    needed = max(card_col, ts_col)
+    time_col = headers.time  # separate date and time columns: joined
+    needed = max(card_col, ts_col, -1 if time_col is None else time_col)
     exception = CardStatus.DELIVERY_EXCEPTION
     statuses: dict[str, CardStatus | str | None] = {}  # status cell → event type or reason
     comments: dict[tuple[str, bool], tuple[str, str]] = {}  # (cell, is exception) → COPY text
@@ -134,7 +141,9 @@ def normalised_rows(  # noqa: C901, PLR0912
             if len(record) <= needed:
                 raise _short_row(record)
             card_id = normalise_card_id(record[card_col])
-            occurred_at = parse_time(record[ts_col])
+            occurred_at = parse_time(
+                record[ts_col] if time_col is None else f"{record[ts_col]} {record[time_col]}"
+            )
             status = file_status
             if status_col is not None and status_col < len(record):
                 cell = record[status_col]
