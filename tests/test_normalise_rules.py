@@ -647,3 +647,11 @@ def _rows_of(header: list[str], rows: list[list[str]]) -> list[list[str]]:
     )
     assert out.rejected == 0, out.reject_details
     return [line.split("\t")[:4] for line in text.decode().splitlines()]
+
+
+def test_a_date_in_brackets_is_not_masked_as_a_phone() -> None:
+    from cardstatus.model import redact_phones
+
+    assert redact_phones("first pickup (2026-12-03)") == "first pickup (2026-12-03)"
+    assert redact_phones("call (050) 111 2222") == "call ******2222"
+    assert redact_phones("(0501112222)") == "******2222)"

@@ -13,6 +13,7 @@ are in cardstatus.sql.ingest.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -36,12 +37,15 @@ from cardstatus.ingest.identity import meaning_key
 from cardstatus.ingest.report import FileOutcome, FileReport, SourceInfo, Timer
 from cardstatus.ingest.rows import (
     REPORT_DETAIL_LIMIT,
+    DateOrderFlip,
     RowOutcomes,
     count_data_rows,
     normalised_rows,
+    order_name,
 )
 from cardstatus.model import CardStatus, FileRejected, redact_phones
 from cardstatus.normalise import HeaderMap, find_header, vocabulary
+from cardstatus.sql import dates as dates_sql
 from cardstatus.sql import ingest as sql
 
 logger = logging.getLogger(__name__)
@@ -70,6 +74,7 @@ class _File:
     name_status: CardStatus | None = None
     file_id: int | None = None
     streaming: bool = False
+    date_order: DateOrderFlip | None = None  # the line that flipped the partner's date order
 
     def params(self) -> dict[str, Any]:
         return {"partner": self.source.partner, "file_id": self.file_id}
@@ -81,8 +86,13 @@ def ingest(
     source: SourceInfo,
     cfg: Settings,
     progress: Callable[[int], None] | None = None,
+    date_order: DateOrderFlip | None = None,
 ) -> dict[str, Any]:
     """Ingest one file; returns its report (also stored in ingested_file).
+
+    ``date_order``: set when a first reading found a date valid only in the other date order
+    (DateOrderFlip); the file is then read in that order. A seekable body is read again here;
+    otherwise DateOrderFlip is raised for the caller (ingest_retrying) to open it again.
 
     Raises only for infrastructure failures (database, I/O); the caller retries those.
     A bad file is not an exception: it returns a `rejected_file` report. A redelivery of an
@@ -95,6 +105,9 @@ def ingest(
     run = _File(
         conn, body, source, cfg, cfg.partner(source.partner), FileReport(source, datetime.now(UTC))
     )
+    if date_order is not None:
+        run.date_order = date_order
+        run.partner = dataclasses.replace(run.partner, day_first=not run.partner.day_first)
     try:
         try:
             _open(run)
@@ -103,11 +116,19 @@ def ingest(
         except FileRejected as exc:
             conn.rollback()
             return _rejected(run, str(exc), exc.rows_read)
+        except DateOrderFlip as flip:
+            conn.rollback()
+            seekable = getattr(body, "seekable", None)
+            if date_order is not None or seekable is None or not seekable():
+                raise
+            again = flip
     except BaseException:
         conn.rollback()
         raise
     finally:
         run.outcomes.close()
+    body.seek(0)  # type: ignore[attr-defined]
+    return ingest(conn, body, source, cfg, progress, again)
 
 
 def _stored_report_of_same_object(conn: Connection, source: SourceInfo) -> dict[str, Any] | None:
@@ -145,6 +166,7 @@ def _open(run: _File) -> None:
     h = run.headers
     run.csv_source.watch_rows(h.card_id, h.timestamp, h.width, h.time)
     _warn_skipped_lines(run.outcomes, skipped)
+    _warn_date_order(run)
     run.name_status, why = vocabulary(run.partner.status_words).file_event_type(run.source.name)
     if run.headers.status is None and run.name_status is None:
         raise FileRejected(f"cannot tell the event type: no Status/Event column, and {why}")
@@ -184,6 +206,20 @@ def _header_elsewhere(run: _File, exc: FileRejected) -> FileRejected:
             rows_read=exc.rows_read,
         )
     return exc
+
+
+def _warn_date_order(run: _File) -> None:
+    """The file is read in the other date order than the partner's: say which line decided."""
+    flip = run.date_order
+    if flip is not None:
+        order = order_name(run.partner.day_first)
+        run.outcomes.warn(
+            flip.line,
+            f"dates are read {order}: line {flip.line} ({flip.raw!r}) is a valid date only "
+            f"{order}, and every other date of the file reads that way too; the partner's "
+            f"setting is {order_name(not run.partner.day_first)} (set its date order if its "
+            "files are always written this way)",
+        )
 
 
 def _warn_skipped_lines(outcomes: RowOutcomes, lines: list[int]) -> None:
@@ -229,6 +265,7 @@ def _stream(run: _File, progress: Callable[[int], None] | None) -> None:
             run.outcomes,
             progress,
             limits.max_rows(run.cfg),
+            run.date_order,
         )
         run.streaming = True
         reader = ChunkReader(rows, run.csv_source.reader.drain)
@@ -289,6 +326,7 @@ def _finish(run: _File) -> dict[str, Any]:
         )
         cur.execute(sql.COUNT_ACCEPTED)
         accepted = cur.fetchone()[0]  # type: ignore[index]
+        _warn_dates(run, cur)
         _settle(run, cur)
         run.timer.mark("settle_ms")
         _project(run, cur)
@@ -302,6 +340,38 @@ def _finish(run: _File) -> dict[str, Any]:
         cur.execute(sql.UPDATE_FILE_REPORT, {**_file_params(run), "id": run.file_id})
     run.conn.commit()
     return report.to_json()
+
+
+def _warn_dates(run: _File, cur: Any) -> None:
+    """Events that look misdated: before the card's first pickup, or more than 31 days from
+    the bulk of the file's events (README "Partner files and reports": date order)."""
+    params = {**run.params(), "limit": REPORT_DETAIL_LIMIT, "gap_days": dates_sql.GAP_DAYS}
+    cur.execute(dates_sql.BEFORE_FIRST_PICKUP, params)
+    early = cur.fetchall()
+    for line, card_id, status, occurred, first_pickup, _total in early:
+        run.outcomes.warn(
+            line,
+            f"event {card_id} {status} on {occurred:%Y-%m-%d} is before the card's first pickup "
+            f"on {first_pickup:%Y-%m-%d}: check the date (and its day/month order)",
+        )
+    if early and early[0][-1] > len(early):
+        run.outcomes.warnings += early[0][-1] - len(early)
+    cur.execute(dates_sql.DATE_CLUSTERS, params)
+    clusters = cur.fetchall()
+    if len(clusters) < 2:
+        return
+    cur.execute(dates_sql.FAR_FROM_THE_FILE, params)
+    far = cur.fetchall()
+    for line, occurred, first_day, last_day, _total in far:
+        run.outcomes.warn(
+            line,
+            f"the event on {occurred:%Y-%m-%d} is more than {dates_sql.GAP_DAYS} days from the "
+            f"file's other events (from {first_day:%Y-%m-%d} to {last_day:%Y-%m-%d}): check the "
+            "date "
+            "(and its day/month order)",
+        )
+    if far and far[0][-1] > len(far):
+        run.outcomes.warnings += far[0][-1] - len(far)
 
 
 def _applied_same_meaning(run: _File, cur: Any) -> tuple[Any, ...] | None:
@@ -466,10 +536,17 @@ def ingest_retrying(
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """ingest(), re-reading the file after a deadlock or serialization conflict."""
-    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+    date_order: DateOrderFlip | None = None
+    attempt = 0
+    while attempt < CONFLICT_ATTEMPTS:
+        attempt += 1
         with open_body() as body:
             try:
-                return ingest(conn, body, source, cfg, progress)
+                return ingest(conn, body, source, cfg, progress, date_order)
+            except DateOrderFlip as flip:  # read again in the other date order (no conflict)
+                date_order = flip
+                attempt -= 1
+                continue
             except CONFLICT_ERRORS as exc:
                 if attempt == CONFLICT_ATTEMPTS:
                     raise

@@ -10,6 +10,7 @@ from typing import Any
 
 from cardstatus.config import PartnerSettings
 from cardstatus.decode import BrokenRecord
+from cardstatus.errors import DateOrderEvidence
 from cardstatus.model import CardStatus, FileRejected, RowError, redact_phones
 from cardstatus.normalise import (
     HeaderMap,
@@ -20,6 +21,20 @@ from cardstatus.normalise import (
     normalise_phone,
     vocabulary,
 )
+
+class DateOrderFlip(Exception):  # noqa: N818  (a signal, not an error)
+    """A row's date is valid only in the other date order: the file is read again in that
+    order (README "Partner files and reports": date order from evidence)."""
+
+    def __init__(self, line: int, raw: str) -> None:
+        super().__init__(f"line {line}: {raw!r}")
+        self.line = line
+        self.raw = raw
+
+
+def order_name(day_first: bool) -> str:
+    return "day-first" if day_first else "month-first"
+
 
 REPORT_DETAIL_LIMIT = 500  # rejects/warnings listed in the report; all rejects go to rejected_row
 COPY_BATCH_ROWS = 2000  # rows per COPY text block
@@ -101,12 +116,17 @@ def normalised_rows(  # noqa: C901, PLR0912
     outcomes: RowOutcomes,
     progress: Callable[[int], None] | None = None,
     max_rows: int | None = None,
+    decided: DateOrderFlip | None = None,
 ) -> Iterator[bytes]:
     """Normalise each data record into a COPY text line (source_line, card_id, status,
     occurred_at, phone, comment, reason, row id), yielded in batches; record rejects; more than
     `max_rows` data rows raise FileRejected. One loop on purpose, the hot path (a million rows):
     helpers bound to locals, a file's few distinct status and comment cells normalised once
-    (bounded memos); per-field functions would cost a call per cell."""
+    (bounded memos); per-field functions would cost a call per cell.
+
+    A date valid only in the other order raises DateOrderFlip (read the file again in that
+    order); when the order was already flipped (``decided``: the line that decided it), such a
+    row means the rows disagree: FileRejected naming both lines."""
     zone = headers.timestamp_zone or partner.timezone  # a header naming its zone wins
     parse_time = TimestampParser(zone, partner.day_first).parse
     status_of = vocabulary(partner.status_words).from_value
@@ -170,6 +190,8 @@ def normalised_rows(  # noqa: C901, PLR0912
             if row_id_col is not None and row_id_col < len(record):
                 row_id = record[row_id_col].strip()[:64].translate(escape) or "\\N"
         except RowError as exc:
+            if exc.__class__ is DateOrderEvidence:
+                _date_order_evidence(line, exc, decided, partner.day_first)
             outcomes.reject(line, str(exc))
             continue
         outcomes.valid += 1
@@ -184,6 +206,19 @@ def normalised_rows(  # noqa: C901, PLR0912
             batch.clear()
     if batch:
         yield "".join(batch).encode()
+
+
+def _date_order_evidence(
+    line: int, exc: Exception, decided: DateOrderFlip | None, day_first: bool
+) -> None:
+    raw = exc.raw  # type: ignore[attr-defined]
+    if decided is None:
+        raise DateOrderFlip(line, raw) from None
+    raise FileRejected(
+        f"the dates disagree: line {decided.line} ({decided.raw!r}) is valid only "
+        f"{order_name(day_first)} and line {line} ({raw!r}) only {order_name(not day_first)}; "
+        "write every date of the file in one order and upload it again"
+    ) from None
 
 
 def _too_many_rows(limit: int) -> FileRejected:

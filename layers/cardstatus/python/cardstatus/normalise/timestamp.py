@@ -3,12 +3,14 @@ for the dominant forms."""
 
 from __future__ import annotations
 
+import calendar
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cardstatus.errors import DateOrderEvidence
 from cardstatus.model import RowError
 from cardstatus.normalise._text import _TRIM_CHARS, _show
 
@@ -217,8 +219,14 @@ class TimestampParser:
             return m, int(m["y"]), int(m["m"]), int(m["d"])
         m = _TS_DMY_RE.fullmatch(s)
         if m is not None:
-            a, b = int(m["a"]), int(m["b"])
-            return (m, int(m["y"]), b, a) if self._day_first else (m, int(m["y"]), a, b)
+            a, b, y = int(m["a"]), int(m["b"]), int(m["y"])
+            day, month = (a, b) if self._day_first else (b, a)
+            if month > 12 and _valid_date(y, day, month):  # valid only in the other order
+                order = "month-first" if self._day_first else "day-first"
+                raise DateOrderEvidence(
+                    f"date in timestamp {_show(raw)} is valid only {order}", raw
+                )
+            return m, y, month, day
         for month_re in _TS_MONTH_RES:
             m = month_re.fullmatch(s)
             if m is not None:
@@ -354,3 +362,8 @@ def header_zone(note: str) -> tzinfo | None:
             "a zone name such as Asia/Dubai"
         )
     return None
+
+
+def _valid_date(year: int, month: int, day: int) -> bool:
+    """Whether (year, month, day) is a calendar date."""
+    return 1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1]
