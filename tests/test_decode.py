@@ -296,7 +296,7 @@ def test_utf8_whose_sniff_window_ends_inside_a_character_stays_utf8() -> None:
 def test_a_record_over_one_mib_rejects_the_file_and_one_at_the_limit_passes() -> None:
     line = "x" * 1023 + "\n"
     over = 'Card ID,Comment\nA1,"' + line * 1100 + '"\n'
-    with pytest.raises(FileRejected, match="a record is longer than 1048576 characters"):
+    with pytest.raises(FileRejected, match="a record is longer than 1,048,576 characters"):
         records(over.encode(), max_field=1 << 24)
     under = 'Card ID,Comment\nA1,"' + line * 1000 + '"\nA2,"' + line * 1000 + '"\n'
     got = records(under.encode(), max_field=1 << 24)
@@ -579,7 +579,7 @@ def test_utf16_arabic_headers_keep_the_tab_delimiter(first: str) -> None:
 
 def test_a_first_line_over_one_mib_rejects_the_file() -> None:
     data = ("Card ID," + "x" * (1 << 20) + "\nA1,y\n").encode()
-    with pytest.raises(FileRejected, match="longer than 1048576 characters"):
+    with pytest.raises(FileRejected, match="longer than 1,048,576 characters"):
         records(data, max_field=1 << 24)
 
 

@@ -342,7 +342,10 @@ class CsvSource:
                 raise _RunawayQuote(line)
             chars += len(line)
             if chars > limit:
-                raise FileRejected(f"a record is longer than {MAX_RECORD_CHARS} characters")
+                raise FileRejected(
+                    f"a record is longer than {MAX_RECORD_CHARS:,} characters (1 MiB): a quote "
+                    "never closed, or not a CSV file"
+                )
             self._record_chars = chars
             if "\x00" in line:
                 self.nul_bytes_removed += line.count("\x00")
