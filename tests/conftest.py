@@ -37,9 +37,20 @@ os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault(
     "PARTNER_CONFIG",
     json.dumps(
-        dict.fromkeys(
-            ("acme", "speedy", "default", "a", "other", "p", "quark", "zeta", "delivered"), {}
-        )
+        {
+            key: {}
+            for key in (
+                "acme",
+                "speedy",
+                "default",
+                "a",
+                "other",
+                "p",
+                "quark",
+                "zeta",
+                "delivered",
+            )
+        }
     ),
 )
 

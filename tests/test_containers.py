@@ -147,7 +147,10 @@ def test_gunzip_default_read_size_and_errors() -> None:
 
 def test_a_gzip_bomb_stops_at_the_size_limit() -> None:
     bomb = gzip.compress(b"Card ID,Timestamp\n" + b"A1,2024-01-01 10:00\n" * 500_000)
-    with pytest.raises(FileRejected, match=r"larger than the limit of 0.1 MB \(100,000 bytes\) for one file; split it"):
+    with pytest.raises(
+        FileRejected,
+        match=r"larger than the limit of 0.1 MB \(100,000 bytes\) for one file; split it",
+    ):
         rows(bomb, "a.csv.gz", max_bytes=100_000)
 
 
@@ -233,7 +236,9 @@ def test_xlsx_first_sheet_cells_as_a_person_sees_them() -> None:
     ]
     assert got[3] == (4, [""] * 7) or got[3][0] == 4
     assert got[4][0] == 5 and got[4][1][:3] == ["ZYW3", "585949014", "03-Apr-2024 10:00 AM"]
-    assert source.warnings == ["the workbook has 2 sheets; only the first visible one ('Deliveries') was read"]
+    assert source.warnings == [
+        "the workbook has 2 sheets; only the first visible one ('Deliveries') was read"
+    ]
     assert (source.container, source.encoding, source.delimiter) == ("xlsx", "xlsx", None)
     source.reader.drain()
     assert source.reader.sha256 == hashlib.sha256(data).hexdigest()

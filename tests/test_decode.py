@@ -418,7 +418,11 @@ def test_an_over_long_field_rejects_the_row_naming_its_line_and_the_next_rows_ar
     # A 15,000-character driver note: its row is rejected, not the file.
     data = b"Card ID,Comment\nA1,ok\nA2," + b"n" * 15_000 + b"\nA3,fine\n"
     got = records(data, max_field=10_000)
-    assert [(line, list(r)) for line, r in got[1:]] == [(2, ["A1", "ok"]), (3, []), (4, ["A3", "fine"])]
+    assert [(line, list(r)) for line, r in got[1:]] == [
+        (2, ["A1", "ok"]),
+        (3, []),
+        (4, ["A3", "fine"]),
+    ]
     assert "15,000 characters long, over the limit of 10,000" in got[2][1].reason
     # exactly at the limit: a row
     at = records(b"Card ID,Comment\nA2," + b"n" * 9_997 + b"\n", max_field=10_000)
@@ -427,6 +431,7 @@ def test_an_over_long_field_rejects_the_row_naming_its_line_and_the_next_rows_ar
     assert at[1][1] == ["A2", "n" * 10_000]
     over = records(b"Card ID,Comment\nA2," + b"n" * 10_001 + b"\n", max_field=10_000)
     assert over[1][1] == [] and "10,001 characters" in over[1][1].reason
+
 
 def test_malformed_csv_names_the_line(monkeypatch: pytest.MonkeyPatch) -> None:
     import csv
@@ -500,7 +505,7 @@ def test_a_tsv_file_is_tab_delimited_whatever_its_head_looks_like() -> None:
     data = b"Card, ID\tTime, stamp, local\nA1\t2024-01-01 10:00\n"
     source = open_records(io.BytesIO(data), "x - Delivered.tsv", 1 << 20)
     assert source.delimiter == "\t"
-    assert [r for _, r in source.records(100)][0] == ["Card, ID", "Time, stamp, local"]
+    assert next(r for _, r in source.records(100)) == ["Card, ID", "Time, stamp, local"]
     gz = open_records(io.BytesIO(__import__("gzip").compress(data)), "x.TSV.gz", 1 << 20)
     assert gz.delimiter == "\t"
     header_only = b"Card, ID\tTime, stamp, local\n"
@@ -541,8 +546,19 @@ def test_a_multi_line_comment_before_the_card_column_in_any_delimiter(delimiter:
     d = delimiter
     data = (
         b"Reason" + d + b"Event" + d + b"Date" + d + b"CardID\r\n"
-        b'"He said ""call me""\r\nthen left"' + d + b"Delivered" + d + b"2024-03-05T06:00:00Z"
-        + d + b"ZYW8827\r\n" + d + b"Picked up" + d + b"2024-03-05T06:00:00Z" + d + b"ZYW8890\r\n"
+        b'"He said ""call me""\r\nthen left"'
+        + d
+        + b"Delivered"
+        + d
+        + b"2024-03-05T06:00:00Z"
+        + d
+        + b"ZYW8827\r\n"
+        + d
+        + b"Picked up"
+        + d
+        + b"2024-03-05T06:00:00Z"
+        + d
+        + b"ZYW8890\r\n"
     )
     got = watched(data, card=3, ts=2, width=4)
     assert [(line, kind) for line, kind, _c, _r in got[1:]] == [(2, "list"), (4, "list")]
@@ -567,7 +583,9 @@ def test_a_runaway_quote_in_the_last_column_before_a_row_ending_in_a_quoted_cell
     ]
 
 
-@pytest.mark.parametrize("first", ["\u0622\u062e\u0631 \u062a\u062d\u062f\u064a\u062b", "\u062c\u0648\u0627\u0644"])
+@pytest.mark.parametrize(
+    "first", ["\u0622\u062e\u0631 \u062a\u062d\u062f\u064a\u062b", "\u062c\u0648\u0627\u0644"]
+)
 def test_utf16_arabic_headers_keep_the_tab_delimiter(first: str) -> None:
     # U+0622 is the bytes 22 06 (a '"' when read as bytes), U+062C is 2C 06 (a ',').
     text = f"{first}\tCard ID\tTimestamp\r\nx\tA1\t2024-01-01 10:00\r\n"

@@ -626,7 +626,10 @@ def test_classify_reason_mapping_order_and_case() -> None:
         ("Exceptions", CardStatus.DELIVERY_EXCEPTION),
         ("Failed attempts", CardStatus.DELIVERY_EXCEPTION),
         # words in any script, compared after NFKC + casefold
-        ("\uff24\uff25\uff2c\uff29\uff36\uff25\uff32\uff25\uff24", CardStatus.DELIVERED),  # full-width
+        (
+            "\uff24\uff25\uff2c\uff29\uff36\uff25\uff32\uff25\uff24",
+            CardStatus.DELIVERED,
+        ),  # full-width
         ("DELIVERED\u00a0", CardStatus.DELIVERED),
     ],
 )

@@ -509,20 +509,38 @@ def test_arabic_partner_words_match_cells_and_file_names() -> None:
     from cardstatus.normalise import StatusVocabulary
 
     raw = json.dumps(
-        {"acme": {"status_words": {"\u062a\u0645 \u0627\u0644\u062a\u0648\u0635\u064a\u0644": "DELIVERED", "\u0645\u0631\u062a\u062c\u0639": "RETURNED"}}}
+        {
+            "acme": {
+                "status_words": {
+                    "\u062a\u0645 \u0627\u0644\u062a\u0648\u0635\u064a\u0644": "DELIVERED",
+                    "\u0645\u0631\u062a\u062c\u0639": "RETURNED",
+                }
+            }
+        }
     )
     words = StatusVocabulary(_parse_partners(raw)["acme"].status_words)
-    assert words.from_value("\u062a\u0645 \u0627\u0644\u062a\u0648\u0635\u064a\u0644") is CardStatus.DELIVERED
-    assert words.from_value(" \u062a\u0645  \u0627\u0644\u062a\u0648\u0635\u064a\u0644.") is CardStatus.DELIVERED
+    assert (
+        words.from_value("\u062a\u0645 \u0627\u0644\u062a\u0648\u0635\u064a\u0644")
+        is CardStatus.DELIVERED
+    )
+    assert (
+        words.from_value(" \u062a\u0645  \u0627\u0644\u062a\u0648\u0635\u064a\u0644.")
+        is CardStatus.DELIVERED
+    )
     assert words.from_value("\u0645\u0631\u062a\u062c\u0639") is CardStatus.RETURNED
-    assert words.from_filename("acme \u062a\u0645 \u0627\u0644\u062a\u0648\u0635\u064a\u0644.csv") is CardStatus.DELIVERED
+    assert (
+        words.from_filename("acme \u062a\u0645 \u0627\u0644\u062a\u0648\u0635\u064a\u0644.csv")
+        is CardStatus.DELIVERED
+    )
     assert len(words._entries) == len(StatusVocabulary()._entries) + 2  # none dropped
 
 
 def test_accented_partner_words_are_not_cut_short() -> None:
     from cardstatus.normalise import StatusVocabulary
 
-    words = StatusVocabulary([("livr\u00e9", "DELIVERED"), ("Livraison \u00e9chou\u00e9e", "DELIVERY_EXCEPTION")])
+    words = StatusVocabulary(
+        [("livr\u00e9", "DELIVERED"), ("Livraison \u00e9chou\u00e9e", "DELIVERY_EXCEPTION")]
+    )
     assert words.from_value("Livraison \u00e9chou\u00e9e") is CardStatus.DELIVERY_EXCEPTION
     assert words.from_value("LIVR\u00c9") is CardStatus.DELIVERED
     assert words.from_value("livre\u0301") is CardStatus.DELIVERED  # a combining accent, composed
@@ -533,7 +551,9 @@ def test_accented_partner_words_are_not_cut_short() -> None:
 
 @pytest.mark.parametrize("word", ["--", "\u200b", "\u0651", "..."])
 def test_a_configured_word_that_normalises_to_nothing_is_refused_at_start(word: str) -> None:
-    with pytest.raises(ValueError, match=re.escape(f"status_words[{word!r}] has no letter or digit")):
+    with pytest.raises(
+        ValueError, match=re.escape(f"status_words[{word!r}] has no letter or digit")
+    ):
         _parse_partners(json.dumps({"acme": {"status_words": {word: "DELIVERED"}}}))
     from cardstatus.normalise import StatusVocabulary
 
@@ -551,8 +571,14 @@ def test_the_negation_applies_to_the_first_occurrence_of_a_word() -> None:
 @pytest.mark.parametrize(
     ("raw", "utc"),
     [
-        ("\u0662\u0660\u0662\u0664-\u0660\u0666-\u0660\u0663 \u0661\u0660:\u0660\u0660", "2024-06-03T06:00:00+00:00"),  # Arabic-Indic
-        ("\u06f0\u06f3/\u06f0\u06f6/\u06f2\u06f0\u06f2\u06f4 \u06f1\u06f0:\u06f0\u06f0", "2024-06-03T06:00:00+00:00"),  # Eastern
+        (
+            "\u0662\u0660\u0662\u0664-\u0660\u0666-\u0660\u0663 \u0661\u0660:\u0660\u0660",
+            "2024-06-03T06:00:00+00:00",
+        ),  # Arabic-Indic
+        (
+            "\u06f0\u06f3/\u06f0\u06f6/\u06f2\u06f0\u06f2\u06f4 \u06f1\u06f0:\u06f0\u06f0",
+            "2024-06-03T06:00:00+00:00",
+        ),  # Eastern
         ("2024-06-03 10:00 GMT+4", "2024-06-03T06:00:00+00:00"),
         ("03-06-2024 10:00 UTC+04:00", "2024-06-03T06:00:00+00:00"),
         ("2024-06-03 10:00 UTC +4", "2024-06-03T06:00:00+00:00"),
@@ -614,7 +640,11 @@ def test_the_header_zone_overrides_the_partner_zone_in_rows() -> None:
 
 @pytest.mark.parametrize(
     "header",
-    [["Card ID", "Date", "Time"], ["Time", "Card ID", "Date"], ["Card ID", "Delivery date", "Delivery time"]],
+    [
+        ["Card ID", "Date", "Time"],
+        ["Time", "Card ID", "Date"],
+        ["Card ID", "Delivery date", "Delivery time"],
+    ],
 )
 def test_separate_date_and_time_columns_are_combined(header: list[str]) -> None:
     hm = map_headers(header)

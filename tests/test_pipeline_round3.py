@@ -103,7 +103,9 @@ def test_a_configured_order_that_the_file_contradicts_is_a_warning(
     assert "dates are read day-first" in warnings(report)[0][1]
     assert "the partner's setting is month-first" in warnings(report)[0][1]
     # ambiguous dates only: the configured order, no warning
-    report = ingest_bytes(db, b"Card ID,Timestamp\nB1,05/12/2026 10:00\n", "incoming/us/y.csv", "us")
+    report = ingest_bytes(
+        db, b"Card ID,Timestamp\nB1,05/12/2026 10:00\n", "incoming/us/y.csv", "us"
+    )
     assert report["warnings"] == [] or "day-first" not in json.dumps(report["warnings"])
 
 
@@ -292,7 +294,9 @@ DTD_SHEET = (
         (b"<worksheet><sheetData><row>", "is not well-formed XML"),
     ],
 )
-def test_a_hostile_workbook_is_a_rejected_file_not_a_retry(db: Any, sheet: bytes, reason: str) -> None:
+def test_a_hostile_workbook_is_a_rejected_file_not_a_retry(
+    db: Any, sheet: bytes, reason: str
+) -> None:
     report = ingest_bytes(db, _workbook_with_sheet_xml(sheet), "incoming/acme/x - Delivered.xlsx")
     assert report["outcome"] == "rejected_file"
     assert reason in report["reason"]

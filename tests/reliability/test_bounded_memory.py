@@ -150,10 +150,16 @@ def xlsx_columns_16k(path: Path) -> None:
     def sheet(part: Any) -> None:
         part.write(f'<?xml version="1.0"?><worksheet xmlns="{SHEET_NS}"><sheetData>'.encode())
         for r in range(1, 51):
-            cells = ['<c t="inlineStr"><is><t>Card ID</t></is></c>' if r == 1 else
-                     f'<c t="inlineStr"><is><t>A{r}</t></is></c>']
-            cells.append('<c t="inlineStr"><is><t>' + ("Timestamp" if r == 1 else
-                         "2024-01-01 10:00") + "</t></is></c>")
+            cells = [
+                '<c t="inlineStr"><is><t>Card ID</t></is></c>'
+                if r == 1
+                else f'<c t="inlineStr"><is><t>A{r}</t></is></c>'
+            ]
+            cells.append(
+                '<c t="inlineStr"><is><t>'
+                + ("Timestamp" if r == 1 else "2024-01-01 10:00")
+                + "</t></is></c>"
+            )
             cells.extend("<c><v>1</v></c>" for _ in range(16_382))
             part.write(f'<row r="{r}">{"".join(cells)}</row>'.encode())
         part.write(b"</sheetData></worksheet>")
@@ -163,15 +169,40 @@ def xlsx_columns_16k(path: Path) -> None:
 
 # name: (builder, object name, outcome, reason fragment or None)
 CORPUS: dict[str, tuple[Callable[[Path], None], str, str, str | None]] = {
-    "xlsx bomb (400 MB cell)": (xlsx_bomb, "bomb - Delivered.xlsx", "rejected_file", "unpacks to 400 MB"),
-    "xlsx ratio bomb (200 MB cell)": (xlsx_ratio_bomb, "ratio - Delivered.xlsx", "rejected_file", "times its packed size"),
-    "xlsx huge cell (28 MB)": (xlsx_huge_cell, "cell - Delivered.xlsx", "rejected_file", "longer than"),
+    "xlsx bomb (400 MB cell)": (
+        xlsx_bomb,
+        "bomb - Delivered.xlsx",
+        "rejected_file",
+        "unpacks to 400 MB",
+    ),
+    "xlsx ratio bomb (200 MB cell)": (
+        xlsx_ratio_bomb,
+        "ratio - Delivered.xlsx",
+        "rejected_file",
+        "times its packed size",
+    ),
+    "xlsx huge cell (28 MB)": (
+        xlsx_huge_cell,
+        "cell - Delivered.xlsx",
+        "rejected_file",
+        "longer than",
+    ),
     "xlsx DTD (XXE)": (xlsx_dtd, "dtd - Delivered.xlsx", "rejected_file", "declares a DTD"),
-    "xlsx billion laughs": (xlsx_billion_laughs, "lol - Delivered.xlsx", "rejected_file", "declares a DTD"),
+    "xlsx billion laughs": (
+        xlsx_billion_laughs,
+        "lol - Delivered.xlsx",
+        "rejected_file",
+        "declares a DTD",
+    ),
     "xlsx 16k columns": (xlsx_columns_16k, "wide - Delivered.xlsx", "applied", None),
     "gzip bomb (1 GiB of NUL)": (gzip_bomb, "gz - Delivered.csv.gz", "rejected_file", None),
     "gzip bomb (200 MB line)": (gzip_csv_bomb, "line - Delivered.csv.gz", "rejected_file", None),
-    "10 MB single field": (single_field_10mb, "field - Delivered.csv", "rejected_file", "longer than 1,048,576 characters"),
+    "10 MB single field": (
+        single_field_10mb,
+        "field - Delivered.csv",
+        "rejected_file",
+        "longer than 1,048,576 characters",
+    ),
     "16k columns": (columns_16k, "wide - Delivered.csv", "applied", None),
 }
 PEAKS: dict[str, float] = {}
@@ -184,7 +215,9 @@ def _limit() -> None:
 
 
 @pytest.mark.parametrize("case", list(CORPUS))
-def test_each_hostile_file_gets_a_report_within_150_mb(db_url: str, tmp_path: Path, case: str) -> None:
+def test_each_hostile_file_gets_a_report_within_150_mb(
+    db_url: str, tmp_path: Path, case: str
+) -> None:
     build, name, outcome, reason = CORPUS[case]
     path = tmp_path / name
     build(path)
@@ -192,12 +225,16 @@ def test_each_hostile_file_gets_a_report_within_150_mb(db_url: str, tmp_path: Pa
         **os.environ,
         "MALLOC_ARENA_MAX": "2",  # glibc reserves 64 MB of address space per arena otherwise
         "PYTHONPATH": os.pathsep.join(
-            [str(ROOT / "layers" / "cardstatus" / "python"), str(ROOT), os.environ.get("PYTHONPATH", "")]
+            [
+                str(ROOT / "layers" / "cardstatus" / "python"),
+                str(ROOT),
+                os.environ.get("PYTHONPATH", ""),
+            ]
         ),
     }
     done = subprocess.run(
         [sys.executable, str(CHILD), db_url, str(path), f"incoming/acme/{name}"],
-        preexec_fn=_limit,  # noqa: PLW1509  (only resource limits, no threads in the parent's way)
+        preexec_fn=_limit,
         capture_output=True,
         text=True,
         env=env,
@@ -207,7 +244,9 @@ def test_each_hostile_file_gets_a_report_within_150_mb(db_url: str, tmp_path: Pa
     assert done.returncode == 0, f"{case}: no report ({done.returncode}): {done.stderr[-3000:]}"
     report = json.loads(done.stdout.strip().splitlines()[-1])
     PEAKS[case] = report["peak_rss_mb"]
-    print(f"{case}: {path.stat().st_size:,} bytes -> {report['outcome']}, peak RSS {report['peak_rss_mb']} MB: {report['reason']}")
+    print(
+        f"{case}: {path.stat().st_size:,} bytes -> {report['outcome']}, peak RSS {report['peak_rss_mb']} MB: {report['reason']}"
+    )
     assert report["outcome"] == outcome, report
     if reason is not None:
         assert reason in report["reason"], report

@@ -5,9 +5,10 @@ reports": every object gets a report).
   tab-delimited, the others' delimiter is detected.
 * ``.gz`` (``.csv.gz``, ``.txt.gz``, ``x.gz``, also ``.xlsx.gz``): streamed gunzip, then as
   the inner name says. The gzip magic bytes on a CSV name also mean gunzip (with a warning).
-* ``.xlsx``: the first visible sheet, streamed by openpyxl in read-only mode from a temporary file on
-  disk (a workbook is a ZIP archive, which needs a seekable file); cells read as the text a
-  person sees (see ``_cell_text``).
+* ``.xlsx``: the first visible sheet, streamed by openpyxl in read-only mode from a temporary
+  file on disk (a workbook is a ZIP archive, which needs a seekable file), after the zip
+  directory and every XML part were checked (``XlsxSource``); cells read as the text a person
+  sees (see ``_cell_text``).
 * Anything else (``.xls``, ``.numbers``, ``.zip``, images, no extension) and content that
   contradicts its name: ``FileRejected`` with a reason saying what to upload instead.
 
@@ -331,54 +332,57 @@ def scan_workbook_xml(book: zipfile.ZipFile, max_text_chars: int) -> None:
     an entity declaration (XXE, billion laughs: never expanded, refused), malformed XML, or a
     text node longer than ``max_text_chars`` (a cell would be materialised whole by the
     workbook reader)."""
+    for info in book.infolist():
+        if info.filename.lower().endswith((".xml", ".rels", ".vml")):
+            _scan_part(book, info, max_text_chars)
+
+
+def _scan_part(book: zipfile.ZipFile, info: zipfile.ZipInfo, max_text_chars: int) -> None:
     import xml.parsers.expat
 
-    for info in book.infolist():
-        name = info.filename
-        if not name.lower().endswith((".xml", ".rels", ".vml")):
-            continue
-        parser = xml.parsers.expat.ParserCreate()
+    name = info.filename
+    parser = xml.parsers.expat.ParserCreate()
+    run = 0
+
+    def start(_tag: str, _attrs: Any) -> None:
+        nonlocal run
         run = 0
 
-        def start(_tag: str, _attrs: Any) -> None:
-            nonlocal run
-            run = 0
+    def text(data: str) -> None:
+        nonlocal run
+        run += len(data)
+        if run > max_text_chars:
+            raise _XmlRefused(f"a cell or text in {name!r} is longer than {max_text_chars:,}")
 
-        def text(data: str) -> None:
-            nonlocal run
-            run += len(data)
-            if run > max_text_chars:
-                raise _XmlRefused(f"a cell or text in {name!r} is longer than {max_text_chars:,}")
+    def doctype(*_args: Any) -> None:
+        raise _XmlRefused(
+            f"the workbook part {name!r} declares a DTD (document type), which a "
+            "spreadsheet export never has; entities are not expanded"
+        )
 
-        def doctype(*_args: Any) -> None:
-            raise _XmlRefused(
-                f"the workbook part {name!r} declares a DTD (document type), which a "
-                "spreadsheet export never has; entities are not expanded"
-            )
-
-        parser.StartElementHandler = start
-        parser.CharacterDataHandler = text
-        parser.StartDoctypeDeclHandler = doctype
-        parser.EntityDeclHandler = doctype
-        try:
-            with book.open(info) as part:
-                while chunk := part.read(_XML_SCAN_CHUNK):
-                    parser.Parse(chunk, False)
-                parser.Parse(b"", True)
-        except _XmlRefused as refused:
-            raise FileRejected(
-                f"{refused.reason}; save the sheet again from Excel as .xlsx or upload CSV"
-            ) from None
-        except xml.parsers.expat.ExpatError as exc:
-            raise FileRejected(
-                f"the workbook part {name!r} is not well-formed XML ({exc}); save it again "
-                "from Excel as .xlsx, or as CSV (UTF-8)"
-            ) from None
-        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError) as exc:
-            raise FileRejected(
-                f"the workbook cannot be read ({type(exc).__name__}); save it again from "
-                "Excel as .xlsx, or as CSV (UTF-8)"
-            ) from None
+    parser.StartElementHandler = start
+    parser.CharacterDataHandler = text
+    parser.StartDoctypeDeclHandler = doctype
+    parser.EntityDeclHandler = doctype
+    try:
+        with book.open(info) as part:
+            while chunk := part.read(_XML_SCAN_CHUNK):
+                parser.Parse(chunk, False)
+            parser.Parse(b"", True)
+    except _XmlRefused as refused:
+        raise FileRejected(
+            f"{refused.reason}; save the sheet again from Excel as .xlsx or upload CSV"
+        ) from None
+    except xml.parsers.expat.ExpatError as exc:
+        raise FileRejected(
+            f"the workbook part {name!r} is not well-formed XML ({exc}); save it again "
+            "from Excel as .xlsx, or as CSV (UTF-8)"
+        ) from None
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError) as exc:
+        raise FileRejected(
+            f"the workbook cannot be read ({type(exc).__name__}); save it again from "
+            "Excel as .xlsx, or as CSV (UTF-8)"
+        ) from None
 
 
 # Errors of a damaged or hostile workbook (never an infrastructure failure: no retry, no

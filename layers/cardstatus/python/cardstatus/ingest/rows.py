@@ -22,7 +22,8 @@ from cardstatus.normalise import (
     vocabulary,
 )
 
-class DateOrderFlip(Exception):  # noqa: N818  (a signal, not an error)
+
+class DateOrderFlip(Exception):
     """A row's date is valid only in the other date order: the file is read again in that
     order (README "Partner files and reports": date order from evidence)."""
 

@@ -90,15 +90,15 @@ _HEADER_NOTE_RE = re.compile(r"(?s)(?P<name>.*?)[ \t]*[(\[](?P<note>[^()\[\]]*)[
 # Columns that hold only a date or only a time of day: combined when both are present and
 # no column holds both ("Date", "Time" → "Date Time"). "Event time" and "Status time" are full
 # timestamps (strong names), never a time of day alone.
-_DATE_ONLY = frozenset("date eventdate statusdate deliverydate pickupdate".split())
-_TIME_ONLY = frozenset("time deliverytime pickuptime".split())
+_DATE_ONLY = frozenset(["date", "eventdate", "statusdate", "deliverydate", "pickupdate"])
+_TIME_ONLY = frozenset(["time", "deliverytime", "pickuptime"])
 
 
 def _header_key(name: str) -> tuple[str, str | None]:
     """(normalised name, bracketed note or None): the note is dropped when the whole cell is
     not a known name but the part before the brackets is ("Timestamp (UTC)")."""
     key = normalise_header(name)
-    if key in _HEADER_STRONG or key in _HEADER_WEAK or "(" not in name and "[" not in name:
+    if key in _HEADER_STRONG or key in _HEADER_WEAK or ("(" not in name and "[" not in name):
         return key, None
     m = _HEADER_NOTE_RE.fullmatch(name)
     if m is None:

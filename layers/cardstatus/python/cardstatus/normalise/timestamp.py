@@ -31,7 +31,9 @@ _DIGITS = str.maketrans(
     }
 )
 # Java's ZonedDateTime: 2024-06-03T10:00:00+04:00[Asia/Dubai]; the zone id in brackets.
-_TS_ZONE_ID_RE = re.compile(r"(?P<ts>.*?)[ \t]*\[(?P<zone>[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+)*)\]")
+_TS_ZONE_ID_RE = re.compile(
+    r"(?P<ts>.*?)[ \t]*\[(?P<zone>[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+)*)\]"
+)
 _TS_YMD_RE = re.compile(
     r"(?P<y>[0-9]{4})(?P<sep>[-/.])(?P<m>[0-9]{1,2})(?P=sep)(?P<d>[0-9]{1,2})"
     r"(?:[Tt]|[ \t]+|,[ \t]*)" + _TS_TIME
@@ -230,10 +232,10 @@ class TimestampParser:
         for month_re in _TS_MONTH_RES:
             m = month_re.fullmatch(s)
             if m is not None:
-                month = _MONTHS.get(m["mon"].lower())
-                if month is None:
+                named = _MONTHS.get(m["mon"].lower())
+                if named is None:
                     break
-                return m, int(m["y"]), month, int(m["d"])
+                return m, int(m["y"]), named, int(m["d"])
         if _TS_DATE_ONLY_RE.fullmatch(s) or any(r.fullmatch(s) for r in _TS_MONTH_DATE_ONLY_RES):
             raise RowError(f"timestamp {_show(raw)} has no time of day")
         raise RowError(f"unrecognised timestamp {_show(raw)}")

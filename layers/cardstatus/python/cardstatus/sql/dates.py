@@ -44,12 +44,19 @@ WITH days AS (
 )
 """
 
-DATE_CLUSTERS = _CLUSTERED + """
+DATE_CLUSTERS = (
+    _CLUSTERED
+    + """
 SELECT cluster, events, first_day, last_day FROM sizes ORDER BY cluster
 """
+)
 
-FAR_FROM_THE_FILE = _CLUSTERED + """
-, main AS (SELECT cluster, first_day, last_day FROM sizes ORDER BY events DESC, cluster DESC LIMIT 1)
+FAR_FROM_THE_FILE = (
+    _CLUSTERED
+    + """
+, main AS (
+    SELECT cluster, first_day, last_day FROM sizes ORDER BY events DESC, cluster DESC LIMIT 1
+)
 SELECT c.line, c.occurred_at, main.first_day, main.last_day, count(*) OVER ()
 FROM event_copy c
 JOIN clustered k ON k.day = date_trunc('day', c.occurred_at, 'UTC')
@@ -58,3 +65,4 @@ WHERE c.file_id = %(file_id)s AND k.cluster <> main.cluster
 ORDER BY c.line
 LIMIT %(limit)s
 """
+)
