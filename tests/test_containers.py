@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import io
+import os
+import re
+import zipfile
 from datetime import date, datetime, time, timedelta
 
 import openpyxl
@@ -294,3 +298,100 @@ def test_xlsx_formulas_are_read_as_their_cached_value_never_as_formula_text() ->
     data = _book(["Card ID", "Timestamp", "Comment"], ["A1", "2024-01-01 10:00", "=1+1"])
     got = list(open_records(io.BytesIO(data), "book.xlsx", 1 << 20).records(100))
     assert got[1] == (2, ["A1", "2024-01-01 10:00", ""])  # openpyxl files carry no cached value
+
+
+# --- workbooks: bounded before they are opened (README "Partner files and reports") ----------
+
+
+def _zip(members: dict[str, bytes], compress: int = zipfile.ZIP_DEFLATED) -> zipfile.ZipFile:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compress) as archive:
+        for name, body in members.items():
+            archive.writestr(name, body)
+    return zipfile.ZipFile(io.BytesIO(out.getvalue()))
+
+
+def test_the_zip_directory_limits_each_part_the_total_the_text_table_and_the_ratio(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cardstatus import containers as c
+
+    monkeypatch.setattr(c, "XLSX_MAX_MEMBER_BYTES", 1000)
+    monkeypatch.setattr(c, "XLSX_MAX_TOTAL_BYTES", 1500)
+    monkeypatch.setattr(c, "XLSX_MAX_SHARED_STRINGS_BYTES", 500)
+    monkeypatch.setattr(c, "XLSX_RATIO_FROM_BYTES", 200)
+    monkeypatch.setattr(c, "XLSX_MAX_RATIO", 10)
+    stored = zipfile.ZIP_STORED
+    c.check_workbook_directory(_zip({"a.xml": b"x" * 1000, "b.xml": b"y" * 500}, stored))
+    with pytest.raises(FileRejected, match=r"'a.xml' unpacks to 0 MB, over the limit of 0 MB"):
+        c.check_workbook_directory(_zip({"a.xml": b"x" * 1001}, stored))
+    with pytest.raises(FileRejected, match="the workbook unpacks to"):
+        c.check_workbook_directory(_zip({"a.xml": b"x" * 1000, "b.xml": b"y" * 501}, stored))
+    c.check_workbook_directory(_zip({"xl/sharedStrings.xml": b"s" * 500}, stored))
+    with pytest.raises(FileRejected, match="text table"):
+        c.check_workbook_directory(_zip({"xl/sharedStrings.xml": b"s" * 501}, stored))
+    c.check_workbook_directory(_zip({"a.xml": b"x" * 200}))  # 200 bytes: no ratio checked
+    with pytest.raises(FileRejected, match=r"unpacks \d+ times its packed size \(over 10x"):
+        c.check_workbook_directory(_zip({"a.xml": b"x" * 201}))
+    random_text = base64.b64encode(os.urandom(600))[:800]
+    c.check_workbook_directory(_zip({"a.xml": random_text}))  # compresses < 10x
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'<?xml version="1.0"?><!DOCTYPE a><a/>', "declares a DTD"),
+        (b'<?xml version="1.0"?><!DOCTYPE a [<!ENTITY e "x">]><a>&e;</a>', "declares a DTD"),
+        (b"<a><b>" + b"t" * 101 + b"</b></a>", "a cell or text in 'p.xml' is longer than 100"),
+        (b"<a><b>" + b"t" * 60 + b"&amp;" + b"t" * 40 + b"</b></a>", "longer than 100"),
+        (b"<a><b>", "is not well-formed XML"),
+    ],
+)
+def test_the_xml_scan_refuses_dtds_long_text_and_bad_xml(body: bytes, reason: str) -> None:
+    from cardstatus.containers import scan_workbook_xml
+
+    with pytest.raises(FileRejected, match=re.escape(reason)):
+        scan_workbook_xml(_zip({"p.xml": body}), 100)
+
+
+def test_the_xml_scan_counts_text_per_element_and_skips_other_parts() -> None:
+    from cardstatus.containers import scan_workbook_xml
+
+    many = b"<a>" + b"<b>" + b"t" * 100 + b"</b>" * 1 + b"<b>" + b"t" * 100 + b"</b></a>"
+    scan_workbook_xml(_zip({"p.xml": many, "x.bin": b"<!DOCTYPE a>", "r.rels": b"<r/>"}), 100)
+    with pytest.raises(FileRejected, match="declares a DTD"):
+        scan_workbook_xml(_zip({"r.RELS": b"<!DOCTYPE a><r/>"}), 100)
+    with pytest.raises(FileRejected, match="declares a DTD"):
+        scan_workbook_xml(_zip({"d.vml": b"<!DOCTYPE a><r/>"}), 100)
+
+
+def test_a_workbook_whose_sheets_are_all_hidden_is_rejected() -> None:
+    wb = openpyxl.Workbook()
+    wb.active.append(["Card ID", "Timestamp"])
+    saved = io.BytesIO()
+    wb.save(saved)
+    out = io.BytesIO()  # Excel refuses to save this; a hand-made file can say it
+    with zipfile.ZipFile(saved) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            body = src.read(info)
+            if info.filename == "xl/workbook.xml":
+                body = body.replace(b'state="visible"', b"")
+                body = body.replace(b"<sheet ", b'<sheet state="hidden" ')
+            dst.writestr(info, body)
+    with pytest.raises(FileRejected, match="no visible worksheet"):
+        rows(out.getvalue(), "a.xlsx")
+
+
+def test_other_sheets_are_offered_in_workbook_order() -> None:
+    wb = openpyxl.Workbook()
+    wb.active.title = "First"
+    wb.active.append(["a"])
+    wb.create_sheet("Second").append(["Card ID", "Timestamp"])
+    wb.create_sheet("Third").append(["b"])
+    out = io.BytesIO()
+    wb.save(out)
+    source = open_records(io.BytesIO(out.getvalue()), "a.xlsx", 1 << 30)
+    assert [r for _, r in source.records(100)] == [["a"]]
+    assert source.sheet == "First"
+    others = [(t, [r for _, r in recs]) for t, recs in source.other_sheet_records(100)]
+    assert others == [("Second", [["Card ID", "Timestamp"]]), ("Third", [["b"]])]

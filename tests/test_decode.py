@@ -609,3 +609,147 @@ def test_a_cp1252_file_whose_first_line_is_only_accents_keeps_its_delimiter() ->
 def test_a_short_utf16_file_with_a_late_first_delimiter() -> None:
     data = "A very long first column name\tTs\r\n".encode("utf-16-le")
     assert open_csv(io.BytesIO(data), 1 << 20).delimiter == "\t"
+
+
+def test_the_size_limit_reason_in_full() -> None:
+    from cardstatus.decode import too_large
+
+    assert too_large(12_345_678) == (
+        "the file is larger than the limit of 12.3 MB (12,345,678 bytes) for one file; "
+        "split it into files of at most 12.3 MB"
+    )
+
+
+def test_the_over_long_field_reason_in_full() -> None:
+    got = records(b"Card ID,Comment\nA1," + b"n" * 12_345 + b"\n", max_field=10_000)
+    assert got[1][1].reason == (
+        "a field of this row is 12,345 characters long, over the limit of 10,000: the row is "
+        "rejected (a note pasted into one cell, or a quote never closed?)"
+    )
+
+
+def test_separate_date_and_time_columns_are_watched_together() -> None:
+    data = (
+        b'Card ID,Date,Time,Comment\nA1,2024-01-01,10:00,"oops\n'
+        b"A2,2024-01-02,10:05,x\nA3,2024-01-02,10:06,y\n"
+    )
+    source = open_csv(io.BytesIO(data), 1 << 20)
+    got = source.records(10_000)
+    next(got)
+    source.watch_rows(0, 1, 4, time=2)
+    assert [(line, type(r).__name__) for line, r in got] == [
+        (2, "BrokenRecord"),
+        (3, "list"),
+        (4, "list"),
+    ]
+
+
+def test_a_short_continuation_line_before_the_card_column_stays_in_the_field() -> None:
+    # Card id in the last column: a continuation line with fewer cells is not a row.
+    data = (
+        b'Timestamp,Comment,Card ID\n2024-01-01 10:00,"open\n2024-01-01 10:05,x\nend",A1\n'
+        b"2024-01-01 10:06,y,A2\n"
+    )
+    got = watched(data, card=2, ts=0, width=3)
+    assert [(line, kind) for line, kind, _c, _r in got[1:]] == [(2, "list"), (5, "list")]
+    assert got[1][2] == ["2024-01-01 10:00", "open\n2024-01-01 10:05,x\nend", "A1"]
+
+
+def test_a_closing_line_with_an_even_number_of_quotes_does_not_close_the_field() -> None:
+    # '"a' opened before the card column; line 3 closes it and opens another quote: with an
+    # even number of quote characters it does not complete the record, so it is a row.
+    data = b'Comment,Card ID,Timestamp,Note\n"a\nb",A1,2024-01-01 10:00,"x\n'
+    got = watched(data, card=1, ts=2, width=4)
+    assert [(line, kind) for line, kind, _c, _r in got[1:]] == [(2, "BrokenRecord"), (3, "list")]
+
+
+def test_the_size_limit_reason_rounds_in_mb() -> None:
+    from cardstatus.decode import too_large
+
+    assert too_large(1_050_000).endswith(
+        "limit of 1.1 MB (1,050,000 bytes) for one file; split it into files of at most 1.1 MB"
+    )
+
+
+def test_the_broken_quote_and_record_limit_reasons_in_full() -> None:
+    got = watched(REVIEW_REPRO, card=0, ts=2, width=4)
+    assert got[1][3] == (
+        "a quoted field opened on this line is not closed before line 3, which reads as a data "
+        "row: this row is rejected and the lines after it are read as rows (check the quotes "
+        "on this line)"
+    )
+    with pytest.raises(FileRejected) as rejected:
+        records(b"Card ID," + b"x" * (1 << 20) + b"\n", max_field=1 << 24)
+    assert str(rejected.value) == (
+        "a record is longer than 1,048,576 characters (1 MiB): a quote never closed, or not a "
+        "CSV file"
+    )
+
+
+def test_a_continuation_row_with_a_quote_character_in_a_semicolon_file() -> None:
+    data = (
+        b'Card ID;Timestamp;Comment\nA1;2024-01-01 10:00;"oops\n'
+        b'A2;2024-01-01 10:05;5" screen\nA3;2024-01-01 10:06;x\n'
+    )
+    got = watched(data, 0, 1, width=3)
+    assert [(line, kind) for line, kind, _c, _r in got[1:]] == [
+        (2, "BrokenRecord"),
+        (3, "list"),
+        (4, "list"),
+    ]
+
+
+def test_a_quoted_timestamp_spanning_lines_is_one_field_when_it_completes_the_record() -> None:
+    # The quote opened in the last watched column (or the one before it): a closing line that
+    # completes a record of the header's width is part of that record.
+    data = b'Card ID,Timestamp,Comment\nA1,"2024-01-01 10:00\nA2,2024-01-01 10:05" ,x\n'
+    got = watched(data, 0, 1, width=3)
+    assert [(line, kind) for line, kind, _c, _r in got[1:]] == [(2, "list")]
+    data = b'ID,Timestamp,Card ID\n1,"2024-01-01 10:00\n2,2024-01-01 10:05" ,A1\n'
+    got = watched(data, 2, 1, width=3)
+    assert [(line, kind) for line, kind, _c, _r in got[1:]] == [(2, "list")]
+
+
+def test_a_short_continuation_line_with_a_later_time_column_stays_in_the_field() -> None:
+    data = b'Card ID,Date,Comment,Time\nA1,2024-01-01,"open\nA2,2024-01-02 10:00,x\nend",10:00\n'
+    source = open_csv(io.BytesIO(data), 1 << 20)
+    got = source.records(10_000)
+    next(got)
+    source.watch_rows(0, 1, 4, time=3)
+    assert [(line, type(r).__name__) for line, r in got] == [(2, "list")]
+
+
+def test_a_closing_quote_and_a_space_before_the_card_column() -> None:
+    data = (
+        b'Comment,Card ID,Timestamp\n"two\nparagraphs" ,A1,2024-01-01 10:00\n'
+        b"next,A2,2024-01-01 10:05\n"
+    )
+    got = watched(data, card=1, ts=2, width=3)
+    assert [(line, kind, cells) for line, kind, cells, _ in got[1:]] == [
+        (2, "list", ["two\nparagraphs ", "A1", "2024-01-01 10:00"]),
+        (4, "list", ["next", "A2", "2024-01-01 10:05"]),
+    ]
+
+
+def test_a_utf16_header_of_arabic_letters_that_look_like_commas_keeps_the_tab() -> None:
+    # U+062C is the bytes 2C 06: read as bytes, six phantom commas against two tabs.
+    text = "\u062c\u062c \u062c\u062c \u062c\u062c\tCard ID\tTimestamp\r\n"
+    data = codecs.BOM_UTF16_LE + text.encode("utf-16-le")
+    assert open_csv(io.BytesIO(data), 1 << 20).delimiter == "\t"
+
+
+def test_only_the_first_4096_bytes_decide_utf16() -> None:
+    head = b"a\x00" * 1000 + b"\x00a" * 204 + b"aa" * 844 + b"\x00" + b"a" * 100
+    assert len(head[:4096]) == 4096
+    assert detect_encoding(head) == "utf-16-le"
+
+
+def test_cr_only_line_endings_split_lines_for_the_delimiter_vote() -> None:
+    assert detect_delimiter("Title; x; y; z\rCard ID,Timestamp\rA,B\r") == ","
+
+
+@pytest.mark.parametrize(("filler", "expected"), [("\ufeff", ","), ("X", ";")])
+def test_blank_lines_do_not_use_up_the_twenty_lines(filler: str, expected: str) -> None:
+    # A BOM-only line is blank (10 lines each: the larger count wins); an 'X' line is a line.
+    head = filler + "\n" + "a;b\n" * 10 + "a,b,c\n" * 10
+    assert detect_delimiter(head) == expected
