@@ -300,3 +300,13 @@ def test_a_hostile_workbook_is_a_rejected_file_not_a_retry(
     report = ingest_bytes(db, _workbook_with_sheet_xml(sheet), "incoming/acme/x - Delivered.xlsx")
     assert report["outcome"] == "rejected_file"
     assert reason in report["reason"]
+
+
+def test_an_event_before_a_pickup_of_the_same_file_is_a_warning(db: Any) -> None:
+    data = (
+        b"Card ID,Timestamp,Status\nS1,2026-12-03 10:00,Picked up\nS1,2026-12-02 10:00,Delivered\n"
+        b"S2,2026-12-02 10:00,Delivered\nS3,2026-12-01 10:00,Picked up\n"
+        b"S3,2026-12-02 10:00,Delivered\n"
+    )
+    report = ingest_bytes(db, data, "incoming/acme/same file.csv")
+    assert [line for line, _w in warnings(report)] == [3]  # S2 has no pickup at all

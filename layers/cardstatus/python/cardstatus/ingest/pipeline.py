@@ -36,10 +36,12 @@ from cardstatus.ingest.copy import ChunkReader, ChunkStream, copy_chunk
 from cardstatus.ingest.identity import meaning_key
 from cardstatus.ingest.report import FileOutcome, FileReport, SourceInfo, Timer
 from cardstatus.ingest.rows import (
+    GAP_DAYS,
     REPORT_DETAIL_LIMIT,
     DateOrderFlip,
     RowOutcomes,
     count_data_rows,
+    far_days,
     normalised_rows,
     order_name,
 )
@@ -326,10 +328,10 @@ def _finish(run: _File) -> dict[str, Any]:
         )
         cur.execute(sql.COUNT_ACCEPTED)
         accepted = cur.fetchone()[0]  # type: ignore[index]
-        _warn_dates(run, cur)
         _settle(run, cur)
         run.timer.mark("settle_ms")
         _project(run, cur)
+        _warn_dates(run, cur)
         if outcomes.rejects_file is not None:
             _copy_rejects(cur, run.file_id, outcomes.rejects_file)
         run.timer.mark("apply_ms")
@@ -345,7 +347,7 @@ def _finish(run: _File) -> dict[str, Any]:
 def _warn_dates(run: _File, cur: Any) -> None:
     """Events that look misdated: before the card's first pickup, or more than 31 days from
     the bulk of the file's events (README "Partner files and reports": date order)."""
-    params = {**run.params(), "limit": REPORT_DETAIL_LIMIT, "gap_days": dates_sql.GAP_DAYS}
+    params = {**run.params(), "limit": REPORT_DETAIL_LIMIT}
     cur.execute(dates_sql.BEFORE_FIRST_PICKUP, params)
     early = cur.fetchall()
     for line, card_id, status, occurred, first_pickup, _total in early:
@@ -356,17 +358,17 @@ def _warn_dates(run: _File, cur: Any) -> None:
         )
     if early and early[0][-1] > len(early):
         run.outcomes.warnings += early[0][-1] - len(early)
-    cur.execute(dates_sql.DATE_CLUSTERS, params)
-    clusters = cur.fetchall()
-    if len(clusters) < 2:
+    main = far_days(run.outcomes.days)  # counted while the rows streamed
+    if main is None:
         return
-    cur.execute(dates_sql.FAR_FROM_THE_FILE, params)
+    first_day, last_day = main
+    cur.execute(dates_sql.OUTSIDE_DAYS, {**params, "first_day": first_day, "last_day": last_day})
     far = cur.fetchall()
-    for line, occurred, first_day, last_day, _total in far:
+    for line, occurred, _total in far:
         run.outcomes.warn(
             line,
-            f"the event on {occurred:%Y-%m-%d} is more than {dates_sql.GAP_DAYS} days from the "
-            f"file's other events (from {first_day:%Y-%m-%d} to {last_day:%Y-%m-%d}): check the "
+            f"the event on {occurred:%Y-%m-%d} is more than {GAP_DAYS} days from the "
+            f"file's other events (from {first_day} to {last_day}): check the "
             "date "
             "(and its day/month order)",
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from cardstatus.config import PartnerSettings
@@ -33,6 +34,31 @@ class DateOrderFlip(Exception):
         self.raw = raw
 
 
+GAP_DAYS = 31  # an event further than this from the file's other events is a warning
+
+
+def far_days(days: dict[str, int], gap_days: int = GAP_DAYS) -> tuple[str, str] | None:
+    """The file's main date range (first day, last day) when some of its event days lie
+    outside it, else None. The days are split where two consecutive days are more than
+    ``gap_days`` apart; the main range is the group with the most events (the later one on a
+    tie)."""
+    if len(days) < 2:
+        return None
+    ordered = sorted(days)
+    groups: list[list[str]] = [[ordered[0]]]
+    previous = date.fromisoformat(ordered[0])
+    for day in ordered[1:]:
+        current = date.fromisoformat(day)
+        if (current - previous).days > gap_days:
+            groups.append([])
+        groups[-1].append(day)
+        previous = current
+    if len(groups) == 1:
+        return None
+    main = max(reversed(groups), key=lambda g: sum(days[d] for d in g))
+    return main[0], main[-1]
+
+
 def order_name(day_first: bool) -> str:
     return "day-first" if day_first else "month-first"
 
@@ -54,6 +80,7 @@ class RowOutcomes:
     reject_details: list[dict[str, Any]] = field(default_factory=list)
     warning_details: list[dict[str, Any]] = field(default_factory=list)
     rejects_file: Any = None  # spooled TSV of every reject, COPYed into rejected_row
+    days: dict[str, int] = field(default_factory=dict)  # accepted rows per UTC day (YYYY-MM-DD)
 
     def reject(self, line: int, reason: str) -> None:
         reason = redact_phones(reason)
@@ -108,7 +135,7 @@ def count_data_rows(records: Iterator[tuple[int, list[str]]]) -> int | None:
 
 
 # Complexity gate exemption: the per-row hot loop stays one function (see its docstring).
-def normalised_rows(  # noqa: C901, PLR0912
+def normalised_rows(  # noqa: C901, PLR0912, PLR0915
     records: Iterator[tuple[int, list[str]]],
     headers: HeaderMap,
     file_status: CardStatus | None,
@@ -142,6 +169,7 @@ def normalised_rows(  # noqa: C901, PLR0912
     comments: dict[tuple[str, bool], tuple[str, str]] = {}  # (cell, is exception) → COPY text
     escape = _COPY_ESCAPES
     limit = max_rows if max_rows is not None else -1
+    days = outcomes.days
     batch: list[str] = []
     append = batch.append
     for line, record in records:
@@ -196,10 +224,13 @@ def normalised_rows(  # noqa: C901, PLR0912
             outcomes.reject(line, str(exc))
             continue
         outcomes.valid += 1
+        iso = occurred_at.isoformat()
+        day = iso[:10]  # UTC: the file's event days, for the far-from-the-file check
+        days[day] = days.get(day, 0) + 1
         # card ids are [A-Za-z0-9_-] and statuses/reasons fixed words: nothing to escape.
         # (_value_ is the enum's plain attribute; .value goes through a slower descriptor.)
         append(
-            f"{line}\t{card_id}\t{status._value_}\t{occurred_at.isoformat()}\t{phone}\t"
+            f"{line}\t{card_id}\t{status._value_}\t{iso}\t{phone}\t"
             f"{comment_reason[0]}\t{comment_reason[1]}\t{row_id}\n"
         )
         if len(batch) >= COPY_BATCH_ROWS:
