@@ -297,7 +297,8 @@ TS_REJECTED_DUBAI = [
     ("29-02-2023 10:00", "invalid date"),  # not a leap year
     ("00-11-2023 10:00", "invalid date"),
     ("13-13-2023 10:00", "invalid date"),
-    ("11/13/2023 10:00", "invalid date"),  # month-first value in a day-first partner
+    ("11/13/2023 10:00", "valid only month-first"),  # evidence of the other date order
+    ("02/30/2023 10:00", "invalid date"),  # 30 February either way
     ("13-11-2023 25:00", "invalid date"),
     ("13-11-2023 24:00", "invalid date"),
     ("13-11-2023 14:60", "invalid date"),
@@ -353,10 +354,22 @@ def test_timestamp_month_first_partner(raw: str, iso: str) -> None:
     assert parser._parse_general(raw).isoformat() == iso
 
 
-def test_timestamp_month_first_rejects_day_first_value() -> None:
+def test_timestamp_month_first_rejects_day_first_value_as_evidence() -> None:
+    from cardstatus.errors import DateOrderEvidence
+
     parser = TimestampParser(day_first=False, now=lambda: NOW)
+    with pytest.raises(DateOrderEvidence, match="valid only day-first") as raised:
+        parser.parse(" 13-11-2023 14:00")
+    assert raised.value.raw == " 13-11-2023 14:00"
     with pytest.raises(RowError, match="invalid date"):
-        parser.parse("13-11-2023 14:00")
+        parser.parse("13-31-2023 14:00")  # neither order
+    with pytest.raises(RowError, match="invalid date"):
+        parser.parse("30-02-2024 14:00")  # 30 February, the other order, is no date either
+    day_first = TimestampParser(now=lambda: NOW)
+    with pytest.raises(DateOrderEvidence, match="valid only month-first"):
+        day_first.parse("02/29/2024 10:00")  # a leap day, month-first
+    with pytest.raises(RowError, match="invalid date"):
+        day_first.parse("02/29/2023 10:00")
 
 
 def test_timestamp_day_first_default_reads_day_first() -> None:
