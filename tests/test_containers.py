@@ -395,3 +395,33 @@ def test_other_sheets_are_offered_in_workbook_order() -> None:
     assert source.sheet == "First"
     others = [(t, [r for _, r in recs]) for t, recs in source.other_sheet_records(100)]
     assert others == [("Second", [["Card ID", "Timestamp"]]), ("Third", [["b"]])]
+
+
+def test_parse_errors_while_reading_a_sheet_reject_the_file_not_retry_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from xml.etree.ElementTree import ParseError
+
+    import openpyxl as opx
+
+    from cardstatus.containers import _sheet_records
+
+    class Sheet:
+        def iter_rows(self) -> object:
+            yield ()
+            raise ParseError("undefined entity &xxe;: line 1, column 5")
+
+    with pytest.raises(FileRejected, match=r"damaged near row 2 \(ParseError\)"):
+        list(_sheet_records(Sheet(), 100))
+
+    wb = opx.Workbook()
+    wb.active.append(["Card ID", "Timestamp"])
+    out = io.BytesIO()
+    wb.save(out)
+
+    def broken(*_a: object, **_k: object) -> None:
+        raise SyntaxError("limit on input amplification factor breached")
+
+    monkeypatch.setattr(opx, "load_workbook", broken)
+    with pytest.raises(FileRejected, match=r"cannot be read \(SyntaxError\)"):
+        rows(out.getvalue(), "a.xlsx")
