@@ -685,3 +685,29 @@ def test_a_date_in_brackets_is_not_masked_as_a_phone() -> None:
     assert redact_phones("first pickup (2026-12-03)") == "first pickup (2026-12-03)"
     assert redact_phones("call (050) 111 2222") == "call ******2222"
     assert redact_phones("(0501112222)") == "******2222)"
+
+
+def test_status_reasons_in_full() -> None:
+    from cardstatus.normalise import vocabulary
+
+    words = vocabulary()
+    with pytest.raises(RowError) as untracked:
+        words.from_value(" In transit ")
+    assert str(untracked.value) == (
+        "status 'In transit' is not tracked "
+        "(only pickup, delivery exception, delivered and returned are)"
+    )
+    with pytest.raises(RowError) as unknown:
+        words.from_value("Cancelled")
+    assert str(unknown.value) == (
+        "unknown status 'Cancelled': add it to the partner's status words "
+        "(PARTNER_CONFIG status_words)"
+    )
+    assert words.file_event_type("Out for delivery.csv") == (
+        None,
+        "the file name names a status that is not tracked",
+    )
+    assert words.file_event_type("report.csv") == (
+        None,
+        "the file name mentions none of pickup, exception, delivered, return",
+    )
