@@ -711,3 +711,20 @@ def test_status_reasons_in_full() -> None:
         None,
         "the file name mentions none of pickup, exception, delivered, return",
     )
+
+
+def test_words_are_folded_and_taken_back_to_the_singular() -> None:
+    from cardstatus.words import word_key, words
+
+    assert words("Ties, flies; bus ADDRESS returns Deliveries cafés") == [
+        "tie",  # 'ies' only after 4+ characters
+        "fly",
+        "bus",  # 3 letters: kept
+        "address",  # '-ss' is not a plural
+        "return",
+        "delivery",
+        "cafés",  # only Latin ASCII words lose their 's'
+    ]
+    assert words("ＲＥＴＵＲＮＳ_x") == ["return", "x"]  # NFKC, '_' separates
+    assert word_key("تم  التوصيل!") == "تمالتوصيل"
+    assert word_key("--") == ""
