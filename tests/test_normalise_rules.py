@@ -728,3 +728,42 @@ def test_words_are_folded_and_taken_back_to_the_singular() -> None:
     assert words("ＲＥＴＵＲＮＳ_x") == ["return", "x"]  # NFKC, '_' separates
     assert word_key("تم  التوصيل!") == "تمالتوصيل"
     assert word_key("--") == ""
+
+
+def test_a_full_header_name_with_brackets_in_it_is_not_cut_at_the_bracket() -> None:
+    hm = map_headers(["Card ID", "Date", "Time(stamp)"])  # 'timestamp', not 'time' + a note
+    assert (hm.timestamp, hm.time) == (2, None)
+
+
+def test_the_missing_columns_reason_in_full() -> None:
+    with pytest.raises(FileRejected) as none:
+        map_headers([])
+    assert str(none.value) == "missing required column(s): card id, timestamp; found: (no columns)"
+    twelve = ["", "x" * 40, *[f"c{i}" for i in range(10)]]
+    with pytest.raises(FileRejected) as shown:
+        map_headers(twelve)
+    assert str(shown.value) == (
+        "missing required column(s): card id, timestamp; found: '', "
+        f"'{'x' * 31}, " + ", ".join(f"'c{i}'" for i in range(10))
+    )
+    with pytest.raises(FileRejected) as more:
+        map_headers([*twelve, "Card ID"])
+    assert str(more.value).endswith("'c9', … (13 columns)")
+    assert str(more.value).startswith("missing required column(s): timestamp; found: ")
+
+
+def test_a_file_without_a_header_counts_the_rows_after_the_closest_candidate() -> None:
+    def rejected(lines: list[list[str]]) -> FileRejected:
+        with pytest.raises(FileRejected) as exc:
+            find_header(iter([(i + 1, r) for i, r in enumerate(lines)]))
+        return exc.value
+
+    got = rejected([["Report"], ["Card ID", "Phone"], ["A1", "05"], [""], ["A2", "05"]])
+    assert got.rows_read == 2 and "missing required column(s): timestamp" in str(got)
+    got = rejected([["Card ID"], ["x"], ["Card ID", "Phone"], ["A1", "05"]])  # a better one
+    assert got.rows_read == 1
+    got = rejected([["Card ID", "Phone"], ["Card ID"], ["A1", "05"]])  # a worse one: a row
+    assert got.rows_read == 2
+    with pytest.raises(FileRejected) as empty:
+        find_header(iter([(1, []), (2, ["", " "])]))
+    assert str(empty.value) == "file is empty: no header row"
