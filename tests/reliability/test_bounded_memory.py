@@ -147,24 +147,13 @@ def columns_16k(path: Path) -> None:
 
 
 def xlsx_columns_16k(path: Path) -> None:
-    def sheet(part: Any) -> None:
-        part.write(f'<?xml version="1.0"?><worksheet xmlns="{SHEET_NS}"><sheetData>'.encode())
-        for r in range(1, 51):
-            cells = [
-                '<c t="inlineStr"><is><t>Card ID</t></is></c>'
-                if r == 1
-                else f'<c t="inlineStr"><is><t>A{r}</t></is></c>'
-            ]
-            cells.append(
-                '<c t="inlineStr"><is><t>'
-                + ("Timestamp" if r == 1 else "2024-01-01 10:00")
-                + "</t></is></c>"
-            )
-            cells.extend("<c><v>1</v></c>" for _ in range(16_382))
-            part.write(f'<row r="{r}">{"".join(cells)}</row>'.encode())
-        part.write(b"</sheetData></worksheet>")
-
-    _workbook(path, sheet)
+    """A sheet as Excel would write it (cell references, about 11:1 packed), 16,384 columns."""
+    wb = openpyxl.Workbook(write_only=True)
+    sheet = wb.create_sheet()
+    sheet.append(["Card ID", "Timestamp", *(f"c{i}" for i in range(16_382))])
+    for r in range(50):
+        sheet.append([f"A{r}", "2024-01-01 10:00", *([1] * 16_382)])
+    wb.save(path)
 
 
 # name: (builder, object name, outcome, reason fragment or None)
