@@ -767,3 +767,41 @@ def test_a_file_without_a_header_counts_the_rows_after_the_closest_candidate() -
     with pytest.raises(FileRejected) as empty:
         find_header(iter([(1, []), (2, ["", " "])]))
     assert str(empty.value) == "file is empty: no header row"
+
+
+@pytest.mark.parametrize(
+    ("raw", "utc"),
+    [
+        ("2024-06-03 10:00 UTC+530", "2024-06-03T04:30:00+00:00"),  # H then MM
+        ("2024-06-03 10:00 GMT-0330", "2024-06-03T13:30:00+00:00"),
+        ("2024-06-03T10:00:00[utc]", "2024-06-03T10:00:00+00:00"),  # any case
+        ("2024-06-03T10:00:00[z]", "2024-06-03T10:00:00+00:00"),
+        ("2024-06-03T10:00:00[gmt]", "2024-06-03T10:00:00+00:00"),
+    ],
+)
+def test_zone_spellings(raw: str, utc: str) -> None:
+    assert TimestampParser("Asia/Dubai", now=lambda: NOW_2026).parse(raw).isoformat() == utc
+
+
+def test_header_zone_values_and_reasons() -> None:
+    from cardstatus.normalise.timestamp import header_zone
+
+    assert header_zone("UTC") is UTC and header_zone("gmt") is UTC and header_zone("Z") is UTC
+    assert str(header_zone("UTC +4")) == "UTC+04:00"
+    with pytest.raises(ValueError) as far:
+        header_zone("UTC+25")
+    assert str(far.value) == "time zone 'UTC+25' is out of range"
+    with pytest.raises(ValueError) as unknown:
+        header_zone("EST")
+    assert str(unknown.value) == (
+        "time zone 'EST' is not one this service reads; write UTC, GST, UTC+04:00 or a zone "
+        "name such as Asia/Dubai"
+    )
+
+
+@pytest.mark.parametrize("raw", ["01/13/2024 10:00", "12/13/2024 10:00", "09/30/2024 10:00"])
+def test_month_first_evidence_at_the_month_edges(raw: str) -> None:
+    from cardstatus.errors import DateOrderEvidence
+
+    with pytest.raises(DateOrderEvidence):
+        TimestampParser("Asia/Dubai", now=lambda: NOW_2026).parse(raw)
