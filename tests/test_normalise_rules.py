@@ -805,3 +805,19 @@ def test_month_first_evidence_at_the_month_edges(raw: str) -> None:
 
     with pytest.raises(DateOrderEvidence):
         TimestampParser("Asia/Dubai", now=lambda: NOW_2026).parse(raw)
+
+
+def test_a_bracketed_zone_after_an_offset_and_without_one() -> None:
+    parse = TimestampParser("Asia/Dubai", now=lambda: NOW_2026).parse
+    # The written offset rules over the bracketed zone when they disagree.
+    assert parse("2024-06-03T10:00:00+05:00[Asia/Dubai]").isoformat() == (
+        "2024-06-03T05:00:00+00:00"
+    )
+    assert parse("2024-06-03T10:00:30[Europe/London]").isoformat() == "2024-06-03T09:00:30+00:00"
+    assert parse("2024-06-03T10:00[Europe/London]").isoformat() == "2024-06-03T09:00:00+00:00"
+    with pytest.raises(RowError) as old:
+        parse("1999-06-03T10:00:00[Asia/Dubai]")
+    assert str(old.value) == "timestamp '1999-06-03T10:00:00[Asia/Dubai]' is before 2000"
+    with pytest.raises(RowError) as empty:
+        parse(" \u00a0")
+    assert str(empty.value) == "timestamp is empty"
