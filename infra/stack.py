@@ -17,9 +17,11 @@ from infra.migrations import Migrations
 from infra.monitoring import Monitoring
 from infra.nag import ack, managed_policy_finding
 from infra.network import Network
+from infra.partner_health import PartnerHealth
 from infra.privacy import Privacy
 from infra.queueing import Queueing
 from infra.settings import Settings
+from infra.smoke import SmokeAccess
 from infra.storage import Storage
 from infra.void import VoidEndpoint
 
@@ -118,6 +120,9 @@ class CardStatusStack(Stack):
             storage=self.storage,
             api=self.api,
         )
+        self.smoke = SmokeAccess(
+            self, "Smoke", settings=settings, storage=self.storage, api=self.api
+        )
 
     def _build_monitoring_and_events(self, settings: Settings) -> None:
         """Alarms and dashboard, then the status-change events (alarming to the same topic)."""
@@ -143,6 +148,13 @@ class CardStatusStack(Stack):
             network=self.network,
             # The void function publishes its void's events after commit, like ingest.
             publishers=[self.functions.ingest, self.functions.sweeper, self.void.function],
+            sweeper=self.functions.sweeper,
+            alarm_topic=self.monitoring.topic,
+        )
+        self.partner_health = PartnerHealth(
+            self,
+            "PartnerHealth",
+            settings=settings,
             sweeper=self.functions.sweeper,
             alarm_topic=self.monitoring.topic,
         )

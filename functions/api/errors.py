@@ -25,7 +25,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from cardstatus import cards, ops
+from cardstatus import cards, ops, partners
 from cardstatus.db import TRANSIENT_DB_ERRORS, LazyConnection
 from cardstatus.errors import InvalidParameter, RequestError, error_body
 from cardstatus.model import redact_phones
@@ -36,7 +36,7 @@ RETRY_AFTER_S = "5"
 # Paths this API serves (with or without a trailing slash): other methods there get 405.
 _KNOWN_PATH = re.compile(
     r"^/(get_card_status|cards|health|cards/[^/]+|files|files/[^/]+|files/[^/]+/rejects"
-    r"|stuck_cards)/?$"
+    r"|stuck_cards|partners|partners/[^/]+)/?$"
 )
 _POST_PATH = re.compile(r"^/cards/search/?$")
 _CARD_PATH = re.compile(r"^/cards/([^/]+)/?$")
@@ -44,6 +44,7 @@ _CARD_PATH = re.compile(r"^/cards/([^/]+)/?$")
 # What a RequestValidationError on each parameter means, in words a caller can act on.
 PARAM_MESSAGES = {
     **ops.MESSAGES,
+    "at": partners.AT_MESSAGE,
     "card_id": cards.CARD_ID_MESSAGE,
     "user_phone": f"user_phone must be at most {cards.PHONE_MAX_LENGTH} characters",
     "body": "the body must be a JSON object with card_id and/or user_phone",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -123,7 +122,6 @@ def test_schemathesis_finds_no_server_errors_or_schema_violations(server_url: st
     # The document is OpenAPI 3.1 (what Powertools generates); schemathesis 3.x gates it.
     schemathesis.experimental.OPEN_API_3_1.enable()
     schema = schemathesis.from_path(str(OPENAPI_PATH), base_url=server_url)
-    started = time.monotonic()
     tested = []
     seen: dict[str, set[int]] = {}
 
@@ -161,4 +159,3 @@ def test_schemathesis_finds_no_server_errors_or_schema_violations(server_url: st
     assert 200 in seen["GET /cards/{card_id}"], seen
     assert 200 in seen["GET /get_card_status"], seen
     assert 400 in seen["GET /get_card_status"], seen
-    assert time.monotonic() - started < 120

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -47,6 +48,92 @@ class PartnerSettings:
     day_first: bool = True
     phone_region: str = DEFAULT_PHONE_REGION
     status_words: tuple[tuple[str, str], ...] = ()
+    # Card ownership (README "Card ownership"): partners in one group share cards. `group` names
+    # the group; `handover_to` lists partners that may report this partner's cards (and whose
+    # cards this partner may report: a handover joins both into one group).
+    group: str | None = None
+    handover_to: tuple[str, ...] = ()
+    feed: FeedSettings | None = None  # None: the partner's feed is not monitored
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # datetime.weekday() order
+
+
+@dataclass(frozen=True)
+class FeedSettings:
+    """What a partner's feed promises (README "Partner feed health"); PARTNER_CONFIG
+    `feed: {every_hours, grace_hours, quiet_days, max_reject_rate, min_rows}`.
+
+    every_hours: a new file at least every this many counted hours (required, > 0).
+    grace_hours: counted hours after the due time before the feed is late (default 0).
+    quiet_days: weekdays (partner's timezone) on which no file is expected: their hours are not
+        counted (default none), e.g. ("fri",).
+    max_reject_rate: rejected rows / rows over the last 7 days above this is unhealthy (0-1;
+        default None: no limit).
+    min_rows: a file with fewer rows gets a volume warning (default None: no minimum).
+    """
+
+    every_hours: float
+    grace_hours: float = 0.0
+    quiet_days: tuple[str, ...] = ()
+    max_reject_rate: float | None = None
+    min_rows: int | None = None
+
+
+def _number(name: str, key: str, raw: object, *, low: float, high: float) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not low <= raw <= high:
+        raise ValueError(
+            f"PARTNER_CONFIG[{name!r}].feed.{key} must be a number from {low:g} to {high:g}; "
+            f"got {raw!r}"
+        )
+    return float(raw)
+
+
+def parse_feed(name: str, raw: object) -> FeedSettings | None:
+    """A partner's `feed` object, checked; None when absent (not monitored)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ValueError(f"PARTNER_CONFIG[{name!r}].feed must be an object")
+    known = {"every_hours", "grace_hours", "quiet_days", "max_reject_rate", "min_rows"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValueError(
+            f"PARTNER_CONFIG[{name!r}].feed has unknown key(s) {unknown}; known: {sorted(known)}"
+        )
+    if "every_hours" not in raw:
+        raise ValueError(f"PARTNER_CONFIG[{name!r}].feed.every_hours is required")
+    every = _number(name, "every_hours", raw["every_hours"], low=0.25, high=24 * 31)
+    grace = _number(name, "grace_hours", raw.get("grace_hours", 0), low=0, high=24 * 31)
+    days_raw = raw.get("quiet_days") or []
+    if not isinstance(days_raw, list):
+        raise ValueError(f"PARTNER_CONFIG[{name!r}].feed.quiet_days must be a list of weekdays")
+    days = []
+    for day in days_raw:
+        short = str(day).strip().lower()[:3]
+        if short not in WEEKDAYS:
+            raise ValueError(
+                f"PARTNER_CONFIG[{name!r}].feed.quiet_days: {day!r} is not a weekday "
+                f"({', '.join(WEEKDAYS)})"
+            )
+        days.append(short)
+    if len(set(days)) == len(WEEKDAYS):
+        raise ValueError(f"PARTNER_CONFIG[{name!r}].feed.quiet_days cannot be every day")
+    rate = raw.get("max_reject_rate")
+    min_rows = raw.get("min_rows")
+    if min_rows is not None and (
+        isinstance(min_rows, bool) or not isinstance(min_rows, int) or min_rows < 1
+    ):
+        raise ValueError(f"PARTNER_CONFIG[{name!r}].feed.min_rows must be a whole number >= 1")
+    return FeedSettings(
+        every_hours=every,
+        grace_hours=grace,
+        quiet_days=tuple(sorted(set(days), key=WEEKDAYS.index)),
+        max_reject_rate=None
+        if rate is None
+        else _number(name, "max_reject_rate", rate, low=0, high=1),
+        min_rows=min_rows,
+    )
 
 
 @dataclass(frozen=True)
@@ -68,6 +155,9 @@ class Settings:
     max_field_chars: int
     partners: dict[str, PartnerSettings] = field(default_factory=dict)
     reason_keywords: dict[str, str] = field(default_factory=dict)
+    # CARD_ID_PATTERN: this deployment's own card-id shape (a regular expression the whole
+    # upper-cased card id must match), on top of the built-in shape and phone checks.
+    card_id_pattern: str | None = None
 
     def partner(self, name: str) -> PartnerSettings:
         return self.partners.get(name) or self.partners.get("default") or PartnerSettings(name)
@@ -100,9 +190,26 @@ def _status_words(name: str, raw: object) -> tuple[tuple[str, str], ...]:
     return tuple(words)
 
 
+def _group(name: str, raw: object) -> str | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not raw.strip():
+        raise ValueError(f"PARTNER_CONFIG[{name!r}].group must be a non-empty string")
+    return raw.strip()
+
+
+def _handover_to(name: str, raw: object) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(p, str) and p.strip() for p in raw):
+        raise ValueError(f"PARTNER_CONFIG[{name!r}].handover_to must be a list of partner names")
+    return tuple(p.strip() for p in raw)
+
+
 def _parse_partners(raw: str | None) -> dict[str, PartnerSettings]:
     """PARTNER_CONFIG is JSON: {"<partner>": {"timezone", "day_first", "phone_region",
-    "status_words": {"<word>": "<status>|UNTRACKED"}}}."""
+    "status_words": {"<word>": "<status>|UNTRACKED"}, "feed": {...} (FeedSettings),
+    "group": "<name>", "handover_to": ["<partner>", ...]}}."""
     partners: dict[str, PartnerSettings] = {}
     if not raw:
         return partners
@@ -117,6 +224,9 @@ def _parse_partners(raw: str | None) -> dict[str, PartnerSettings]:
             day_first=bool(opts.get("day_first", True)),
             phone_region=str(opts.get("phone_region", DEFAULT_PHONE_REGION)).upper(),
             status_words=_status_words(name, opts.get("status_words")),
+            group=_group(name, opts.get("group")),
+            handover_to=_handover_to(name, opts.get("handover_to")),
+            feed=parse_feed(name, opts.get("feed")),
         )
     return partners
 
@@ -138,6 +248,17 @@ def _parse_reason_keywords(raw: str | None) -> dict[str, str]:
     if not isinstance(data, dict):
         raise ValueError("EXCEPTION_REASON_KEYWORDS must be a JSON object keyword -> reason")
     return {str(k).lower(): str(v) for k, v in data.items()}
+
+
+def _card_id_pattern(raw: str | None) -> str | None:
+    """CARD_ID_PATTERN, checked to compile at start (a typo must not reach the first file)."""
+    if raw is None or not raw.strip():
+        return None
+    try:
+        re.compile(raw)
+    except re.error as exc:
+        raise ValueError(f"CARD_ID_PATTERN is not a valid regular expression: {exc}") from None
+    return raw
 
 
 def _bool(value: str | None, default: bool = False) -> bool:
@@ -166,6 +287,7 @@ def load_settings() -> Settings:
         max_field_chars=int(env.get("MAX_FIELD_CHARS", "10000")),
         partners=_parse_partners(_read_partner_config()),
         reason_keywords=_parse_reason_keywords(env.get("EXCEPTION_REASON_KEYWORDS")),
+        card_id_pattern=_card_id_pattern(env.get("CARD_ID_PATTERN")),
     )
 
 

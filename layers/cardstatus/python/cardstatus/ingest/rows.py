@@ -18,10 +18,10 @@ from cardstatus.normalise import (
     TimestampParser,
     classify_reason,
     clean_comment,
-    normalise_card_id,
     normalise_phone,
     vocabulary,
 )
+from cardstatus.normalise.card_id_rule import CardIdRule
 
 
 class DateOrderFlip(Exception):
@@ -144,6 +144,7 @@ def normalised_rows(  # noqa: C901, PLR0912, PLR0915
     outcomes: RowOutcomes,
     progress: Callable[[int], None] | None = None,
     max_rows: int | None = None,
+    card_id_pattern: str | None = None,
     decided: DateOrderFlip | None = None,
 ) -> Iterator[bytes]:
     """Normalise each data record into a COPY text line (source_line, card_id, status,
@@ -159,6 +160,7 @@ def normalised_rows(  # noqa: C901, PLR0912, PLR0915
     parse_time = TimestampParser(zone, partner.day_first).parse
     status_of = vocabulary(partner.status_words).from_value
     region = partner.phone_region
+    normalise_card_id = CardIdRule(region, card_id_pattern)  # shape, not a phone, the pattern
     card_col, ts_col = headers.card_id, headers.timestamp
     phone_col, comment_col = headers.phone, headers.comment
     row_id_col, status_col = headers.row_id, headers.status

@@ -7,13 +7,15 @@ time; each skips what the other holds and re-checks `published_at IS NULL` on ro
 meanwhile. Claims walk forward by id (`id > %(after)s`) so that rows that fail in one run are
 not claimed again by the same run.
 
+`detail_type` (0015) is the row's EventBridge detail-type; NULL = CardStatusChanged.
+
 Every claim reads the partial index `status_outbox_pending (id) WHERE published_at IS NULL`.
 """
 
 from __future__ import annotations
 
 _CLAIM = """
-SELECT id, event_id::text, detail
+SELECT id, event_id::text, detail, detail_type
 FROM status_outbox
 WHERE published_at IS NULL
   AND id > %(after)s
@@ -32,6 +34,14 @@ CLAIM_FILE = _CLAIM.format(where="AND detail->>'file_id' = %(file_id)s")
 CLAIM_PENDING = _CLAIM.format(
     where="AND created_at <= now() - make_interval(secs => %(min_age_s)s)"
 )
+
+# Run in each claim's transaction, before the claim. Right after a big file commits, the
+# table's statistics still say "few pending rows" (autovacuum analyzes it a minute later), and
+# the planner then reads ALL pending rows through a bitmap scan and sorts them for every claim
+# of `limit` rows: O(n^2) for n pending rows (150k rows: ~0.2 s per claim, minutes in all).
+# Without sorting allowed it walks status_outbox_pending in id order and stops at the limit
+# (~1 ms per claim whatever the statistics say). bench/local_publish.py measures it.
+CLAIM_IN_ID_ORDER = "SET LOCAL enable_sort = off"
 
 MARK_PUBLISHED = """
 UPDATE status_outbox
@@ -54,7 +64,7 @@ WHERE published_at IS NULL
 
 # `cardstatus events`: the outbox oldest first, optionally one card / since a time / pending.
 LIST_EVENTS = """
-SELECT event_id::text, detail, published_at
+SELECT event_id::text, detail, published_at, detail_type
 FROM status_outbox
 WHERE (%(card_id)s::text IS NULL OR card_id = %(card_id)s)
   AND (%(since)s::timestamptz IS NULL OR created_at >= %(since)s)
