@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import uuid
@@ -30,6 +31,28 @@ os.environ.pop("AWS_PROFILE", None)
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "cardstatus-test")
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "cardstatus")
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+# The partners the tests ingest for are configured (with the defaults), so that their reports
+# do not carry the "partner is not configured" warning (README "Partner files and reports");
+# tests of that warning use another partner or set PARTNER_CONFIG themselves.
+os.environ.setdefault(
+    "PARTNER_CONFIG",
+    json.dumps(
+        {
+            key: {}
+            for key in (
+                "acme",
+                "speedy",
+                "default",
+                "a",
+                "other",
+                "p",
+                "quark",
+                "zeta",
+                "delivered",
+            )
+        }
+    ),
+)
 
 
 @pytest.fixture(scope="session")
