@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import uuid
@@ -35,6 +36,28 @@ TEST_PHONE_KEY = '{"current": {"version": 1, "key": "test-phone-key-0123456789ab
 os.environ["PHONE_KEY"] = TEST_PHONE_KEY
 os.environ.pop("PHONE_KEY_SECRET_ARN", None)
 os.environ.pop("PHONE_KEY_FILE", None)
+# The partners the tests ingest for are configured (with the defaults), so that their reports
+# do not carry the "partner is not configured" warning (README "Partner files and reports");
+# tests of that warning use another partner or set PARTNER_CONFIG themselves.
+os.environ.setdefault(
+    "PARTNER_CONFIG",
+    json.dumps(
+        {
+            key: {}
+            for key in (
+                "acme",
+                "speedy",
+                "default",
+                "a",
+                "other",
+                "p",
+                "quark",
+                "zeta",
+                "delivered",
+            )
+        }
+    ),
+)
 
 
 @pytest.fixture(scope="session")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import io
+import os
+import re
+import zipfile
 from datetime import date, datetime, time, timedelta
 
 import openpyxl
@@ -147,7 +151,10 @@ def test_gunzip_default_read_size_and_errors() -> None:
 
 def test_a_gzip_bomb_stops_at_the_size_limit() -> None:
     bomb = gzip.compress(b"Card ID,Timestamp\n" + b"A1,2024-01-01 10:00\n" * 500_000)
-    with pytest.raises(FileRejected, match="larger than the limit of 100000 bytes"):
+    with pytest.raises(
+        FileRejected,
+        match=r"larger than the limit of 0.1 MB \(100,000 bytes\) for one file; split it",
+    ):
         rows(bomb, "a.csv.gz", max_bytes=100_000)
 
 
@@ -233,7 +240,9 @@ def test_xlsx_first_sheet_cells_as_a_person_sees_them() -> None:
     ]
     assert got[3] == (4, [""] * 7) or got[3][0] == 4
     assert got[4][0] == 5 and got[4][1][:3] == ["ZYW3", "585949014", "03-Apr-2024 10:00 AM"]
-    assert source.warnings == ["the workbook has 2 sheets; only the first ('Deliveries') was read"]
+    assert source.warnings == [
+        "the workbook has 2 sheets; only the first visible one ('Deliveries') was read"
+    ]
     assert (source.container, source.encoding, source.delimiter) == ("xlsx", "xlsx", None)
     source.reader.drain()
     assert source.reader.sha256 == hashlib.sha256(data).hexdigest()
@@ -289,3 +298,130 @@ def test_xlsx_formulas_are_read_as_their_cached_value_never_as_formula_text() ->
     data = _book(["Card ID", "Timestamp", "Comment"], ["A1", "2024-01-01 10:00", "=1+1"])
     got = list(open_records(io.BytesIO(data), "book.xlsx", 1 << 20).records(100))
     assert got[1] == (2, ["A1", "2024-01-01 10:00", ""])  # openpyxl files carry no cached value
+
+
+# --- workbooks: bounded before they are opened (README "Partner files and reports") ----------
+
+
+def _zip(members: dict[str, bytes], compress: int = zipfile.ZIP_DEFLATED) -> zipfile.ZipFile:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compress) as archive:
+        for name, body in members.items():
+            archive.writestr(name, body)
+    return zipfile.ZipFile(io.BytesIO(out.getvalue()))
+
+
+def test_the_zip_directory_limits_each_part_the_total_the_text_table_and_the_ratio(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cardstatus import containers as c
+
+    monkeypatch.setattr(c, "XLSX_MAX_MEMBER_BYTES", 1000)
+    monkeypatch.setattr(c, "XLSX_MAX_TOTAL_BYTES", 1500)
+    monkeypatch.setattr(c, "XLSX_MAX_SHARED_STRINGS_BYTES", 500)
+    monkeypatch.setattr(c, "XLSX_RATIO_FROM_BYTES", 200)
+    monkeypatch.setattr(c, "XLSX_MAX_RATIO", 10)
+    stored = zipfile.ZIP_STORED
+    c.check_workbook_directory(_zip({"a.xml": b"x" * 1000, "b.xml": b"y" * 500}, stored))
+    with pytest.raises(FileRejected, match=r"'a.xml' unpacks to 0 MB, over the limit of 0 MB"):
+        c.check_workbook_directory(_zip({"a.xml": b"x" * 1001}, stored))
+    with pytest.raises(FileRejected, match="the workbook unpacks to"):
+        c.check_workbook_directory(_zip({"a.xml": b"x" * 1000, "b.xml": b"y" * 501}, stored))
+    c.check_workbook_directory(_zip({"xl/sharedStrings.xml": b"s" * 500}, stored))
+    with pytest.raises(FileRejected, match="text table"):
+        c.check_workbook_directory(_zip({"xl/sharedStrings.xml": b"s" * 501}, stored))
+    c.check_workbook_directory(_zip({"a.xml": b"x" * 200}))  # 200 bytes: no ratio checked
+    with pytest.raises(FileRejected, match=r"unpacks \d+ times its packed size \(over 10x"):
+        c.check_workbook_directory(_zip({"a.xml": b"x" * 201}))
+    random_text = base64.b64encode(os.urandom(600))[:800]
+    c.check_workbook_directory(_zip({"a.xml": random_text}))  # compresses < 10x
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'<?xml version="1.0"?><!DOCTYPE a><a/>', "declares a DTD"),
+        (b'<?xml version="1.0"?><!DOCTYPE a [<!ENTITY e "x">]><a>&e;</a>', "declares a DTD"),
+        (b"<a><b>" + b"t" * 101 + b"</b></a>", "a cell or text in 'p.xml' is longer than 100"),
+        (b"<a><b>" + b"t" * 60 + b"&amp;" + b"t" * 40 + b"</b></a>", "longer than 100"),
+        (b"<a><b>", "is not well-formed XML"),
+    ],
+)
+def test_the_xml_scan_refuses_dtds_long_text_and_bad_xml(body: bytes, reason: str) -> None:
+    from cardstatus.containers import scan_workbook_xml
+
+    with pytest.raises(FileRejected, match=re.escape(reason)):
+        scan_workbook_xml(_zip({"p.xml": body}), 100)
+
+
+def test_the_xml_scan_counts_text_per_element_and_skips_other_parts() -> None:
+    from cardstatus.containers import scan_workbook_xml
+
+    many = b"<a>" + b"<b>" + b"t" * 100 + b"</b>" * 1 + b"<b>" + b"t" * 100 + b"</b></a>"
+    scan_workbook_xml(_zip({"p.xml": many, "x.bin": b"<!DOCTYPE a>", "r.rels": b"<r/>"}), 100)
+    with pytest.raises(FileRejected, match="declares a DTD"):
+        scan_workbook_xml(_zip({"r.RELS": b"<!DOCTYPE a><r/>"}), 100)
+    with pytest.raises(FileRejected, match="declares a DTD"):
+        scan_workbook_xml(_zip({"d.vml": b"<!DOCTYPE a><r/>"}), 100)
+
+
+def test_a_workbook_whose_sheets_are_all_hidden_is_rejected() -> None:
+    wb = openpyxl.Workbook()
+    wb.active.append(["Card ID", "Timestamp"])
+    saved = io.BytesIO()
+    wb.save(saved)
+    out = io.BytesIO()  # Excel refuses to save this; a hand-made file can say it
+    with zipfile.ZipFile(saved) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            body = src.read(info)
+            if info.filename == "xl/workbook.xml":
+                body = body.replace(b'state="visible"', b"")
+                body = body.replace(b"<sheet ", b'<sheet state="hidden" ')
+            dst.writestr(info, body)
+    with pytest.raises(FileRejected, match="no visible worksheet"):
+        rows(out.getvalue(), "a.xlsx")
+
+
+def test_other_sheets_are_offered_in_workbook_order() -> None:
+    wb = openpyxl.Workbook()
+    wb.active.title = "First"
+    wb.active.append(["a"])
+    wb.create_sheet("Second").append(["Card ID", "Timestamp"])
+    wb.create_sheet("Third").append(["b"])
+    out = io.BytesIO()
+    wb.save(out)
+    source = open_records(io.BytesIO(out.getvalue()), "a.xlsx", 1 << 30)
+    assert [r for _, r in source.records(100)] == [["a"]]
+    assert source.sheet == "First"
+    others = [(t, [r for _, r in recs]) for t, recs in source.other_sheet_records(100)]
+    assert others == [("Second", [["Card ID", "Timestamp"]]), ("Third", [["b"]])]
+
+
+def test_parse_errors_while_reading_a_sheet_reject_the_file_not_retry_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from xml.etree.ElementTree import ParseError
+
+    import openpyxl as opx
+
+    from cardstatus.containers import _sheet_records
+
+    class Sheet:
+        def iter_rows(self) -> object:
+            yield ()
+            raise ParseError("undefined entity &xxe;: line 1, column 5")
+
+    with pytest.raises(FileRejected, match=r"damaged near row 2 \(ParseError\)"):
+        list(_sheet_records(Sheet(), 100))
+
+    wb = opx.Workbook()
+    wb.active.append(["Card ID", "Timestamp"])
+    out = io.BytesIO()
+    wb.save(out)
+
+    def broken(*_a: object, **_k: object) -> None:
+        raise SyntaxError("limit on input amplification factor breached")
+
+    monkeypatch.setattr(opx, "load_workbook", broken)
+    with pytest.raises(FileRejected, match=r"cannot be read \(SyntaxError\)"):
+        rows(out.getvalue(), "a.xlsx")

@@ -91,10 +91,12 @@ def test_nul_bytes_are_removed_and_counted() -> None:
     assert source.nul_bytes_removed == 1
 
 
-def test_unterminated_quote_beyond_the_field_limit_rejects_the_file() -> None:
+def test_unterminated_quote_beyond_the_field_limit_rejects_its_row_not_the_file() -> None:
     data = b'Card ID,Comment\nA1,"never closed\n' + b"x" * 5000
-    with pytest.raises(FileRejected, match="malformed CSV"):
-        records(data, max_field=1000)
+    got = records(data, max_field=1000)
+    assert got[1] == (2, [])
+    assert got[1][1].__class__.__name__ == "BrokenRecord"
+    assert "5,013 characters long, over the limit of 1,000" in got[1][1].reason
 
 
 def test_size_limit_is_enforced_while_streaming() -> None:
@@ -294,7 +296,7 @@ def test_utf8_whose_sniff_window_ends_inside_a_character_stays_utf8() -> None:
 def test_a_record_over_one_mib_rejects_the_file_and_one_at_the_limit_passes() -> None:
     line = "x" * 1023 + "\n"
     over = 'Card ID,Comment\nA1,"' + line * 1100 + '"\n'
-    with pytest.raises(FileRejected, match="a record is longer than 1048576 characters"):
+    with pytest.raises(FileRejected, match="a record is longer than 1,048,576 characters"):
         records(over.encode(), max_field=1 << 24)
     under = 'Card ID,Comment\nA1,"' + line * 1000 + '"\nA2,"' + line * 1000 + '"\n'
     got = records(under.encode(), max_field=1 << 24)
@@ -342,7 +344,7 @@ def test_a_continuation_line_with_a_wrapped_card_id_is_a_row() -> None:
 def test_size_limit_is_inclusive() -> None:
     data = b"Card ID\nA1\n"
     assert len(records(data, max_bytes=len(data))) == 2
-    with pytest.raises(FileRejected, match=f"larger than the limit of {len(data) - 1} bytes"):
+    with pytest.raises(FileRejected, match=f"limit of 0.0 MB \\({len(data) - 1:,} bytes\\)"):
         records(data, max_bytes=len(data) - 1)
 
 
@@ -362,6 +364,9 @@ def test_size_limit_is_inclusive() -> None:
         (b"\x00a" * 9 + b"a\x00", "utf-8"),
         (b"a\x00" * 19 + b"\x00a", "utf-16-le"),  # 5% at even offsets: still UTF-16
         (b"\x00a" * 19 + b"a\x00", "utf-16-be"),
+        # odd lengths: half is rounded down (2 NULs of 5 bytes: > 40% of 2 pairs)
+        (b"a\x00bcd", "utf-16-le"),
+        (b"\x00abcd", "utf-16-be"),
     ],
 )
 def test_encoding_detection_edges(head: bytes, expected: str) -> None:
@@ -383,7 +388,8 @@ def test_the_delimiter_is_the_majority_outside_quotes() -> None:
     assert detect_delimiter("a|b|c,d\n") == "|"
     assert detect_delimiter("a;b,c\n") == ","  # a tie: the first candidate
     assert detect_delimiter("\ufeff\n\rCard ID\tTimestamp\r") == "\t"  # a BOM-only line, CR endings
-    assert detect_delimiter("Card ID,Timestamp\rA;B;C;D\r") == ","  # CR-only line endings
+    assert detect_delimiter("Card ID,Timestamp\rA,B\r") == ","  # CR-only line endings
+    assert detect_delimiter("Report; acme\rCard ID,Timestamp\rA,B\r") == ","  # lines apart
     assert detect_delimiter("") == ","
     assert detect_delimiter("\n\n") == ","
 
@@ -408,10 +414,39 @@ def test_nul_bytes_on_several_lines_are_all_counted() -> None:
     assert source.nul_bytes_removed == 3
 
 
-def test_malformed_csv_names_the_line() -> None:
-    data = b'Card ID,Comment\nA1,ok\nA2,"never closed\n' + b"x" * 5000
+def test_an_over_long_field_rejects_the_row_naming_its_line_and_the_next_rows_are_read() -> None:
+    # A 15,000-character driver note: its row is rejected, not the file.
+    data = b"Card ID,Comment\nA1,ok\nA2," + b"n" * 15_000 + b"\nA3,fine\n"
+    got = records(data, max_field=10_000)
+    assert [(line, list(r)) for line, r in got[1:]] == [
+        (2, ["A1", "ok"]),
+        (3, []),
+        (4, ["A3", "fine"]),
+    ]
+    assert "15,000 characters long, over the limit of 10,000" in got[2][1].reason
+    # exactly at the limit: a row
+    at = records(b"Card ID,Comment\nA2," + b"n" * 9_997 + b"\n", max_field=10_000)
+    assert at[1][1] == ["A2", "n" * 9_997]
+    at = records(b"Card ID,Comment\nA2," + b"n" * 10_000 + b"\n", max_field=10_000)
+    assert at[1][1] == ["A2", "n" * 10_000]
+    over = records(b"Card ID,Comment\nA2," + b"n" * 10_001 + b"\n", max_field=10_000)
+    assert over[1][1] == [] and "10,001 characters" in over[1][1].reason
+
+
+def test_malformed_csv_names_the_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import csv
+
+    import cardstatus.decode as decode
+
+    class Strict(csv.Dialect):
+        delimiter, quotechar, strict, lineterminator = ",", '"', True, "\n"
+        quoting, doublequote, skipinitialspace = csv.QUOTE_MINIMAL, True, False
+
+    real = csv.reader
+    monkeypatch.setattr(decode.csv, "reader", lambda lines, **_kw: real(lines, Strict))
+    data = b'Card ID,Comment\nA1,ok\nA2,"x" y\n'
     with pytest.raises(FileRejected, match="malformed CSV in the record starting on line 3"):
-        records(data, max_field=1000)
+        records(data)
 
 
 def test_a_multi_line_comment_before_the_card_column_is_one_field() -> None:
@@ -447,3 +482,274 @@ def test_a_runaway_quote_is_broken_even_when_the_next_row_has_quoted_cells() -> 
         (2, "BrokenRecord"),
         (3, "list"),
     ]
+
+
+# --- round 3 (README "Partner files and reports"; mutation-r2 survivors) ---------------------
+
+
+def test_the_delimiter_is_found_past_title_lines() -> None:
+    head = (
+        "Deliveries report, December\nGenerated on 5 Dec 2026, 10:00\n\n"
+        "Card ID;Timestamp;Comment\nA1;2024-01-01 10:00;x\nA2;2024-01-01 10:05;y, z\n"
+    )
+    assert detect_delimiter(head) == ";"
+    # A record-shaped majority beats a title line with more commas.
+    assert detect_delimiter("a,b,c,d,e\nCard ID|Timestamp\nA1|t\nA2|t\n") == "|"
+    # Twenty lines are looked at, not more.
+    assert detect_delimiter("x,y\n" * 20 + "a;b\n" * 30) == ","
+
+
+def test_a_tsv_file_is_tab_delimited_whatever_its_head_looks_like() -> None:
+    from cardstatus.containers import open_records
+
+    data = b"Card, ID\tTime, stamp, local\nA1\t2024-01-01 10:00\n"
+    source = open_records(io.BytesIO(data), "x - Delivered.tsv", 1 << 20)
+    assert source.delimiter == "\t"
+    assert next(r for _, r in source.records(100)) == ["Card, ID", "Time, stamp, local"]
+    gz = open_records(io.BytesIO(__import__("gzip").compress(data)), "x.TSV.gz", 1 << 20)
+    assert gz.delimiter == "\t"
+    header_only = b"Card, ID\tTime, stamp, local\n"
+    assert open_records(io.BytesIO(header_only), "x.tsv", 1 << 20).delimiter == "\t"
+    assert open_records(io.BytesIO(header_only), "x.csv", 1 << 20).delimiter == ","
+
+
+def test_a_continuation_row_with_a_quote_character_still_ends_the_runaway_quote() -> None:
+    # Line 3 is a data row with a stray quote ('5" screen'): joined to line 2 it would close
+    # the runaway field and complete a 3-field record, but line 2 already had its card id and
+    # time, so line 3 is a row of its own.
+    data = (
+        b'Card ID,Timestamp,Comment\nA1,2024-01-01 10:00,"oops\n'
+        b'A2,2024-01-01 10:05,5" screen\nA3,2024-01-01 10:06,x\n'
+    )
+    got = watched(data, 0, 1, width=3)
+    assert [(line, kind, cells) for line, kind, cells, _ in got[1:]] == [
+        (2, "BrokenRecord", []),
+        (3, "list", ["A2", "2024-01-01 10:05", '5" screen']),
+        (4, "list", ["A3", "2024-01-01 10:06", "x"]),
+    ]
+
+
+def test_the_review_repro_is_stopped_when_the_header_width_is_known() -> None:
+    assert watched(REVIEW_REPRO, card=0, ts=2, width=4) == watched(REVIEW_REPRO, card=0, ts=2)
+    got = watched(REVIEW_REPRO, card=0, ts=2, width=4)
+    assert [(line, kind) for line, kind, _c, _r in got[1:]] == [
+        (2, "BrokenRecord"),
+        (3, "list"),
+        (4, "list"),
+        (5, "list"),
+        (6, "list"),
+    ]
+
+
+@pytest.mark.parametrize("delimiter", [b",", b";", b"\t"])
+def test_a_multi_line_comment_before_the_card_column_in_any_delimiter(delimiter: bytes) -> None:
+    d = delimiter
+    data = (
+        b"Reason" + d + b"Event" + d + b"Date" + d + b"CardID\r\n"
+        b'"He said ""call me""\r\nthen left"'
+        + d
+        + b"Delivered"
+        + d
+        + b"2024-03-05T06:00:00Z"
+        + d
+        + b"ZYW8827\r\n"
+        + d
+        + b"Picked up"
+        + d
+        + b"2024-03-05T06:00:00Z"
+        + d
+        + b"ZYW8890\r\n"
+    )
+    got = watched(data, card=3, ts=2, width=4)
+    assert [(line, kind) for line, kind, _c, _r in got[1:]] == [(2, "list"), (4, "list")]
+    assert got[1][2][0] == 'He said "call me"\r\nthen left'
+
+
+def test_a_multi_line_comment_closed_by_a_quote_and_a_space() -> None:
+    data = b'Card ID,Timestamp,Comment\nA1,2024-01-01 10:00,"two\nparagraphs" \nA2,2024-01-01 10:05,x\n'
+    got = watched(data, 0, 1, width=3)
+    assert [(line, kind, cells) for line, kind, cells, _ in got[1:]] == [
+        (2, "list", ["A1", "2024-01-01 10:00", "two\nparagraphs "]),
+        (4, "list", ["A2", "2024-01-01 10:05", "x"]),
+    ]
+
+
+def test_a_runaway_quote_in_the_last_column_before_a_row_ending_in_a_quoted_cell() -> None:
+    data = b'Card ID,Timestamp,Comment\nA1,2024-01-01 10:00,"oops\nA2,2024-01-01 10:05,"ok"\n'
+    got = watched(data, 0, 1, width=3)
+    assert [(line, kind, cells) for line, kind, cells, _ in got[1:]] == [
+        (2, "BrokenRecord", []),
+        (3, "list", ["A2", "2024-01-01 10:05", "ok"]),
+    ]
+
+
+@pytest.mark.parametrize(
+    "first", ["\u0622\u062e\u0631 \u062a\u062d\u062f\u064a\u062b", "\u062c\u0648\u0627\u0644"]
+)
+def test_utf16_arabic_headers_keep_the_tab_delimiter(first: str) -> None:
+    # U+0622 is the bytes 22 06 (a '"' when read as bytes), U+062C is 2C 06 (a ',').
+    text = f"{first}\tCard ID\tTimestamp\r\nx\tA1\t2024-01-01 10:00\r\n"
+    data = codecs.BOM_UTF16_LE + text.encode("utf-16-le")
+    source = open_csv(io.BytesIO(data), 1 << 20)
+    assert source.delimiter == "\t"
+    assert [len(r) for _, r in source.records(100)] == [3, 3]
+
+
+def test_a_first_line_over_one_mib_rejects_the_file() -> None:
+    data = ("Card ID," + "x" * (1 << 20) + "\nA1,y\n").encode()
+    with pytest.raises(FileRejected, match="longer than 1,048,576 characters"):
+        records(data, max_field=1 << 24)
+
+
+def test_a_cp1252_file_whose_first_line_is_only_accents_keeps_its_delimiter() -> None:
+    data = "\u00e9\u00e9\nCard ID;Comment;x\nA1;caf\u00e9;y\n".encode("cp1252")
+    assert open_csv(io.BytesIO(data), 1 << 20).delimiter == ";"
+
+
+def test_a_short_utf16_file_with_a_late_first_delimiter() -> None:
+    data = "A very long first column name\tTs\r\n".encode("utf-16-le")
+    assert open_csv(io.BytesIO(data), 1 << 20).delimiter == "\t"
+
+
+def test_the_size_limit_reason_in_full() -> None:
+    from cardstatus.decode import too_large
+
+    assert too_large(12_345_678) == (
+        "the file is larger than the limit of 12.3 MB (12,345,678 bytes) for one file; "
+        "split it into files of at most 12.3 MB"
+    )
+
+
+def test_the_over_long_field_reason_in_full() -> None:
+    got = records(b"Card ID,Comment\nA1," + b"n" * 12_345 + b"\n", max_field=10_000)
+    assert got[1][1].reason == (
+        "a field of this row is 12,345 characters long, over the limit of 10,000: the row is "
+        "rejected (a note pasted into one cell, or a quote never closed?)"
+    )
+
+
+def test_separate_date_and_time_columns_are_watched_together() -> None:
+    data = (
+        b'Card ID,Date,Time,Comment\nA1,2024-01-01,10:00,"oops\n'
+        b"A2,2024-01-02,10:05,x\nA3,2024-01-02,10:06,y\n"
+    )
+    source = open_csv(io.BytesIO(data), 1 << 20)
+    got = source.records(10_000)
+    next(got)
+    source.watch_rows(0, 1, 4, time=2)
+    assert [(line, type(r).__name__) for line, r in got] == [
+        (2, "BrokenRecord"),
+        (3, "list"),
+        (4, "list"),
+    ]
+
+
+def test_a_short_continuation_line_before_the_card_column_stays_in_the_field() -> None:
+    # Card id in the last column: a continuation line with fewer cells is not a row.
+    data = (
+        b'Timestamp,Comment,Card ID\n2024-01-01 10:00,"open\n2024-01-01 10:05,x\nend",A1\n'
+        b"2024-01-01 10:06,y,A2\n"
+    )
+    got = watched(data, card=2, ts=0, width=3)
+    assert [(line, kind) for line, kind, _c, _r in got[1:]] == [(2, "list"), (5, "list")]
+    assert got[1][2] == ["2024-01-01 10:00", "open\n2024-01-01 10:05,x\nend", "A1"]
+
+
+def test_a_closing_line_with_an_even_number_of_quotes_does_not_close_the_field() -> None:
+    # '"a' opened before the card column; line 3 closes it and opens another quote: with an
+    # even number of quote characters it does not complete the record, so it is a row.
+    data = b'Comment,Card ID,Timestamp,Note\n"a\nb",A1,2024-01-01 10:00,"x\n'
+    got = watched(data, card=1, ts=2, width=4)
+    assert [(line, kind) for line, kind, _c, _r in got[1:]] == [(2, "BrokenRecord"), (3, "list")]
+
+
+def test_the_size_limit_reason_rounds_in_mb() -> None:
+    from cardstatus.decode import too_large
+
+    assert too_large(1_050_000).endswith(
+        "limit of 1.1 MB (1,050,000 bytes) for one file; split it into files of at most 1.1 MB"
+    )
+
+
+def test_the_broken_quote_and_record_limit_reasons_in_full() -> None:
+    got = watched(REVIEW_REPRO, card=0, ts=2, width=4)
+    assert got[1][3] == (
+        "a quoted field opened on this line is not closed before line 3, which reads as a data "
+        "row: this row is rejected and the lines after it are read as rows (check the quotes "
+        "on this line)"
+    )
+    with pytest.raises(FileRejected) as rejected:
+        records(b"Card ID," + b"x" * (1 << 20) + b"\n", max_field=1 << 24)
+    assert str(rejected.value) == (
+        "a record is longer than 1,048,576 characters (1 MiB): a quote never closed, or not a "
+        "CSV file"
+    )
+
+
+def test_a_continuation_row_with_a_quote_character_in_a_semicolon_file() -> None:
+    data = (
+        b'Card ID;Timestamp;Comment\nA1;2024-01-01 10:00;"oops\n'
+        b'A2;2024-01-01 10:05;5" screen\nA3;2024-01-01 10:06;x\n'
+    )
+    got = watched(data, 0, 1, width=3)
+    assert [(line, kind) for line, kind, _c, _r in got[1:]] == [
+        (2, "BrokenRecord"),
+        (3, "list"),
+        (4, "list"),
+    ]
+
+
+def test_a_quoted_timestamp_spanning_lines_is_one_field_when_it_completes_the_record() -> None:
+    # The quote opened in the last watched column (or the one before it): a closing line that
+    # completes a record of the header's width is part of that record.
+    data = b'Card ID,Timestamp,Comment\nA1,"2024-01-01 10:00\nA2,2024-01-01 10:05" ,x\n'
+    got = watched(data, 0, 1, width=3)
+    assert [(line, kind) for line, kind, _c, _r in got[1:]] == [(2, "list")]
+    data = b'ID,Timestamp,Card ID\n1,"2024-01-01 10:00\n2,2024-01-01 10:05" ,A1\n'
+    got = watched(data, 2, 1, width=3)
+    assert [(line, kind) for line, kind, _c, _r in got[1:]] == [(2, "list")]
+
+
+def test_a_short_continuation_line_with_a_later_time_column_stays_in_the_field() -> None:
+    data = b'Card ID,Date,Comment,Time\nA1,2024-01-01,"open\nA2,2024-01-02 10:00,x\nend",10:00\n'
+    source = open_csv(io.BytesIO(data), 1 << 20)
+    got = source.records(10_000)
+    next(got)
+    source.watch_rows(0, 1, 4, time=3)
+    assert [(line, type(r).__name__) for line, r in got] == [(2, "list")]
+
+
+def test_a_closing_quote_and_a_space_before_the_card_column() -> None:
+    data = (
+        b'Comment,Card ID,Timestamp\n"two\nparagraphs" ,A1,2024-01-01 10:00\n'
+        b"next,A2,2024-01-01 10:05\n"
+    )
+    got = watched(data, card=1, ts=2, width=3)
+    assert [(line, kind, cells) for line, kind, cells, _ in got[1:]] == [
+        (2, "list", ["two\nparagraphs ", "A1", "2024-01-01 10:00"]),
+        (4, "list", ["next", "A2", "2024-01-01 10:05"]),
+    ]
+
+
+def test_a_utf16_header_of_arabic_letters_that_look_like_commas_keeps_the_tab() -> None:
+    # U+062C is the bytes 2C 06: read as bytes, six phantom commas against two tabs.
+    text = "\u062c\u062c \u062c\u062c \u062c\u062c\tCard ID\tTimestamp\r\n"
+    data = codecs.BOM_UTF16_LE + text.encode("utf-16-le")
+    assert open_csv(io.BytesIO(data), 1 << 20).delimiter == "\t"
+
+
+def test_only_the_first_4096_bytes_decide_utf16() -> None:
+    head = b"a\x00" * 1000 + b"\x00a" * 204 + b"aa" * 844 + b"\x00" + b"a" * 100
+    assert len(head[:4096]) == 4096
+    assert detect_encoding(head) == "utf-16-le"
+
+
+def test_cr_only_line_endings_split_lines_for_the_delimiter_vote() -> None:
+    assert detect_delimiter("Title; x; y; z\rCard ID,Timestamp\rA,B\r") == ","
+
+
+@pytest.mark.parametrize(("filler", "expected"), [("\ufeff", ","), ("X", ";")])
+def test_blank_lines_do_not_use_up_the_twenty_lines(filler: str, expected: str) -> None:
+    # A BOM-only line is blank (10 lines each: the larger count wins); an 'X' line is a line.
+    head = filler + "\n" + "a;b\n" * 10 + "a,b,c\n" * 10
+    assert detect_delimiter(head) == expected

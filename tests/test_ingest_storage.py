@@ -86,7 +86,7 @@ def test_same_bytes_under_another_partner_are_applied(
     assert foreign["outcome"] == "rejected_file"
     assert "is handled by partner acme" in foreign["reason"]
     # ...unless the two partners share cards (one group): then the copy is kept
-    monkeypatch.setenv("PARTNER_CONFIG", '{"acme": {"handover_to": ["zeta"]}}')
+    monkeypatch.setenv("PARTNER_CONFIG", '{"acme": {"handover_to": ["zeta"]}, "zeta": {}}')
     other = ingest_bytes(db, PICKUP_BYTES, "c/x Pickup.csv", partner="zeta")
     assert other["outcome"] == "applied"
     assert other["counts"] == {

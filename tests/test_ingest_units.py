@@ -151,3 +151,16 @@ def test_a_file_over_the_size_limit_is_rejected_with_split_it(db: Any) -> None:
     report = ingest(db, io.BytesIO(b"Card ID,Timestamp\n"), source, load_settings())
     assert report["outcome"] == "rejected_file"
     assert "split it into files of at most" in report["reason"]
+
+
+def test_far_days_finds_the_main_date_range() -> None:
+    from cardstatus.ingest.rows import far_days
+
+    assert far_days({}) is None
+    assert far_days({"2026-12-01": 5}) is None
+    assert far_days({"2026-11-01": 1, "2026-12-02": 1}) is None  # 31 days: one range
+    assert far_days({"2026-11-01": 1, "2026-12-03": 2}) == ("2026-12-03", "2026-12-03")
+    assert far_days({"2026-11-01": 2, "2026-12-03": 1}) == ("2026-11-01", "2026-11-01")
+    assert far_days({"2026-11-01": 1, "2026-12-03": 1}) == ("2026-12-03", "2026-12-03")  # tie
+    days = {"2026-01-01": 1, "2026-01-20": 1, "2026-02-15": 1, "2026-06-01": 2}
+    assert far_days(days) == ("2026-01-01", "2026-02-15")  # chained: 19 and 26 days apart

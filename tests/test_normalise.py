@@ -290,14 +290,15 @@ TS_REJECTED_DUBAI = [
     ("13-11-2023 14:00 XYZ", "unrecognised"),
     ("13-11/2023 14:00", "unrecognised"),  # mixed separators
     ("1700000000", "unrecognised"),  # epoch seconds are not guessed
-    ("\u0661\u0663-11-2023 14:00", "unrecognised"),  # non-ASCII digits
+    ("\u0967\u0969-11-2023 14:00", "unrecognised"),  # Devanagari digits are not read
     ("13-11-2023 14:00\x00", "unrecognised"),
     ("1" * 200, "unrecognised"),
     ("31-02-2023 10:00", "invalid date"),
     ("29-02-2023 10:00", "invalid date"),  # not a leap year
     ("00-11-2023 10:00", "invalid date"),
     ("13-13-2023 10:00", "invalid date"),
-    ("11/13/2023 10:00", "invalid date"),  # month-first value in a day-first partner
+    ("11/13/2023 10:00", "valid only month-first"),  # evidence of the other date order
+    ("02/30/2023 10:00", "invalid date"),  # 30 February either way
     ("13-11-2023 25:00", "invalid date"),
     ("13-11-2023 24:00", "invalid date"),
     ("13-11-2023 14:60", "invalid date"),
@@ -353,10 +354,22 @@ def test_timestamp_month_first_partner(raw: str, iso: str) -> None:
     assert parser._parse_general(raw).isoformat() == iso
 
 
-def test_timestamp_month_first_rejects_day_first_value() -> None:
+def test_timestamp_month_first_rejects_day_first_value_as_evidence() -> None:
+    from cardstatus.errors import DateOrderEvidence
+
     parser = TimestampParser(day_first=False, now=lambda: NOW)
+    with pytest.raises(DateOrderEvidence, match="valid only day-first") as raised:
+        parser.parse(" 13-11-2023 14:00")
+    assert raised.value.raw == " 13-11-2023 14:00"
     with pytest.raises(RowError, match="invalid date"):
-        parser.parse("13-11-2023 14:00")
+        parser.parse("13-31-2023 14:00")  # neither order
+    with pytest.raises(RowError, match="invalid date"):
+        parser.parse("30-02-2024 14:00")  # 30 February, the other order, is no date either
+    day_first = TimestampParser(now=lambda: NOW)
+    with pytest.raises(DateOrderEvidence, match="valid only month-first"):
+        day_first.parse("02/29/2024 10:00")  # a leap day, month-first
+    with pytest.raises(RowError, match="invalid date"):
+        day_first.parse("02/29/2023 10:00")
 
 
 def test_timestamp_day_first_default_reads_day_first() -> None:
@@ -598,8 +611,6 @@ def test_classify_reason_mapping_order_and_case() -> None:
         (None, None),
         ("", None),
         ("   ", None),
-        ("unknown", None),
-        ("Delivery", None),
         # the vocabulary (README "Partner files and reports")
         ("Undelivered", CardStatus.DELIVERY_EXCEPTION),
         ("not delivered", CardStatus.DELIVERY_EXCEPTION),
@@ -618,7 +629,21 @@ def test_classify_reason_mapping_order_and_case() -> None:
         ("Return to origin", CardStatus.RETURNED),
         ("Delivered at 2nd attempt", CardStatus.DELIVERED),  # 'attempt' only at the start
         ("Shipment delivered", CardStatus.DELIVERED),
-        ("Reported", None),  # 'rto' only as a whole word
+        # plurals and simple inflections of the built-in words
+        ("Failed deliveries", CardStatus.DELIVERY_EXCEPTION),
+        ("Delivery failures", CardStatus.DELIVERY_EXCEPTION),
+        ("Returns", CardStatus.RETURNED),
+        ("Pickups", CardStatus.PICKED_UP),
+        ("Pick-ups", CardStatus.PICKED_UP),
+        ("RTOs", CardStatus.RETURNED),
+        ("Exceptions", CardStatus.DELIVERY_EXCEPTION),
+        ("Failed attempts", CardStatus.DELIVERY_EXCEPTION),
+        # words in any script, compared after NFKC + casefold
+        (
+            "\uff24\uff25\uff2c\uff29\uff36\uff25\uff32\uff25\uff24",
+            CardStatus.DELIVERED,
+        ),  # full-width
+        ("DELIVERED\u00a0", CardStatus.DELIVERED),
     ],
 )
 def test_event_type_from_value(raw: str | None, status: CardStatus | None) -> None:
@@ -647,6 +672,10 @@ def test_event_type_from_value(raw: str | None, status: CardStatus | None) -> No
         ("acme RTO 2024-04-01.csv", CardStatus.RETURNED),
         ("acme Collected.csv", CardStatus.PICKED_UP),
         ("C:\\exports\\delivered\\report.csv", None),  # only the base name counts
+        ("C:\\exports\\RTO 2024-04-01.csv", CardStatus.RETURNED),  # Windows names, short word
+        ("C:\\exports\\Attempted deliveries.csv", CardStatus.DELIVERY_EXCEPTION),  # prefix word
+        ("acme Failed deliveries.csv", CardStatus.DELIVERY_EXCEPTION),
+        ("acme Pickups.csv", CardStatus.PICKED_UP),
         ("incoming/delivered/report.csv", None),  # only the base name counts
         ("", None),
     ],
@@ -665,6 +694,15 @@ def test_event_type_from_filename(name: str, status: CardStatus | None) -> None:
         ("Not picked up", "is not tracked"),
         ("Delivered and Returned", "more than one event type (DELIVERED, RETURNED)"),
         ("Picked up / returned", "more than one event type"),
+        # unknown is never guessed (README "Partner files and reports")
+        ("Cancelled", "unknown status 'Cancelled': add it to the partner's status words"),
+        ("unknown", "unknown status 'unknown'"),
+        ("Delivery", "unknown status 'Delivery'"),
+        ("Reported", "unknown status"),  # 'rto' only as a whole word
+        ("Deliveries", "unknown status"),
+        ("#", "unknown status '#'"),
+        ("Not collected, collected later", "is not tracked"),
+        ("not RTO, RTO", "is not tracked"),
     ],
 )
 def test_event_type_from_value_rejects_untracked_and_ambiguous(raw: str, reason: str) -> None:
@@ -697,7 +735,8 @@ def test_partner_status_words_extend_and_override_the_defaults() -> None:
     assert words.from_filename("acme handed-over 2024.csv") is CardStatus.DELIVERED
     with pytest.raises(RowError, match="is not tracked"):
         words.from_value("parked")
-    assert event_type_from_value("Handed over") is None  # only for that partner
+    with pytest.raises(RowError, match="unknown status"):
+        event_type_from_value("Handed over")  # only for that partner
     with pytest.raises(ValueError, match="unknown status"):
         StatusVocabulary([("x", "LOST")])
 

@@ -26,6 +26,7 @@ from cardstatus.normalise import (
 )
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
+NOW_2026 = datetime(2026, 12, 6, tzinfo=UTC)
 
 # --------------------------------------------------------------------------- header synonyms
 
@@ -471,8 +472,9 @@ def test_api_and_cli_lookups_upper_case_the_card_id(raw: str, card_id: str) -> N
 def test_vocabulary_short_words_and_word_boundaries() -> None:
     from cardstatus.normalise import StatusVocabulary
 
-    assert vocabulary_value("Sent to Porto hub") is None  # 'rto' only as a whole word
-    words = StatusVocabulary([("--", "DELIVERED"), ("OK", "DELIVERED"), ("held", "UNTRACKED")])
+    with pytest.raises(RowError, match="unknown status"):
+        vocabulary_value("Sent to Porto hub")  # 'rto' only as a whole word
+    words = StatusVocabulary([("OK", "DELIVERED"), ("held", "UNTRACKED")])
     assert words.from_value("ok") is CardStatus.DELIVERED  # a 2-letter partner word
     assert words.from_value("Delivered OK") is CardStatus.DELIVERED
     with pytest.raises(RowError, match="is not tracked"):
@@ -498,3 +500,324 @@ def vocabulary_value(raw: str) -> CardStatus | None:
     from cardstatus.normalise import event_type_from_value
 
     return event_type_from_value(raw)
+
+
+# --------------------------------------------------------------------------- words in any script
+
+
+def test_arabic_partner_words_match_cells_and_file_names() -> None:
+    from cardstatus.normalise import StatusVocabulary
+
+    raw = json.dumps(
+        {
+            "acme": {
+                "status_words": {
+                    "\u062a\u0645 \u0627\u0644\u062a\u0648\u0635\u064a\u0644": "DELIVERED",
+                    "\u0645\u0631\u062a\u062c\u0639": "RETURNED",
+                }
+            }
+        }
+    )
+    words = StatusVocabulary(_parse_partners(raw)["acme"].status_words)
+    assert (
+        words.from_value("\u062a\u0645 \u0627\u0644\u062a\u0648\u0635\u064a\u0644")
+        is CardStatus.DELIVERED
+    )
+    assert (
+        words.from_value(" \u062a\u0645  \u0627\u0644\u062a\u0648\u0635\u064a\u0644.")
+        is CardStatus.DELIVERED
+    )
+    assert words.from_value("\u0645\u0631\u062a\u062c\u0639") is CardStatus.RETURNED
+    assert (
+        words.from_filename("acme \u062a\u0645 \u0627\u0644\u062a\u0648\u0635\u064a\u0644.csv")
+        is CardStatus.DELIVERED
+    )
+    assert len(words._entries) == len(StatusVocabulary()._entries) + 2  # none dropped
+
+
+def test_accented_partner_words_are_not_cut_short() -> None:
+    from cardstatus.normalise import StatusVocabulary
+
+    words = StatusVocabulary(
+        [("livr\u00e9", "DELIVERED"), ("Livraison \u00e9chou\u00e9e", "DELIVERY_EXCEPTION")]
+    )
+    assert words.from_value("Livraison \u00e9chou\u00e9e") is CardStatus.DELIVERY_EXCEPTION
+    assert words.from_value("LIVR\u00c9") is CardStatus.DELIVERED
+    assert words.from_value("livre\u0301") is CardStatus.DELIVERED  # a combining accent, composed
+    only_livre = StatusVocabulary([("livr\u00e9", "DELIVERED")])
+    with pytest.raises(RowError, match="unknown status"):
+        only_livre.from_value("Livraison \u00e9chou\u00e9e")  # not 'livr' + anything
+
+
+@pytest.mark.parametrize("word", ["--", "\u200b", "\u0651", "..."])
+def test_a_configured_word_that_normalises_to_nothing_is_refused_at_start(word: str) -> None:
+    with pytest.raises(
+        ValueError, match=re.escape(f"status_words[{word!r}] has no letter or digit")
+    ):
+        _parse_partners(json.dumps({"acme": {"status_words": {word: "DELIVERED"}}}))
+    from cardstatus.normalise import StatusVocabulary
+
+    with pytest.raises(ValueError, match="has no letter or digit"):
+        StatusVocabulary([(word, "DELIVERED")])
+
+
+def test_the_negation_applies_to_the_first_occurrence_of_a_word() -> None:
+    assert vocabulary_value("Collected - not collected on 1st visit") is CardStatus.PICKED_UP
+
+
+# --------------------------------------------------------------------------- timestamps, round 3
+
+
+@pytest.mark.parametrize(
+    ("raw", "utc"),
+    [
+        (
+            "\u0662\u0660\u0662\u0664-\u0660\u0666-\u0660\u0663 \u0661\u0660:\u0660\u0660",
+            "2024-06-03T06:00:00+00:00",
+        ),  # Arabic-Indic
+        (
+            "\u06f0\u06f3/\u06f0\u06f6/\u06f2\u06f0\u06f2\u06f4 \u06f1\u06f0:\u06f0\u06f0",
+            "2024-06-03T06:00:00+00:00",
+        ),  # Eastern
+        ("2024-06-03 10:00 GMT+4", "2024-06-03T06:00:00+00:00"),
+        ("03-06-2024 10:00 UTC+04:00", "2024-06-03T06:00:00+00:00"),
+        ("2024-06-03 10:00 UTC +4", "2024-06-03T06:00:00+00:00"),
+        ("2024-06-03 10:00 gmt-3:30", "2024-06-03T13:30:00+00:00"),
+        ("2024-06-03 10:00 UTC+0530", "2024-06-03T04:30:00+00:00"),
+        ("2024-06-03 10:00 GMT", "2024-06-03T10:00:00+00:00"),
+        ("2024-06-03T10:00:00+04:00[Asia/Dubai]", "2024-06-03T06:00:00+00:00"),
+        ("2024-06-03T10:00:00Z[UTC]", "2024-06-03T10:00:00+00:00"),
+        ("2024-06-03T10:00:00[Europe/London]", "2024-06-03T09:00:00+00:00"),  # the zone's time
+        ("2024-06-03T10:00:00 [UTC]", "2024-06-03T10:00:00+00:00"),
+    ],
+)
+def test_more_timestamp_forms(raw: str, utc: str) -> None:
+    assert TimestampParser("Asia/Dubai", now=lambda: NOW_2026).parse(raw).isoformat() == utc
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("2024-06-03T10:00:00[Mars/Olympus]", "unknown time zone 'Mars/Olympus'"),
+        ("2024-06-03 10:00 GMT+19", "out of range"),
+        ("2024-06-03 10:00 UTC+04:60", "out of range"),
+    ],
+)
+def test_bad_zones_in_timestamps_are_rejected(raw: str, reason: str) -> None:
+    with pytest.raises(RowError, match=re.escape(reason)):
+        TimestampParser("Asia/Dubai", now=lambda: NOW_2026).parse(raw)
+
+
+@pytest.mark.parametrize(
+    ("header", "zone"),
+    [
+        (["Card ID", "Timestamp (UTC)"], "UTC"),
+        (["Card ID", "Time (GST)"], "Asia/Dubai"),
+        (["Card ID", "Date (UTC+4)"], "UTC+04:00"),
+        (["Card ID", "Event time [UTC-03:30]"], "UTC-03:30"),
+        (["Card ID", "Timestamp (Europe/London)"], "Europe/London"),
+        (["Card ID", "Timestamp (dd/mm/yyyy hh:mm)"], None),  # a note, not a zone
+        (["Card ID", "Timestamp"], None),
+    ],
+)
+def test_a_header_that_names_its_zone(header: list[str], zone: str | None) -> None:
+    hm = map_headers(header)
+    assert hm.timestamp == 1
+    assert (None if hm.timestamp_zone is None else str(hm.timestamp_zone)) == zone
+
+
+def test_a_header_naming_an_unknown_zone_rejects_the_file() -> None:
+    with pytest.raises(FileRejected, match="time zone 'EST' is not one this service reads"):
+        map_headers(["Card ID", "Timestamp (EST)"])
+
+
+def test_the_header_zone_overrides_the_partner_zone_in_rows() -> None:
+    rows = _rows_of(["Card ID", "Timestamp (UTC)"], [["A1", "2024-06-03 10:00"]])
+    assert rows == [["1", "A1", "DELIVERED", "2024-06-03T10:00:00+00:00"]]
+    rows = _rows_of(["Card ID", "Timestamp"], [["A1", "2024-06-03 10:00"]])
+    assert rows == [["1", "A1", "DELIVERED", "2024-06-03T06:00:00+00:00"]]
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        ["Card ID", "Date", "Time"],
+        ["Time", "Card ID", "Date"],
+        ["Card ID", "Delivery date", "Delivery time"],
+    ],
+)
+def test_separate_date_and_time_columns_are_combined(header: list[str]) -> None:
+    hm = map_headers(header)
+    date_col, time_col = hm.timestamp, hm.time
+    assert time_col is not None
+    assert header[date_col].lower().endswith("date") and header[time_col].lower().endswith("time")
+    row = ["", "", ""]
+    row[hm.card_id], row[date_col], row[time_col] = "A1", "03/06/2024", "10:00"
+    assert _rows_of(header, [row]) == [["1", "A1", "DELIVERED", "2024-06-03T06:00:00+00:00"]]
+
+
+def test_a_date_and_time_header_in_zone_utc() -> None:
+    header = ["Card ID", "Date", "Time (UTC)"]
+    assert _rows_of(header, [["A1", "2024-06-03", "10:00"]])[0][3] == "2024-06-03T10:00:00+00:00"
+
+
+def test_a_full_timestamp_column_is_not_combined() -> None:
+    hm = map_headers(["Card ID", "Timestamp", "Date", "Time"])
+    assert (hm.timestamp, hm.time) == (1, None)
+
+
+def _rows_of(header: list[str], rows: list[list[str]]) -> list[list[str]]:
+    from cardstatus.ingest.rows import RowOutcomes, normalised_rows
+
+    hm = map_headers(header)
+    out = RowOutcomes()
+    records = iter([(i + 1, r) for i, r in enumerate(rows)])
+    text = b"".join(
+        normalised_rows(records, hm, CardStatus.DELIVERED, PartnerSettings("x"), {}, out)
+    )
+    assert out.rejected == 0, out.reject_details
+    return [line.split("\t")[:4] for line in text.decode().splitlines()]
+
+
+def test_a_date_in_brackets_is_not_masked_as_a_phone() -> None:
+    from cardstatus.model import redact_phones
+
+    assert redact_phones("first pickup (2026-12-03)") == "first pickup (2026-12-03)"
+    assert redact_phones("call (050) 111 2222") == "call ******2222"
+    assert redact_phones("(0501112222)") == "******2222)"
+
+
+def test_status_reasons_in_full() -> None:
+    from cardstatus.normalise import vocabulary
+
+    words = vocabulary()
+    with pytest.raises(RowError) as untracked:
+        words.from_value(" In transit ")
+    assert str(untracked.value) == (
+        "status 'In transit' is not tracked "
+        "(only pickup, delivery exception, delivered and returned are)"
+    )
+    with pytest.raises(RowError) as unknown:
+        words.from_value("Cancelled")
+    assert str(unknown.value) == (
+        "unknown status 'Cancelled': add it to the partner's status words "
+        "(PARTNER_CONFIG status_words)"
+    )
+    assert words.file_event_type("Out for delivery.csv") == (
+        None,
+        "the file name names a status that is not tracked",
+    )
+    assert words.file_event_type("report.csv") == (
+        None,
+        "the file name mentions none of pickup, exception, delivered, return",
+    )
+
+
+def test_words_are_folded_and_taken_back_to_the_singular() -> None:
+    from cardstatus.words import word_key, words
+
+    assert words("Ties, flies; bus ADDRESS returns Deliveries cafés") == [
+        "tie",  # 'ies' only after 4+ characters
+        "fly",
+        "bus",  # 3 letters: kept
+        "address",  # '-ss' is not a plural
+        "return",
+        "delivery",
+        "cafés",  # only Latin ASCII words lose their 's'
+    ]
+    assert words("ＲＥＴＵＲＮＳ_x") == ["return", "x"]  # NFKC, '_' separates
+    assert word_key("تم  التوصيل!") == "تمالتوصيل"
+    assert word_key("--") == ""
+
+
+def test_a_full_header_name_with_brackets_in_it_is_not_cut_at_the_bracket() -> None:
+    hm = map_headers(["Card ID", "Date", "Time(stamp)"])  # 'timestamp', not 'time' + a note
+    assert (hm.timestamp, hm.time) == (2, None)
+
+
+def test_the_missing_columns_reason_in_full() -> None:
+    with pytest.raises(FileRejected) as none:
+        map_headers([])
+    assert str(none.value) == "missing required column(s): card id, timestamp; found: (no columns)"
+    twelve = ["", "x" * 40, *[f"c{i}" for i in range(10)]]
+    with pytest.raises(FileRejected) as shown:
+        map_headers(twelve)
+    assert str(shown.value) == (
+        "missing required column(s): card id, timestamp; found: '', "
+        f"'{'x' * 31}, " + ", ".join(f"'c{i}'" for i in range(10))
+    )
+    with pytest.raises(FileRejected) as more:
+        map_headers([*twelve, "Card ID"])
+    assert str(more.value).endswith("'c9', … (13 columns)")
+    assert str(more.value).startswith("missing required column(s): timestamp; found: ")
+
+
+def test_a_file_without_a_header_counts_the_rows_after_the_closest_candidate() -> None:
+    def rejected(lines: list[list[str]]) -> FileRejected:
+        with pytest.raises(FileRejected) as exc:
+            find_header(iter([(i + 1, r) for i, r in enumerate(lines)]))
+        return exc.value
+
+    got = rejected([["Report"], ["Card ID", "Phone"], ["A1", "05"], [""], ["A2", "05"]])
+    assert got.rows_read == 2 and "missing required column(s): timestamp" in str(got)
+    got = rejected([["Card ID"], ["x"], ["Card ID", "Phone"], ["A1", "05"]])  # a better one
+    assert got.rows_read == 1
+    got = rejected([["Card ID", "Phone"], ["Card ID"], ["A1", "05"]])  # a worse one: a row
+    assert got.rows_read == 2
+    with pytest.raises(FileRejected) as empty:
+        find_header(iter([(1, []), (2, ["", " "])]))
+    assert str(empty.value) == "file is empty: no header row"
+
+
+@pytest.mark.parametrize(
+    ("raw", "utc"),
+    [
+        ("2024-06-03 10:00 UTC+530", "2024-06-03T04:30:00+00:00"),  # H then MM
+        ("2024-06-03 10:00 GMT-0330", "2024-06-03T13:30:00+00:00"),
+        ("2024-06-03T10:00:00[utc]", "2024-06-03T10:00:00+00:00"),  # any case
+        ("2024-06-03T10:00:00[z]", "2024-06-03T10:00:00+00:00"),
+        ("2024-06-03T10:00:00[gmt]", "2024-06-03T10:00:00+00:00"),
+    ],
+)
+def test_zone_spellings(raw: str, utc: str) -> None:
+    assert TimestampParser("Asia/Dubai", now=lambda: NOW_2026).parse(raw).isoformat() == utc
+
+
+def test_header_zone_values_and_reasons() -> None:
+    from cardstatus.normalise.timestamp import header_zone
+
+    assert header_zone("UTC") is UTC and header_zone("gmt") is UTC and header_zone("Z") is UTC
+    assert str(header_zone("UTC +4")) == "UTC+04:00"
+    with pytest.raises(ValueError) as far:
+        header_zone("UTC+25")
+    assert str(far.value) == "time zone 'UTC+25' is out of range"
+    with pytest.raises(ValueError) as unknown:
+        header_zone("EST")
+    assert str(unknown.value) == (
+        "time zone 'EST' is not one this service reads; write UTC, GST, UTC+04:00 or a zone "
+        "name such as Asia/Dubai"
+    )
+
+
+@pytest.mark.parametrize("raw", ["01/13/2024 10:00", "12/13/2024 10:00", "09/30/2024 10:00"])
+def test_month_first_evidence_at_the_month_edges(raw: str) -> None:
+    from cardstatus.errors import DateOrderEvidence
+
+    with pytest.raises(DateOrderEvidence):
+        TimestampParser("Asia/Dubai", now=lambda: NOW_2026).parse(raw)
+
+
+def test_a_bracketed_zone_after_an_offset_and_without_one() -> None:
+    parse = TimestampParser("Asia/Dubai", now=lambda: NOW_2026).parse
+    # The written offset rules over the bracketed zone when they disagree.
+    assert parse("2024-06-03T10:00:00+05:00[Asia/Dubai]").isoformat() == (
+        "2024-06-03T05:00:00+00:00"
+    )
+    assert parse("2024-06-03T10:00:30[Europe/London]").isoformat() == "2024-06-03T09:00:30+00:00"
+    assert parse("2024-06-03T10:00[Europe/London]").isoformat() == "2024-06-03T09:00:00+00:00"
+    with pytest.raises(RowError) as old:
+        parse("1999-06-03T10:00:00[Asia/Dubai]")
+    assert str(old.value) == "timestamp '1999-06-03T10:00:00[Asia/Dubai]' is before 2000"
+    with pytest.raises(RowError) as empty:
+        parse(" \u00a0")
+    assert str(empty.value) == "timestamp is empty"

@@ -92,7 +92,7 @@ def test_partner_status_words_come_from_the_partner_config(
     assert cards(db)["HO1"][0] == "DELIVERED"
     other = ingest_bytes(db, data.replace(b"HO1", b"HO2"), "incoming/other/a.csv", "other")
     assert counts(other) == (1, 0, 0, 1)  # not a status word of that partner
-    assert "status is missing" in other["rejects"][0]["reason"]
+    assert other["rejects"][0]["reason"].startswith("unknown status 'Handed over'")
 
 
 def test_a_file_name_naming_two_event_types_is_rejected(db: Any) -> None:

@@ -40,6 +40,7 @@ MODULES: dict[str, list[str]] = {
     "normalise/fields.py": NORMALISE_TESTS,
     "normalise/status.py": NORMALISE_TESTS,
     "normalise/headers.py": NORMALISE_TESTS,
+    "words.py": NORMALISE_TESTS,
 }
 CONFTEST_ADDITION = """
 

@@ -294,12 +294,13 @@ def test_object_growing_past_the_limit_while_streamed_is_rejected(db: Any) -> No
     rs.count("faults_injected")
 
 
-def test_malformed_csv_after_the_header_is_a_rejected_report_not_an_exception(db: Any) -> None:
+def test_an_unterminated_quote_to_the_end_rejects_its_row_not_the_file(db: Any) -> None:
     data = b'Card ID,Timestamp\nA1,2024-03-05T06:00:00Z\nB2,"2024' + b"x" * 20_000 + b"\n"
     report = rs.ingest_bytes(db, data, "incoming/acme/unterminated - delivered.csv")
-    assert report["outcome"] == "rejected_file", report
-    assert "malformed CSV" in report["reason"]
-    assert rs.table_count(db, "card_event") == 0
+    assert report["outcome"] == "applied", report
+    assert report["counts"]["rejected"] == 1 and report["rejects"][0]["line"] == 3
+    assert "over the limit of 10,000" in report["rejects"][0]["reason"]
+    assert rs.table_count(db, "card_event") == 1
 
 
 class _FlakyS3:

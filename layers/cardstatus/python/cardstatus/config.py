@@ -13,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from cardstatus.model import ExceptionReason
+from cardstatus.words import word_key
 
 DEFAULT_TIMEZONE = "Asia/Dubai"
 DEFAULT_PHONE_REGION = "AE"
@@ -178,6 +179,12 @@ def _status_words(name: str, raw: object) -> tuple[tuple[str, str], ...]:
             raise ValueError(
                 f"PARTNER_CONFIG[{name!r}].status_words[{word!r}] must be one of "
                 f"{', '.join(STATUS_WORD_VALUES)}; got {value!r}"
+            )
+        if not word_key(str(word)):
+            raise ValueError(
+                f"PARTNER_CONFIG[{name!r}].status_words[{word!r}] has no letter or digit in any "
+                "script, so it can never match a status cell or a file name; remove it or write "
+                "the word itself"
             )
         words.append((str(word), status))
     return tuple(words)

@@ -1,12 +1,14 @@
 """Which kind of file an uploaded object is, and its records (README "Partner files and
 reports": every object gets a report).
 
-* ``.csv`` (any case), ``.txt``, ``.tsv``: CSV text (``decode.open_csv``).
+* ``.csv`` (any case), ``.txt``, ``.tsv``: CSV text (``decode.open_csv``); ``.tsv`` is
+  tab-delimited, the others' delimiter is detected.
 * ``.gz`` (``.csv.gz``, ``.txt.gz``, ``x.gz``, also ``.xlsx.gz``): streamed gunzip, then as
   the inner name says. The gzip magic bytes on a CSV name also mean gunzip (with a warning).
-* ``.xlsx``: the first sheet, streamed by openpyxl in read-only mode from a temporary file on
-  disk (a workbook is a ZIP archive, which needs a seekable file); cells read as the text a
-  person sees (see ``_cell_text``).
+* ``.xlsx``: the first visible sheet, streamed by openpyxl in read-only mode from a temporary
+  file on disk (a workbook is a ZIP archive, which needs a seekable file), after the zip
+  directory and every XML part were checked (``XlsxSource``); cells read as the text a person
+  sees (see ``_cell_text``).
 * Anything else (``.xls``, ``.numbers``, ``.zip``, images, no extension) and content that
   contradicts its name: ``FileRejected`` with a reason saying what to upload instead.
 
@@ -66,7 +68,9 @@ class RecordSource(Protocol):
 
     def records(self, max_field_chars: int) -> Iterator[tuple[int, list[str]]]: ...
 
-    def watch_rows(self, card_id: int, timestamp: int, width: int | None = None) -> None: ...
+    def watch_rows(
+        self, card_id: int, timestamp: int, width: int | None = None, time: int | None = None
+    ) -> None: ...
 
 
 def _suffix(name: str) -> str:
@@ -171,6 +175,8 @@ def open_records(body: Readable, name: str, max_bytes: int) -> RecordSource:
     """The records of an uploaded object, whatever its accepted container; else FileRejected."""
     container = container_of(name)
     warnings: list[str] = []
+    inner = name[: -len(".gz")] if name.lower().endswith(".gz") else name
+    delimiter = "\t" if _suffix(inner) == ".tsv" else None  # .tsv means tab
     if container.endswith(".gz"):
         peek = _Peek(body)
         if not peek.head.startswith(_GZIP_MAGIC):
@@ -195,7 +201,7 @@ def open_records(body: Readable, name: str, max_bytes: int) -> RecordSource:
         warnings.append(
             "the file is gzip-compressed although its name does not say so; it was decompressed"
         )
-        return _with(open_csv(Gunzip(peek), max_bytes), "csv (gzip)", warnings)
+        return _with(open_csv(Gunzip(peek), max_bytes, delimiter), "csv (gzip)", warnings)
     if head.startswith(_ZIP_MAGIC):
         raise FileRejected(
             "the file is a ZIP archive or an Excel workbook, not CSV text: save it as CSV "
@@ -209,7 +215,7 @@ def open_records(body: Readable, name: str, max_bytes: int) -> RecordSource:
     if head.startswith(_PDF_MAGIC):
         raise FileRejected(f"the file is a PDF document, not CSV text. {_upload()}")
     gz = name.lower().endswith(".gz")
-    return _with(open_csv(peek, max_bytes), "csv (gzip)" if gz else "csv", warnings)
+    return _with(open_csv(peek, max_bytes, delimiter), "csv (gzip)" if gz else "csv", warnings)
 
 
 def _upload() -> str:
@@ -266,8 +272,143 @@ def _cell_text(value: Any, number_format: str) -> str:
     return str(value)
 
 
+# Workbook limits, checked on the zip directory before the workbook is opened (README
+# "Partner files and reports": any object, bounded memory). A member's declared size is
+# also what zipfile inflates at most, so the checks hold even for a lying directory.
+XLSX_MAX_MEMBER_BYTES = 256 * 1024 * 1024  # one part (a sheet) uncompressed
+XLSX_MAX_TOTAL_BYTES = 512 * 1024 * 1024  # all parts uncompressed
+XLSX_MAX_SHARED_STRINGS_BYTES = 64 * 1024 * 1024  # openpyxl holds this table in memory
+XLSX_MAX_RATIO = 100  # uncompressed / compressed, for parts over XLSX_RATIO_FROM_BYTES
+XLSX_RATIO_FROM_BYTES = 1024 * 1024
+# A text node may exceed the cell limit by this much before the scan stops (whitespace
+# between elements is counted with the text before it); the exact limit is checked per cell.
+_XML_TEXT_SLACK = 1024
+_XML_SCAN_CHUNK = 64 * 1024
+
+
+def _mb(size: int) -> str:
+    return f"{size / (1024 * 1024):,.0f} MB"
+
+
+def check_workbook_directory(book: zipfile.ZipFile) -> None:
+    """FileRejected when the workbook's parts would inflate beyond the limits."""
+    total = 0
+    for info in book.infolist():
+        size, packed = info.file_size, info.compress_size
+        total += size
+        name = info.filename
+        if size > XLSX_MAX_MEMBER_BYTES:
+            raise FileRejected(
+                f"the workbook part {name!r} unpacks to {_mb(size)}, over the limit of "
+                f"{_mb(XLSX_MAX_MEMBER_BYTES)} for one part; split the sheet into smaller files "
+                "or upload it as CSV"
+            )
+        if name.lower().endswith("sharedstrings.xml") and size > XLSX_MAX_SHARED_STRINGS_BYTES:
+            raise FileRejected(
+                f"the workbook's text table ({name!r}) unpacks to {_mb(size)}, over the limit "
+                f"of {_mb(XLSX_MAX_SHARED_STRINGS_BYTES)}; split it or upload it as CSV"
+            )
+        if size > XLSX_RATIO_FROM_BYTES and size > XLSX_MAX_RATIO * max(packed, 1):
+            raise FileRejected(
+                f"the workbook part {name!r} unpacks {size // max(packed, 1):,} times its "
+                f"packed size (over {XLSX_MAX_RATIO}x: a zip bomb, not a spreadsheet export); "
+                "save the sheet again from Excel or upload it as CSV"
+            )
+    if total > XLSX_MAX_TOTAL_BYTES:
+        raise FileRejected(
+            f"the workbook unpacks to {_mb(total)}, over the limit of "
+            f"{_mb(XLSX_MAX_TOTAL_BYTES)}; split it into smaller files or upload CSV"
+        )
+
+
+class _XmlRefused(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def scan_workbook_xml(book: zipfile.ZipFile, max_text_chars: int) -> None:
+    """Stream every XML part once through expat (bounded memory): FileRejected for a DTD or
+    an entity declaration (XXE, billion laughs: never expanded, refused), malformed XML, or a
+    text node longer than ``max_text_chars`` (a cell would be materialised whole by the
+    workbook reader)."""
+    for info in book.infolist():
+        if info.filename.lower().endswith((".xml", ".rels", ".vml")):
+            _scan_part(book, info, max_text_chars)
+
+
+def _scan_part(book: zipfile.ZipFile, info: zipfile.ZipInfo, max_text_chars: int) -> None:
+    import xml.parsers.expat
+
+    name = info.filename
+    parser = xml.parsers.expat.ParserCreate()
+    run = 0
+
+    def start(_tag: str, _attrs: Any) -> None:
+        nonlocal run
+        run = 0
+
+    def text(data: str) -> None:
+        nonlocal run
+        run += len(data)
+        if run > max_text_chars:
+            raise _XmlRefused(f"a cell or text in {name!r} is longer than {max_text_chars:,}")
+
+    def doctype(*_args: Any) -> None:
+        raise _XmlRefused(
+            f"the workbook part {name!r} declares a DTD (document type), which a "
+            "spreadsheet export never has; entities are not expanded"
+        )
+
+    parser.StartElementHandler = start
+    parser.CharacterDataHandler = text
+    parser.StartDoctypeDeclHandler = doctype
+    parser.EntityDeclHandler = doctype
+    try:
+        with book.open(info) as part:
+            while chunk := part.read(_XML_SCAN_CHUNK):
+                parser.Parse(chunk, False)
+            parser.Parse(b"", True)
+    except _XmlRefused as refused:
+        raise FileRejected(
+            f"{refused.reason}; save the sheet again from Excel as .xlsx or upload CSV"
+        ) from None
+    except xml.parsers.expat.ExpatError as exc:
+        raise FileRejected(
+            f"the workbook part {name!r} is not well-formed XML ({exc}); save it again "
+            "from Excel as .xlsx, or as CSV (UTF-8)"
+        ) from None
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError) as exc:
+        raise FileRejected(
+            f"the workbook cannot be read ({type(exc).__name__}); save it again from "
+            "Excel as .xlsx, or as CSV (UTF-8)"
+        ) from None
+
+
+# Errors of a damaged or hostile workbook (never an infrastructure failure: no retry, no
+# DLQ). ParseError is a SyntaxError.
+_WORKBOOK_ERRORS: tuple[type[BaseException], ...] = (
+    zipfile.BadZipFile,
+    zlib.error,
+    KeyError,
+    ValueError,
+    OSError,
+    EOFError,
+    SyntaxError,
+    TypeError,
+    IndexError,
+    AttributeError,
+    NotImplementedError,
+)
+
+
 class XlsxSource:
-    """The first sheet of an .xlsx workbook as records (line = the sheet's row number)."""
+    """The first visible sheet of an .xlsx workbook as records (line = the sheet's row number).
+
+    Before openpyxl opens it: the zip directory is checked (``check_workbook_directory``) and
+    every XML part streamed once (``scan_workbook_xml``), so that no part, cell or entity can
+    take memory beyond the limits.
+    """
 
     encoding = "xlsx"
     delimiter: str | None = None
@@ -276,54 +417,91 @@ class XlsxSource:
         self.container = "xlsx (gzip)" if gzip else "xlsx"
         self.nul_bytes_removed = 0
         self.warnings: list[str] = []
+        self.sheet: str | None = None  # title of the sheet read
         self.reader = SourceReader(body, max_bytes)
-        # Closed when the records are read (or the source is dropped).
+        # Deleted when the source is dropped (an unlinked temporary file).
         self._file: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
         while data := self.reader.read(READ_CHUNK):
             self._file.write(data)
         self._file.seek(0)
+        self._max_field_chars: int | None = None
 
-    def watch_rows(self, card_id: int, timestamp: int, width: int | None = None) -> None:
+    def watch_rows(
+        self, card_id: int, timestamp: int, width: int | None = None, time: int | None = None
+    ) -> None:
         """Cells cannot run into each other in a workbook: nothing to watch."""
 
-    def records(self, max_field_chars: int) -> Iterator[tuple[int, list[str]]]:
+    def _open_book(self, max_field_chars: int) -> Any:
         import openpyxl  # only files that need it pay for the import
-        from openpyxl.utils.exceptions import InvalidFileException
 
-        errors = (zipfile.BadZipFile, InvalidFileException, KeyError, ValueError, OSError)
-        number = 0
+        self._file.seek(0)
         try:
-            try:
-                book = openpyxl.load_workbook(self._file, read_only=True, data_only=True)
-            except (*errors, TypeError, IndexError) as exc:
-                raise FileRejected(
-                    f"the workbook cannot be read ({type(exc).__name__}); save it again from "
-                    "Excel as .xlsx, or as CSV (UTF-8)"
-                ) from None
-            try:
-                if not book.worksheets:
-                    raise FileRejected("the workbook has no worksheet")
-                sheet = book.worksheets[0]
-                if len(book.sheetnames) > 1:
-                    self.warnings.append(
-                        f"the workbook has {len(book.sheetnames)} sheets; only the first "
-                        f"({sheet.title!r}) was read"
-                    )
-                for number, row in enumerate(sheet.iter_rows(), start=1):
-                    cells = [_cell_text(c.value, c.number_format or "") for c in row]
-                    if any(len(c) > max_field_chars for c in cells):
-                        raise FileRejected(
-                            f"row {number}: a cell is longer than {max_field_chars} characters"
-                        )
-                    yield number, cells
-            except FileRejected:
-                raise
-            except errors as exc:
-                raise FileRejected(
-                    f"the workbook is damaged near row {number + 1} "
-                    f"({type(exc).__name__}); save it again as .xlsx or CSV (UTF-8)"
-                ) from None
-            finally:
-                book.close()
+            with zipfile.ZipFile(self._file) as archive:
+                check_workbook_directory(archive)
+                if self._max_field_chars != max_field_chars:
+                    scan_workbook_xml(archive, max_field_chars + _XML_TEXT_SLACK)
+                    self._max_field_chars = max_field_chars
+            self._file.seek(0)
+            return openpyxl.load_workbook(self._file, read_only=True, data_only=True)
+        except FileRejected:
+            raise
+        except (*_WORKBOOK_ERRORS, _invalid_file()) as exc:
+            raise FileRejected(
+                f"the workbook cannot be read ({type(exc).__name__}); save it again from "
+                "Excel as .xlsx, or as CSV (UTF-8)"
+            ) from None
+
+    def records(self, max_field_chars: int) -> Iterator[tuple[int, list[str]]]:
+        book = self._open_book(max_field_chars)
+        try:
+            visible = [s for s in book.worksheets if s.sheet_state == "visible"]
+            if not visible:
+                raise FileRejected("the workbook has no visible worksheet")
+            sheet = visible[0]
+            self.sheet = sheet.title
+            skipped = [s.title for s in book.worksheets if s is not sheet]
+            if skipped:
+                self.warnings.append(
+                    f"the workbook has {len(book.worksheets)} sheets; only the first visible "
+                    f"one ({sheet.title!r}) was read"
+                )
+            yield from _sheet_records(sheet, max_field_chars)
         finally:
-            self._file.close()
+            book.close()
+
+    def other_sheet_records(
+        self, max_field_chars: int
+    ) -> Iterator[tuple[str, Iterator[tuple[int, list[str]]]]]:
+        """(title, records) of each sheet other than the one read, in workbook order."""
+        book = self._open_book(max_field_chars)
+        try:
+            for sheet in book.worksheets:
+                if sheet.title != self.sheet:
+                    yield sheet.title, _sheet_records(sheet, max_field_chars)
+        finally:
+            book.close()
+
+
+def _invalid_file() -> type[BaseException]:
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    return InvalidFileException
+
+
+def _sheet_records(sheet: Any, max_field_chars: int) -> Iterator[tuple[int, list[str]]]:
+    number = 0
+    try:
+        for number, row in enumerate(sheet.iter_rows(), start=1):
+            cells = [_cell_text(c.value, c.number_format or "") for c in row]
+            if any(len(c) > max_field_chars for c in cells):
+                raise FileRejected(
+                    f"row {number}: a cell is longer than {max_field_chars} characters"
+                )
+            yield number, cells
+    except FileRejected:
+        raise
+    except (*_WORKBOOK_ERRORS, _invalid_file()) as exc:
+        raise FileRejected(
+            f"the workbook is damaged near row {number + 1} "
+            f"({type(exc).__name__}); save it again as .xlsx or CSV (UTF-8)"
+        ) from None

@@ -40,7 +40,8 @@ class Readable(Protocol):
 
 
 class BrokenRecord(list[str]):
-    """A row whose quoted field ran into the following rows: empty, with the reject reason.
+    """A row rejected by the reader (a quoted field that ran into the following rows, or a
+    field over the field limit): empty, with the reject reason.
 
     Empty so that a consumer's blank-record test (``if not record``) sees it first; the
     consumer then tells it from a blank line by its class.
@@ -82,6 +83,14 @@ def _cp1252_fallback(error: UnicodeError) -> tuple[str, int]:
 codecs.register_error("cardstatus-cp1252", _cp1252_fallback)
 
 
+def too_large(limit: int) -> str:
+    """The reason of a file over the size limit: the limit in MB and what to do."""
+    return (
+        f"the file is larger than the limit of {limit / 1e6:,.1f} MB ({limit:,} bytes) for one "
+        f"file; split it into files of at most {limit / 1e6:,.1f} MB"
+    )
+
+
 class SourceReader(io.RawIOBase):
     """Raw stream over the object's bytes that hashes and counts them and enforces a size limit.
 
@@ -101,7 +110,7 @@ class SourceReader(io.RawIOBase):
         if data:
             self.size += len(data)
             if self.size > self._max_bytes:
-                raise FileRejected(f"file is larger than the limit of {self._max_bytes} bytes")
+                raise FileRejected(too_large(self._max_bytes))
             self._sha256.update(data)
         return data
 
@@ -165,20 +174,46 @@ def detect_encoding(head: bytes) -> str:
     return "utf-8"
 
 
+DIALECT_LINES = 20  # non-blank lines of the head looked at for the delimiter
+
+
+def _delimiter_counts(line: str) -> dict[str, int]:
+    counts = dict.fromkeys(CANDIDATE_DELIMITERS, 0)
+    in_quotes = False
+    for ch in line:
+        if ch == '"':
+            in_quotes = not in_quotes
+        elif not in_quotes and ch in counts:
+            counts[ch] += 1
+    return counts
+
+
 def detect_delimiter(text_head: str) -> str:
-    """The candidate delimiter seen most often (outside quotes) on the first non-blank line."""
+    """The delimiter of the file's records, from up to 20 non-blank lines of its head (title
+    lines above the header are outvoted by the header and rows).
+
+    Each candidate scores the number of lines on which it occurs the same number of times
+    (its most common non-zero count per line, outside quotes), then that count; the first
+    candidate wins a tie. No candidate on any line → ','.
+    """
+    per_line: list[dict[str, int]] = []
     for line in io.StringIO(text_head, newline=None):
         if line.strip().strip("\ufeff"):
-            counts = dict.fromkeys(CANDIDATE_DELIMITERS, 0)
-            in_quotes = False
-            for ch in line:
-                if ch == '"':
-                    in_quotes = not in_quotes
-                elif not in_quotes and ch in counts:
-                    counts[ch] += 1
-            best = max(CANDIDATE_DELIMITERS, key=lambda d: counts[d])
-            return best if counts[best] > 0 else ","
-    return ","
+            per_line.append(_delimiter_counts(line))
+            if len(per_line) == DIALECT_LINES:
+                break
+    best, best_score = ",", (0, 0)
+    for delimiter in CANDIDATE_DELIMITERS:
+        seen: dict[int, int] = {}
+        for counts in per_line:
+            n = counts[delimiter]
+            if n:
+                seen[n] = seen.get(n, 0) + 1
+        if seen:
+            lines, count = max((lines, count) for count, lines in seen.items())
+            if (lines, count) > best_score:
+                best, best_score = delimiter, (lines, count)
+    return best
 
 
 @dataclass
@@ -193,13 +228,17 @@ class CsvSource:
     warnings: list[str] = field(default_factory=list)
     _record_chars: int = 0
     _shape: tuple[int, int] | None = None  # (card-id column, timestamp column)
+    _time: int | None = None  # a separate time-of-day column
     _width: int | None = None  # fields of the header row
     _record_lines: list[str] = field(default_factory=list)  # lines of the current record
 
-    def watch_rows(self, card_id: int, timestamp: int, width: int | None = None) -> None:
+    def watch_rows(
+        self, card_id: int, timestamp: int, width: int | None = None, time: int | None = None
+    ) -> None:
         """From now on, a quoted field that runs into lines shaped like data rows is broken."""
         self._shape = (card_id, timestamp)
         self._width = width
+        self._time = time
 
     def _closes_record(self, line: str) -> bool:
         """Whether this continuation line closes the open quoted field and completes a record
@@ -212,17 +251,28 @@ class CsvSource:
         record = next(csv.reader((text,), delimiter=self.delimiter, strict=False), [])
         return len(record) == self._width
 
+    def _open_after_shape(self) -> bool:
+        """Whether the open record already has its card-id and timestamp cells (its quote
+        opened in a later column): then a continuation line that reads as a row is a new
+        row, even if its own quote character would close the field (round 3)."""
+        assert self._shape is not None
+        text = "".join(self._record_lines)
+        cells = next(csv.reader((text,), delimiter=self.delimiter, strict=False), [])
+        return len(cells) - 1 > max(self._shape)
+
     def _looks_like_row(self, line: str) -> bool:
         """Whether one physical line, parsed on its own, reads as a data row of this file."""
         assert self._shape is not None
         card_col, ts_col = self._shape
+        time_col = self._time
         cells = next(csv.reader((line,), delimiter=self.delimiter, strict=False), [])
-        if len(cells) <= max(card_col, ts_col):
+        if len(cells) <= max(card_col, ts_col, -1 if time_col is None else time_col):
             return False
         card = cells[card_col].strip().strip(_TRIM_CHARS)
         if not card.isascii() or CARD_ID_RE.fullmatch(card) is None:
             return False
-        return _TIMESTAMP_LIKE_RE.match(cells[ts_col]) is not None
+        stamp = cells[ts_col] if time_col is None else f"{cells[ts_col]} {cells[time_col]}"
+        return _TIMESTAMP_LIKE_RE.match(stamp) is not None
 
     def records(self, max_field_chars: int) -> Iterator[tuple[int, list[str]]]:
         errors = "cardstatus-cp1252" if self.encoding.startswith("utf-8") else "replace"
@@ -232,7 +282,9 @@ class CsvSource:
             errors=errors,
             newline="",
         )
-        csv.field_size_limit(max_field_chars)
+        # The parser accepts fields up to a whole record; a longer field than max_field_chars
+        # rejects its row (below), a longer record the file (_without_nul).
+        csv.field_size_limit(MAX_RECORD_CHARS)
         offset = 0  # physical lines before the current parser's first line
         first: str | None = None  # a line to read again after a broken record
         while True:
@@ -245,9 +297,13 @@ class CsvSource:
             last_line = 0
             try:
                 for record in reader:
-                    self._record_chars = 0
+                    chars, self._record_chars = self._record_chars, 0
                     start = last_line + 1
                     last_line = reader.line_num
+                    if chars > max_field_chars:
+                        longest = max(map(len, record), default=0)
+                        if longest > max_field_chars:
+                            record = BrokenRecord(_field_too_long(longest, max_field_chars))
                     yield offset + start, record
                 return
             except _RunawayQuote as runaway:
@@ -264,9 +320,7 @@ class CsvSource:
                 offset, first = row_line - 1, runaway.line
             except csv.Error as exc:
                 raise FileRejected(
-                    f"malformed CSV in the record starting on line {offset + last_line + 1}: {exc} "
-                    "(a field over "
-                    f"{max_field_chars} characters usually means an unterminated quote)"
+                    f"malformed CSV in the record starting on line {offset + last_line + 1}: {exc}"
                 ) from None
 
     def _without_nul(self, text: io.TextIOWrapper, first: str | None = None) -> Iterator[str]:
@@ -282,13 +336,16 @@ class CsvSource:
                 self._record_lines.clear()
             elif (
                 self._shape is not None
-                and not self._closes_record(line)
                 and self._looks_like_row(line)
+                and (self._open_after_shape() or not self._closes_record(line))
             ):
                 raise _RunawayQuote(line)
             chars += len(line)
             if chars > limit:
-                raise FileRejected(f"a record is longer than {MAX_RECORD_CHARS} characters")
+                raise FileRejected(
+                    f"a record is longer than {MAX_RECORD_CHARS:,} characters (1 MiB): a quote "
+                    "never closed, or not a CSV file"
+                )
             self._record_chars = chars
             if "\x00" in line:
                 self.nul_bytes_removed += line.count("\x00")
@@ -298,7 +355,15 @@ class CsvSource:
             line = readline(limit + 1)
 
 
-def open_csv(source: Readable, max_bytes: int) -> CsvSource:
+def _field_too_long(longest: int, limit: int) -> str:
+    return (
+        f"a field of this row is {longest:,} characters long, over the limit of {limit:,}: "
+        "the row is rejected (a note pasted into one cell, or a quote never closed?)"
+    )
+
+
+def open_csv(source: Readable, max_bytes: int, delimiter: str | None = None) -> CsvSource:
+    """A CSV source; ``delimiter`` given (``.tsv``: tab) or detected from the head."""
     reader = SourceReader(source, max_bytes)
     head = reader.head()
     encoding = detect_encoding(head)
@@ -306,4 +371,6 @@ def open_csv(source: Readable, max_bytes: int) -> CsvSource:
         text_head = head[: len(head) // 2 * 2].decode(encoding, errors="ignore")
     else:
         text_head = head.decode(encoding, errors="ignore")
-    return CsvSource(reader=reader, encoding=encoding, delimiter=detect_delimiter(text_head))
+    return CsvSource(
+        reader=reader, encoding=encoding, delimiter=delimiter or detect_delimiter(text_head)
+    )

@@ -97,6 +97,15 @@ class RowError(IngestError):
     """A data row cannot be accepted; the message is the reason shown in the report."""
 
 
+class DateOrderEvidence(RowError):
+    """A row's date is valid only in the other date order ('11/30/2026' read day-first): the
+    file is evidence of that order (README "Partner files and reports": date order)."""
+
+    def __init__(self, message: str, raw: str) -> None:
+        super().__init__(message)
+        self.raw = raw
+
+
 class FileRejected(IngestError):
     """The whole file cannot be ingested; the message is the reason shown in the report.
 

@@ -81,9 +81,10 @@ def redact_phones(text: str, keep: tuple[str, ...] = ()) -> str:
 
     def _mask(match: re.Match[str]) -> str:
         run = match.group(0)
-        date = None if run[0] in "+(" else _DATE_LIKE.match(run)
+        bracket = run[:1] == "("  # '(2026-12-03' is a date in brackets, '(050) 111' a phone
+        date = None if run[0] == "+" else _DATE_LIKE.match(run, int(bracket))
         if date is not None:  # keep the date, still mask a phone that follows it
-            return date.group(0) + _DIGIT_RUN.sub(_mask, run[date.end() :])
+            return run[: date.end()] + _DIGIT_RUN.sub(_mask, run[date.end() :])
         digits = [c for c in run if c.isdigit()]
         if len(digits) < 7:
             return run

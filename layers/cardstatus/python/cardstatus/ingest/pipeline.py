@@ -14,6 +14,7 @@ are in cardstatus.sql.ingest.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -36,15 +37,20 @@ from cardstatus.ingest.copy import ChunkReader, ChunkStream, copy_chunk
 from cardstatus.ingest.identity import meaning_key
 from cardstatus.ingest.report import FileOutcome, FileReport, SourceInfo, Timer
 from cardstatus.ingest.rows import (
+    GAP_DAYS,
     REPORT_DETAIL_LIMIT,
+    DateOrderFlip,
     RowOutcomes,
     count_data_rows,
+    far_days,
     normalised_rows,
+    order_name,
 )
 from cardstatus.model import CardStatus, FileRejected, redact_phones
 from cardstatus.normalise import HeaderMap, find_header, vocabulary
 from cardstatus.ownership import foreign_card_reason, owner_group
 from cardstatus.partners import ingest_volume_warning
+from cardstatus.sql import dates as dates_sql
 from cardstatus.sql import ingest as sql
 from cardstatus.sql import ownership as owner_sql
 
@@ -75,6 +81,7 @@ class _File:
     file_id: int | None = None
     in_progress: bool = False  # file_id is this run's committed in-progress row
     streaming: bool = False
+    date_order: DateOrderFlip | None = None  # the line that flipped the partner's date order
     # Rows of cards owned outside this partner's group (line, card id, owner), found per chunk
     # and counted as rejects once the reader thread is done (RowOutcomes is not thread-safe).
     foreign: list[tuple[int, str, str]] = field(default_factory=list)
@@ -94,8 +101,13 @@ def ingest(
     cfg: Settings,
     progress: Callable[[int], None] | None = None,
     progress_conn: Callable[[], Connection] | None = None,
+    date_order: DateOrderFlip | None = None,
 ) -> dict[str, Any]:
     """Ingest one file; returns its report (also stored in ingested_file).
+
+    ``date_order``: set when a first reading found a date valid only in the other date order
+    (DateOrderFlip); the file is then read in that order. A seekable body is read again here;
+    otherwise DateOrderFlip is raised for the caller (ingest_retrying) to open it again.
 
     Raises only for infrastructure failures (database, I/O); the caller retries those.
     A bad file is not an exception: it returns a `rejected_file` report. A redelivery of an
@@ -113,6 +125,9 @@ def ingest(
         conn, body, source, cfg, cfg.partner(source.partner), FileReport(source, datetime.now(UTC))
     )
     writer = _ProgressWriter(progress_conn, progress)
+    if date_order is not None:
+        run.date_order = date_order
+        run.partner = dataclasses.replace(run.partner, day_first=not run.partner.day_first)
     try:
         try:
             _open(run)
@@ -123,6 +138,13 @@ def ingest(
         except FileRejected as exc:
             conn.rollback()
             return _rejected(run, str(exc), exc.rows_read)
+        except DateOrderFlip as flip:
+            conn.rollback()
+            seekable = getattr(body, "seekable", None)
+            if date_order is not None or seekable is None or not seekable():
+                raise
+            _drop_in_progress(run)  # the second reading starts a row of its own
+            again = flip
     except BaseException:
         conn.rollback()
         _drop_in_progress(run)  # the retry starts a row of its own
@@ -130,6 +152,8 @@ def ingest(
     finally:
         writer.close()
         run.outcomes.close()
+    body.seek(0)  # type: ignore[attr-defined]
+    return ingest(conn, body, source, cfg, progress, progress_conn, again)
 
 
 class _ProgressWriter:
@@ -218,18 +242,73 @@ def _open(run: _File) -> None:
     limit = limits.max_object_bytes(run.cfg)
     if run.source.size_bytes is not None and run.source.size_bytes > limit:
         raise FileRejected(limits.too_big_message(run.source.size_bytes, limit))
+    _warn_unconfigured_partner(run)
     run.csv_source = open_records(run.body, run.source.name, limit)
     run.records = run.csv_source.records(run.cfg.max_field_chars)
     run.report.container = run.csv_source.container
     run.report.encoding = run.csv_source.encoding
     run.report.delimiter = run.csv_source.delimiter
-    run.headers, skipped = find_header(run.records)
-    run.csv_source.watch_rows(run.headers.card_id, run.headers.timestamp, run.headers.width)
+    try:
+        run.headers, skipped = find_header(run.records)
+    except FileRejected as exc:
+        raise _header_elsewhere(run, exc) from None
+    h = run.headers
+    run.csv_source.watch_rows(h.card_id, h.timestamp, h.width, h.time)
     _warn_skipped_lines(run.outcomes, skipped)
+    _warn_date_order(run)
     run.name_status, why = vocabulary(run.partner.status_words).file_event_type(run.source.name)
     if run.headers.status is None and run.name_status is None:
         raise FileRejected(f"cannot tell the event type: no Status/Event column, and {why}")
     run.report.event_type = _file_event_type(run) or "from_status_column"
+
+
+def _warn_unconfigured_partner(run: _File) -> None:
+    """A partner missing from PARTNER_CONFIG is read with the defaults, and says so."""
+    name = run.source.partner
+    if name in run.cfg.partners:
+        return
+    used = "the 'default' partner's settings" if "default" in run.cfg.partners else "the defaults"
+    p = run.partner
+    run.outcomes.warn(
+        0,
+        f"partner {name!r} is not configured (PARTNER_CONFIG): its file was read with {used} "
+        f"(timezone {p.timezone}, {'day' if p.day_first else 'month'}-first dates, phone "
+        f"region {p.phone_region}, {len(p.status_words)} extra status word(s))",
+    )
+
+
+def _header_elsewhere(run: _File, exc: FileRejected) -> FileRejected:
+    """A workbook whose first visible sheet has no header: name the sheet that has one."""
+    source = run.csv_source
+    others = getattr(source, "other_sheet_records", None)
+    if others is None:
+        return exc
+    read = getattr(source, "sheet", None)
+    for title, records in others(run.cfg.max_field_chars):
+        try:
+            find_header(records)
+        except FileRejected:
+            continue
+        return FileRejected(
+            f"sheet {read!r} has no card-id and timestamp header ({exc}); the data seems to be "
+            f"on sheet {title!r}: move it first or upload that sheet alone",
+            rows_read=exc.rows_read,
+        )
+    return exc
+
+
+def _warn_date_order(run: _File) -> None:
+    """The file is read in the other date order than the partner's: say which line decided."""
+    flip = run.date_order
+    if flip is not None:
+        order = order_name(run.partner.day_first)
+        run.outcomes.warn(
+            flip.line,
+            f"dates are read {order}: line {flip.line} ({flip.raw!r}) is a valid date only "
+            f"{order}, and every other date of the file reads that way too; the partner's "
+            f"setting is {order_name(not run.partner.day_first)} (set its date order if its "
+            "files are always written this way)",
+        )
 
 
 def _warn_skipped_lines(outcomes: RowOutcomes, lines: list[int]) -> None:
@@ -275,6 +354,7 @@ def _stream(run: _File, progress: Callable[[int], None] | None) -> None:
             progress,
             limits.max_rows(run.cfg),
             run.cfg.card_id_pattern,
+            run.date_order,
         )
         run.streaming = True
         reader = ChunkReader(rows, run.csv_source.reader.drain)
@@ -365,6 +445,7 @@ def _finish(run: _File) -> dict[str, Any]:
             report.conflicts = 0
         run.timer.mark("settle_ms")
         _project(run, cur)
+        _warn_dates(run, cur)
         if outcomes.rejects_file is not None:
             _copy_rejects(cur, run.file_id, outcomes.rejects_file)
         run.timer.mark("apply_ms")
@@ -379,6 +460,38 @@ def _finish(run: _File) -> dict[str, Any]:
     run.conn.commit()
     run.in_progress = False
     return report.to_json()
+
+
+def _warn_dates(run: _File, cur: Any) -> None:
+    """Events that look misdated: before the card's first pickup, or more than 31 days from
+    the bulk of the file's events (README "Partner files and reports": date order)."""
+    params = {**run.params(), "limit": REPORT_DETAIL_LIMIT}
+    cur.execute(dates_sql.BEFORE_FIRST_PICKUP, params)
+    early = cur.fetchall()
+    for line, card_id, status, occurred, first_pickup, _total in early:
+        run.outcomes.warn(
+            line,
+            f"event {card_id} {status} on {occurred:%Y-%m-%d} is before the card's first pickup "
+            f"on {first_pickup:%Y-%m-%d}: check the date (and its day/month order)",
+        )
+    if early and early[0][-1] > len(early):
+        run.outcomes.warnings += early[0][-1] - len(early)
+    main = far_days(run.outcomes.days)  # counted while the rows streamed
+    if main is None:
+        return
+    first_day, last_day = main
+    cur.execute(dates_sql.OUTSIDE_DAYS, {**params, "first_day": first_day, "last_day": last_day})
+    far = cur.fetchall()
+    for line, occurred, _total in far:
+        run.outcomes.warn(
+            line,
+            f"the event on {occurred:%Y-%m-%d} is more than {GAP_DAYS} days from the "
+            f"file's other events (from {first_day} to {last_day}): check the "
+            "date "
+            "(and its day/month order)",
+        )
+    if far and far[0][-1] > len(far):
+        run.outcomes.warnings += far[0][-1] - len(far)
 
 
 def _warn_low_volume(run: _File, cur: Any) -> None:
@@ -590,10 +703,17 @@ def ingest_retrying(
     progress_conn: Callable[[], Connection] | None = None,
 ) -> dict[str, Any]:
     """ingest(), re-reading the file after a deadlock or serialization conflict."""
-    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+    date_order: DateOrderFlip | None = None
+    attempt = 0
+    while attempt < CONFLICT_ATTEMPTS:
+        attempt += 1
         with open_body() as body:
             try:
-                return ingest(conn, body, source, cfg, progress, progress_conn)
+                return ingest(conn, body, source, cfg, progress, progress_conn, date_order)
+            except DateOrderFlip as flip:  # read again in the other date order (no conflict)
+                date_order = flip
+                attempt -= 1
+                continue
             except CONFLICT_ERRORS as exc:
                 if attempt == CONFLICT_ATTEMPTS:
                     raise

@@ -9,10 +9,12 @@ import re
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from cardstatus.config import DEFAULT_PHONE_REGION, PartnerSettings
 from cardstatus.decode import BrokenRecord
+from cardstatus.errors import DateOrderEvidence
 from cardstatus.model import CardStatus, FileRejected, RowError, redact_phones
 from cardstatus.normalise import (
     HeaderMap,
@@ -24,6 +26,46 @@ from cardstatus.normalise import (
 )
 from cardstatus.normalise.card_id_rule import CardIdRule
 from cardstatus.phonehash import copy_columns
+
+
+class DateOrderFlip(Exception):
+    """A row's date is valid only in the other date order: the file is read again in that
+    order (README "Partner files and reports": date order from evidence)."""
+
+    def __init__(self, line: int, raw: str) -> None:
+        super().__init__(f"line {line}: {raw!r}")
+        self.line = line
+        self.raw = raw
+
+
+GAP_DAYS = 31  # an event further than this from the file's other events is a warning
+
+
+def far_days(days: dict[str, int], gap_days: int = GAP_DAYS) -> tuple[str, str] | None:
+    """The file's main date range (first day, last day) when some of its event days lie
+    outside it, else None. The days are split where two consecutive days are more than
+    ``gap_days`` apart; the main range is the group with the most events (the later one on a
+    tie)."""
+    if len(days) < 2:
+        return None
+    ordered = sorted(days)
+    groups: list[list[str]] = [[ordered[0]]]
+    previous = date.fromisoformat(ordered[0])
+    for day in ordered[1:]:
+        current = date.fromisoformat(day)
+        if (current - previous).days > gap_days:
+            groups.append([])
+        groups[-1].append(day)
+        previous = current
+    if len(groups) == 1:
+        return None
+    main = max(reversed(groups), key=lambda g: sum(days[d] for d in g))
+    return main[0], main[-1]
+
+
+def order_name(day_first: bool) -> str:
+    return "day-first" if day_first else "month-first"
+
 
 REPORT_DETAIL_LIMIT = 500  # rejects/warnings listed in the report; all rejects go to rejected_row
 COPY_BATCH_ROWS = 2000  # rows per COPY text block
@@ -42,6 +84,7 @@ class RowOutcomes:
     reject_details: list[dict[str, Any]] = field(default_factory=list)
     warning_details: list[dict[str, Any]] = field(default_factory=list)
     rejects_file: Any = None  # spooled TSV of every reject, COPYed into rejected_row
+    days: dict[str, int] = field(default_factory=dict)  # accepted rows per UTC day (YYYY-MM-DD)
 
     warning_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -193,15 +236,20 @@ def copy_text(value: str | None) -> str:
 
 
 def count_data_rows(records: Iterator[tuple[int, list[str]]]) -> int | None:
-    """Non-blank records left in a file rejected at its header; None when they cannot be read."""
+    """Data records left in a file rejected at its header (non-blank, or rejected by the
+    reader: a field over the limit); None when they cannot be read."""
     try:
-        return sum(1 for _line, rec in records if rec and any(cell.strip() for cell in rec))
+        return sum(
+            1
+            for _line, rec in records
+            if (rec and any(cell.strip() for cell in rec)) or rec.__class__ is BrokenRecord
+        )
     except Exception:  # undecodable, over a limit: the rows cannot be counted
         return None
 
 
 # Complexity gate exemption: the per-row hot loop stays one function (see its docstring).
-def normalised_rows(  # noqa: C901, PLR0912
+def normalised_rows(  # noqa: C901, PLR0912, PLR0915
     records: Iterator[tuple[int, list[str]]],
     headers: HeaderMap,
     file_status: CardStatus | None,
@@ -211,27 +259,35 @@ def normalised_rows(  # noqa: C901, PLR0912
     progress: Callable[[int], None] | None = None,
     max_rows: int | None = None,
     card_id_pattern: str | None = None,
+    decided: DateOrderFlip | None = None,
 ) -> Iterator[bytes]:
     """Normalise each data record into a COPY text line (source_line, card_id, status,
     occurred_at, phone hash, key version, last 4 digits, comment, reason, row id; never the
     phone itself: cardstatus.phonehash), yielded in batches; record rejects; more than
     `max_rows` data rows raise FileRejected. One loop on purpose, the hot path (a million rows):
     helpers bound to locals, a file's few distinct status and comment cells normalised once
-    (bounded memos); per-field functions would cost a call per cell."""
-    parse_time = TimestampParser(partner.timezone, partner.day_first).parse
+    (bounded memos); per-field functions would cost a call per cell.
+
+    A date valid only in the other order raises DateOrderFlip (read the file again in that
+    order); when the order was already flipped (``decided``: the line that decided it), such a
+    row means the rows disagree: FileRejected naming both lines."""
+    zone = headers.timestamp_zone or partner.timezone  # a header naming its zone wins
+    parse_time = TimestampParser(zone, partner.day_first).parse
     status_of = vocabulary(partner.status_words).from_value
     region = partner.phone_region
     normalise_card_id = CardIdRule(region, card_id_pattern)  # shape, not a phone, the pattern
     card_col, ts_col = headers.card_id, headers.timestamp
     phone_col, comment_col = headers.phone, headers.comment
     row_id_col, status_col = headers.row_id, headers.status
-    needed = max(card_col, ts_col)
+    time_col = headers.time  # separate date and time columns: joined
+    needed = max(card_col, ts_col, -1 if time_col is None else time_col)
     exception = CardStatus.DELIVERY_EXCEPTION
     statuses: dict[str, CardStatus | str | None] = {}  # status cell → event type or reason
     comments: dict[tuple[str, bool], tuple[str, str]] = {}  # (cell, is exception) → COPY text
     escape = _COPY_ESCAPES
     phone_columns = copy_columns()  # E.164 -> 'hash\tversion\tlast4' (keyed HMAC, memoised)
     limit = max_rows if max_rows is not None else -1
+    days = outcomes.days
     batch: list[str] = []
     append = batch.append
     for line, record in records:
@@ -252,7 +308,9 @@ def normalised_rows(  # noqa: C901, PLR0912
             if len(record) <= needed:
                 raise _short_row(record)
             card_id = normalise_card_id(record[card_col])
-            occurred_at = parse_time(record[ts_col])
+            occurred_at = parse_time(
+                record[ts_col] if time_col is None else f"{record[ts_col]} {record[time_col]}"
+            )
             status = file_status
             if status_col is not None and status_col < len(record):
                 cell = record[status_col]
@@ -279,13 +337,18 @@ def normalised_rows(  # noqa: C901, PLR0912
             if row_id_col is not None and row_id_col < len(record):
                 row_id = record[row_id_col].strip()[:64].translate(escape) or "\\N"
         except RowError as exc:
+            if exc.__class__ is DateOrderEvidence:
+                _date_order_evidence(line, exc, decided, partner.day_first)
             outcomes.reject_row(line, str(exc), record, headers, normalise_card_id)
             continue
         outcomes.valid += 1
+        iso = occurred_at.isoformat()
+        day = iso[:10]  # UTC: the file's event days, for the far-from-the-file check
+        days[day] = days.get(day, 0) + 1
         # card ids are [A-Za-z0-9_-] and statuses/reasons fixed words: nothing to escape.
         # (_value_ is the enum's plain attribute; .value goes through a slower descriptor.)
         append(
-            f"{line}\t{card_id}\t{status._value_}\t{occurred_at.isoformat()}\t{phone}\t"
+            f"{line}\t{card_id}\t{status._value_}\t{iso}\t{phone}\t"
             f"{comment_reason[0]}\t{comment_reason[1]}\t{row_id}\n"
         )
         if len(batch) >= COPY_BATCH_ROWS:
@@ -293,6 +356,19 @@ def normalised_rows(  # noqa: C901, PLR0912
             batch.clear()
     if batch:
         yield "".join(batch).encode()
+
+
+def _date_order_evidence(
+    line: int, exc: Exception, decided: DateOrderFlip | None, day_first: bool
+) -> None:
+    raw = exc.raw  # type: ignore[attr-defined]
+    if decided is None:
+        raise DateOrderFlip(line, raw) from None
+    raise FileRejected(
+        f"the dates disagree: line {decided.line} ({decided.raw!r}) is valid only "
+        f"{order_name(day_first)} and line {line} ({raw!r}) only {order_name(not day_first)}; "
+        "write every date of the file in one order and upload it again"
+    ) from None
 
 
 def _too_many_rows(limit: int) -> FileRejected:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import tzinfo
 
 from cardstatus.model import FileRejected
 from cardstatus.normalise._text import _NON_ALNUM_RE, _show
+from cardstatus.normalise.timestamp import header_zone
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +24,12 @@ class HeaderMap:
     row_id: int | None
     status: int | None
     width: int
+    # Separate date and time columns ("Date", "Time"): ``timestamp`` is the date column and
+    # ``time`` the time-of-day column; the row's timestamp is the two cells joined.
+    time: int | None = None
+    # The zone the timestamp header names ("Timestamp (UTC)", "Time (GST)"): it overrides the
+    # partner's zone for that column. None: the partner's zone.
+    timestamp_zone: tzinfo | None = None
 
 
 # Normalised header (lower-case, only [a-z0-9]) → field. Two tiers: a column with a
@@ -76,11 +85,39 @@ def normalise_header(name: str) -> str:
     return _NON_ALNUM_RE.sub("", name.lower())
 
 
+# A header cell with a bracketed note: "Timestamp (UTC)", "Card ID [16 chars]".
+_HEADER_NOTE_RE = re.compile(r"(?s)(?P<name>.*?)[ \t]*[(\[](?P<note>[^()\[\]]*)[)\]][ \t]*")
+# Columns that hold only a date or only a time of day: combined when both are present and
+# no column holds both ("Date", "Time" → "Date Time"). "Event time" and "Status time" are full
+# timestamps (strong names), never a time of day alone.
+_DATE_ONLY = frozenset(["date", "eventdate", "statusdate", "deliverydate", "pickupdate"])
+_TIME_ONLY = frozenset(["time", "deliverytime", "pickuptime"])
+
+
+def _header_key(name: str) -> tuple[str, str | None]:
+    """(normalised name, bracketed note or None): the note is dropped when the whole cell is
+    not a known name but the part before the brackets is ("Timestamp (UTC)")."""
+    key = normalise_header(name)
+    if key in _HEADER_STRONG or key in _HEADER_WEAK or ("(" not in name and "[" not in name):
+        return key, None
+    m = _HEADER_NOTE_RE.fullmatch(name)
+    if m is None:
+        return key, None
+    base = normalise_header(m["name"])
+    return (base, m["note"]) if base in _HEADER_STRONG or base in _HEADER_WEAK else (key, None)
+
+
 def _find_columns(header: Sequence[str]) -> dict[str, int | None]:
     strong: dict[str, int] = {}
     weak: dict[str, int] = {}
+    dates: list[int] = []
+    times: list[int] = []
     for index, name in enumerate(header):
-        key = normalise_header(name or "")
+        key, _note = _header_key(name or "")
+        if key in _DATE_ONLY:
+            dates.append(index)
+        elif key in _TIME_ONLY:
+            times.append(index)
         field = _HEADER_STRONG.get(key)
         if field is not None:
             strong.setdefault(field, index)
@@ -88,7 +125,29 @@ def _find_columns(header: Sequence[str]) -> dict[str, int | None]:
         field = _HEADER_WEAK.get(key)
         if field is not None:
             weak.setdefault(field, index)
-    return {f: strong.get(f, weak.get(f)) for f in _HEADER_FIELDS}
+    found: dict[str, int | None] = {f: strong.get(f, weak.get(f)) for f in _HEADER_FIELDS}
+    found["time"] = None
+    ts = found["timestamp"]
+    if dates and times and (ts is None or ts in dates or ts in times):
+        found["timestamp"], found["time"] = dates[0], times[0]
+    return found
+
+
+def _timestamp_zone(header: Sequence[str], columns: Sequence[int | None]) -> tzinfo | None:
+    """The zone the timestamp (or date/time) header names; FileRejected for an unknown one."""
+    for index in columns:
+        if index is None:
+            continue
+        _key, note = _header_key(header[index] or "")
+        if note is None:
+            continue
+        try:
+            zone = header_zone(note)
+        except ValueError as exc:
+            raise FileRejected(f"header {_show(header[index])}: {exc}") from None
+        if zone is not None:
+            return zone
+    return None
 
 
 def map_headers(header: Sequence[str]) -> HeaderMap:
@@ -113,6 +172,8 @@ def map_headers(header: Sequence[str]) -> HeaderMap:
         row_id=found["row_id"],
         status=found["status"],
         width=len(header),
+        time=found["time"],
+        timestamp_zone=_timestamp_zone(header, (timestamp, found["time"])),
     )
 
 

@@ -1,9 +1,12 @@
 """Event types named by a Status/Event cell or by a file name: the status vocabulary
 (README "Partner files and reports").
 
-A text is lower-cased and stripped of everything but ``[a-z0-9]`` ("Picked up" → "pickedup"),
-then searched for the vocabulary's words, longest first; a word found is removed from the
-text before shorter ones are looked for, so "undelivered" is never read as "delivered".
+A text is cut into words by ``cardstatus.words`` (NFKC, case-folded, letters and digits of
+any script kept, plurals taken back to the singular) and joined ("Picked up" → "pickedup",
+"تم التوصيل" → "تمالتوصيل"), then searched for the vocabulary's words, longest first; a word
+found is removed from the text before shorter ones are looked for, so "undelivered" is never
+read as "delivered". An accented word keeps its accents ("livré" is not "livr"), so it never
+matches inside another word ("Livraison échouée").
 
 * Words of 3 characters or fewer (``rto``) count only as a whole word of the text.
 * A word ending in ``*`` counts only at the start of the text (``attempt*``: "Attempted -
@@ -15,6 +18,8 @@ text before shorter ones are looked for, so "undelivered" is never read as "deli
   ("Returned - not delivered" is RETURNED).
 * Two event types left → the text is ambiguous ("Delivered and Returned.csv").
 * No tracked word but an untracked one ("In transit", "Out for delivery") → not tracked.
+* A non-blank status cell that names nothing the vocabulary knows ("Cancelled") is rejected:
+  it is never guessed, and the file name does not stand in for it (only a blank cell does).
 
 Per-partner words (``PARTNER_CONFIG`` ``status_words``) are added to the defaults and win
 over a default word written the same way. Their value is a status name or ``UNTRACKED``.
@@ -22,13 +27,13 @@ over a default word written the same way. Their value is a status name or ``UNTR
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
 from cardstatus.model import CardStatus, FileRejected, RowError
-from cardstatus.normalise._text import _NON_ALNUM_RE, _show
+from cardstatus.normalise._text import _show
+from cardstatus.words import word_key, words
 
 UNTRACKED = "UNTRACKED"
 
@@ -46,6 +51,7 @@ DEFAULT_STATUS_WORDS: dict[str, str] = {
             "exception",
             "delivery failed",
             "failed delivery",
+            "delivery failure",
             "attempt*",
             "undeliverable",
             "failed attempt",
@@ -75,11 +81,10 @@ DEFAULT_STATUS_WORDS: dict[str, str] = {
 # "Not delivered" and friends: an exception only when the text names nothing else.
 _WEAK_EXCEPTION_WORDS = ("undelivered", "notdelivered", "nondelivered")
 _NEGATIONS = ("not", "non", "un")
-_WORD_RE = re.compile(r"[a-z0-9]+")
 
 
 def _key(word: str) -> str:
-    return _NON_ALNUM_RE.sub("", word.lower())
+    return word_key(word)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +130,7 @@ class StatusVocabulary:
             prefix_only = word.endswith("*")
             key = _key(word)
             if not key:
-                continue
+                raise ValueError(f"status word {word!r} has no letter or digit in any script")
             words[key] = _Entry(key, _status_of(value), prefix_only, len(key) <= 3, False)
         for key in _WEAK_EXCEPTION_WORDS:
             words.setdefault(key, _Entry(key, _EXCEPTION, False, False, True))
@@ -134,17 +139,17 @@ class StatusVocabulary:
 
     def match(self, text: str) -> StatusMatch:
         """The event types (and untracked states) that a text names."""
-        lower = text.lower()
-        t = _NON_ALNUM_RE.sub("", lower)
-        words = set(_WORD_RE.findall(lower)) if t else set()
+        found_words = words(text)
+        t = "".join(found_words)
+        whole = set(found_words)
         found: set[CardStatus] = set()
         untracked = weak = False
         for entry in self._entries:
             key = entry.key
             if entry.whole_word:
-                if key not in words:
+                if key not in whole:
                     continue
-                words.discard(key)
+                whole.discard(key)
                 at = t.find(key)
             elif entry.prefix_only:
                 if not t.startswith(key):
@@ -169,9 +174,10 @@ class StatusVocabulary:
         return StatusMatch(frozenset(found), untracked and not found)
 
     def from_value(self, raw: str | None) -> CardStatus | None:
-        """The event type a Status/Event cell names; None when blank or unknown.
+        """The event type a Status/Event cell names; None when blank.
 
-        RowError when the cell names a state that is not tracked or several event types.
+        RowError when the cell names a state that is not tracked, several event types, or
+        nothing the vocabulary knows (never guessed).
         """
         if not raw or raw.isspace():
             return None
@@ -186,7 +192,10 @@ class StatusVocabulary:
                 f"status {_show(raw.strip())} is not tracked "
                 "(only pickup, delivery exception, delivered and returned are)"
             )
-        return None
+        raise RowError(
+            f"unknown status {_show(raw.strip())}: add it to the partner's status words "
+            "(PARTNER_CONFIG status_words)"
+        )
 
     def from_filename(self, name: str) -> CardStatus | None:
         """The event type a file's base name names ('… - Delivery exceptions.csv'), else None."""
@@ -221,9 +230,10 @@ def vocabulary(extra: tuple[tuple[str, str], ...] = ()) -> StatusVocabulary:
 
 
 def event_type_from_value(raw: str | None) -> CardStatus | None:
-    """CardStatus named by a Status/Event cell ('Picked up', 'DELIVERY_EXCEPTION'), else None.
+    """CardStatus named by a Status/Event cell ('Picked up', 'DELIVERY_EXCEPTION'); None blank.
 
-    RowError for a state that is not tracked ('In transit') or several event types.
+    RowError for a state that is not tracked ('In transit'), several event types or an
+    unknown word ('Cancelled').
     """
     return vocabulary().from_value(raw)
 

@@ -3,19 +3,36 @@ for the dominant forms."""
 
 from __future__ import annotations
 
+import calendar
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cardstatus.errors import DateOrderEvidence
 from cardstatus.model import RowError
 from cardstatus.normalise._text import _TRIM_CHARS, _show
 
 _TS_TIME = (
     r"(?P<H>[0-9]{1,2}):(?P<M>[0-9]{2})(?::(?P<S>[0-9]{2})(?:[.,](?P<F>[0-9]{1,9}))?)?"
     r"(?:[ \t]*(?P<AP>[AaPp])\.?[ \t]?[Mm]\.?)?"
-    r"(?:[ \t]*(?P<Z>[Zz]|UTC|GMT|utc|gmt|[+-][0-9]{2}(?::?[0-9]{2})?))?"
+    r"(?:[ \t]*(?P<Z>[Zz]|(?:UTC|GMT|utc|gmt)(?:[ \t]*[+-][0-9]{1,2}(?::?[0-9]{2})?)?"
+    r"|[+-][0-9]{2}(?::?[0-9]{2})?))?"
+)
+# Digits partners write in Arabic: Arabic-Indic (U+0660-0669) and Eastern Arabic-Indic
+# (U+06F0-06F9); also the Arabic comma and the full-width colon a spreadsheet may leave.
+_DIGITS = str.maketrans(
+    {
+        **{chr(0x0660 + i): str(i) for i in range(10)},
+        **{chr(0x06F0 + i): str(i) for i in range(10)},
+        "\u060c": ",",
+        "\uff1a": ":",
+    }
+)
+# Java's ZonedDateTime: 2024-06-03T10:00:00+04:00[Asia/Dubai]; the zone id in brackets.
+_TS_ZONE_ID_RE = re.compile(
+    r"(?P<ts>.*?)[ \t]*\[(?P<zone>[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+)*)\]"
 )
 _TS_YMD_RE = re.compile(
     r"(?P<y>[0-9]{4})(?P<sep>[-/.])(?P<m>[0-9]{1,2})(?P=sep)(?P<d>[0-9]{1,2})"
@@ -87,12 +104,17 @@ class _Parts(NamedTuple):
 
 
 def _zone_offset(z: str) -> timezone:
-    if z in ("Z", "z", "UTC", "GMT", "utc", "gmt"):
+    """'Z', 'UTC', 'GMT', '+04', '+0400', '+04:00', 'GMT+4', 'UTC+04:00', 'UTC -3:30'."""
+    if z[:3].upper() in ("UTC", "GMT"):
+        z = z[3:].strip(" \t")
+    if z in ("Z", "z", ""):
         return UTC
     sign = -1 if z[0] == "-" else 1
-    body = z[1:].replace(":", "")
-    hours = int(body[:2])
-    minutes = int(body[2:4]) if len(body) > 2 else 0
+    hh, colon, mm = z[1:].partition(":")
+    if not colon:
+        hh, mm = (hh[:-2], hh[-2:]) if len(hh) > 2 else (hh, "")
+    hours = int(hh)
+    minutes = int(mm) if mm else 0
     if hours > _MAX_OFFSET_HOURS or minutes > 59:
         raise RowError(f"timestamp offset {z!r} out of range")
     return timezone(sign * timedelta(hours=hours, minutes=minutes))
@@ -109,15 +131,19 @@ class TimestampParser:
 
     def __init__(
         self,
-        timezone: str = "Asia/Dubai",
+        timezone: str | tzinfo = "Asia/Dubai",
         day_first: bool = True,
         now: Callable[[], datetime] | None = None,
     ) -> None:
-        try:
-            self._tz = ZoneInfo(timezone)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown timezone {timezone!r}") from exc
-        self.timezone = timezone
+        """``timezone``: an IANA name, or a tzinfo (a header that names a fixed offset)."""
+        if isinstance(timezone, tzinfo):
+            self._tz: tzinfo = timezone
+        else:
+            try:
+                self._tz = ZoneInfo(timezone)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(f"unknown timezone {timezone!r}") from exc
+        self.timezone = str(timezone)
         self._day_first = day_first
         current = (now or (lambda: datetime.now(UTC)))()
         if current.tzinfo is None:
@@ -149,6 +175,14 @@ class TimestampParser:
             raise RowError("timestamp is empty")
         if len(s) > 64:
             raise RowError(f"unrecognised timestamp {_show(raw)}")
+        if not s.isascii():
+            s = s.translate(_DIGITS)
+        zone_id: tzinfo | None = None
+        if s[-1] == "]":
+            bracketed = _TS_ZONE_ID_RE.fullmatch(s)
+            if bracketed is not None:
+                s = bracketed["ts"]
+                zone_id = _zone_named(bracketed["zone"], raw)
         m, y, mo, d = self._date(s, raw)
         hour = int(m["H"])
         ap = m["AP"]
@@ -160,6 +194,12 @@ class TimestampParser:
         frac = m["F"]
         micro = int(frac[:6].ljust(6, "0")) if frac else 0
         zone = m["Z"]
+        if zone_id is not None and not zone:  # no offset written: the bracketed zone's
+            return self._finish(
+                raw,
+                _Parts(y, mo, d, hour, int(m["M"]), int(sec) if sec else 0, micro, None),
+                zone_id,
+            )
         return self._finish(
             raw,
             _Parts(
@@ -181,15 +221,21 @@ class TimestampParser:
             return m, int(m["y"]), int(m["m"]), int(m["d"])
         m = _TS_DMY_RE.fullmatch(s)
         if m is not None:
-            a, b = int(m["a"]), int(m["b"])
-            return (m, int(m["y"]), b, a) if self._day_first else (m, int(m["y"]), a, b)
+            a, b, y = int(m["a"]), int(m["b"]), int(m["y"])
+            day, month = (a, b) if self._day_first else (b, a)
+            if month > 12 and _valid_date(y, day, month):  # valid only in the other order
+                order = "month-first" if self._day_first else "day-first"
+                raise DateOrderEvidence(
+                    f"date in timestamp {_show(raw)} is valid only {order}", raw
+                )
+            return m, y, month, day
         for month_re in _TS_MONTH_RES:
             m = month_re.fullmatch(s)
             if m is not None:
-                month = _MONTHS.get(m["mon"].lower())
-                if month is None:
+                named = _MONTHS.get(m["mon"].lower())
+                if named is None:
                     break
-                return m, int(m["y"]), month, int(m["d"])
+                return m, int(m["y"]), named, int(m["d"])
         if _TS_DATE_ONLY_RE.fullmatch(s) or any(r.fullmatch(s) for r in _TS_MONTH_DATE_ONLY_RES):
             raise RowError(f"timestamp {_show(raw)} has no time of day")
         raise RowError(f"unrecognised timestamp {_show(raw)}")
@@ -245,7 +291,7 @@ class TimestampParser:
 
     # -- shared validation and conversion -------------------------------------------------
 
-    def _finish(self, raw: str, p: _Parts) -> datetime:
+    def _finish(self, raw: str, p: _Parts, local: tzinfo | None = None) -> datetime:
         y = p.year
         if y < _MIN_YEAR:
             raise RowError(f"timestamp {_show(raw)} is before {_MIN_YEAR}")
@@ -262,7 +308,7 @@ class TimestampParser:
                 p.minute,
                 p.second,
                 p.micro,
-                self._tz if tz is None else tz,
+                (local or self._tz) if tz is None else tz,
             )
             if tz is not UTC:
                 value = value.astimezone(UTC)
@@ -271,3 +317,55 @@ class TimestampParser:
         if value > self._latest:
             raise RowError(f"timestamp {_show(raw)} is more than a day in the future")
         return value
+
+
+def _zone_named(name: str, raw: str) -> tzinfo:
+    """The zone of a Java-style ``[Asia/Dubai]`` suffix; RowError when unknown."""
+    if name.upper() in ("UTC", "Z", "GMT"):
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise RowError(f"unknown time zone {name!r} in timestamp {_show(raw)}") from None
+
+
+# Zones a header may name in brackets ("Timestamp (UTC)", "Time (GST)", "Date (UTC+4)").
+_HEADER_ZONE_ABBREVIATIONS: dict[str, str] = {
+    "UTC": "UTC",
+    "GMT": "UTC",
+    "Z": "UTC",
+    "GST": "Asia/Dubai",  # Gulf Standard Time, UTC+4
+}
+_HEADER_OFFSET_RE = re.compile(r"(?:UTC|GMT)?[ \t]*[+-][0-9]{1,2}(?::?[0-9]{2})?", re.IGNORECASE)
+_HEADER_ZONE_LIKE_RE = re.compile(r"[A-Z]{2,5}|(?:UTC|GMT)[ \t]*[+-].*")
+
+
+def header_zone(note: str) -> tzinfo | None:
+    """The zone a header's bracketed note names ('UTC', 'GST', 'UTC+4', 'Asia/Dubai'); None
+    when the note is not a zone ('dd/mm/yyyy', 'local'); ValueError for a zone-like note
+    that is not known ('EST': abbreviations are ambiguous, so only these few are read)."""
+    text = note.strip()
+    known = _HEADER_ZONE_ABBREVIATIONS.get(text.upper())
+    if known is not None:
+        return UTC if known == "UTC" else ZoneInfo(known)
+    if _HEADER_OFFSET_RE.fullmatch(text):
+        try:
+            return _zone_offset(text.replace(" ", ""))
+        except (RowError, ValueError):
+            raise ValueError(f"time zone {note!r} is out of range") from None
+    if "/" in text:
+        try:
+            return ZoneInfo(text)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    if _HEADER_ZONE_LIKE_RE.fullmatch(text):
+        raise ValueError(
+            f"time zone {note!r} is not one this service reads; write UTC, GST, UTC+04:00 or "
+            "a zone name such as Asia/Dubai"
+        )
+    return None
+
+
+def _valid_date(year: int, month: int, day: int) -> bool:
+    """Whether (year, month, day) is a calendar date."""
+    return 1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1]
