@@ -274,3 +274,8 @@ def copy_columns() -> Callable[[str], str]:
         return text
 
     return columns
+
+
+def versioned_hashes(e164: str) -> list[tuple[str, int]]:
+    """(hash, key version) of the number under every key the ring holds (erasure records each)."""
+    return [(_hex(base, e164), version) for version, base in _hashers()]
