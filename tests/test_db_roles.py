@@ -88,7 +88,11 @@ def _setting(conn: Any, name: str) -> str:
 
 
 def test_migration_names_only_the_roles_of_dbroles() -> None:
-    sql = (resources.files("cardstatus.sql") / "migrations" / f"{ROLES_SQL}.sql").read_text()
+    """0005 creates the first three roles, 0011 the sweeper's."""
+    sql = "".join(
+        (resources.files("cardstatus.sql") / "migrations" / f"{name}.sql").read_text()
+        for name in (ROLES_SQL, "0011_least_privilege")
+    )
     assert set(re.findall(r"cardstatus_[a-z_]+", sql)) == set(dbroles.ALL)
 
 
@@ -210,8 +214,9 @@ def test_api_role_writes_nothing_even_with_read_only_switched_off(roles_db: str)
         conn.close()
 
 
-def test_api_role_reads_every_table_including_later_ones(roles_db: str) -> None:
-    """Existing tables by GRANT ... ON ALL TABLES; later ones through the default privileges."""
+def test_api_role_reads_what_it_queries_and_no_later_table(roles_db: str) -> None:
+    """N7: SELECT on the tables its queries read (sql/cards.py, sql/ops.py), nothing else, and
+    no default privileges: a later table is not readable unless its migration grants it."""
     owner = psycopg2.connect(roles_db)
     try:
         with owner.cursor() as cur:
@@ -222,8 +227,57 @@ def test_api_role_reads_every_table_including_later_ones(roles_db: str) -> None:
     conn = connect_as(roles_db, dbroles.API)
     try:
         with conn.cursor() as cur:
-            for table in ("card", "card_event", "ingested_file", "rejected_row", "later_table"):
+            for table in ("card", "card_event", "ingested_file", "rejected_row"):
                 cur.execute(f"SELECT count(*) FROM {table}")
+        for table in ("later_table", "event_copy", "status_outbox", "card_tombstone"):
+            refused(conn, f"SELECT count(*) FROM {table}")
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    ("role", "sql"),
+    [
+        # void (N7): never creates a card, never rewrites another file's copies, and on
+        # ingested_file only its void columns (not the bucket/key its report is written to).
+        (dbroles.VOID, "INSERT INTO card (card_id, status, status_at) VALUES ('X', 'DELIVERED', now())"),
+        (dbroles.VOID, "UPDATE event_copy SET phone = '+12015550123'"),
+        (dbroles.VOID, "UPDATE ingested_file SET bucket = 'attacker', object_key = '../x'"),
+        (dbroles.VOID, "UPDATE ingested_file SET outcome = 'rejected_file'"),
+        # ingest: cannot mark a file voided, cannot rewrite an event's detail.
+        (dbroles.INGEST, "UPDATE ingested_file SET voided_at = now()"),
+        (dbroles.INGEST, "UPDATE ingested_file SET bucket = 'attacker'"),
+        (dbroles.INGEST, "UPDATE status_outbox SET detail = '{}'"),
+        (dbroles.INGEST, "UPDATE status_outbox SET card_version = 9223372036854775807"),
+        # sweeper: the outbox's publish columns, nothing else.
+        (dbroles.SWEEPER, "UPDATE status_outbox SET detail = '{}'"),
+        (dbroles.SWEEPER, "INSERT INTO status_outbox (event_id, detail) VALUES (gen_random_uuid(), '{}')"),
+        (dbroles.SWEEPER, "DELETE FROM status_outbox"),
+        (dbroles.SWEEPER, "SELECT * FROM card"),
+        (dbroles.SWEEPER, "SELECT * FROM ingested_file"),
+        (dbroles.SWEEPER, "CREATE TEMP TABLE t (v int)"),
+    ],
+)
+def test_narrowed_grants_refuse_what_the_code_never_does(
+    roles_db: str, role: str, sql: str
+) -> None:
+    conn = connect_as(roles_db, role)
+    try:
+        refused(conn, sql)
+    finally:
+        conn.close()
+
+
+def test_sweeper_role_can_claim_and_mark_outbox_rows(roles_db: str) -> None:
+    from cardstatus.sql import events as events_sql
+
+    conn = connect_as(roles_db, dbroles.SWEEPER)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(events_sql.MARK_PUBLISHED, {"ids": [-1]})
+            cur.execute(events_sql.MARK_FAILED, {"ids": [-1], "errors": ["x"]})
+            cur.execute("SELECT id FROM status_outbox WHERE id = -1 FOR UPDATE SKIP LOCKED")
+        conn.rollback()
     finally:
         conn.close()
 

@@ -312,12 +312,14 @@ def test_concurrent_publishers_never_send_a_row_twice(
     assert all(r["attempts"] == 1 for r in outbox(out))
 
 
-def test_the_ingest_role_may_publish_sweep_and_list(
-    out: Any, recorder: Recorder, db_url: str
+@pytest.mark.parametrize("role", ["cardstatus_sweeper", "cardstatus_ingest"])
+def test_the_sweeper_and_ingest_roles_may_publish_sweep_and_list(
+    out: Any, recorder: Recorder, db_url: str, role: str
 ) -> None:
-    """The sweeper logs in as cardstatus_ingest (migration 0006 grants it the outbox)."""
+    """The sweeper logs in as cardstatus_sweeper (migration 0011: the outbox only); ingest
+    publishes its own file's events."""
     insert_rows(out, 12)
-    conn = psycopg2.connect(db_url, user="cardstatus_ingest")
+    conn = psycopg2.connect(db_url, user=role)
     try:
         assert events.publish_pending(conn, recorder.events, cfg=CFG).published == 12
         assert events.outbox_stats(conn) == (0, 0.0)

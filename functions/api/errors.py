@@ -14,6 +14,7 @@
 # No `from __future__ import annotations`: Powertools reads the handler signatures at runtime.
 
 import json
+import os
 import re
 import traceback
 from http import HTTPStatus
@@ -23,10 +24,11 @@ import psycopg2
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from cardstatus import cards, ops
 from cardstatus.db import TRANSIENT_DB_ERRORS, LazyConnection
-from cardstatus.errors import InvalidParameter, RequestError, error_body
+from cardstatus.errors import InvalidParameter, RequestError, TooManyMismatches, error_body
 from cardstatus.model import redact_phones
 from functions.api.observability import RequestLog, masked
 
@@ -135,11 +137,38 @@ class _ErrorAnswers:
         self._requests = requests
 
     def request_error(self, exc: RequestError) -> Response:
+        if isinstance(exc, TooManyMismatches):
+            return self.budget_spent(exc)
         outcome = "not_found" if exc.http_status == HTTPStatus.NOT_FOUND else "invalid"
         fields = {} if exc.parameter is None else {"parameter": exc.parameter}
         user_phone = masked(self._app.context.get("_user_phone"))
         self._requests.record(outcome, **fields, user_phone=user_phone)
         return error_response(exc.http_status, exc.code, exc.message)
+
+    def budget_spent(self, exc: TooManyMismatches) -> Response:
+        """429 + Retry-After, the LookupBudgetExceeded metric (alarm: infra/guard_alarms.py)
+        and a log line naming the caller (an IAM ARN, never a phone)."""
+        with single_metric(
+            name="LookupBudgetExceeded",
+            unit=MetricUnit.Count,
+            value=1,
+            namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "cardstatus"),
+            default_dimensions={
+                "service": os.environ.get("POWERTOOLS_SERVICE_NAME", "cardstatus-api")
+            },
+        ):
+            pass
+        self._requests.record(
+            "budget_exceeded",
+            caller=self._app.context.get("_caller"),
+            retry_after_s=exc.retry_after_s,
+        )
+        return error_response(
+            exc.http_status,
+            exc.code,
+            exc.message,
+            headers={"Retry-After": str(exc.retry_after_s)},
+        )
 
     def request_validation(self, exc: RequestValidationError) -> Response:
         errors = exc.errors()

@@ -8,6 +8,7 @@ A `Card` never holds a full phone number: it is masked when the row is read.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -271,8 +272,18 @@ def status_query(
     return valid_id, e164
 
 
-def card_status(conn: Connection, card_id: str | None, e164: str | None) -> dict[str, Any]:
-    """The get_card_status body for already validated inputs (see `status_query`)."""
+def card_status(
+    conn: Connection,
+    card_id: str | None,
+    e164: str | None,
+    *,
+    count_pair_lookup: Callable[[bool], None] | None = None,
+) -> dict[str, Any]:
+    """The get_card_status body for already validated inputs (see `status_query`).
+
+    count_pair_lookup(mismatch): called once for a card-id + phone lookup, match or not,
+    before answering (the API's per-caller budget, cardstatus/lookup_budget.py: it raises
+    TooManyMismatches when the caller's budget is spent)."""
     if e164 is None:
         if card_id is None:
             raise MissingParameter("card_id or user_phone is required", parameter="card_id")
@@ -283,6 +294,8 @@ def card_status(conn: Connection, card_id: str | None, e164: str | None) -> dict
 
     if card_id is not None:
         card = get_card_for_phone(conn, card_id, e164)
+        if count_pair_lookup is not None:
+            count_pair_lookup(card is None)
         if card is None:
             raise CardNotFound()
         others, truncated = other_card_summaries(conn, e164, exclude_card_id=card_id)
