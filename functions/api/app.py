@@ -162,9 +162,9 @@ def list_cards(user_phone: PhoneQuery = None) -> CardListOut:
 @metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     requests.start()
-    repeated = errors.repeated_parameter(event, requests)
-    if repeated is not None:
-        return repeated
+    refused = errors.repeated_parameter(event, requests) or errors.body_problem(event, requests)
+    if refused is not None:
+        return refused
     if event.get("httpMethod") == "HEAD":  # answered as GET, without the body
         return {**app.resolve({**event, "httpMethod": "GET"}, context), "body": ""}
     return app.resolve(event, context)

@@ -23,10 +23,13 @@ from typing import Any
 import psycopg2
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from cardstatus import cards, ops
+from cardstatus import cards, ops, request_guard
 from cardstatus.db import TRANSIENT_DB_ERRORS, LazyConnection
 from cardstatus.errors import InvalidParameter, RequestError, TooManyMismatches, error_body
 from cardstatus.model import redact_phones
@@ -79,6 +82,24 @@ def repeated_parameter(event: dict[str, Any], requests: RequestLog) -> dict[str,
     return None
 
 
+def body_problem(event: dict[str, Any], requests: RequestLog) -> dict[str, Any] | None:
+    """The 400 answer (a proxy response) when a POST to this API's JSON route is not JSON
+    (Content-Type, nesting; cardstatus/request_guard.py), else None. Checked before
+    Powertools parses the body, whose own answers for these would be 415 or a 500."""
+    if not _POST_PATH.match(str(event.get("path") or "")):
+        return None
+    problem = request_guard.json_body_problem(event)
+    if problem is None:
+        return None
+    requests.record("invalid", parameter="body")
+    return {
+        "statusCode": HTTPStatus.BAD_REQUEST,
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "body": json.dumps(error_body("invalid_parameter", problem)),
+        "isBase64Encoded": False,
+    }
+
+
 def _validation_message(error: dict[str, Any]) -> tuple[str, str, str]:
     """(parameter, code, message) of Powertools' first validation error."""
     loc = [part for part in error.get("loc", ()) if isinstance(part, str)]
@@ -121,6 +142,7 @@ def register(app: APIGatewayRestResolver, db: LazyConnection, requests: RequestL
     app.exception_handler(RequestError)(answers.request_error)
     app.exception_handler(RequestValidationError)(answers.request_validation)
     app.not_found(answers.route_not_found)
+    app.exception_handler([RecursionError, RequestUnsupportedContentType])(answers.bad_body)
     app.exception_handler(list(TRANSIENT_DB_ERRORS))(answers.database_unavailable)
     app.exception_handler(Exception)(answers.unexpected)
 
@@ -196,6 +218,13 @@ class _ErrorAnswers:
             )
         self._requests.record("no_route", method=method)
         return error_response(HTTPStatus.NOT_FOUND, "not_found", "no such route")
+
+    def bad_body(self, exc: Exception) -> Response:
+        """A body the parser cannot take (behind body_problem's checks): 400, never 500."""
+        self._requests.record("invalid", parameter="body", error_type=type(exc).__name__)
+        return error_response(
+            HTTPStatus.BAD_REQUEST, "invalid_parameter", request_guard.NOT_JSON
+        )
 
     def database_unavailable(self, exc: Exception) -> Response:
         self._db.discard()  # the next invocation reconnects
