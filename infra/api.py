@@ -113,9 +113,7 @@ class Api(Construct):
         self._acknowledge(stage_name, create_cloudwatch_role)
         CfnOutput(Stack.of(self), "ApiUrl", value=self.rest_api.url)
         CfnOutput(Stack.of(self), "InvokePolicyArn", value=self.invoke_policy.managed_policy_arn)
-        CfnOutput(
-            Stack.of(self), "OpsReadPolicyArn", value=self.ops_read_policy.managed_policy_arn
-        )
+        CfnOutput(Stack.of(self), "OpsReadPolicyArn", value=self.ops_read_policy.managed_policy_arn)
 
     def _build_endpoint(
         self, settings: Settings, network: Network, callers: list[Caller]

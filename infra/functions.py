@@ -17,7 +17,6 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from cardstatus import dbroles
-
 from infra.database import Database
 from infra.layers import LayerAssets, load_build_module
 from infra.nag import ack, arn_of, wildcard_finding

@@ -245,9 +245,7 @@ def test_the_printed_url_sets_an_httponly_strict_cookie_and_drops_the_token(
     status, headers, _ = call(proxy, "GET", f"/console?file=42&token={TOKEN}", with_token=False)
     assert status == 303
     assert headers["location"] == "/console?file=42"
-    assert headers["set-cookie"] == (
-        f"{cookie(proxy)}; HttpOnly; SameSite=Strict; Path=/"
-    )
+    assert headers["set-cookie"] == (f"{cookie(proxy)}; HttpOnly; SameSite=Strict; Path=/")
     status, headers, _ = call(proxy, "GET", "/console?token=wrong", with_token=False)
     assert status == 403 and "set-cookie" not in headers
     # With the cookie, the page and its calls work.
@@ -360,8 +358,13 @@ def test_the_api_key_never_comes_from_the_command_line(
     from cardstatus_dev.proxy import read_api_key
 
     code = main(
-        ["console", "--api-url", "https://a.execute-api.eu-west-1.amazonaws.com/v1",
-         "--api-key", "SECRET-42"]
+        [
+            "console",
+            "--api-url",
+            "https://a.execute-api.eu-west-1.amazonaws.com/v1",
+            "--api-key",
+            "SECRET-42",
+        ]
     )
     assert code == 2 and "not accepted" in capsys.readouterr().err
     key_file = tmp_path / "key"

@@ -191,8 +191,11 @@ def test_every_privilege_of_every_role_is_the_expected_one(fresh_db: str) -> Non
 def test_the_expected_table_holds_what_issue_18_asks(fresh_db: str) -> None:
     """The narrowing itself (the inventory could be regenerated blindly; this cannot)."""
     expected = set(json.loads(EXPECTED.read_text(encoding="utf-8")))
-    api_tables = {line.split()[1] for line in expected if line.startswith("table ")
-                  and " cardstatus_api " in line}
+    api_tables = {
+        line.split()[1]
+        for line in expected
+        if line.startswith("table ") and " cardstatus_api " in line
+    }
     assert api_tables <= {"card", "card_event", "ingested_file", "rejected_row"}
     assert not any(line.startswith("default ") and "cardstatus_api" in line for line in expected)
     assert "table card cardstatus_void INSERT" not in expected
@@ -202,10 +205,16 @@ def test_the_expected_table_holds_what_issue_18_asks(fresh_db: str) -> None:
     assert "table status_outbox cardstatus_ingest UPDATE" not in expected
     assert "column ingested_file.voided_at cardstatus_void UPDATE" in expected
     assert "column ingested_file.voided_at cardstatus_ingest UPDATE" not in expected
-    assert not any(" cardstatus_api " in line and line.split()[-1] in
-                   ("INSERT", "UPDATE", "DELETE", "TRUNCATE") for line in expected)
-    sweeper = {line for line in expected if "cardstatus_sweeper" in line and
-               line.startswith(("table ", "column "))}
+    assert not any(
+        " cardstatus_api " in line
+        and line.split()[-1] in ("INSERT", "UPDATE", "DELETE", "TRUNCATE")
+        for line in expected
+    )
+    sweeper = {
+        line
+        for line in expected
+        if "cardstatus_sweeper" in line and line.startswith(("table ", "column "))
+    }
     assert {line.split()[1].split(".")[0] for line in sweeper} == {"status_outbox"}
     routines = {line for line in expected if line.startswith("routine ")}
     assert {line.split()[-2] for line in routines if "lookup_budget_spend" in line} == {

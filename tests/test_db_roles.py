@@ -240,7 +240,10 @@ def test_api_role_reads_what_it_queries_and_no_later_table(roles_db: str) -> Non
     [
         # void (N7): never creates a card, never rewrites another file's copies, and on
         # ingested_file only its void columns (not the bucket/key its report is written to).
-        (dbroles.VOID, "INSERT INTO card (card_id, status, status_at) VALUES ('X', 'DELIVERED', now())"),
+        (
+            dbroles.VOID,
+            "INSERT INTO card (card_id, status, status_at) VALUES ('X', 'DELIVERED', now())",
+        ),
         (dbroles.VOID, "UPDATE event_copy SET phone = '+12015550123'"),
         (dbroles.VOID, "UPDATE ingested_file SET bucket = 'attacker', object_key = '../x'"),
         (dbroles.VOID, "UPDATE ingested_file SET outcome = 'rejected_file'"),
@@ -251,7 +254,10 @@ def test_api_role_reads_what_it_queries_and_no_later_table(roles_db: str) -> Non
         (dbroles.INGEST, "UPDATE status_outbox SET card_version = 9223372036854775807"),
         # sweeper: the outbox's publish columns, nothing else.
         (dbroles.SWEEPER, "UPDATE status_outbox SET detail = '{}'"),
-        (dbroles.SWEEPER, "INSERT INTO status_outbox (event_id, detail) VALUES (gen_random_uuid(), '{}')"),
+        (
+            dbroles.SWEEPER,
+            "INSERT INTO status_outbox (event_id, detail) VALUES (gen_random_uuid(), '{}')",
+        ),
         (dbroles.SWEEPER, "DELETE FROM status_outbox"),
         (dbroles.SWEEPER, "SELECT * FROM card"),
         (dbroles.SWEEPER, "SELECT * FROM ingested_file"),

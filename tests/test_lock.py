@@ -76,7 +76,9 @@ def test_dev_lock_pins_every_tool_within_its_range_with_hashes() -> None:
                 continue
             req = Requirement(line)
             name = canonicalize_name(req.name)
-            assert name in locked, f"{req.name} ({source}) is not in requirements-dev.lock: make lock"
+            assert name in locked, (
+                f"{req.name} ({source}) is not in requirements-dev.lock: make lock"
+            )
             assert req.specifier.contains(locked[name][0], prereleases=True), (
                 f"{req.name}=={locked[name][0]} is outside {req.specifier}: run `make lock`"
             )
@@ -97,10 +99,7 @@ def test_make_venv_installs_both_locks_with_hashes_and_nothing_unpinned() -> Non
     installs = [line.strip() for line in venv_recipe.splitlines() if "pip install" in line]
     assert any("--require-hashes -r requirements.lock" in line for line in installs)
     assert any("--require-hashes -r requirements-dev.lock" in line for line in installs)
-    unpinned = [
-        line for line in installs
-        if " -r " in line and "--require-hashes" not in line
-    ]
+    unpinned = [line for line in installs if " -r " in line and "--require-hashes" not in line]
     assert not unpinned, unpinned
     assert "-r requirements-dev.txt" not in venv_recipe
     lock_recipe = makefile.split("\nlock:", 1)[1].split("\n\n", 1)[0]

@@ -56,8 +56,8 @@ def test_a_header_less_file_reports_no_customer_data(db: Any, tmp_path: Path) ->
 
 
 def test_object_keys_are_masked_in_the_ingest_logs() -> None:
-    from cardstatus_dev.paths import import_function
     from cardstatus.s3ingest import S3ObjectRef
+    from cardstatus_dev.paths import import_function
 
     import_function("ingest")  # the handler package, as Lambda loads it
     from functions.ingest import reporting

@@ -82,11 +82,15 @@ def not_phones(draw: st.DrawFn) -> str:
     if kind == 4:
         return f"line {n}"
     if kind == 5:
-        when = draw(st.datetimes(datetime(1900, 1, 1), datetime(2199, 12, 31), timezones=st.just(UTC)))
+        when = draw(
+            st.datetimes(datetime(1900, 1, 1), datetime(2199, 12, 31), timezones=st.just(UTC))
+        )
         return when.isoformat()
     if kind == 6:
         when = draw(st.datetimes(datetime(1900, 1, 1), datetime(2199, 12, 31)))
-        return when.strftime(draw(st.sampled_from(["%d-%m-%Y", "%d/%m/%Y", "%Y/%m/%d", "%Y-%m-%d %H:%M:%S"])))
+        return when.strftime(
+            draw(st.sampled_from(["%d-%m-%Y", "%d/%m/%Y", "%Y/%m/%d", "%Y-%m-%d %H:%M:%S"]))
+        )
     if kind == 7:
         return str(uuid.UUID(int=draw(st.integers(0, 2**128 - 1))))
     if kind == 8:

@@ -35,6 +35,7 @@ from functions.api.observability import (
 )
 from functions.api.schemas import (
     CARD_ERRORS,
+    PAIR_LOOKUP_ERRORS,
     CardIdPath,
     CardIdQuery,
     CardListOut,
@@ -42,7 +43,6 @@ from functions.api.schemas import (
     CardSearchIn,
     CardStatusOut,
     PhoneQuery,
-    PAIR_LOOKUP_ERRORS,
 )
 
 app = APIGatewayRestResolver(enable_validation=True)
@@ -105,9 +105,7 @@ ops_routes.register(app, _connection, requests)
 def get_card_status(card_id: CardIdQuery = None, user_phone: PhoneQuery = None) -> CardStatusOut:
     app.append_context(_user_phone=user_phone, _card_id=card_id)
     valid_id, e164 = cards.status_query(card_id, user_phone)  # 400s before any database work
-    body = cards.card_status(
-        _connection(), valid_id, e164, count_pair_lookup=_count_pair_lookup
-    )
+    body = cards.card_status(_connection(), valid_id, e164, count_pair_lookup=_count_pair_lookup)
     requests.record("found", card_id=body["card_id"], user_phone=masked(user_phone))
     return body  # type: ignore[return-value]  # validated and serialised by Powertools
 

@@ -222,9 +222,7 @@ class _ErrorAnswers:
     def bad_body(self, exc: Exception) -> Response:
         """A body the parser cannot take (behind body_problem's checks): 400, never 500."""
         self._requests.record("invalid", parameter="body", error_type=type(exc).__name__)
-        return error_response(
-            HTTPStatus.BAD_REQUEST, "invalid_parameter", request_guard.NOT_JSON
-        )
+        return error_response(HTTPStatus.BAD_REQUEST, "invalid_parameter", request_guard.NOT_JSON)
 
     def database_unavailable(self, exc: Exception) -> Response:
         self._db.discard()  # the next invocation reconnects

@@ -70,9 +70,7 @@ def file_failed(ref: S3ObjectRef, reason: str, attempt: int, s3_client: Callable
             s3_client(), ref.bucket, ref.key, failure_report(ref, reason, attempt), settings()
         )
     except Exception:  # the report is best effort; the retry is what matters
-        logger.warning(
-            "could not write the failure report", extra={"key": redact_phones(ref.key)}
-        )
+        logger.warning("could not write the failure report", extra={"key": redact_phones(ref.key)})
 
 
 def publish_events(

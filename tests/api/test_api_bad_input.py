@@ -154,7 +154,9 @@ def _void_event(body: str, content_type: str | None) -> dict[str, Any]:
     ],
     ids=lambda v: str(v)[:40],
 )
-def test_bad_void_bodies_are_400(void_app: Any, db: Any, body: str, content_type: str | None) -> None:
+def test_bad_void_bodies_are_400(
+    void_app: Any, db: Any, body: str, content_type: str | None
+) -> None:
     response = void_app.handler(_void_event(body, content_type), FakeContext())
     answer = json.loads(response["body"])
     assert response["statusCode"] == 400, answer

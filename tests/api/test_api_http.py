@@ -190,7 +190,12 @@ HOSTILE: list[tuple[str, str, dict[str, str], bytes | None]] = [
     ("GET", f"/files?cursor={_cursor('files', '2026-01-01T00:00:00+20:00', 1)}", {}, None),
     ("GET", f"/files/1/rejects?cursor={_cursor('rejects', 99999999999)}", {}, None),
     ("GET", f"/stuck_cards?cursor={_cursor('stuck', '2026-01-01T00:00:00+20:00', 'A')}", {}, None),
-    ("GET", f"/stuck_cards?cursor={_cursor('stuck', '2026-01-01T00:00:00+00:00', 'A' + chr(0) + 'B')}", {}, None),
+    (
+        "GET",
+        f"/stuck_cards?cursor={_cursor('stuck', '2026-01-01T00:00:00+00:00', 'A' + chr(0) + 'B')}",
+        {},
+        None,
+    ),
     ("GET", "/stuck_cards?older_than_hours=1e999", {}, None),
     ("GET", "/files/99999999999999999999999", {}, None),
     ("GET", "/get_card_status?card_id=A%00B", {}, None),
@@ -271,7 +276,9 @@ def test_serve_refuses_foreign_hosts_origins_and_non_json_posts(
 def test_serve_answers_its_own_page(server_url: str) -> None:
     port = server_url.rsplit(":", 1)[1]
     own = {"Host": f"localhost:{port}", "Origin": f"http://localhost:{port}"}
-    status, body = _raw(server_url, "GET", "/cards/ZYW8890", {**own, "Sec-Fetch-Site": "same-origin"})
+    status, body = _raw(
+        server_url, "GET", "/cards/ZYW8890", {**own, "Sec-Fetch-Site": "same-origin"}
+    )
     assert status == 200 and body["card_id"] == "ZYW8890"
     status, body = _raw(
         server_url,

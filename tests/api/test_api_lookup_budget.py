@@ -55,9 +55,7 @@ def _lookup(
     return api.call(event)
 
 
-def test_twenty_first_mismatch_is_429_with_retry_after(
-    api: Api, seeded: Any, clock: Clock
-) -> None:
+def test_twenty_first_mismatch_is_429_with_retry_after(api: Api, seeded: Any, clock: Clock) -> None:
     for _ in range(20):
         status, _, body = _lookup(api, WRONG)
         assert status == 404 and body["error"]["code"] == "not_found"

@@ -232,7 +232,10 @@ def test_event_bus_policy_denies_put_events_to_everyone_but_the_publishers(
 @pytest.mark.parametrize("env", ENVS)
 def test_void_and_lookup_budget_alarms_notify_the_topic(synth: Any, env: str) -> None:
     s = synth(env)
-    alarms = {a["Properties"]["AlarmName"]: a["Properties"] for a in s.of_type("AWS::CloudWatch::Alarm").values()}
+    alarms = {
+        a["Properties"]["AlarmName"]: a["Properties"]
+        for a in s.of_type("AWS::CloudWatch::Alarm").values()
+    }
     for name in ("VoidErrors", "VoidThrottles", "FilesVoided", "LookupBudgetExceeded"):
         alarm = alarms[f"cardstatus-{env}-{name}"]
         assert "MonitoringAlarmTopic" in _blob(alarm["AlarmActions"])
@@ -242,7 +245,9 @@ def test_void_and_lookup_budget_alarms_notify_the_topic(synth: Any, env: str) ->
     assert budget["MetricName"] == "LookupBudgetExceeded"
     assert budget["Dimensions"] == [{"Name": "service", "Value": "cardstatus-api"}]
     api = next(
-        fn for name, fn in s.of_type("AWS::Lambda::Function").items() if name.startswith("FunctionsApi")
+        fn
+        for name, fn in s.of_type("AWS::Lambda::Function").items()
+        if name.startswith("FunctionsApi")
     )
     variables = api["Properties"]["Environment"]["Variables"]
     shared = cdk_json_context()["cardstatus:shared"]["api"]

@@ -351,6 +351,31 @@ def cmd_openapi(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_console_parser(sub: Any) -> None:
+    """`cardstatus console` (its refusals: README \"Local servers accept only their own page\")."""
+    p = sub.add_parser(
+        "console",
+        help="the ops console for a deployed stack: a local proxy signing calls with SigV4",
+    )
+    p.add_argument("--api-url", required=True, help="the API's base URL (https://…/<stage>)")
+    p.add_argument("--profile", help="AWS profile whose credentials sign the calls")
+    p.add_argument("--region", help="AWS region (default: from the URL, else the profile's)")
+    p.add_argument(
+        "--api-key-file",
+        help="file holding your usage-plan API key, sent as x-api-key (default: "
+        "$CARDSTATUS_API_KEY; never on the command line, which `ps` shows)",
+    )
+    p.add_argument("--api-key", help=argparse.SUPPRESS)  # refused with the reason
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    p.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="listen on a non-loopback --host (the per-run token is then the only guard)",
+    )
+    p.add_argument("--port", type=int, default=8080, help="port to listen on (8080)")
+    p.set_defaults(func=cmd_console)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cardstatus", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
@@ -421,27 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--database-url", help=db_help)
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser(
-        "console",
-        help="the ops console for a deployed stack: a local proxy signing calls with SigV4",
-    )
-    p.add_argument("--api-url", required=True, help="the API's base URL (https://…/<stage>)")
-    p.add_argument("--profile", help="AWS profile whose credentials sign the calls")
-    p.add_argument("--region", help="AWS region (default: from the URL, else the profile's)")
-    p.add_argument(
-        "--api-key-file",
-        help="file holding your usage-plan API key, sent as x-api-key (default: "
-        "$CARDSTATUS_API_KEY; never on the command line, which `ps` shows)",
-    )
-    p.add_argument("--api-key", help=argparse.SUPPRESS)  # refused with the reason
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
-    p.add_argument(
-        "--allow-remote",
-        action="store_true",
-        help="listen on a non-loopback --host (the per-run token is then the only guard)",
-    )
-    p.add_argument("--port", type=int, default=8080, help="port to listen on (8080)")
-    p.set_defaults(func=cmd_console)
+    _add_console_parser(sub)
 
     p = sub.add_parser("local", help="run the whole service locally (PostgreSQL, moto, API)")
     p.add_argument("--host", default="127.0.0.1", help="address of the API (127.0.0.1)")

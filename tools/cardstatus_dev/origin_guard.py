@@ -17,7 +17,7 @@ accept only their own page").
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
@@ -52,19 +52,20 @@ def own_hosts(bound_host: str, port: int) -> frozenset[str]:
     return frozenset(f"{name}:{port}" for name in names)
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
+def _header(headers: Any, name: str) -> str | None:
     value = headers.get(name)
     return None if value is None else str(value)
 
 
 def refusal(
     method: str,
-    headers: Mapping[str, str],
+    headers: Any,
     own: frozenset[str],
     *,
     json_methods: tuple[str, ...] = BODY_METHODS,
 ) -> str | None:
-    """Why a request is not from this server's own page, else None."""
+    """Why a request is not from this server's own page, else None. `headers`: a mapping or
+    the `email.message.Message` of http.server (case-insensitive `get`)."""
     if (_header(headers, "Host") or "").lower() not in own:
         return "requests must be addressed to this server by its own address (Host)"
     origin = _header(headers, "Origin")

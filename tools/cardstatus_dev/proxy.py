@@ -52,7 +52,7 @@ _REGION_IN_HOST = re.compile(r"\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(?:\.c
 FORWARD_REQUEST_HEADERS = ("Content-Type", "Accept")
 FORWARD_RESPONSE_HEADERS = ("Content-Type", "Retry-After", "Allow", "x-amzn-RequestId")
 UPSTREAM_TIMEOUT_S = 30
-TOKEN_PARAM = "token"
+TOKEN_PARAM = "token"  # noqa: S105 (the query parameter's name, not a secret)
 # Relayed API answers: JSON that nothing may run or frame.
 RELAY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -166,7 +166,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     @property
     def cookie_name(self) -> str:
         # Cookies are not separated by port: one name per proxy port.
-        return f"cardstatus_console_{int(self.server.server_address[1])}"
+        address: Any = self.server.server_address
+        return f"cardstatus_console_{int(address[1])}"
 
     def _refusal(self) -> str | None:
         """Why this request is refused (not from this server's own page), else None."""

@@ -41,7 +41,7 @@ from cardstatus_dev.console_assets import (
     is_console_path,
     method_not_allowed,
 )
-from cardstatus_dev.origin_guard import own_hosts, refusal
+from cardstatus_dev.origin_guard import BODY_METHODS, own_hosts, refusal
 from cardstatus_dev.paths import import_function
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -228,7 +228,11 @@ class _ApiRequestHandler(BaseHTTPRequestHandler):
         not JSON. True when answered."""
         address: Any = self.server.server_address
         own = own_hosts(str(address[0]), int(address[1]))
-        reason = refusal(self.command, self.headers, own)
+        # The console's static files take no body (a POST there is a 405 of their own).
+        console = is_console_path(urlsplit(self.path).path)
+        reason = refusal(
+            self.command, self.headers, own, json_methods=() if console else BODY_METHODS
+        )
         if reason is None:
             return False
         json_only = reason.startswith("only JSON")

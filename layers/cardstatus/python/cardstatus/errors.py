@@ -86,8 +86,7 @@ class TooManyMismatches(RequestError):
     code = "too_many_requests"
     http_status = HTTPStatus.TOO_MANY_REQUESTS
     default_message = (
-        "too many card-id + phone lookups that did not match; retry after the time in "
-        "Retry-After"
+        "too many card-id + phone lookups that did not match; retry after the time in Retry-After"
     )
 
     def __init__(self, retry_after_s: int) -> None:

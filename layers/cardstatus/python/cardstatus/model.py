@@ -62,7 +62,8 @@ def mask_phone(phone: str | None) -> str | None:
 # -- phones in free text (issue 18 N12) ------------------------------------------------------
 # A phone in free text: 7 to 15 digits in groups, the groups joined by up to three separator
 # characters among space, '(', ')', '.', '-', '/', '_', en and em dashes and no-break spaces
-# ('058/594/9014', '058_594_9014', '058–594–9014', '058.594.9014', '+971 (58) 594-9014'),
+# ('058/594/9014', '058_594_9014', '058\u2013594\u20139014', '058.594.9014',
+# '+971 (58) 594-9014'),
 # not glued to a letter or digit on either side.
 _SEP = r"[ \u00a0\u2009().\-/_\u2013\u2014]"
 _PHONE_RUN = rf"\+?\(?\d+(?:{_SEP}{{1,3}}\d+)*"

@@ -9,6 +9,4 @@ from __future__ import annotations
 
 BEGIN_READ_WRITE = "BEGIN READ WRITE"
 
-SPEND = (
-    "SELECT lookup_budget_spend(%(caller)s, %(mismatch)s, %(budget)s, %(window_s)s, %(now)s)"
-)
+SPEND = "SELECT lookup_budget_spend(%(caller)s, %(mismatch)s, %(budget)s, %(window_s)s, %(now)s)"
