@@ -190,15 +190,15 @@ class Events(Construct):
                 "events.sweepBudgetSeconds must be shorter than the sweep interval and than "
                 "functions.sweeper.timeoutSeconds (sweeps must not overlap or be cut off)"
             )
-        # The sweeper's own role (migration 0011): same rule as infra/settings.py's check.
+        # The sweeper logs in as the ingest role: same rule as infra/settings.py's check.
         role_s = (
-            dbroles.statement_timeout_s(dbroles.SWEEPER)
-            + dbroles.FUNCTION_OF_ROLE[dbroles.SWEEPER][1]
+            dbroles.statement_timeout_s(dbroles.INGEST)
+            + dbroles.FUNCTION_OF_ROLE[dbroles.INGEST][1]
         )
         if sweeper_timeout < role_s:
             raise SettingsError(
                 f"functions.sweeper.timeoutSeconds ({sweeper_timeout}) must exceed the "
-                f"statement_timeout of role {dbroles.SWEEPER} plus its margin ({role_s:g} s)"
+                f"statement_timeout of role {dbroles.INGEST} plus its margin ({role_s:g} s)"
             )
         return sweep_budget
 

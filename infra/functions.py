@@ -16,7 +16,6 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from cardstatus import dbroles
 from infra.database import Database
 from infra.layers import LayerAssets, load_build_module
 from infra.nag import ack, arn_of, wildcard_finding
@@ -271,9 +270,8 @@ class Functions(Construct):
     def _build_sweeper(self, network: Network, database: Database) -> None:
         """sweeper: publishes status-change events left pending (schedule: infra/events.py).
 
-        Connects directly to the instance as its own role, cardstatus_sweeper, with an IAM
-        token (migration 0011: the outbox and its publish columns only): no secret, no
-        Secrets Manager."""
+        Connects like ingest, as cardstatus_ingest with an IAM token (the role that writes
+        the outbox; migration 0006 grants it the outbox): no secret, no Secrets Manager."""
         self.sweeper_sg = network.security_group("SweeperSg", "outbox sweeper function")
         database.allow_direct(self.sweeper_sg, "sweeper")
         network.allow_https_to_s3(self.sweeper_sg)  # 443 out; infra/events.py admits it
@@ -283,11 +281,11 @@ class Functions(Construct):
             self.sweeper_sg,
             {
                 "DB_HOST": database.instance.db_instance_endpoint_address,
-                "DB_USER": dbroles.SWEEPER,
+                "DB_USER": database.ingest_user,
                 "DB_IAM_AUTH": "true",
             },
         )
-        database.grant_connect_direct(self.sweeper, dbroles.SWEEPER)
+        database.grant_connect_direct(self.sweeper, database.ingest_user)
 
     def add_function(
         self, construct_id: str, name: str, sg: ec2.SecurityGroup, env: dict[str, str]

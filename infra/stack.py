@@ -18,6 +18,7 @@ from infra.migrations import Migrations
 from infra.monitoring import Monitoring
 from infra.nag import ack, managed_policy_finding
 from infra.network import Network
+from infra.privacy import Privacy
 from infra.queueing import Queueing
 from infra.settings import Settings
 from infra.storage import Storage
@@ -153,6 +154,13 @@ class CardStatusStack(Stack):
             publishers=[self.functions.ingest, self.functions.sweeper, self.void.function],
             sweeper=self.functions.sweeper,
             alarm_topic=self.monitoring.topic,
+        )
+        self.privacy = Privacy(
+            self,
+            "Privacy",
+            settings=settings,
+            bucket=self.storage.bucket,
+            sweeper=self.functions.sweeper,
         )
 
     def _acknowledge_cdk_singletons(self) -> None:

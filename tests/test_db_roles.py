@@ -88,11 +88,7 @@ def _setting(conn: Any, name: str) -> str:
 
 
 def test_migration_names_only_the_roles_of_dbroles() -> None:
-    """0005 creates the first three roles, 0011 the sweeper's."""
-    sql = "".join(
-        (resources.files("cardstatus.sql") / "migrations" / f"{name}.sql").read_text()
-        for name in (ROLES_SQL, "0011_least_privilege")
-    )
+    sql = (resources.files("cardstatus.sql") / "migrations" / f"{ROLES_SQL}.sql").read_text()
     assert set(re.findall(r"cardstatus_[a-z_]+", sql)) == set(dbroles.ALL)
 
 
@@ -252,16 +248,6 @@ def test_api_role_reads_what_it_queries_and_no_later_table(roles_db: str) -> Non
         (dbroles.INGEST, "UPDATE ingested_file SET bucket = 'attacker'"),
         (dbroles.INGEST, "UPDATE status_outbox SET detail = '{}'"),
         (dbroles.INGEST, "UPDATE status_outbox SET card_version = 9223372036854775807"),
-        # sweeper: the outbox's publish columns, nothing else.
-        (dbroles.SWEEPER, "UPDATE status_outbox SET detail = '{}'"),
-        (
-            dbroles.SWEEPER,
-            "INSERT INTO status_outbox (event_id, detail) VALUES (gen_random_uuid(), '{}')",
-        ),
-        (dbroles.SWEEPER, "DELETE FROM status_outbox"),
-        (dbroles.SWEEPER, "SELECT * FROM card"),
-        (dbroles.SWEEPER, "SELECT * FROM ingested_file"),
-        (dbroles.SWEEPER, "CREATE TEMP TABLE t (v int)"),
     ],
 )
 def test_narrowed_grants_refuse_what_the_code_never_does(
@@ -270,20 +256,6 @@ def test_narrowed_grants_refuse_what_the_code_never_does(
     conn = connect_as(roles_db, role)
     try:
         refused(conn, sql)
-    finally:
-        conn.close()
-
-
-def test_sweeper_role_can_claim_and_mark_outbox_rows(roles_db: str) -> None:
-    from cardstatus.sql import events as events_sql
-
-    conn = connect_as(roles_db, dbroles.SWEEPER)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(events_sql.MARK_PUBLISHED, {"ids": [-1]})
-            cur.execute(events_sql.MARK_FAILED, {"ids": [-1], "errors": ["x"]})
-            cur.execute("SELECT id FROM status_outbox WHERE id = -1 FOR UPDATE SKIP LOCKED")
-        conn.rollback()
     finally:
         conn.close()
 

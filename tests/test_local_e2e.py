@@ -221,6 +221,27 @@ def start_local(
     )
 
 
+def all_gone(children: list[psutil.Process], pgdata: Path, timeout: float = 30) -> bool:
+    """True once every child and PostgreSQL server of the run has exited (an orphan may take a
+    moment to be reaped: polled against a deadline rather than a fixed sleep)."""
+
+    def running(child: psutil.Process) -> bool:
+        try:
+            return child.is_running() and child.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    def alive() -> list[psutil.Process]:
+        return [c for c in children if running(c)] + postgres_processes(pgdata)
+
+    deadline = time.monotonic() + timeout
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = alive()
+    assert left == [], left
+    return True
+
+
 def stop_local(proc: subprocess.Popen[str]) -> str:
     """Ctrl-C, as a user would; returns everything it printed."""
     proc.send_signal(signal.SIGINT)
@@ -298,9 +319,7 @@ def test_local_service_end_to_end(tmp_path: Path) -> None:
     assert "(invalid phones)" in text  # the sample with a bad phone says what its warning is
     assert "0585949099" not in text and "585949099" not in text
     assert "Warning" not in text  # e.g. platformdirs' RuntimeDirWarning
-    time.sleep(1)
-    assert [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE] == []
-    assert postgres_processes(tmp_path / "home" / "pgdata") == []
+    assert all_gone(children, tmp_path / "home" / "pgdata")
 
     # The database survives a restart, and so does the bucket (saved under .local/s3/): the
     # same versions, delete markers and reports; nothing ingested twice; the samples are not
@@ -347,5 +366,4 @@ def test_local_service_end_to_end(tmp_path: Path) -> None:
     kept["versions"] = [v for v in kept["versions"] if v[0] != cut]
     assert_restart_kept_the_bucket(kept, after, first_run=text, restart=out, unread=unread)
     assert "Warning" not in out
-    time.sleep(1)
-    assert postgres_processes(tmp_path / "home" / "pgdata") == []
+    assert all_gone([], tmp_path / "home" / "pgdata")

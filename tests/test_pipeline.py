@@ -277,7 +277,10 @@ def test_connection_killed_during_apply_leaves_nothing(db_url: str, db: Any) -> 
     def killer() -> None:
         import time
 
-        for _ in range(200):
+        # Until the victim waits (parsing 50k rows first can take long on a loaded machine);
+        # giving up early would leave it waiting on the blocker for good.
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
             with db.cursor() as cur:
                 cur.execute("SELECT count(*) FROM pg_locks WHERE pid = %s AND NOT granted", (pid,))
                 waiting = cur.fetchone()[0]

@@ -26,6 +26,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from cardstatus import cards, lookup_budget
 from cardstatus.db import LazyConnection
 from functions.api import errors, ops_routes, snapstart
+from functions.api.audit_trail import LookupAudit
 from functions.api.observability import (
     RequestLog,
     capture_lambda_handler,
@@ -51,7 +52,6 @@ requests = RequestLog(app)
 # One connection per warm container, opened on first use, replaced after a failure.
 DB = LazyConnection()
 
-errors.register(app, DB, requests)
 snapstart.register(app, DB)  # SnapStart runtime hooks (no-op outside Lambda)
 
 __all__ = ["DB", "app", "handler", "logger", "metrics"]
@@ -82,6 +82,8 @@ def _connection() -> Any:
     return conn
 
 
+audit_trail = LookupAudit(app, _connection)  # every card lookup, answered or 404
+errors.register(app, DB, requests, on_not_found=audit_trail.not_found)
 ops_routes.register(app, _connection, requests)
 
 # --- routes --------------------------------------------------------------------------------
@@ -106,6 +108,7 @@ def get_card_status(card_id: CardIdQuery = None, user_phone: PhoneQuery = None) 
     app.append_context(_user_phone=user_phone, _card_id=card_id)
     valid_id, e164 = cards.status_query(card_id, user_phone)  # 400s before any database work
     body = cards.card_status(_connection(), valid_id, e164, count_pair_lookup=_count_pair_lookup)
+    audit_trail.answered([body["card_id"], *(c["card_id"] for c in body["other_cards"])])
     requests.record("found", card_id=body["card_id"], user_phone=masked(user_phone))
     return body  # type: ignore[return-value]  # validated and serialised by Powertools
 
@@ -131,6 +134,7 @@ def search_cards(query: Annotated[CardSearchIn, Body()]) -> CardStatusOut:
 def get_card(card_id: CardIdPath) -> CardOut:
     app.append_context(_card_id=card_id)
     body = cards.card_by_id(_connection(), cards.validate_card_id(card_id))
+    audit_trail.answered([body["card_id"]])
     requests.record("found", card_id=card_id)
     return body  # type: ignore[return-value]
 
@@ -146,6 +150,7 @@ def list_cards(user_phone: PhoneQuery = None) -> CardListOut:
     app.append_context(_user_phone=user_phone)
     e164 = cards.parse_phone(user_phone)
     body = cards.phone_cards(_connection(), e164)  # {"cards": []} for a phone without cards
+    audit_trail.answered(c["card_id"] for c in body["cards"])
     requests.record("found", count=len(body["cards"]), user_phone=masked(user_phone))
     return body  # type: ignore[return-value]
 

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import traceback
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -135,10 +136,16 @@ def reject_unknown_parameters(app: APIGatewayRestResolver, next_middleware: Any)
     return next_middleware(app)
 
 
-def register(app: APIGatewayRestResolver, db: LazyConnection, requests: RequestLog) -> None:
-    """Install the API's exception handlers (and the unknown-parameter check) on app."""
+def register(
+    app: APIGatewayRestResolver,
+    db: LazyConnection,
+    requests: RequestLog,
+    on_not_found: Callable[[], None] | None = None,
+) -> None:
+    """Install the API's exception handlers (and the unknown-parameter check) on app.
+    `on_not_found` runs before a 404 answer (the lookup audit)."""
     app.use(middlewares=[reject_unknown_parameters])
-    answers = _ErrorAnswers(app, db, requests)
+    answers = _ErrorAnswers(app, db, requests, on_not_found)
     app.exception_handler(RequestError)(answers.request_error)
     app.exception_handler(RequestValidationError)(answers.request_validation)
     app.not_found(answers.route_not_found)
@@ -152,16 +159,26 @@ class _ErrorAnswers:
     answers with the error body."""
 
     def __init__(
-        self, app: APIGatewayRestResolver, db: LazyConnection, requests: RequestLog
+        self,
+        app: APIGatewayRestResolver,
+        db: LazyConnection,
+        requests: RequestLog,
+        on_not_found: Callable[[], None] | None,
     ) -> None:
         self._app = app
         self._db = db
         self._requests = requests
+        self._on_not_found = on_not_found
 
     def request_error(self, exc: RequestError) -> Response:
         if isinstance(exc, TooManyMismatches):
             return self.budget_spent(exc)
         outcome = "not_found" if exc.http_status == HTTPStatus.NOT_FOUND else "invalid"
+        if outcome == "not_found" and self._on_not_found is not None:
+            try:
+                self._on_not_found()
+            except TRANSIENT_DB_ERRORS as db_exc:
+                return self.database_unavailable(db_exc)
         fields = {} if exc.parameter is None else {"parameter": exc.parameter}
         user_phone = masked(self._app.context.get("_user_phone"))
         self._requests.record(outcome, **fields, user_phone=user_phone)

@@ -3,21 +3,26 @@ event still pending in `status_outbox` (a crash between the ingest commit and it
 bus outage, a file larger than ingest's publish budget), then reports the outbox's state.
 
 Metrics: EventsPublished, EventsPublishFailed, OutboxPending, OutboxOldestAgeSeconds (the
-stack alarms on the last one). A failing bus does not fail the invocation (the rows stay
-pending and are tried again next minute); an unreachable database does.
+stack alarms on the last one). Then privacy housekeeping (README "Privacy"): the lookup audit's
+day partitions (AuditPartitionsCreated/Dropped) and the retention of cards past their period
+(CardsPurged, EventsPurged), in batches within what is left of the run.
+
+A failing bus does not fail the invocation (the rows stay pending and are tried again next
+minute); an unreachable database does.
 """
 
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cardstatus import events
-from cardstatus.config import event_settings
+from cardstatus import audit, events, retention
+from cardstatus.config import event_settings, load_privacy_settings
 from cardstatus.db import LazyConnection
 
 logger = Logger()
@@ -36,21 +41,40 @@ def events_client() -> Any:
     return _events
 
 
+def housekeeping(conn: Any, deadline: float) -> None:
+    """The audit trail's partitions, then expired cards until the deadline (README "Privacy")."""
+    cfg = load_privacy_settings()
+    now = datetime.now(UTC)
+    created, dropped = audit.maintain(conn, cfg.audit_retention_days, as_of=now)
+    metrics.add_metric(name="AuditPartitionsCreated", unit=MetricUnit.Count, value=created)
+    metrics.add_metric(name="AuditPartitionsDropped", unit=MetricUnit.Count, value=dropped)
+    if cfg.card_retention_days == 0:  # keep forever
+        return
+    purged = retention.purge_expired_cards(
+        conn,
+        retention_days=cfg.card_retention_days,
+        now=now,
+        batch=cfg.retention_batch,
+        deadline=deadline,
+    )
+    metrics.add_metric(name="CardsPurged", unit=MetricUnit.Count, value=purged.cards)
+    metrics.add_metric(name="EventsPurged", unit=MetricUnit.Count, value=purged.events)
+    if purged.cards:
+        logger.info("retention", extra={"cards": purged.cards, "events": purged.events})
+
+
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     cfg = event_settings()
     remaining_s = (context.get_remaining_time_in_millis() - RESERVE_MS) / 1e3
     budget_s = min(remaining_s, cfg.sweep_budget_s)  # runs do not overlap their schedule
+    deadline = time.monotonic() + max(budget_s, 0.0)
     try:
         conn = DB.get()
-        result = events.publish_pending(
-            conn,
-            events_client(),
-            cfg=cfg,
-            deadline=time.monotonic() + max(budget_s, 0.0),
-        )
+        result = events.publish_pending(conn, events_client(), cfg=cfg, deadline=deadline)
         pending, oldest_s = events.outbox_stats(conn)
+        housekeeping(conn, deadline)
     except Exception:
         DB.discard()
         raise

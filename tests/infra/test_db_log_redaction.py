@@ -72,27 +72,63 @@ def logged_db(db_url: str, pg_admin_url: str, request: pytest.FixtureRequest) ->
     yield db_url
 
 
-def _hold_lock_on_card(url: str, seconds: float, locked: threading.Event) -> None:
+def _hold_lock_on_card(url: str, locked: threading.Event, release: threading.Event) -> None:
     conn = psycopg2.connect(url)
     try:
         with conn.cursor() as cur:
             cur.execute("LOCK TABLE card IN ACCESS EXCLUSIVE MODE")
             locked.set()
-            time.sleep(seconds)
+            assert release.wait(60)
         conn.rollback()
     finally:
         conn.close()
 
 
-def _while_card_is_locked(url: str, seconds: float, run: Any) -> None:
-    locked = threading.Event()
-    holder = threading.Thread(target=_hold_lock_on_card, args=(url, seconds, locked))
-    holder.start()
+def _wait_until_waiting(url: str, pid: int) -> None:
+    """Returns once backend `pid` waits for a lock (polled: no fixed sleep to race)."""
+    conn = psycopg2.connect(url)
+    conn.autocommit = True
     try:
-        assert locked.wait(10)
-        run()
+        for _ in range(6000):
+            with conn.cursor() as cur:
+                cur.execute("SELECT count(*) FROM pg_locks WHERE pid = %s AND NOT granted", (pid,))
+                if cur.fetchone()[0]:
+                    return
+            time.sleep(0.01)
+        raise AssertionError("the lookup never waited for the lock")
     finally:
+        conn.close()
+
+
+def _while_card_is_locked(url: str, pid: int, run: Any, waited_s: float | None) -> None:
+    """Runs `run` (on connection `pid`) while `card` is locked. With `waited_s`, the lock is
+    released once the lookup has waited at least that long; without, when the lookup is done
+    (it is cancelled by its own timeout). A loaded machine only makes the waits longer."""
+    locked, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=_hold_lock_on_card, args=(url, locked, release))
+    holder.start()
+    errors: list[BaseException] = []
+
+    def lookup() -> None:
+        try:
+            run()
+        except BaseException as exc:  # re-raised in the test's thread
+            errors.append(exc)
+
+    worker = threading.Thread(target=lookup)
+    try:
+        assert locked.wait(30)
+        worker.start()
+        _wait_until_waiting(url, pid)
+        if waited_s is not None:
+            time.sleep(waited_s)
+            release.set()
+        worker.join(60)
+    finally:
+        release.set()
         holder.join()
+    if errors:
+        raise errors[0]
 
 
 def _lookups_by_phone(url: str) -> list[str]:
@@ -101,8 +137,11 @@ def _lookups_by_phone(url: str) -> list[str]:
     api = psycopg2.connect(url, user=dbroles.API)
     api.autocommit = True
     try:
-        # Waits ~0.6 s for the lock: a lock-wait report, then a slow statement.
-        _while_card_is_locked(url, 0.6, lambda: cards_for_phone(api, slow))
+        with api.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            pid = cur.fetchone()[0]
+        # Waits at least 0.6 s for the lock: a lock-wait report, then a slow statement.
+        _while_card_is_locked(url, pid, lambda: cards_for_phone(api, slow), waited_s=0.6)
         # Cancelled by statement_timeout while waiting (the api role's own timeout is 5 s).
         with api.cursor() as cur:
             cur.execute("SET statement_timeout = '300ms'")
@@ -111,7 +150,7 @@ def _lookups_by_phone(url: str) -> list[str]:
             with pytest.raises(psycopg2.errors.QueryCanceled):
                 get_card_for_phone(api, "ZYW8890", cancelled)
 
-        _while_card_is_locked(url, 1.0, cancelled_lookup)
+        _while_card_is_locked(url, pid, cancelled_lookup, waited_s=None)
     finally:
         api.close()
     # An error whose DETAIL quotes the failing row ("Failing row contains (..., +9715...)").
@@ -130,11 +169,25 @@ def _lookups_by_phone(url: str) -> list[str]:
     return [slow, cancelled, bad_row]
 
 
-def _log_after(log: Path, offset: int) -> str:
-    time.sleep(0.3)  # the server writes its log asynchronously from our point of view
-    with log.open("rb") as f:
-        f.seek(offset)
-        return f.read().decode("utf-8", "replace")
+def _log_after(log: Path, offset: int, url: str) -> str:
+    """The server log from `offset`, once everything logged so far is in the file: the server
+    writes its log asynchronously, so a marker is logged last and waited for."""
+    marker = f"log-marker-{random.randrange(10**12)}"
+    conn = psycopg2.connect(url)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"DO $$ BEGIN RAISE LOG '{marker}'; END $$")
+    finally:
+        conn.close()
+    for _ in range(3000):
+        with log.open("rb") as f:
+            f.seek(offset)
+            text = f.read().decode("utf-8", "replace")
+        if marker in text:
+            return text
+        time.sleep(0.01)
+    raise AssertionError(f"{marker} never reached {log}")
 
 
 def _digits(phone: str) -> str:
@@ -146,7 +199,7 @@ def test_no_phone_reaches_the_server_log(logged_db: str, pg_admin_url: str) -> N
     log = _server_log(pg_admin_url)
     offset = log.stat().st_size
     phones = _lookups_by_phone(logged_db)
-    text = _log_after(log, offset)
+    text = _log_after(log, offset, logged_db)
     assert "canceling statement due to statement timeout" in text  # the log is the right one
     assert "still waiting for" in text  # lock waits are still reported
     for phone in phones:
@@ -160,7 +213,7 @@ def test_control_the_old_settings_did_leak_phones(logged_db: str, pg_admin_url: 
     log = _server_log(pg_admin_url)
     offset = log.stat().st_size
     slow, cancelled, bad_row = _lookups_by_phone(logged_db)
-    text = _log_after(log, offset)
+    text = _log_after(log, offset, logged_db)
     assert _digits(slow) in text  # duration: ... statement: SELECT ... '+9715...'
     assert _digits(cancelled) in text  # STATEMENT: of the cancelled lookup
     assert _digits(bad_row) in text  # DETAIL: Failing row contains (...)

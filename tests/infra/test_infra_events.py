@@ -129,21 +129,20 @@ def test_sweeper_function_and_its_schedule(dev: Any) -> None:
     ingest = _function(dev, "Ingest")["Properties"]
     assert sweeper["Handler"] == ingest["Handler"].replace("ingest", "sweeper")
     assert sweeper["Runtime"] == "python3.12" and sweeper["Architectures"] == ["arm64"]
-    assert sweeper["Timeout"] == 300  # >= its role's statement_timeout + margin
+    assert sweeper["Timeout"] == 300  # >= the ingest role's statement_timeout + margin
     assert sweeper["VpcConfig"]["SubnetIds"]
     env = sweeper["Environment"]["Variables"]
     assert env["EVENT_BUS_NAME"] == {"Ref": bus_id}
     assert env["EVENTS_MAX_AGE_S"] == "600"
     assert env["EVENTS_SWEEP_BUDGET_S"] == "50"  # < the 1-minute schedule: no overlap
     assert env["POWERTOOLS_SERVICE_NAME"] == "cardstatus-sweeper"
-    # Its own database role (migration 0011) with an IAM token, no secret.
-    assert env["DB_USER"] == "cardstatus_sweeper" and env["DB_IAM_AUTH"] == "true"
+    # Connects like ingest: as cardstatus_ingest with an IAM token, no secret.
+    assert env["DB_USER"] == "cardstatus_ingest" and env["DB_IAM_AUTH"] == "true"
     assert "DB_SECRET_ARN" not in env
     sweeper_role = [st for lid, st in _statements(dev) if lid.startswith("FunctionsSweeperRole")]
     connect = [st for st in sweeper_role if "rds-db:connect" in _actions(st)]
     assert len(connect) == 1 and "dbuser" in _blob(connect[0]["Resource"])
-    assert "cardstatus_sweeper" in _blob(connect[0]["Resource"])
-    assert "cardstatus_ingest" not in _blob(connect[0]["Resource"])
+    assert "cardstatus_ingest" in _blob(connect[0]["Resource"])
     assert not any(a.startswith("secretsmanager:") for st in sweeper_role for a in _actions(st))
     ienv = ingest["Environment"]["Variables"]
     assert ienv["EVENT_BUS_NAME"] == {"Ref": bus_id}

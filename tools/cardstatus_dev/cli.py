@@ -1,5 +1,5 @@
-"""`cardstatus` command line: migrate, ingest, status, files, file, stuck, events, void, serve,
-local, console, openapi."""
+"""`cardstatus` command line: migrate, ingest, status, files, file, stuck, events, void, audit,
+serve, local, console, openapi."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import sys
 import time
 from types import FrameType
 from typing import Any
+
+from cardstatus_dev import privacy_cmd
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -381,6 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
     sub = parser.add_subparsers(dest="command", required=True)
     db_help = "PostgreSQL URL (default: $DATABASE_URL, else an embedded server in .local/)"
+
+    privacy_cmd.add_parsers(sub, db_help)
 
     p = sub.add_parser("migrate", help="apply database migrations")
     p.add_argument("--database-url", help=db_help)

@@ -11,8 +11,6 @@ Who connects as whom (docs/DEPLOY.md "Database roles"):
   long transactions do not belong behind RDS Proxy). Writes only what ingestion writes.
 - ``cardstatus_api`` — the API function: IAM token through RDS Proxy. Read-only at role level.
 - ``cardstatus_void`` — voiding an applied file: undo exactly one file's effects.
-- ``cardstatus_sweeper`` — the outbox sweeper: IAM token, directly to the instance; reads
-  the outbox and marks rows published (migration 0011; it used to log in as ingest).
 - migrate runs as the schema owner (the RDS master user on AWS, whose secret is kept for
   migrate, rotation and break-glass only); it sets its own timeouts in ``apply_migrations``.
 
@@ -29,9 +27,7 @@ from typing import Final
 INGEST: Final = "cardstatus_ingest"
 API: Final = "cardstatus_api"
 VOID: Final = "cardstatus_void"
-SWEEPER: Final = "cardstatus_sweeper"
-
-ALL: Final = (INGEST, API, VOID, SWEEPER)
+ALL: Final = (INGEST, API, VOID)
 
 # Role-level settings (ALTER ROLE ... SET), in milliseconds. A session SET would pin RDS Proxy
 # connections, and IAM-authenticated connections skip the session SET in db.connect().
@@ -54,11 +50,6 @@ ROLE_SETTINGS_MS: Final[dict[str, dict[str, int]]] = {
         "lock_timeout": 30_000,
         "idle_in_transaction_session_timeout": 60_000,
     },
-    SWEEPER: {
-        "statement_timeout": 60_000,
-        "lock_timeout": 10_000,
-        "idle_in_transaction_session_timeout": 30_000,
-    },
 }
 
 # The function (cdk.json ``functions.<name>``) that logs in as each role, and the seconds it
@@ -68,7 +59,6 @@ FUNCTION_OF_ROLE: Final[dict[str, tuple[str, int]]] = {
     INGEST: ("ingest", 30),
     API: ("api", 2),
     VOID: ("void", 30),
-    SWEEPER: ("sweeper", 30),
 }
 
 # The migrating session (schema owner): waits at most this long for a lock (then the deploy

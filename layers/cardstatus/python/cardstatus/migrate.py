@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 from psycopg2.extensions import connection as Connection
 
@@ -71,7 +73,7 @@ def apply_migrations(conn: Connection) -> list[str]:
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute("SET statement_timeout = %s", (MIGRATE_STATEMENT_TIMEOUT_MS,))
-        cur.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK_KEY,))
+        _wait_for_migration_lock(cur)
         cur.execute("SET lock_timeout = %s", (MIGRATE_LOCK_TIMEOUT_MS,))
     try:
         conn.autocommit = False
@@ -116,6 +118,21 @@ def apply_migrations(conn: Connection) -> list[str]:
             cur.execute("RESET statement_timeout")
         conn.autocommit = False
     return applied_now
+
+
+def _wait_for_migration_lock(cur: Any) -> None:
+    """Take the migration lock, polling instead of blocking in pg_advisory_lock: a migrator
+    blocked inside a statement holds a snapshot, and CREATE INDEX CONCURRENTLY in the migrator
+    that holds the lock waits for every older snapshot to end — a deadlock between two deploys.
+    Gives up after MIGRATE_STATEMENT_TIMEOUT_MS, like a blocked statement would."""
+    deadline = time.monotonic() + MIGRATE_STATEMENT_TIMEOUT_MS / 1000
+    while True:
+        cur.execute("SELECT pg_try_advisory_lock(%s)", (_MIGRATION_LOCK_KEY,))
+        if cur.fetchone()[0]:
+            return
+        if time.monotonic() >= deadline:
+            raise TimeoutError("another migrator held the migration lock for too long")
+        time.sleep(0.2)
 
 
 def _apply_outside_transaction(conn: Connection, migration: Migration) -> None:

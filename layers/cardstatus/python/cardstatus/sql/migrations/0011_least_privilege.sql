@@ -11,27 +11,8 @@
 -- * ingest (sql/ingest.py): on ingested_file only the columns of its report and identity (it
 --   cannot mark a file voided); on status_outbox only the publish columns (it cannot rewrite
 --   an event's detail).
--- * sweeper: a role of its own (it logged in as ingest): the outbox, publish columns only.
-DO $$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'cardstatus_sweeper') THEN
-        CREATE ROLE cardstatus_sweeper LOGIN;
-    END IF;
-    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rds_iam') THEN
-        GRANT rds_iam TO cardstatus_sweeper;
-    END IF;
-    EXECUTE format('GRANT CONNECT ON DATABASE %I TO cardstatus_sweeper', current_database());
-END
-$$;
-GRANT USAGE ON SCHEMA public TO cardstatus_sweeper;
--- sql/events.py: claim pending rows (SELECT ... FOR UPDATE SKIP LOCKED needs an UPDATE
--- privilege), mark them published or failed, the outbox's age and size.
-GRANT SELECT ON status_outbox TO cardstatus_sweeper;
-GRANT UPDATE (published_at, attempts, last_error) ON status_outbox TO cardstatus_sweeper;
-ALTER ROLE cardstatus_sweeper SET statement_timeout = '60s';
-ALTER ROLE cardstatus_sweeper SET lock_timeout = '10s';
-ALTER ROLE cardstatus_sweeper SET idle_in_transaction_session_timeout = '30s';
-
+-- * The sweeper logs in as ingest (0019/0020 grant it their maintenance functions), so the
+--   ingest narrowing above bounds it too.
 -- api
 ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE SELECT ON TABLES FROM cardstatus_api;
 REVOKE ALL ON event_copy, status_outbox, card_tombstone, schema_migrations
