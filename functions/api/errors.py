@@ -87,6 +87,8 @@ def body_problem(event: dict[str, Any], requests: RequestLog) -> dict[str, Any] 
     """The 400 answer (a proxy response) when a POST to this API's JSON route is not JSON
     (Content-Type, nesting; cardstatus/request_guard.py), else None. Checked before
     Powertools parses the body, whose own answers for these would be 415 or a 500."""
+    if str(event.get("httpMethod") or "").upper() != "POST":
+        return None  # other methods there are 405s (route_not_found)
     if not _POST_PATH.match(str(event.get("path") or "")):
         return None
     problem = request_guard.json_body_problem(event)
