@@ -74,6 +74,9 @@ OPS_ROUTES: dict[str, dict[str, bool]] = {
         "cursor": False,
         "limit": False,
     },
+    # Partner feed health (README "Partner feed health"); {partner}: any case.
+    "/partners": {"at": False},
+    "/partners/{partner}": {"at": False},
 }
 
 ERROR_BODY = (
@@ -252,8 +255,9 @@ class Api(Construct):
         for path, query in OPS_ROUTES.items():
             resource = self.rest_api.root.resource_for_path(path)
             params = {f"method.request.querystring.{k}": req for k, req in query.items()}
-            if "{file_id}" in path:
-                params["method.request.path.file_id"] = True
+            for name in ("file_id", "partner"):
+                if f"{{{name}}}" in path:
+                    params[f"method.request.path.{name}"] = True
             resource.add_method(
                 "GET",
                 integration,
@@ -265,7 +269,7 @@ class Api(Construct):
         for path, query in {**ROUTES, **OPS_ROUTES}.items():
             resource = self.rest_api.root.resource_for_path(path)
             params = {f"method.request.querystring.{k}": req for k, req in query.items()}
-            for name in ("card_id", "file_id"):
+            for name in ("card_id", "file_id", "partner"):
                 if f"{{{name}}}" in path:
                     params[f"method.request.path.{name}"] = True
             resource.add_method(

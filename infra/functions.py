@@ -109,7 +109,11 @@ class Functions(Construct):
     def _build_common_env(self, settings: Settings, database: Database) -> None:
         """Environment variables shared by every function (cardstatus.config reads them)."""
         partner_config = {
-            name: {k: v for k, v in opts.items() if k in ("timezone", "day_first", "phone_region")}
+            name: {
+                k: v
+                for k, v in opts.items()
+                if k in ("timezone", "day_first", "phone_region", "feed")
+            }
             for name, opts in settings.partners.items()
         }
         self.common_env: dict[str, str] = {

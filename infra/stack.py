@@ -18,6 +18,7 @@ from infra.migrations import Migrations
 from infra.monitoring import Monitoring
 from infra.nag import ack, managed_policy_finding
 from infra.network import Network
+from infra.partner_health import PartnerHealth
 from infra.privacy import Privacy
 from infra.queueing import Queueing
 from infra.settings import Settings
@@ -152,6 +153,13 @@ class CardStatusStack(Stack):
             network=self.network,
             # The void function publishes its void's events after commit, like ingest.
             publishers=[self.functions.ingest, self.functions.sweeper, self.void.function],
+            sweeper=self.functions.sweeper,
+            alarm_topic=self.monitoring.topic,
+        )
+        self.partner_health = PartnerHealth(
+            self,
+            "PartnerHealth",
+            settings=settings,
             sweeper=self.functions.sweeper,
             alarm_topic=self.monitoring.topic,
         )

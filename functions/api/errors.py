@@ -30,7 +30,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from cardstatus import cards, ops, request_guard
+from cardstatus import cards, ops, partners, request_guard
 from cardstatus.db import TRANSIENT_DB_ERRORS, LazyConnection
 from cardstatus.errors import InvalidParameter, RequestError, TooManyMismatches, error_body
 from cardstatus.model import redact_phones
@@ -41,7 +41,7 @@ RETRY_AFTER_S = "5"
 # Paths this API serves (with or without a trailing slash): other methods there get 405.
 _KNOWN_PATH = re.compile(
     r"^/(get_card_status|cards|health|cards/[^/]+|files|files/[^/]+|files/[^/]+/rejects"
-    r"|stuck_cards)/?$"
+    r"|stuck_cards|partners|partners/[^/]+)/?$"
 )
 _POST_PATH = re.compile(r"^/cards/search/?$")
 _CARD_PATH = re.compile(r"^/cards/([^/]+)/?$")
@@ -49,6 +49,7 @@ _CARD_PATH = re.compile(r"^/cards/([^/]+)/?$")
 # What a RequestValidationError on each parameter means, in words a caller can act on.
 PARAM_MESSAGES = {
     **ops.MESSAGES,
+    "at": partners.AT_MESSAGE,
     "card_id": cards.CARD_ID_MESSAGE,
     "user_phone": f"user_phone must be at most {cards.PHONE_MAX_LENGTH} characters",
     "body": "the body must be a JSON object with card_id and/or user_phone",

@@ -9,6 +9,12 @@ day partitions (AuditPartitionsCreated/Dropped) and the retention of cards past 
 
 A failing bus does not fail the invocation (the rows stay pending and are tried again next
 minute); an unreachable database does.
+
+Partner feed health (its own schedule, every 5 minutes, input {"task": "partner_health"};
+infra/partner_health.py): every monitored partner's health now (cardstatus.partners), per
+partner metrics MinutesSinceLastFile, FeedLate (0/1) and RejectRate (percent, last 7 days) with
+a `partner` dimension (the stack alarms per partner), and a PartnerFeedLate /
+PartnerFeedRecovered event per transition, written through the outbox and published at once.
 """
 
 from __future__ import annotations
@@ -18,11 +24,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cardstatus import audit, events, retention
-from cardstatus.config import event_settings, load_privacy_settings
+from cardstatus import audit, events, partners, retention
+from cardstatus.config import event_settings, load_privacy_settings, settings
 from cardstatus.db import LazyConnection
 
 logger = Logger()
@@ -32,6 +38,7 @@ DB = LazyConnection()
 _events: Any = None
 # Stop claiming new rows when less than this is left of the invocation.
 RESERVE_MS = 5_000
+PARTNER_HEALTH_TASK = "partner_health"
 
 
 def events_client() -> Any:
@@ -66,6 +73,8 @@ def housekeeping(conn: Any, deadline: float) -> None:
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if isinstance(event, dict) and event.get("task") == PARTNER_HEALTH_TASK:
+        return partner_health(event, context)
     cfg = event_settings()
     remaining_s = (context.get_remaining_time_in_millis() - RESERVE_MS) / 1e3
     budget_s = min(remaining_s, cfg.sweep_budget_s)  # runs do not overlap their schedule
@@ -101,3 +110,65 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     else:
         logger.info("sweep done", extra=summary)
     return {k: v for k, v in summary.items() if k != "bus"}
+
+
+def partner_health(
+    event: dict[str, Any], context: LambdaContext, now: datetime | None = None
+) -> dict[str, Any]:
+    """Evaluate every monitored partner's feed, emit its metrics, record transitions and
+    publish their events (README "Partner feed health")."""
+    cfg = event_settings()
+    at = now or datetime.now(UTC)
+    try:
+        conn = DB.get()
+        healths = [h for h in partners.all_health(conn, settings(), at) if h.monitored]
+        transitions = partners.record_transitions(conn, healths)
+        published = None
+        if transitions:
+            ids = [t.outbox_id for t in transitions]
+            remaining_s = (context.get_remaining_time_in_millis() - RESERVE_MS) / 1e3
+            published = events.publish_file(
+                conn,
+                events_client(),
+                id_range=(min(ids), max(ids)),
+                cfg=cfg,
+                deadline=time.monotonic() + max(min(remaining_s, cfg.sweep_budget_s), 0.0),
+            )
+    except Exception:
+        DB.discard()
+        raise
+    for h in healths:
+        emit_partner_metrics(h)
+    alerting = [h.partner for h in healths if h.alerting]
+    metrics.add_metric(name="PartnersAlerting", unit=MetricUnit.Count, value=len(alerting))
+    summary = {
+        "task": PARTNER_HEALTH_TASK,
+        "at": at.isoformat(),
+        "partners": {h.partner: h.state for h in healths},
+        "alerting": alerting,
+        "transitions": [
+            {"partner": t.partner, "event": t.detail_type, "event_id": t.event_id}
+            for t in transitions
+        ],
+        "published": published.published if published else 0,
+    }
+    if transitions:
+        logger.warning("partner feed state changed", extra=summary)
+    else:
+        logger.info("partner feed health checked", extra=summary)
+    return summary
+
+
+def emit_partner_metrics(h: partners.PartnerHealth) -> None:
+    """One metric set per partner (its own EMF document, dimensions service + partner)."""
+    m = EphemeralMetrics()
+    m.add_dimension(name="partner", value=partners.partner_key(h.partner))
+    if h.minutes_since_last_file is not None:
+        m.add_metric(
+            name="MinutesSinceLastFile", unit=MetricUnit.Count, value=h.minutes_since_last_file
+        )
+    m.add_metric(name="FeedLate", unit=MetricUnit.Count, value=1 if h.state == partners.LATE else 0)
+    rate = h.last_7_days.reject_rate
+    if rate is not None:
+        m.add_metric(name="RejectRate", unit=MetricUnit.Percent, value=round(rate * 100, 2))
+    m.flush_metrics()

@@ -1,5 +1,5 @@
-"""`cardstatus` command line: migrate, ingest, status, files, file, stuck, events, void, audit,
-serve, local, console, openapi."""
+"""`cardstatus` command line: migrate, ingest, status, files, file, stuck, partners, events,
+void, audit, serve, local, console, openapi."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from types import FrameType
 from typing import Any
 
 from cardstatus_dev import privacy_cmd
+from cardstatus_dev.partners_cli import add_partners_parser
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -254,6 +255,14 @@ def cmd_stuck(args: argparse.Namespace) -> int:
     return _limit_error(args) or _lookup(args, run)
 
 
+def cmd_partners(args: argparse.Namespace) -> int:
+    from cardstatus_dev.partners_cli import run_partners
+
+    return _lookup(
+        args, lambda conn: run_partners(conn, args.at, args.partner, args.table, sys.stdout)
+    )
+
+
 def _stop_on_signals() -> None:
     """Long-running commands stop cleanly (embedded PostgreSQL included) on Ctrl-C, SIGTERM or
     SIGHUP (the terminal closed), also when started in the background, where the shell hands
@@ -444,6 +453,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--database-url", help=db_help)
     p.set_defaults(func=cmd_stuck)
 
+    add_partners_parser(sub, db_help, cmd_partners)
+
     p = sub.add_parser("serve", help="serve the API handler on a local HTTP port")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=3000)
@@ -460,8 +471,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-samples", action="store_true", help="do not upload the sample files")
     p.set_defaults(func=cmd_local)
 
-    p = sub.add_parser("openapi", help="print the API's OpenAPI document")
-    p.set_defaults(func=cmd_openapi)
+    sub.add_parser("openapi", help="print the API's OpenAPI document").set_defaults(
+        func=cmd_openapi
+    )
     return parser
 
 

@@ -60,6 +60,8 @@ _RESOURCES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("/files/{file_id}/rejects", re.compile(r"^/files/(?P<file_id>[^/]+)/rejects/?$")),
     ("/files/{file_id}/void", re.compile(r"^/files/(?P<file_id>[^/]+)/void/?$")),
     ("/stuck_cards", re.compile(r"^/stuck_cards/?$")),
+    ("/partners", re.compile(r"^/partners/?$")),
+    ("/partners/{partner}", re.compile(r"^/partners/(?P<partner>[^/]+)/?$")),
 )
 
 # Resources served by a function other than the api function (as in the CDK stack).

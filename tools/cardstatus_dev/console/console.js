@@ -6,8 +6,11 @@
 //   /console?view=files&partner=&outcome=&since=
 //   /console?file=42                one file: report, warnings, rejected rows, void
 //   /console?view=stuck&status=&older_than_hours=&partner=
+//   /console?view=partners          partner feed health (partners.js)
 // A phone number never goes into a URL: phone lookups are POST /cards/search with a JSON body,
 // and the page's own URL then names the card found, not the phone.
+
+import { partnersView } from "./partners.js";
 
 const PAGE = "/console";
 const FILES_PAGE_SIZE = 25;
@@ -220,7 +223,7 @@ function clearError() {
 
 // --- routing -----------------------------------------------------------------------------
 
-const VIEWS = ["card", "files", "file", "stuck"];
+const VIEWS = ["partners", "card", "files", "file", "stuck"];
 let controller = null; // aborts the previous view's requests when the view changes
 
 function currentParams() {
@@ -245,7 +248,7 @@ export function navigate(url, { replace = false, focus = false } = {}) {
 function showView(view) {
   for (const name of VIEWS) $(`#view-${name}`).hidden = name !== view;
   const tab = view === "file" ? "files" : view;
-  for (const name of ["card", "files", "stuck"]) {
+  for (const name of ["partners", "card", "files", "stuck"]) {
     const link = $(`#nav-${name}`);
     if (name === tab) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
@@ -266,6 +269,7 @@ export async function route({ focus = false } = {}) {
     else if (view === "files") await filesView(params, signal);
     else if (view === "file") await fileView(params.get("file"), signal);
     else if (view === "stuck") await stuckView(params, signal);
+    else if (view === "partners") await partnersView(params, signal, { api, timeEl });
   } catch (err) {
     showError(err, { retry: () => route() });
   }

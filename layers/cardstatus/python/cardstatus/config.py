@@ -47,6 +47,87 @@ class PartnerSettings:
     day_first: bool = True
     phone_region: str = DEFAULT_PHONE_REGION
     status_words: tuple[tuple[str, str], ...] = ()
+    feed: FeedSettings | None = None  # None: the partner's feed is not monitored
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # datetime.weekday() order
+
+
+@dataclass(frozen=True)
+class FeedSettings:
+    """What a partner's feed promises (README "Partner feed health"); PARTNER_CONFIG
+    `feed: {every_hours, grace_hours, quiet_days, max_reject_rate, min_rows}`.
+
+    every_hours: a new file at least every this many counted hours (required, > 0).
+    grace_hours: counted hours after the due time before the feed is late (default 0).
+    quiet_days: weekdays (partner's timezone) on which no file is expected: their hours are not
+        counted (default none), e.g. ("fri",).
+    max_reject_rate: rejected rows / rows over the last 7 days above this is unhealthy (0-1;
+        default None: no limit).
+    min_rows: a file with fewer rows gets a volume warning (default None: no minimum).
+    """
+
+    every_hours: float
+    grace_hours: float = 0.0
+    quiet_days: tuple[str, ...] = ()
+    max_reject_rate: float | None = None
+    min_rows: int | None = None
+
+
+def _number(name: str, key: str, raw: object, *, low: float, high: float) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not low <= raw <= high:
+        raise ValueError(
+            f"PARTNER_CONFIG[{name!r}].feed.{key} must be a number from {low:g} to {high:g}; "
+            f"got {raw!r}"
+        )
+    return float(raw)
+
+
+def parse_feed(name: str, raw: object) -> FeedSettings | None:
+    """A partner's `feed` object, checked; None when absent (not monitored)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ValueError(f"PARTNER_CONFIG[{name!r}].feed must be an object")
+    known = {"every_hours", "grace_hours", "quiet_days", "max_reject_rate", "min_rows"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValueError(
+            f"PARTNER_CONFIG[{name!r}].feed has unknown key(s) {unknown}; known: {sorted(known)}"
+        )
+    if "every_hours" not in raw:
+        raise ValueError(f"PARTNER_CONFIG[{name!r}].feed.every_hours is required")
+    every = _number(name, "every_hours", raw["every_hours"], low=0.25, high=24 * 31)
+    grace = _number(name, "grace_hours", raw.get("grace_hours", 0), low=0, high=24 * 31)
+    days_raw = raw.get("quiet_days") or []
+    if not isinstance(days_raw, list):
+        raise ValueError(f"PARTNER_CONFIG[{name!r}].feed.quiet_days must be a list of weekdays")
+    days = []
+    for day in days_raw:
+        short = str(day).strip().lower()[:3]
+        if short not in WEEKDAYS:
+            raise ValueError(
+                f"PARTNER_CONFIG[{name!r}].feed.quiet_days: {day!r} is not a weekday "
+                f"({', '.join(WEEKDAYS)})"
+            )
+        days.append(short)
+    if len(set(days)) == len(WEEKDAYS):
+        raise ValueError(f"PARTNER_CONFIG[{name!r}].feed.quiet_days cannot be every day")
+    rate = raw.get("max_reject_rate")
+    min_rows = raw.get("min_rows")
+    if min_rows is not None and (
+        isinstance(min_rows, bool) or not isinstance(min_rows, int) or min_rows < 1
+    ):
+        raise ValueError(f"PARTNER_CONFIG[{name!r}].feed.min_rows must be a whole number >= 1")
+    return FeedSettings(
+        every_hours=every,
+        grace_hours=grace,
+        quiet_days=tuple(sorted(set(days), key=WEEKDAYS.index)),
+        max_reject_rate=None
+        if rate is None
+        else _number(name, "max_reject_rate", rate, low=0, high=1),
+        min_rows=min_rows,
+    )
 
 
 @dataclass(frozen=True)
@@ -100,7 +181,7 @@ def _status_words(name: str, raw: object) -> tuple[tuple[str, str], ...]:
 
 def _parse_partners(raw: str | None) -> dict[str, PartnerSettings]:
     """PARTNER_CONFIG is JSON: {"<partner>": {"timezone", "day_first", "phone_region",
-    "status_words": {"<word>": "<status>|UNTRACKED"}}}."""
+    "status_words": {"<word>": "<status>|UNTRACKED"}, "feed": {...} (FeedSettings)}}."""
     partners: dict[str, PartnerSettings] = {}
     if not raw:
         return partners
@@ -115,6 +196,7 @@ def _parse_partners(raw: str | None) -> dict[str, PartnerSettings]:
             day_first=bool(opts.get("day_first", True)),
             phone_region=str(opts.get("phone_region", DEFAULT_PHONE_REGION)).upper(),
             status_words=_status_words(name, opts.get("status_words")),
+            feed=parse_feed(name, opts.get("feed")),
         )
     return partners
 

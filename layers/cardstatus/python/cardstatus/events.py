@@ -15,8 +15,9 @@ Guarantees:
   (`attempts`, `last_error`) and leaves them pending; nothing here raises for a failing bus.
   Database errors do raise (the caller owns the connection); the ingest handler catches them.
 
-Entries: source `cardstatus`, detail-type `CardStatusChanged`, detail = the row's detail JSON
-(schema: docs/events/CardStatusChanged.schema.json). Up to 10 entries per PutEvents call;
+Entries: source `cardstatus`, detail-type `CardStatusChanged` (or the row's `detail_type`:
+`PartnerFeedLate` / `PartnerFeedRecovered`, written by cardstatus.partners), detail = the row's
+detail JSON (schemas: docs/events/<detail-type>.schema.json). Up to 10 entries per PutEvents call;
 entries that fail in a call (FailedEntryCount) are sent again a bounded number of times.
 """
 
@@ -54,6 +55,7 @@ class OutboxRow:
     id: int
     event_id: str
     detail: dict[str, Any]
+    detail_type: str | None = None  # None: CardStatusChanged (PartnerFeed*: cardstatus.partners)
 
 
 @dataclass
@@ -94,7 +96,7 @@ def entry(row: OutboxRow, bus_name: str) -> dict[str, Any]:
     detail = row.detail if "event_id" in row.detail else {"event_id": row.event_id, **row.detail}
     return {
         "Source": SOURCE,
-        "DetailType": DETAIL_TYPE,
+        "DetailType": row.detail_type or DETAIL_TYPE,
         "Detail": json.dumps(detail, separators=(",", ":"), ensure_ascii=False),
         "EventBusName": bus_name,
     }
@@ -139,7 +141,7 @@ class Publisher:
             try:
                 with self.conn.cursor() as cur:
                     cur.execute(claim_sql, {**params, "after": after, "limit": limit})
-                    rows = [OutboxRow(int(i), str(e), dict(d)) for i, e, d in cur.fetchall()]
+                    rows = [OutboxRow(int(i), str(e), dict(d), t) for i, e, d, t in cur.fetchall()]
                 if not rows:
                     self.conn.commit()
                     break
@@ -328,10 +330,10 @@ def list_outbox(
     with conn.cursor(name="cardstatus_events") as cur:  # server-side: any outbox size
         cur.itersize = 2000
         cur.execute(sql.LIST_EVENTS, {"card_id": card_id, "since": since, "pending": pending})
-        for event_id, detail, published_at in cur:
+        for event_id, detail, published_at, detail_type in cur:
             yield {
                 "event_id": event_id,
-                "detail_type": DETAIL_TYPE,
+                "detail_type": detail_type or DETAIL_TYPE,
                 "detail": detail,
                 "published_at": published_at.isoformat() if published_at else None,
             }

@@ -42,6 +42,7 @@ from cardstatus.ingest.rows import (
 )
 from cardstatus.model import CardStatus, FileRejected, redact_phones
 from cardstatus.normalise import HeaderMap, find_header, vocabulary
+from cardstatus.partners import ingest_volume_warning
 from cardstatus.sql import ingest as sql
 
 logger = logging.getLogger(__name__)
@@ -249,6 +250,7 @@ def _finish(run: _File) -> dict[str, Any]:
         )
         cur.execute(sql.COUNT_ACCEPTED)
         accepted = cur.fetchone()[0]  # type: ignore[index]
+        _warn_low_volume(run, cur)
         _settle(run, cur)
         run.timer.mark("settle_ms")
         _project(run, cur)
@@ -262,6 +264,15 @@ def _finish(run: _File) -> dict[str, Any]:
         cur.execute(sql.UPDATE_FILE_REPORT, {**_file_params(run), "id": run.file_id})
     run.conn.commit()
     return report.to_json()
+
+
+def _warn_low_volume(run: _File, cur: Any) -> None:
+    """A file far smaller than the partner's usual ones gets a warning in its report (README
+    "Partner feed health"): one indexed query for the previous files' rows."""
+    feed = run.partner.feed if run.partner else None
+    warning = ingest_volume_warning(cur, run.source.partner, run.file_id, run.outcomes.rows, feed)
+    if warning is not None:
+        run.outcomes.warn(0, warning.message)
 
 
 def _applied_same_meaning(run: _File, cur: Any) -> tuple[Any, ...] | None:

@@ -7,13 +7,15 @@ time; each skips what the other holds and re-checks `published_at IS NULL` on ro
 meanwhile. Claims walk forward by id (`id > %(after)s`) so that rows that fail in one run are
 not claimed again by the same run.
 
+`detail_type` (0015) is the row's EventBridge detail-type; NULL = CardStatusChanged.
+
 Every claim reads the partial index `status_outbox_pending (id) WHERE published_at IS NULL`.
 """
 
 from __future__ import annotations
 
 _CLAIM = """
-SELECT id, event_id::text, detail
+SELECT id, event_id::text, detail, detail_type
 FROM status_outbox
 WHERE published_at IS NULL
   AND id > %(after)s
@@ -54,7 +56,7 @@ WHERE published_at IS NULL
 
 # `cardstatus events`: the outbox oldest first, optionally one card / since a time / pending.
 LIST_EVENTS = """
-SELECT event_id::text, detail, published_at
+SELECT event_id::text, detail, published_at, detail_type
 FROM status_outbox
 WHERE (%(card_id)s::text IS NULL OR card_id = %(card_id)s)
   AND (%(since)s::timestamptz IS NULL OR created_at >= %(since)s)
