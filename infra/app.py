@@ -17,17 +17,33 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from infra.layers import layer_assets
-from infra.settings import SettingsError, cdk_json_context, load_settings
+from infra.settings import (
+    SettingsError,
+    cdk_json_context,
+    load_settings,
+    refuse_example_values,
+)
 from infra.stack import CardStatusStack
 
 LAYER_BUILD_KEY = "cardstatus:layerBuild"
 
 
-def build_app(context: dict[str, Any] | None = None, outdir: str | None = None) -> cdk.App:
-    """The app with its stack and cdk-nag attached (not yet synthesised)."""
+def build_app(
+    context: dict[str, Any] | None = None,
+    outdir: str | None = None,
+    *,
+    example_values_ok: bool = False,
+) -> cdk.App:
+    """The app with its stack and cdk-nag attached (not yet synthesised).
+
+    Prod refuses cdk.json's example principals, accounts and alarm address (settings.py
+    refuse_example_values); only the tests, which synthesise the shipped examples as they are,
+    pass example_values_ok=True."""
     # cdk.json's context is the base; the CLI's context (cdk.json, -c key=value) wins over it.
     app = cdk.App(context={**cdk_json_context(), **(context or {})}, outdir=outdir)
     settings = load_settings(app.node)
+    if not example_values_ok:
+        refuse_example_values(settings)
     layers = layer_assets(str(app.node.try_get_context(LAYER_BUILD_KEY) or "auto"))
     CardStatusStack(
         app,

@@ -60,6 +60,11 @@ def function_asset(name: str) -> Path:
     return out
 
 
+# The per-partner settings the functions read from PARTNER_CONFIG (cardstatus.config); "group"
+# and "handover_to" say which partners share cards (README "Card ownership").
+PARTNER_CONFIG_KEYS = ("timezone", "day_first", "phone_region", "feed", "group", "handover_to")
+
+
 class Functions(Construct):
     def __init__(
         self,
@@ -109,11 +114,7 @@ class Functions(Construct):
     def _build_common_env(self, settings: Settings, database: Database) -> None:
         """Environment variables shared by every function (cardstatus.config reads them)."""
         partner_config = {
-            name: {
-                k: v
-                for k, v in opts.items()
-                if k in ("timezone", "day_first", "phone_region", "feed")
-            }
+            name: {k: v for k, v in opts.items() if k in PARTNER_CONFIG_KEYS}
             for name, opts in settings.partners.items()
         }
         self.common_env: dict[str, str] = {
@@ -133,6 +134,9 @@ class Functions(Construct):
         keywords = settings.get_optional("exceptionReasonKeywords")
         if keywords:
             self.common_env["EXCEPTION_REASON_KEYWORDS"] = json.dumps(keywords, sort_keys=True)
+        card_id_pattern = settings.get_optional("cardIdPattern")
+        if card_id_pattern:  # README "Configuration": CARD_ID_PATTERN
+            self.common_env["CARD_ID_PATTERN"] = str(card_id_pattern)
 
     def _build_ingest(
         self,

@@ -452,6 +452,72 @@ class Settings:
                 )
 
 
+# -- example values prod must not ship (docs/DEPLOY.md "Values to replace") --------------------
+# AWS documentation account ids (never a real account of yours).
+EXAMPLE_ACCOUNTS = frozenset(
+    {"111122223333", "123456789012", "444455556666", "555555555555", "777788889999",
+     "999999999999", "000000000000", "210987654321"}
+)  # fmt: skip
+# Domains reserved for documentation (RFC 2606 / 6761).
+_EXAMPLE_EMAIL = re.compile(r"@(?:[\w-]+\.)*(?:example\.(?:com|org|net)|[\w-]+\.example)$", re.I)
+# The principals cdk.json ships for prod: names to replace with the real ones, never deployed.
+EXAMPLE_PRINCIPALS = frozenset(
+    {
+        "arn:{partition}:iam::{account}:role/cardstatus-prod-support-*",
+        "arn:{partition}:iam::{account}:role/cardstatus-prod-notifier",
+        "arn:{partition}:iam::{account}:role/cardstatus-prod-ops-*",
+        "arn:{partition}:iam::{account}:role/cardstatus-prod-speedy-sftp-bridge",
+        "arn:aws:iam::111122223333:role/acme-cardstatus-uploader",
+    }
+)
+EXAMPLE_EXTERNAL_IDS = frozenset({"cardstatus-prod-acme-7f3c9a"})
+
+
+def example_values(raw: dict[str, Any]) -> list[tuple[str, str]]:
+    """(cdk.json key, value) of every example value left in an environment's settings: the
+    documentation accounts anywhere in a principal, the example principals and external id,
+    and an alarm address at a documentation domain."""
+    found: list[tuple[str, str]] = []
+
+    def principals(where: str, value: Any) -> None:
+        items = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+        for arn in items:
+            if not isinstance(arn, str):
+                continue
+            match = _PRINCIPAL_ARN.match(arn)
+            if arn in EXAMPLE_PRINCIPALS or (match and match.group("account") in EXAMPLE_ACCOUNTS):
+                found.append((where, arn))
+
+    api = raw.get("api") or {}
+    for name, spec in sorted((api.get("callers") or {}).items()):
+        principals(f"api.callers.{name}.principals", (spec or {}).get("principals"))
+    principals("api.opsCallers", api.get("opsCallers"))
+    principals("api.voidCallers", api.get("voidCallers"))
+    for partner, spec in sorted((raw.get("partnerPrincipals") or {}).items()):
+        spec = {"principals": spec} if isinstance(spec, (str, list)) else (spec or {})
+        principals(f"partnerPrincipals.{partner}.principals", spec.get("principals"))
+        if spec.get("externalId") in EXAMPLE_EXTERNAL_IDS:
+            found.append((f"partnerPrincipals.{partner}.externalId", spec["externalId"]))
+    email = (raw.get("alarms") or {}).get("email")
+    if isinstance(email, str) and _EXAMPLE_EMAIL.search(email.strip()):
+        found.append(("alarms.email", email))
+    return found
+
+
+def refuse_example_values(settings: Settings) -> None:
+    """Prod synth stops on any example value cdk.json ships, naming each key to replace."""
+    if not settings.is_production:
+        return
+    found = example_values(settings.raw)
+    if found:
+        where = f"cardstatus:environments.{settings.env_name}"
+        lines = "\n".join(f"  {where}.{key}: {value!r}" for key, value in found)
+        raise SettingsError(
+            f"{settings.env_name!r} still has the example values cdk.json ships; replace each "
+            f"with your own (docs/DEPLOY.md 'Values to replace'):\n{lines}"
+        )
+
+
 def load_settings(node: Node) -> Settings:
     env_name = node.try_get_context("env") or "dev"
     shared = _ctx_json(node, SHARED_KEY)

@@ -22,6 +22,7 @@ from infra.partner_health import PartnerHealth
 from infra.privacy import Privacy
 from infra.queueing import Queueing
 from infra.settings import Settings
+from infra.smoke import SmokeAccess
 from infra.storage import Storage
 from infra.void import VoidEndpoint
 
@@ -119,6 +120,9 @@ class CardStatusStack(Stack):
             database=self.database,
             storage=self.storage,
             api=self.api,
+        )
+        self.smoke = SmokeAccess(
+            self, "Smoke", settings=settings, storage=self.storage, api=self.api
         )
 
     def _build_monitoring_and_events(self, settings: Settings) -> None:

@@ -105,9 +105,20 @@ def _wait(predicate: Callable[[], Any], timeout: float = 10) -> Any:
     raise AssertionError("timed out")
 
 
-def test_local_bus_prints_each_event_and_runs_the_sweeper(
+def _entry(detail: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "Source": "cardstatus",
+        "DetailType": "CardStatusChanged",
+        "Detail": json.dumps(detail),
+        "EventBusName": LOCAL_BUS,
+    }
+
+
+def test_local_bus_prints_one_line_per_file_and_runs_the_sweeper(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """A6: the handlers publish in-process (no HTTP), rules on the bus still get every event,
+    and the terminal gets one line per file, not one per event."""
     sweeps: list[dict[str, Any]] = []
 
     def sweeper(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -119,34 +130,60 @@ def test_local_bus_prints_each_event_and_runs_the_sweeper(
     with mock_aws():
         session = boto3.Session(region_name="us-east-1")
         local = LocalEvents(session.client, sweeper)
+        local.use_in_process_client()
+        from cardstatus import events
+
+        sqs = session.client("sqs")
+        queue = sqs.create_queue(QueueName="my-consumer")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
+        rules = session.client("events")
+        rules.put_rule(
+            Name="mine", EventBusName=LOCAL_BUS, EventPattern='{"source": ["cardstatus"]}'
+        )
+        rules.put_targets(
+            Rule="mine",
+            EventBusName=LOCAL_BUS,
+            Targets=[{"Id": "q", "Arn": arn["Attributes"]["QueueArn"]}],
+        )
         local.start()
         try:
-            detail = {
-                "card_id": "ZYW8890",
-                "status": "RETURNED",
-                "previous_status": "DELIVERED",
-                "card_version": 2,
-                "partner": "acme",
-                "file_id": 9,
-            }
-            session.client("events").put_events(
-                Entries=[
-                    {
-                        "Source": "cardstatus",
-                        "DetailType": "CardStatusChanged",
-                        "Detail": json.dumps(detail),
-                        "EventBusName": LOCAL_BUS,
-                    }
-                ]
-            )
+            client = events.events_client()
+            assert client is local.client
+            details = [
+                {
+                    "card_id": f"ZYW{i:04d}",
+                    "status": "RETURNED",
+                    "previous_status": "DELIVERED",
+                    "card_version": 2,
+                    "partner": "acme",
+                    "file_id": 9,
+                }
+                for i in range(25)
+            ]
+            for start in range(0, 25, 10):
+                answer = client.put_events(Entries=[_entry(d) for d in details[start : start + 10]])
+                assert answer["FailedEntryCount"] == 0
+                assert all(e["EventId"] for e in answer["Entries"])
+            bad = client.put_events(Entries=[{**_entry(details[0]), "Detail": "not json"}])
+            assert bad["FailedEntryCount"] == 1
+            late = {**_entry({"partner": "speedy"}), "DetailType": "PartnerFeedLate"}
+            assert client.put_events(Entries=[late])["FailedEntryCount"] == 0
             seen: list[str] = []
 
             def printed() -> bool:
                 seen.append(capsys.readouterr().out)
-                return "event ZYW8890 DELIVERED -> RETURNED v2 (acme, file 9)" in "".join(seen)
+                return "events file 9: 25 published" in "".join(seen)
 
             _wait(printed)
             _wait(lambda: sweeps)  # the first sweep runs at start
+            got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+            assert json.loads(got[0]["Body"])["detail"]["file_id"] == 9
         finally:
             local.stop()
+    out = "".join(seen) + capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith("events ")]
+    assert sorted(lines) == [
+        f"events PartnerFeedLate: 1 published to {LOCAL_BUS} (last: partner speedy)",
+        f"events file 9: 25 published to {LOCAL_BUS} (last: ZYW0024 DELIVERED -> RETURNED v2, acme)",
+    ]
     assert not local.printer.is_alive() and not local.schedule.is_alive()

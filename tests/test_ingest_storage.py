@@ -72,9 +72,18 @@ def test_renamed_re_upload_is_a_new_file_and_applied(db: Any) -> None:
     assert query(db, "SELECT status::text FROM card") == [("DELIVERED",)]
 
 
-def test_same_bytes_under_another_partner_are_applied(db: Any) -> None:
+def test_same_bytes_under_another_partner_are_applied(
+    db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another partner = another meaning: the file is read, not a duplicate_file. Its rows are
+    # of acme's card, so zeta's copy is rejected naming the owner (README "Card ownership")...
     ingest_bytes(db, PICKUP_BYTES, "a/x Pickup.csv", partner="acme")
-    other = ingest_bytes(db, PICKUP_BYTES, "b/x Pickup.csv", partner="zeta")
+    foreign = ingest_bytes(db, PICKUP_BYTES, "b/x Pickup.csv", partner="zeta")
+    assert foreign["outcome"] == "rejected_file"
+    assert "is handled by partner acme" in foreign["reason"]
+    # ...unless the two partners share cards (one group): then the copy is kept
+    monkeypatch.setenv("PARTNER_CONFIG", '{"acme": {"handover_to": ["zeta"]}}')
+    other = ingest_bytes(db, PICKUP_BYTES, "c/x Pickup.csv", partner="zeta")
     assert other["outcome"] == "applied"
     assert other["counts"] == {
         "rows": 1,
@@ -147,15 +156,22 @@ def test_conflicting_copies_merge_the_same_in_both_orders(
     files = {"A": FILE_A, "B": FILE_B}
     reports = [ingest_bytes(db, files[name], f"{name} - delivered.csv") for name in order]
     out = _status_output(capsys, db_url)
-    # non-null beats null; the smallest value in byte order wins
+    # Merge rule since 12-06 (README "Merge rule"): non-null beats null; among the owner's
+    # (here: one partner's) copies the file with the smaller meaning_key (a content hash, so
+    # the same in both orders) wins, its phone and comment together, never the smaller value
+    # (which would be A's phone with B's comment). partner_row_id keeps the smallest.
+    keys = dict(query(db, "SELECT object_key, meaning_key FROM ingested_file"))
+    winner = min(keys, key=lambda k: keys[k])
+    phone, comment = {
+        "A - delivered.csv": ("+971501111111", "left at door"),
+        "B - delivered.csv": ("+971509999999", "handed over"),
+    }[winner]
     m1 = query(db, "SELECT phone, comment, partner_row_id FROM card_event WHERE card_id = 'M1'")
-    assert m1 == [("+971501111111", "handed over", "a1")]
+    assert m1 == [(phone, comment, "a1")]
     assert query(db, "SELECT phone, comment FROM card_event WHERE card_id = 'M2'") == [
         ("+971502222222", "with guard")
     ]
-    assert query(db, "SELECT comment, phone FROM card WHERE card_id = 'M1'") == [
-        ("handed over", "+971501111111")
-    ]
+    assert query(db, "SELECT comment, phone FROM card WHERE card_id = 'M1'") == [(comment, phone)]
     # provenance: which files carried each event, at which line
     copies = query(
         db,
@@ -219,8 +235,9 @@ def test_one_event_twice_in_a_file_is_one_copy_merged_with_a_warning(db: Any) ->
         "warnings": 1,
     }
     assert report["warnings"][0]["line"] == 5 and "line 2" in report["warnings"][0]["warning"]
-    assert query(db, "SELECT line, comment FROM event_copy WHERE card_id = 'D1'") == [(2, "alpha")]
-    assert query(db, "SELECT comment FROM card_event WHERE card_id = 'D1'") == [("alpha",)]
+    # the first line's comment is kept (since 12-06; before, the smallest: 'alpha')
+    assert query(db, "SELECT line, comment FROM event_copy WHERE card_id = 'D1'") == [(2, "zeta")]
+    assert query(db, "SELECT comment FROM card_event WHERE card_id = 'D1'") == [("zeta",)]
 
 
 # --- outcomes and counts --------------------------------------------------------------------

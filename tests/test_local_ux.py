@@ -298,3 +298,47 @@ def test_cdk_json_with_or_without_csv_suffixes(tmp_path: Path, suffixes: list[st
         3,
         2,
     )
+
+
+def test_each_upload_of_the_same_bytes_is_its_own_version_in_the_notification() -> None:
+    """B3: moto's S3 notifications name their object version, as AWS's do, so a re-upload of
+    voided bytes is a new version (applied at once), not a redelivery of the voided one."""
+    import boto3
+    from moto import mock_aws
+
+    from cardstatus_dev.local import (
+        LOCAL_BUCKET,
+        notifications_name_their_version,
+        with_version_ids,
+    )
+
+    assert notifications_name_their_version()
+    assert notifications_name_their_version()  # once is enough: not wrapped twice
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        queue = sqs.create_queue(QueueName="q")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
+        s3.create_bucket(Bucket=LOCAL_BUCKET)
+        s3.put_bucket_versioning(Bucket=LOCAL_BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        s3.put_bucket_notification_configuration(
+            Bucket=LOCAL_BUCKET,
+            NotificationConfiguration={
+                "QueueConfigurations": [
+                    {"QueueArn": arn["Attributes"]["QueueArn"], "Events": ["s3:ObjectCreated:*"]}
+                ]
+            },
+        )
+        key = "incoming/speedy/voidtest Returned.csv"
+        body = b"Card ID,Phone,Timestamp\nVDT001,0501116601,06-12-2026 08:40\n"
+        puts = [s3.put_object(Bucket=LOCAL_BUCKET, Key=key, Body=body) for _ in range(2)]
+        messages: list[dict[str, Any]] = []
+        while len(messages) < 2:
+            got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+            messages += [m for m in got if "Records" in json.loads(m["Body"])]  # not TestEvent
+        sent = [json.loads(m["Body"])["Records"][0]["s3"]["object"] for m in messages]
+        assert sorted(o["versionId"] for o in sent) == sorted(p["VersionId"] for p in puts)
+        assert len({o["eTag"] for o in sent}) == 1  # same bytes, two versions
+        # the fallback leaves a named version alone
+        for message in messages:
+            assert with_version_ids(s3, message["Body"]) == message["Body"]

@@ -9,7 +9,8 @@ observability.py. Lambda handler: `functions.api.app.handler`.
 
 Routes: GET /get_card_status, POST /cards/search, GET /cards/{card_id},
 GET /cards?user_phone=…; GET /health, /files, /files/{file_id}, /files/{file_id}/rejects,
-/stuck_cards (ops_routes.py); GET /partners, /partners/{partner} (partner_routes.py).
+/stuck_cards (ops_routes.py); GET /partners, /partners/{partner} (partner_routes.py);
+GET /phone_conflicts (phone_conflict_routes.py).
 HEAD works wherever GET does.
 The OpenAPI document (docs/openapi.json) is generated from this module by
 `cardstatus_dev.openapi` (`make openapi`).
@@ -26,7 +27,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cardstatus import cards, lookup_budget
 from cardstatus.db import LazyConnection
-from functions.api import errors, ops_routes, partner_routes, snapstart
+from functions.api import errors, ops_routes, partner_routes, phone_conflict_routes, snapstart
 from functions.api.audit_trail import LookupAudit
 from functions.api.observability import (
     RequestLog,
@@ -87,6 +88,7 @@ audit_trail = LookupAudit(app, _connection)  # every card lookup, answered or 40
 errors.register(app, DB, requests, on_not_found=audit_trail.not_found)
 ops_routes.register(app, _connection, requests)
 partner_routes.register(app, _connection, requests)  # GET /partners, /partners/{partner}
+phone_conflict_routes.register(app, _connection, requests)
 
 # --- routes --------------------------------------------------------------------------------
 

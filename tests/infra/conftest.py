@@ -46,7 +46,8 @@ def synthesise(env: str, shared_overrides: dict[str, Any] | None = None) -> Synt
         shared = cdk_json_context()["cardstatus:shared"]
         context["cardstatus:shared"] = deep_merge(shared, shared_overrides)
     outdir = tempfile.mkdtemp(prefix=f"cardstatus-cdk-{env}-")
-    app = build_app(context, outdir=outdir)
+    # The shipped cdk.json, example principals and all (prod synth refuses them otherwise).
+    app = build_app(context, outdir=outdir, example_values_ok=True)
     stack = next(c for c in app.node.children if isinstance(c, CardStatusStack))
     app.synth()
     return Synthesised(app=app, stack=stack, template=Template.from_stack(stack))

@@ -113,7 +113,7 @@ def _ev(card: int, status: int, time: int, phone: int = -1, comment: int = 0, pa
 
 
 def test_conflicting_copies_are_merged_again_without_the_voided_one(db: Any) -> None:
-    """The voided file's copy held the winning (smallest) phone and comment: the event keeps
+    """The voided file's copy held the winning (first-ranked) phone and comment: the event keeps
     the other file's values, and the card's phone and comment follow."""
     dx = 1  # DELIVERY_EXCEPTION
     files = [

@@ -1,5 +1,5 @@
 """`cardstatus` command line: migrate, ingest, status, files, file, stuck, partners, events,
-void, audit, serve, local, console, openapi."""
+void, audit, serve, local, console, smoke, openapi."""
 
 from __future__ import annotations
 
@@ -16,8 +16,11 @@ from typing import Any
 
 from cardstatus_dev import privacy_cmd
 from cardstatus_dev.partners_cli import add_partners_parser
+from cardstatus_dev.smoke import add_arguments as add_smoke_arguments
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# The --database-url help of every command that reads the database (build_parser).
+db_help = "PostgreSQL URL (default: $DATABASE_URL, else an embedded server in .local/)"
 
 
 def _use_database(args: argparse.Namespace) -> str:
@@ -355,6 +358,12 @@ def cmd_local(args: argparse.Namespace) -> int:
     return run_local(args)
 
 
+def cmd_smoke(args: argparse.Namespace) -> int:
+    from cardstatus_dev.smoke import run_smoke
+
+    return run_smoke(args)
+
+
 def cmd_openapi(args: argparse.Namespace) -> int:
     from cardstatus_dev.openapi import openapi_json
 
@@ -391,7 +400,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cardstatus", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
     sub = parser.add_subparsers(dest="command", required=True)
-    db_help = "PostgreSQL URL (default: $DATABASE_URL, else an embedded server in .local/)"
 
     privacy_cmd.add_parsers(sub, db_help)
 
@@ -471,6 +479,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-samples", action="store_true", help="do not upload the sample files")
     p.set_defaults(func=cmd_local)
 
+    add_smoke_arguments(
+        sub.add_parser("smoke", help="end-to-end check of a deployed (or local) stack")
+    ).set_defaults(func=cmd_smoke)
+
     sub.add_parser("openapi", help="print the API's OpenAPI document").set_defaults(
         func=cmd_openapi
     )
@@ -492,6 +504,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `cardstatus … | head -3`: the reader had enough, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -276,11 +276,44 @@ def message_keys(messages: list[dict[str, Any]]) -> list[str]:
     return keys
 
 
+def notifications_name_their_version() -> bool:
+    """Make moto's S3 notifications carry the object's `versionId`, as AWS's do (B3).
+
+    moto leaves it out, so every upload of the same bytes looked like the first version
+    (with_version_ids could only match ETags): a re-upload after a void was answered with the
+    voided file's report and applied only at the next start. With it each upload is its own
+    version, applied (or `duplicate_file`) at once, and a restart finds nothing to ingest
+    again. moto runs in this process; returns False if its internals changed (the ETag match
+    below then remains)."""
+    try:
+        from moto.s3 import notifications
+    except ImportError:  # pragma: no cover - moto always ships it
+        return False
+    original = getattr(notifications, "_get_s3_event", None)
+    if original is None:
+        return False
+    if getattr(original, "names_version", False):
+        return True
+
+    def event_with_version(event_name: str, bucket: Any, key: Any, notification_id: str) -> Any:
+        event = original(event_name, bucket, key, notification_id)
+        version_id = getattr(key, "version_id", None)
+        if version_id and version_id != "null":
+            for record in event.get("Records", []):
+                record["s3"]["object"].setdefault("versionId", version_id)
+        return event
+
+    event_with_version.names_version = True  # type: ignore[attr-defined]
+    notifications._get_s3_event = event_with_version
+    return True
+
+
 def with_version_ids(s3: Any, body: str) -> str:
     """The S3 event message body with each record's object `versionId` filled in, as AWS sends
-    it: moto's events lack it, so the handler would read the latest version and an object
-    overwritten before the poller got to its first event would never have that first version
-    ingested. The version is the one whose ETag is the event's."""
+    it (a fallback: notifications_name_their_version makes moto send it). Without it the
+    handler would read the latest version, and an object overwritten before the poller got to
+    its first event would never have that first version ingested. The version is the one
+    whose ETag is the event's."""
     try:
         event = json.loads(body)
     except ValueError:
@@ -713,6 +746,7 @@ def run_local(args: argparse.Namespace) -> int:
     api: Any = None
     mirror: BucketMirror | None = None
     moto_started = False
+    notifications_name_their_version()
     try:
         db_url = use_database(args.database_url)
         moto.start()
@@ -743,6 +777,7 @@ def run_local(args: argparse.Namespace) -> int:
         api = make_server(args.host, args.port)
         poller = IngestPoller(aws, qs, mirror=mirror)
         events = LocalEvents(aws.client, import_function("sweeper").handler)
+        events.use_in_process_client()
         poller.start()
         events.start()
         threading.Thread(target=api.serve_forever, name="api", daemon=True).start()
@@ -852,14 +887,15 @@ def _print_banner(
         f"""
 cardstatus is running (ready in {ready_s:.1f}s)
   API          {api_url}   e.g. curl '{api_url}/get_card_status?card_id=ZYW8890'
-  S3 + SQS     {endpoint}   (moto; credentials: any)
+  S3 + SQS     {endpoint}   (moto: any credentials, but the AWS CLI needs some:
+               export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local)
   bucket       s3://{LOCAL_BUCKET}/
                uploads under {qs.incoming_prefix}<partner>/, reports under {qs.reports_prefix}
   upload       aws --endpoint-url {endpoint} s3 cp file.csv s3://{LOCAL_BUCKET}/{qs.incoming_prefix}acme/
   reports      aws --endpoint-url {endpoint} s3 ls --recursive s3://{LOCAL_BUCKET}/{qs.reports_prefix}
   queue        {aws.queue_url} (DLQ after {qs.max_receive_count} receives: {aws.dlq_url})
-  events       EventBridge bus {LOCAL_BUS} (moto): one `event …` line each below;
-               `cardstatus events` lists them all
+  events       EventBridge bus {LOCAL_BUS} (moto): one `events file N: …` line per file
+               below; `cardstatus events` lists every event
   database     {_describe_db(db_url)}
   console      {api_url}/console   (files, reports, stuck cards, card lookup)
   metrics      {qs_metrics_hint}

@@ -2,10 +2,16 @@
 
 The real ingest handler publishes each file's events to the bus `cardstatus-local` after its
 commit, and the real sweeper handler runs once at start and then every minute (rows left
-pending by an earlier run, a crash, or a bus that was down). A rule on the bus copies every
-`cardstatus` event into an SQS queue, and a printer prints one readable line per event:
+pending by an earlier run, a crash, or a bus that was down). Rules created on the bus (with the
+AWS CLI against the local endpoint) receive the events as in AWS.
 
-    event ZYW8890 DELIVERY_EXCEPTION -> RETURNED v3 (acme, file 4)
+The handlers reach the bus in-process (`InProcessBus`, moto's EventBridge backend called
+directly with the same entries and the same answers as `PutEvents`), not over HTTP: moto's
+HTTP server takes ~2 ms per call of 10 entries (~500 events/s), which left a 150k-row file's
+events pending for hours; in-process the outbox drains at database speed (README "Events",
+`python -m bench.local_publish`). The terminal gets one line per file, not per event:
+
+    events file 4: 3 published to cardstatus-local (last: ZYW8890 DELIVERY_EXCEPTION -> RETURNED v3)
 """
 
 from __future__ import annotations
@@ -17,45 +23,29 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 LOCAL_BUS = "cardstatus-local"
-LOCAL_EVENTS_QUEUE = "cardstatus-local-events"
-CONSOLE_RULE = "cardstatus-local-console"
+LOCAL_REGION = "us-east-1"
 SWEEP_EVERY_S = 60.0
 SWEEP_TIMEOUT_S = 60
+# A file's line is printed once no event of it was published for this long (a file's events
+# go out in one burst; a burst cut by the publish budget gets a second line from the sweeper).
+QUIET_S = 1.0
 
 
-@dataclass(frozen=True)
-class LocalBus:
-    name: str
-    queue_url: str
-
-
-def create_local_bus(client: Callable[[str], Any]) -> LocalBus:
-    """The bus, and a rule that copies every cardstatus event into a queue for the console."""
-    events, sqs = client("events"), client("sqs")
+def create_local_bus(client: Callable[[str], Any]) -> str:
+    """The bus, in moto (kept for the run; rules on it are the user's)."""
+    events = client("events")
     with contextlib.suppress(events.exceptions.ResourceAlreadyExistsException):
         events.create_event_bus(Name=LOCAL_BUS)
-    queue_url = sqs.create_queue(QueueName=LOCAL_EVENTS_QUEUE)["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
-    events.put_rule(
-        Name=CONSOLE_RULE,
-        EventBusName=LOCAL_BUS,
-        EventPattern=json.dumps({"source": ["cardstatus"], "detail-type": ["CardStatusChanged"]}),
-    )
-    events.put_targets(
-        Rule=CONSOLE_RULE, EventBusName=LOCAL_BUS, Targets=[{"Id": "console", "Arn": queue_arn}]
-    )
-    return LocalBus(name=LOCAL_BUS, queue_url=queue_url)
+    return LOCAL_BUS
 
 
 def describe(event: dict[str, Any]) -> str:
-    """One readable line for a delivered CardStatusChanged event."""
+    """One readable line for a CardStatusChanged event."""
     d = event.get("detail", {})
     previous = d.get("previous_status") or "(new)"
     return (
@@ -64,42 +54,88 @@ def describe(event: dict[str, Any]) -> str:
     )
 
 
-class EventPrinter(threading.Thread):
-    """Prints every event the bus delivers to the console queue."""
+@dataclass
+class _FileCount:
+    published: int = 0
+    printed: int = 0
+    last_at: float = 0.0
+    last: dict[str, Any] = field(default_factory=dict)
 
-    def __init__(self, sqs: Any, bus: LocalBus) -> None:
+
+class InProcessBus:
+    """A `PutEvents` client for the handlers that calls moto's EventBridge backend in this
+    process (moto runs here too): the same validation, rules and answers, without HTTP. It
+    counts what it published per file for the terminal."""
+
+    def __init__(self, account_id: str | None = None, region: str = LOCAL_REGION) -> None:
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.events.models import events_backends
+
+        self.backend = events_backends[account_id or DEFAULT_ACCOUNT_ID][region]
+        self.lock = threading.Lock()
+        self.files: dict[Any, _FileCount] = {}
+
+    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        answers = self.backend.put_events(Entries)
+        failed = sum(1 for a in answers if a.get("ErrorCode"))
+        now = time.monotonic()
+        with self.lock:
+            for entry, answer in zip(Entries, answers, strict=False):
+                if answer.get("ErrorCode"):
+                    continue
+                try:
+                    detail = json.loads(entry["Detail"])
+                except (ValueError, KeyError):
+                    continue
+                kind = entry.get("DetailType", "CardStatusChanged")
+                key = detail.get("file_id") if kind == "CardStatusChanged" else kind
+                count = self.files.setdefault(key, _FileCount())
+                count.published += 1
+                count.last_at = now
+                count.last = detail
+        return {"FailedEntryCount": failed, "Entries": answers}
+
+    def lines(self, quiet_s: float = QUIET_S, now: float | None = None) -> list[str]:
+        """One line per file whose events stopped arriving quiet_s ago and were not printed."""
+        now = time.monotonic() if now is None else now
+        out = []
+        with self.lock:
+            for file_id, count in self.files.items():
+                new = count.published - count.printed
+                if new <= 0 or now - count.last_at < quiet_s:
+                    continue
+                count.printed = count.published
+                d = count.last
+                last = (
+                    f"{d.get('card_id')} {d.get('previous_status') or '(new)'} -> "
+                    f"{d.get('status') or '(gone)'} v{d.get('card_version')}"
+                )
+                partner = f", {d.get('partner')}" if d.get("partner") else ""
+                if isinstance(file_id, str):  # another detail-type (PartnerFeedLate, ...)
+                    what, last, partner = file_id, f"partner {d.get('partner')}", ""
+                else:
+                    what = "file " + str(file_id) if file_id is not None else "no file"
+                out.append(
+                    f"events {what}: {new:,} published to {LOCAL_BUS} (last: {last}{partner})"
+                )
+        return out
+
+
+class EventPrinter(threading.Thread):
+    """Prints one line per file once its events are published (see InProcessBus.lines)."""
+
+    def __init__(self, bus: InProcessBus) -> None:
         super().__init__(name="event-printer", daemon=True)
-        self.sqs = sqs
         self.bus = bus
         self.stopping = threading.Event()
 
     def run(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                got = self.sqs.receive_message(
-                    QueueUrl=self.bus.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
-                )
-            except Exception as exc:  # moto stopping during shutdown
-                if not self.stopping.is_set():
-                    print(f"events: receive failed: {exc}", file=sys.stderr)
-                    time.sleep(1)
-                continue
-            messages = got.get("Messages", [])
-            events = []
-            for m in messages:
-                try:
-                    events.append(json.loads(m["Body"]))
-                except ValueError:
-                    continue
-            # EventBridge does not keep order; the console shows each card's changes in order.
-            events.sort(key=lambda e: e.get("detail", {}).get("card_version") or 0)
-            for event in events:
-                print(describe(event), flush=True)
-            for m in messages:
-                with contextlib.suppress(Exception):  # moto stopping during shutdown
-                    self.sqs.delete_message(
-                        QueueUrl=self.bus.queue_url, ReceiptHandle=m["ReceiptHandle"]
-                    )
+        while not self.stopping.wait(0.25):
+            self.flush()
+
+    def flush(self, quiet_s: float = QUIET_S) -> None:
+        for line in self.bus.lines(quiet_s):
+            print(line, flush=True)
 
 
 @dataclass
@@ -152,14 +188,24 @@ class SweepSchedule(threading.Thread):
 
 
 class LocalEvents:
-    """The bus, the printer and the sweep schedule of one `cardstatus local` run."""
+    """The bus, the in-process client, the printer and the sweep schedule of one run."""
 
     def __init__(
         self, client: Callable[[str], Any], sweeper: Callable[[dict[str, Any], Any], Any]
     ) -> None:
-        self.bus = create_local_bus(client)
-        self.printer = EventPrinter(client("sqs"), self.bus)
+        self.bus_name = create_local_bus(client)
+        self.client = InProcessBus()
+        self.printer = EventPrinter(self.client)
         self.schedule = SweepSchedule(sweeper)
+        self._original_client: Any = None
+
+    def use_in_process_client(self) -> None:
+        """The handlers' EventBridge client (cardstatus.events.events_client) becomes the
+        in-process one: each handler asks for it on its first publish."""
+        from cardstatus import events
+
+        self._original_client = events.events_client
+        events.events_client = lambda *args, **kwargs: self.client
 
     def start(self) -> None:
         self.printer.start()
@@ -167,10 +213,17 @@ class LocalEvents:
 
     def stop(self, timeout_s: float = 3.0) -> None:
         """Signal both threads, then wait at most timeout_s in all (they are daemons: a sweep
-        still running when the process exits leaves its rows pending for the next start)."""
+        still running when the process exits leaves its rows pending for the next start); the
+        lines of files published meanwhile are printed."""
         self.printer.stopping.set()
         self.schedule.stopping.set()
         deadline = time.monotonic() + timeout_s
         for thread in (self.printer, self.schedule):
             if thread.is_alive():
                 thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        self.printer.flush(quiet_s=0.0)
+        if self._original_client is not None:  # the handlers' own client again (tests)
+            from cardstatus import events
+
+            events.events_client = self._original_client
+            self._original_client = None

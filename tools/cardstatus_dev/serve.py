@@ -62,6 +62,7 @@ _RESOURCES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("/stuck_cards", re.compile(r"^/stuck_cards/?$")),
     ("/partners", re.compile(r"^/partners/?$")),
     ("/partners/{partner}", re.compile(r"^/partners/(?P<partner>[^/]+)/?$")),
+    ("/phone_conflicts", re.compile(r"^/phone_conflicts/?$")),
 )
 
 # Resources served by a function other than the api function (as in the CDK stack).

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -47,6 +48,11 @@ class PartnerSettings:
     day_first: bool = True
     phone_region: str = DEFAULT_PHONE_REGION
     status_words: tuple[tuple[str, str], ...] = ()
+    # Card ownership (README "Card ownership"): partners in one group share cards. `group` names
+    # the group; `handover_to` lists partners that may report this partner's cards (and whose
+    # cards this partner may report: a handover joins both into one group).
+    group: str | None = None
+    handover_to: tuple[str, ...] = ()
     feed: FeedSettings | None = None  # None: the partner's feed is not monitored
 
 
@@ -153,6 +159,9 @@ class Settings:
     # lookup_budget.py; cdk.json api.lookupMismatchBudget / api.lookupBudgetWindowSeconds).
     lookup_mismatch_budget: int = 20  # LOOKUP_MISMATCH_BUDGET
     lookup_budget_window_s: int = 3600  # LOOKUP_BUDGET_WINDOW_S
+    # CARD_ID_PATTERN: this deployment's own card-id shape (a regular expression the whole
+    # upper-cased card id must match), on top of the built-in shape and phone checks.
+    card_id_pattern: str | None = None
 
     def partner(self, name: str) -> PartnerSettings:
         return self.partners.get(name) or self.partners.get("default") or PartnerSettings(name)
@@ -179,9 +188,26 @@ def _status_words(name: str, raw: object) -> tuple[tuple[str, str], ...]:
     return tuple(words)
 
 
+def _group(name: str, raw: object) -> str | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not raw.strip():
+        raise ValueError(f"PARTNER_CONFIG[{name!r}].group must be a non-empty string")
+    return raw.strip()
+
+
+def _handover_to(name: str, raw: object) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(p, str) and p.strip() for p in raw):
+        raise ValueError(f"PARTNER_CONFIG[{name!r}].handover_to must be a list of partner names")
+    return tuple(p.strip() for p in raw)
+
+
 def _parse_partners(raw: str | None) -> dict[str, PartnerSettings]:
     """PARTNER_CONFIG is JSON: {"<partner>": {"timezone", "day_first", "phone_region",
-    "status_words": {"<word>": "<status>|UNTRACKED"}, "feed": {...} (FeedSettings)}}."""
+    "status_words": {"<word>": "<status>|UNTRACKED"}, "feed": {...} (FeedSettings),
+    "group": "<name>", "handover_to": ["<partner>", ...]}}."""
     partners: dict[str, PartnerSettings] = {}
     if not raw:
         return partners
@@ -196,6 +222,8 @@ def _parse_partners(raw: str | None) -> dict[str, PartnerSettings]:
             day_first=bool(opts.get("day_first", True)),
             phone_region=str(opts.get("phone_region", DEFAULT_PHONE_REGION)).upper(),
             status_words=_status_words(name, opts.get("status_words")),
+            group=_group(name, opts.get("group")),
+            handover_to=_handover_to(name, opts.get("handover_to")),
             feed=parse_feed(name, opts.get("feed")),
         )
     return partners
@@ -218,6 +246,17 @@ def _parse_reason_keywords(raw: str | None) -> dict[str, str]:
     if not isinstance(data, dict):
         raise ValueError("EXCEPTION_REASON_KEYWORDS must be a JSON object keyword -> reason")
     return {str(k).lower(): str(v) for k, v in data.items()}
+
+
+def _card_id_pattern(raw: str | None) -> str | None:
+    """CARD_ID_PATTERN, checked to compile at start (a typo must not reach the first file)."""
+    if raw is None or not raw.strip():
+        return None
+    try:
+        re.compile(raw)
+    except re.error as exc:
+        raise ValueError(f"CARD_ID_PATTERN is not a valid regular expression: {exc}") from None
+    return raw
 
 
 def _bool(value: str | None, default: bool = False) -> bool:
@@ -248,6 +287,7 @@ def load_settings() -> Settings:
         reason_keywords=_parse_reason_keywords(env.get("EXCEPTION_REASON_KEYWORDS")),
         lookup_mismatch_budget=_positive_int(env, "LOOKUP_MISMATCH_BUDGET", 20),
         lookup_budget_window_s=_positive_int(env, "LOOKUP_BUDGET_WINDOW_S", 3600),
+        card_id_pattern=_card_id_pattern(env.get("CARD_ID_PATTERN")),
     )
 
 

@@ -140,6 +140,7 @@ class Publisher:
                 break
             try:
                 with self.conn.cursor() as cur:
+                    cur.execute(sql.CLAIM_IN_ID_ORDER)
                     cur.execute(claim_sql, {**params, "after": after, "limit": limit})
                     rows = [OutboxRow(int(i), str(e), dict(d), t) for i, e, d, t in cur.fetchall()]
                 if not rows:

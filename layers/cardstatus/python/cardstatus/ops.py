@@ -351,3 +351,58 @@ def stuck_cards(
         last = rows[size - 1]
         next_cursor = encode_cursor("stuck", _cursor_time(last[2]), last[0])
     return {"cards": cards, "next_cursor": next_cursor}
+
+
+PHONE_CONFLICTS_DEFAULT_LIMIT = 100
+
+
+def phone_conflicts(
+    conn: Connection,
+    since: str | datetime | None = None,
+    cursor: str | None = None,
+    limit: str | int | None = None,
+) -> dict[str, Any]:
+    """{"conflicts": [...], "next_cursor"}: copies of an event whose phone differs from another
+    file's copy (README "Card ownership"), newest first (GET /phone_conflicts). No phone is
+    answered: the card, the event, both files and lines, the owner, and whether the event kept
+    this copy's phone."""
+    size = parse_limit(limit, PHONE_CONFLICTS_DEFAULT_LIMIT)
+    after = decode_cursor(cursor, "phone_conflicts", (datetime, int, int))
+    params: dict[str, Any] = {"since": parse_since(since)}
+    params["after_at"], params["after_id"], params["after_line"] = after or (None, None, None)
+    rows = run_query(conn, sql.PHONE_CONFLICTS, {**params, "limit": size + 1})
+    conflicts = [
+        {
+            "file_id": file_id,
+            "line": line,
+            "partner": partner,
+            "card_id": card_id,
+            "status": status,
+            "occurred_at": iso_utc(occurred_at),
+            "other_file_id": other_file_id,
+            "other_line": other_line,
+            "other_partner": other_partner,
+            "owner_partner": owner,
+            "kept": bool(kept),
+            "detected_at": iso_utc(detected_at),
+        }
+        for (
+            file_id,
+            line,
+            partner,
+            card_id,
+            status,
+            occurred_at,
+            other_file_id,
+            other_line,
+            other_partner,
+            owner,
+            kept,
+            detected_at,
+        ) in rows[:size]
+    ]
+    next_cursor = None
+    if len(rows) > size:
+        last = rows[size - 1]
+        next_cursor = encode_cursor("phone_conflicts", _cursor_time(last[11]), last[0], last[1])
+    return {"conflicts": conflicts, "next_cursor": next_cursor}

@@ -15,15 +15,20 @@ import json
 from cardstatus.config import PartnerSettings
 from cardstatus.model import CardStatus
 
+_NOT_READING = frozenset({"name", "group", "handover_to"})
+
 
 def partner_fingerprint(partner: PartnerSettings) -> str:
     """sha256 of every setting that affects how the partner's files are read.
 
     All fields of PartnerSettings except its name (the partner itself is a separate part of
-    the meaning): a setting added later is part of the fingerprint without a change here.
+    the meaning) and the ownership group (who may share cards, not how a file is read): a
+    setting added later is part of the fingerprint without a change here.
     """
     fields = {
-        f.name: getattr(partner, f.name) for f in dataclasses.fields(partner) if f.name != "name"
+        f.name: getattr(partner, f.name)
+        for f in dataclasses.fields(partner)
+        if f.name not in _NOT_READING
     }
     text = json.dumps(fields, sort_keys=True, default=_jsonable, ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()

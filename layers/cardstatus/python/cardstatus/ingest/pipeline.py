@@ -1,9 +1,9 @@
 """Ingestion of one partner file, in phases:
 
     same object seen? → open (decode, dialect, header) → stream (normalise in a reader thread;
-    per chunk: COPY to staging → event_copy → merge into card_event) → identity (bytes +
-    meaning: duplicate?) → settle (sources, conflicting copies) → project (cards + status
-    outbox) → report
+    per chunk: COPY to staging → rows of cards another partner owns rejected → event_copy →
+    merge into card_event) → identity (bytes + meaning: duplicate?) → settle (merge rule,
+    conflicting copies) → project (cards with their owner + status outbox) → report
 
 One database transaction per file: either every accepted row of the file is applied together
 with its report, or nothing is. Memory stays flat: rows stream from the source into COPY, one
@@ -42,8 +42,10 @@ from cardstatus.ingest.rows import (
 )
 from cardstatus.model import CardStatus, FileRejected, redact_phones
 from cardstatus.normalise import HeaderMap, find_header, vocabulary
+from cardstatus.ownership import foreign_card_reason, owner_group
 from cardstatus.partners import ingest_volume_warning
 from cardstatus.sql import ingest as sql
+from cardstatus.sql import ownership as owner_sql
 
 logger = logging.getLogger(__name__)
 
@@ -71,9 +73,16 @@ class _File:
     name_status: CardStatus | None = None
     file_id: int | None = None
     streaming: bool = False
+    # Rows of cards owned outside this partner's group (line, card id, owner), found per chunk
+    # and counted as rejects once the reader thread is done (RowOutcomes is not thread-safe).
+    foreign: list[tuple[int, str, str]] = field(default_factory=list)
 
     def params(self) -> dict[str, Any]:
         return {"partner": self.source.partner, "file_id": self.file_id}
+
+    def group(self) -> list[str]:
+        """The partners whose cards this file's partner may report (cardstatus.ownership)."""
+        return sorted(owner_group(self.source.partner, self.cfg))
 
 
 def ingest(
@@ -190,19 +199,43 @@ def _stream(run: _File, progress: Callable[[int], None] | None) -> None:
             run.outcomes,
             progress,
             limits.max_rows(run.cfg),
+            run.cfg.card_id_pattern,
         )
         run.streaming = True
         reader = ChunkReader(rows, run.csv_source.reader.drain)
         reader.start()
         try:
+            group = run.group()
             for number, chunk in enumerate(reader.chunks()):
                 copy_chunk(cur, sql.COPY_STAGING, chunk)
+                _drop_foreign_rows(run, cur, group)
                 _store_copies(run, cur)
                 cur.execute(sql.APPLY_CHUNK, {**run.params(), "chunk": number})
         finally:
             reader.stop()
     run.timer.mark("read_parse_copy_ms")
     _warn_source(run.outcomes, run.csv_source)
+    _reject_foreign(run)
+
+
+def _drop_foreign_rows(run: _File, cur: Any, group: list[str]) -> None:
+    """Rows of cards owned by a partner outside this partner's group leave the chunk."""
+    cur.execute(owner_sql.FOREIGN_ROWS, {"group": group})
+    rows = cur.fetchall()
+    if rows:
+        run.foreign.extend(rows)
+        cur.execute(owner_sql.DROP_FOREIGN_ROWS, {"lines": [line for line, _c, _o in rows]})
+
+
+def _reject_foreign(run: _File) -> None:
+    """The rows _drop_foreign_rows took out are rejected rows naming the card's owner."""
+    if not run.foreign:
+        return
+    outcomes = run.outcomes
+    for line, card_id, owner in run.foreign:
+        outcomes.reject(line, foreign_card_reason(card_id, owner))
+        outcomes.valid -= 1
+    outcomes.reject_details.sort(key=lambda r: int(r["line"]))
 
 
 def _store_copies(run: _File, cur: Any) -> None:
@@ -218,8 +251,8 @@ def _store_copies(run: _File, cur: Any) -> None:
             run.outcomes.warn(
                 line,
                 f"event {card_id} {status} is also on line {first} of this file with a "
-                f"different {fields}; the copies are merged (non-empty first, then the "
-                "smallest value in byte order)",
+                f"different {fields}; the copies are merged (the first line's value is kept, a "
+                "later line's only where it is empty)",
             )
         cur.execute(sql.MERGE_FILE_COPIES, run.params())
     else:
@@ -249,9 +282,12 @@ def _finish(run: _File) -> dict[str, Any]:
             {**run.params(), "sha256": report.sha256, "meaning_key": report.meaning_key},
         )
         cur.execute(sql.COUNT_ACCEPTED)
-        accepted = cur.fetchone()[0]  # type: ignore[index]
+        accepted, shared = cur.fetchone()  # type: ignore[misc]
         _warn_low_volume(run, cur)
-        _settle(run, cur)
+        if shared:
+            _settle(run, cur)
+        else:
+            report.conflicts = 0
         run.timer.mark("settle_ms")
         _project(run, cur)
         if outcomes.rejects_file is not None:
@@ -305,21 +341,30 @@ def _duplicate(run: _File, original: tuple[Any, ...]) -> dict[str, Any]:
 
 
 def _settle(run: _File, cur: Any) -> None:
-    """Sources of the events this file shares with others; its conflicting copies → warnings."""
-    cur.execute(sql.SETTLE_SOURCES)
+    """The events this file shares with others merged from their copies (merge rule,
+    cardstatus.sql.ownership); its conflicting copies → warnings, phone conflicts → ops."""
+    cur.execute(sql.SETTLE_EVENTS, run.params())
     cur.execute(sql.CROSS_FILE_CONFLICTS, {**run.params(), "limit": REPORT_DETAIL_LIMIT})
     conflicts = cur.fetchall()
     run.report.conflicts = int(conflicts[0][-1]) if conflicts else 0
-    for line, card_id, status, other_file, other_line, phone, comment in (c[:7] for c in conflicts):
-        fields = " and ".join(
-            n for n, differs in (("phone", phone), ("comment", comment)) if differs
-        )
+    for line, card_id, status, other_file, other_line, *differs_kept in conflicts:
+        phone, comment, phone_kept, comment_kept = differs_kept[:4]
+        kept = [
+            f"the {name} {'of this file' if mine else 'already known'} is kept"
+            for name, differs, mine in (
+                ("phone", phone, phone_kept),
+                ("comment", comment, comment_kept),
+            )
+            if differs
+        ]
+        fields = " and ".join(n for n, d in (("phone", phone), ("comment", comment)) if d)
         run.outcomes.warn(
             line,
             f"event {card_id} {status} was also delivered by file {other_file} (line "
-            f"{other_line}) with a different {fields}; the copies are merged (non-empty first, "
-            "then the smallest value in byte order)",
+            f"{other_line}) with a different {fields}; {' and '.join(kept)} (the card owner's "
+            "copy first, then by partner, file and line; never the smaller value)",
         )
+    cur.execute(sql.RECORD_PHONE_CONFLICTS, run.params())
     if len(conflicts) < run.report.conflicts:
         run.outcomes.warnings += run.report.conflicts - len(conflicts)
 
@@ -327,13 +372,32 @@ def _settle(run: _File, cur: Any) -> None:
 def _project(run: _File, cur: Any) -> None:
     """Cards and the status outbox, from the events this file inserted or merged into."""
     cur.execute(sql.CARD_DELTA)
+    cur.execute(sql.FOREIGN_OWNED_LOCKED, {"group": run.group()})
+    if cur.fetchone()[0]:
+        raise CardInsertRace("a card of this file was created concurrently by another partner")
     cur.execute(sql.APPLY_PROJECTION, run.params())
     touched, raced, changes, first_id, last_id = cur.fetchone()
     if raced:
         raise CardInsertRace(f"{raced} card(s) created concurrently")
+    cur.execute(sql.HEAL_OWNERS)
+    cur.execute(sql.OWNER_MOVED)
+    _warn_phone_changes(run, cur)
     run.report.cards_touched = touched
     run.report.status_changes = changes
     run.report.outbox = {"first_id": first_id, "last_id": last_id} if changes else None
+
+
+def _warn_phone_changes(run: _File, cur: Any) -> None:
+    """A card that had a phone and has another one after this file: a warning (last 4 digits)."""
+    cur.execute(sql.PHONE_CHANGES, {**run.params(), "limit": REPORT_DETAIL_LIMIT})
+    changes = cur.fetchall()
+    for line, card_id, before, after, _total in changes:
+        run.outcomes.warn(
+            line,
+            f"card {card_id}: phone changed from one ending {before} to one ending {after}",
+        )
+    if changes and len(changes) < changes[0][-1]:
+        run.outcomes.warnings += changes[0][-1] - len(changes)
 
 
 def _set_counts(run: _File, accepted: int, duplicate: int) -> None:

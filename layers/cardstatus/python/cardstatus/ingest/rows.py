@@ -16,10 +16,10 @@ from cardstatus.normalise import (
     TimestampParser,
     classify_reason,
     clean_comment,
-    normalise_card_id,
     normalise_phone,
     vocabulary,
 )
+from cardstatus.normalise.card_id_rule import CardIdRule
 
 REPORT_DETAIL_LIMIT = 500  # rejects/warnings listed in the report; all rejects go to rejected_row
 COPY_BATCH_ROWS = 2000  # rows per COPY text block
@@ -96,6 +96,7 @@ def normalised_rows(  # noqa: C901, PLR0912
     outcomes: RowOutcomes,
     progress: Callable[[int], None] | None = None,
     max_rows: int | None = None,
+    card_id_pattern: str | None = None,
 ) -> Iterator[bytes]:
     """Normalise each data record into a COPY text line (source_line, card_id, status,
     occurred_at, phone, comment, reason, row id), yielded in batches; record rejects; more than
@@ -105,6 +106,7 @@ def normalised_rows(  # noqa: C901, PLR0912
     parse_time = TimestampParser(partner.timezone, partner.day_first).parse
     status_of = vocabulary(partner.status_words).from_value
     region = partner.phone_region
+    normalise_card_id = CardIdRule(region, card_id_pattern)  # shape, not a phone, the pattern
     card_col, ts_col = headers.card_id, headers.timestamp
     phone_col, comment_col = headers.phone, headers.comment
     row_id_col, status_col = headers.row_id, headers.status

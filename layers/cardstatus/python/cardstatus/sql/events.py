@@ -35,6 +35,14 @@ CLAIM_PENDING = _CLAIM.format(
     where="AND created_at <= now() - make_interval(secs => %(min_age_s)s)"
 )
 
+# Run in each claim's transaction, before the claim. Right after a big file commits, the
+# table's statistics still say "few pending rows" (autovacuum analyzes it a minute later), and
+# the planner then reads ALL pending rows through a bitmap scan and sorts them for every claim
+# of `limit` rows: O(n^2) for n pending rows (150k rows: ~0.2 s per claim, minutes in all).
+# Without sorting allowed it walks status_outbox_pending in id order and stops at the limit
+# (~1 ms per claim whatever the statistics say). bench/local_publish.py measures it.
+CLAIM_IN_ID_ORDER = "SET LOCAL enable_sort = off"
+
 MARK_PUBLISHED = """
 UPDATE status_outbox
 SET published_at = now(), attempts = attempts + 1, last_error = NULL

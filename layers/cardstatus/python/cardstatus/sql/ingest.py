@@ -4,19 +4,19 @@ Storage (migration 0006): `event_copy` holds every file's copy of every event (p
 `card_event` holds the merged event per (card_id, status, occurred_at), what the API reads;
 `card` is the projection. One file = one transaction:
 
-    staging COPY (per chunk) → event_copy INSERT → card_event merge-upsert (RETURNING into
-    changed_event) ... → source/conflicts pass → card projection + status outbox
+    staging COPY (per chunk) → rows of cards another partner owns out (rejected) →
+    event_copy INSERT → card_event insert (RETURNING into changed_event) ... → settle the
+    events other files also carried (merge rule) + conflicts → card projection (owner
+    included) + status outbox → cards whose owner moved inside its group: re-merged
 
-Merge rule (order-independent, so any order of files gives the same state), per event:
-- phone, partner_row_id, partner: non-null beats null; among different non-null values the
-  smallest in byte order (COLLATE "C") wins — LEAST() ignores NULLs, which is exactly that rule;
-- comment and reason travel together: the pair of the copy whose (comment, reason) is smallest
-  (non-null before null, byte order), so a reason always belongs to its comment;
-- source_file_id/source_line: the copy with the smallest (partner, file meaning_key, line) —
-  independent of file ids, which depend on arrival order.
+Ownership and the merge rule (order-independent, so any order of files gives the same state)
+are in cardstatus.sql.ownership: the owner's copy first, then partner, then file and line,
+never the smallest value; partner_row_id keeps the smallest. Within one file, the lines that
+carry one event merge the same way: the first line's value, the next line's when it is empty.
 """
 
 from cardstatus.sql.outbox import outbox_insert
+from cardstatus.sql.ownership import merged_events, owners_from_copies
 
 # Per-file transaction settings (ingest connects to the instance directly, never through the proxy).
 # statement_timeout: see cardstatus.ingest.limits (below the function timeout).
@@ -135,7 +135,8 @@ FROM staging_event
 """
 
 # Slow path, for a chunk that repeats an event of the file: lines of one event are merged into
-# one copy (first line; fields by the merge rule), and so is an earlier chunk's copy. An event
+# one copy (the first line's values; a later line's only where the earlier are empty; comment
+# and reason together), and so is an earlier chunk's copy (its lines come first). An event
 # whose lines carry different non-null phones or comments is one warning, on its last line.
 # Runs before the chunk's rows are merged, so event_copy holds only earlier chunks.
 IN_FILE_CONFLICTS = """
@@ -162,10 +163,9 @@ MERGE_FILE_COPIES = """
 CREATE TEMP TABLE merged_chunk ON COMMIT DROP AS
 SELECT card_id, status, occurred_at,
        min(source_line) AS source_line,
-       min(phone COLLATE "C") AS phone,
-       min(comment COLLATE "C") AS comment,
-       (array_agg(reason ORDER BY comment COLLATE "C" NULLS LAST, reason COLLATE "C" NULLS LAST))[1]
-           AS reason,
+       (array_agg(phone ORDER BY source_line) FILTER (WHERE phone IS NOT NULL))[1] AS phone,
+       (array_agg(comment ORDER BY comment IS NULL, reason IS NULL, source_line))[1] AS comment,
+       (array_agg(reason ORDER BY comment IS NULL, reason IS NULL, source_line))[1] AS reason,
        min(partner_row_id COLLATE "C") AS partner_row_id
 FROM staging_event
 GROUP BY card_id, status, occurred_at;
@@ -177,14 +177,10 @@ FROM merged_chunk
 ORDER BY card_id, status, occurred_at
 ON CONFLICT (file_id, card_id, status, occurred_at) DO UPDATE SET
     line = LEAST(c.line, EXCLUDED.line),
-    phone = LEAST(c.phone COLLATE "C", EXCLUDED.phone COLLATE "C"),
-    comment = LEAST(c.comment COLLATE "C", EXCLUDED.comment COLLATE "C"),
-    reason = CASE
-        WHEN EXCLUDED.comment IS NOT DISTINCT FROM c.comment
-            THEN LEAST(c.reason COLLATE "C", EXCLUDED.reason COLLATE "C")
-        WHEN c.comment IS NULL OR EXCLUDED.comment COLLATE "C" < c.comment COLLATE "C"
-            THEN EXCLUDED.reason
-        ELSE c.reason END,
+    phone = COALESCE(c.phone, EXCLUDED.phone),
+    comment = COALESCE(c.comment, EXCLUDED.comment),
+    reason = CASE WHEN c.comment IS NULL AND EXCLUDED.comment IS NOT NULL THEN EXCLUDED.reason
+                  ELSE COALESCE(c.reason, EXCLUDED.reason) END,
     partner_row_id = LEAST(c.partner_row_id COLLATE "C", EXCLUDED.partner_row_id COLLATE "C");
 TRUNCATE staging_event;
 INSERT INTO staging_event (
@@ -194,11 +190,11 @@ FROM merged_chunk;
 DROP TABLE merged_chunk
 """
 
-# The chunk's events merged into card_event (see the module docstring for the rule). Sorted so
-# that concurrent files lock events in key order. An event that already existed is always
-# updated (even when nothing changes) so that it is returned: the end-of-file pass looks for
-# conflicting copies among those only. Source file/line of an existing event are settled by
-# SETTLE_SOURCES once this file's meaning_key is known.
+# The chunk's events into card_event. Sorted so that concurrent files lock events in key order.
+# An event that already existed keeps its fields here and is always updated (even when nothing
+# changes) so that it is returned: SETTLE_EVENTS merges its copies (cardstatus.sql.ownership)
+# once this file's meaning_key is known, and the end-of-file pass looks for conflicting copies
+# among those only.
 APPLY_CHUNK = """
 WITH upserted AS (
     INSERT INTO card_event AS e (
@@ -209,50 +205,55 @@ WITH upserted AS (
     FROM staging_event
     ORDER BY card_id, status, occurred_at
     ON CONFLICT (card_id, status, occurred_at) DO UPDATE SET
-        phone = LEAST(e.phone COLLATE "C", EXCLUDED.phone COLLATE "C"),
-        comment = LEAST(e.comment COLLATE "C", EXCLUDED.comment COLLATE "C"),
-        reason = CASE
-            WHEN EXCLUDED.comment IS NOT DISTINCT FROM e.comment
-                THEN LEAST(e.reason COLLATE "C", EXCLUDED.reason COLLATE "C")
-            WHEN e.comment IS NULL OR EXCLUDED.comment COLLATE "C" < e.comment COLLATE "C"
-                THEN EXCLUDED.reason
-            ELSE e.reason END,
-        partner_row_id = LEAST(e.partner_row_id COLLATE "C", EXCLUDED.partner_row_id COLLATE "C"),
-        partner = LEAST(e.partner COLLATE "C", EXCLUDED.partner COLLATE "C")
+        partner_row_id = LEAST(e.partner_row_id COLLATE "C", EXCLUDED.partner_row_id COLLATE "C")
     RETURNING card_id, status, occurred_at, comment, reason, phone, partner, (xmax = 0)
 )
 INSERT INTO changed_event SELECT *, %(chunk)s FROM upserted;
 TRUNCATE staging_event
 """
 
-# Events this file carried that existed before: the copy with the smallest (partner,
-# meaning_key, line) becomes the event's source (order-independent).
-SETTLE_SOURCES = """
+# The owner of each card whose events this file shares with other files, as it is once this file
+# is applied: the partner of the card's earliest copy (this file's copies are in event_copy
+# already; one index probe per such card). Then those events merged again from all their
+# copies (cardstatus.sql.ownership), written to card_event and to changed_event (what the
+# projection reads).
+SETTLE_EVENTS = f"""
+CREATE TEMP TABLE settle_event ON COMMIT DROP AS
+WITH shared AS (SELECT DISTINCT card_id, status, occurred_at FROM changed_event WHERE NOT inserted),
+owner AS ({owners_from_copies("(SELECT DISTINCT card_id FROM shared)")}),
+keys AS (SELECT s.*, o.owner FROM shared s JOIN owner o USING (card_id))
+{merged_events("keys")};
 UPDATE card_event e
-SET source_file_id = s.file_id, source_line = s.line
-FROM (
-    SELECT DISTINCT ON (o.card_id, o.status, o.occurred_at)
-           o.card_id, o.status, o.occurred_at, o.file_id, o.line
-    FROM (SELECT DISTINCT card_id, status, occurred_at FROM changed_event WHERE NOT inserted) c
-    JOIN event_copy o USING (card_id, status, occurred_at)
-    JOIN ingested_file f ON f.id = o.file_id
-    ORDER BY o.card_id, o.status, o.occurred_at, o.partner COLLATE "C",
-             COALESCE(f.meaning_key, 'legacy:' || f.sha256, '') COLLATE "C", o.line, o.file_id
-) s
-WHERE (e.card_id, e.status, e.occurred_at) = (s.card_id, s.status, s.occurred_at)
-  AND (e.source_file_id, e.source_line) IS DISTINCT FROM (s.file_id, s.line)
+SET phone = m.phone, comment = m.comment, reason = m.reason, partner = m.partner,
+    partner_row_id = m.partner_row_id, source_file_id = m.source_file_id,
+    source_line = m.source_line
+FROM settle_event m
+WHERE (e.card_id, e.status, e.occurred_at) = (m.card_id, m.status, m.occurred_at)
+  AND (e.phone, e.comment, e.reason, e.partner, e.partner_row_id, e.source_file_id,
+       e.source_line)
+      IS DISTINCT FROM
+      (m.phone, m.comment, m.reason, m.partner, m.partner_row_id, m.source_file_id,
+       m.source_line);
+UPDATE changed_event c
+SET phone = m.phone, comment = m.comment, reason = m.reason, partner = m.partner
+FROM settle_event m
+WHERE (c.card_id, c.status, c.occurred_at) = (m.card_id, m.status, m.occurred_at)
+  AND (c.phone, c.comment, c.reason, c.partner)
+      IS DISTINCT FROM (m.phone, m.comment, m.reason, m.partner)
 """
 
 # This file's copies that differ (a different non-null phone or comment) from another file's
-# copy of the same event: a warning for this file, naming its line. Counted in full, listed
-# up to %(limit)s.
+# copy of the same event: a warning for this file, naming its line, and whether this file's
+# value is the one kept. Counted in full, listed up to %(limit)s.
 CROSS_FILE_CONFLICTS = """
 WITH conflicts AS (
     SELECT DISTINCT ON (mine.line, mine.card_id, mine.status)
            mine.line, mine.card_id, mine.status::text AS status, other.file_id,
            other.line AS other_line,
            (mine.phone <> other.phone) AS phone_differs,
-           (mine.comment <> other.comment) AS comment_differs
+           (mine.comment <> other.comment) AS comment_differs,
+           (e.phone IS NOT DISTINCT FROM mine.phone) AS phone_kept,
+           (e.comment IS NOT DISTINCT FROM mine.comment) AS comment_kept
     FROM (SELECT DISTINCT card_id, status, occurred_at FROM changed_event WHERE NOT inserted) c
     JOIN event_copy mine
       ON mine.file_id = %(file_id)s
@@ -260,17 +261,44 @@ WITH conflicts AS (
     JOIN event_copy other
       ON other.file_id <> %(file_id)s
      AND (other.card_id, other.status, other.occurred_at) = (c.card_id, c.status, c.occurred_at)
+    JOIN card_event e
+      ON (e.card_id, e.status, e.occurred_at) = (c.card_id, c.status, c.occurred_at)
     WHERE mine.phone <> other.phone OR mine.comment <> other.comment
     ORDER BY mine.line, mine.card_id, mine.status, other.file_id
 )
 SELECT line, card_id, status, file_id, other_line, phone_differs, comment_differs,
-       count(*) OVER () AS total
+       phone_kept, comment_kept, count(*) OVER () AS total
 FROM conflicts
 ORDER BY line
 LIMIT %(limit)s
 """
 
-COUNT_ACCEPTED = "SELECT count(*) FILTER (WHERE inserted) FROM changed_event"
+# Every copy this file brought whose phone differs from another file's copy of the same event,
+# for ops (GET /phone_conflicts): one row per copy, naming one other copy (the smallest file id).
+RECORD_PHONE_CONFLICTS = """
+INSERT INTO phone_conflict (
+    file_id, line, card_id, status, occurred_at, other_file_id, other_line)
+SELECT DISTINCT ON (mine.card_id, mine.status, mine.occurred_at)
+       mine.file_id, mine.line, mine.card_id, mine.status, mine.occurred_at, other.file_id,
+       other.line
+FROM (SELECT DISTINCT card_id, status, occurred_at FROM changed_event WHERE NOT inserted) c
+JOIN event_copy mine
+  ON mine.file_id = %(file_id)s
+ AND (mine.card_id, mine.status, mine.occurred_at) = (c.card_id, c.status, c.occurred_at)
+JOIN event_copy other
+  ON other.file_id <> %(file_id)s
+ AND (other.card_id, other.status, other.occurred_at) = (c.card_id, c.status, c.occurred_at)
+WHERE mine.phone <> other.phone
+ORDER BY mine.card_id, mine.status, mine.occurred_at, other.file_id
+ON CONFLICT DO NOTHING
+"""
+
+# (accepted, shared): events this file inserted, and those other files had (settled, checked
+# for conflicts; none, and the settle pass is skipped).
+COUNT_ACCEPTED = (
+    "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted)"
+    " FROM changed_event"
+)
 
 # Projection, step 1: the file's changes per card, and the current state of the cards that
 # already exist, locked in card_id order (so previous_status below is the truth even while
@@ -294,12 +322,16 @@ SELECT card_id,
        max(occurred_at) FILTER (WHERE status = 'PICKED_UP') AS picked_up_at,
        max(occurred_at) FILTER (WHERE status = 'DELIVERED') AS delivered_at,
        max(occurred_at) FILTER (WHERE status = 'RETURNED') AS returned_at,
-       count(*) FILTER (WHERE status = 'DELIVERY_EXCEPTION' AND inserted) AS exception_count
+       count(*) FILTER (WHERE status = 'DELIVERY_EXCEPTION' AND inserted) AS exception_count,
+       -- the earliest event: the last of the same ordering (one shared aggregate, no new sort)
+       min(occurred_at) AS first_at,
+       (array_agg(status ORDER BY occurred_at DESC, status DESC, chunk DESC))[count(*)::integer]
+           AS first_rank
 FROM changed_event
 GROUP BY card_id;
 ANALYZE card_delta;
 CREATE TEMP TABLE card_before ON COMMIT DROP AS
-SELECT c.card_id, c.status, c.version
+SELECT c.card_id, c.status, c.version, c.phone, c.owner_partner
 FROM card c
 WHERE c.card_id IN (SELECT card_id FROM card_delta)
 ORDER BY c.card_id
@@ -307,19 +339,33 @@ FOR UPDATE OF c;
 ANALYZE card_before
 """
 
+# A card of this file that a partner outside its group created after this file checked its
+# chunks (a concurrent file): the file is read again (CardInsertRace), its rows then rejected.
+FOREIGN_OWNED_LOCKED = """
+SELECT count(*) FROM card_before WHERE owner_partner <> ALL (%(group)s::text[])
+"""
+
+# The file's first event of a card is earlier than the card's: its partner becomes the owner.
+_EARLIER = """(EXCLUDED.first_event_at, EXCLUDED.first_event_rank,
+                 EXCLUDED.owner_partner COLLATE "C")
+                < (c.first_event_at, c.first_event_rank, c.owner_partner COLLATE "C")"""
+
 # Projection, step 2: fold the changes into each card with commutative rules (latest (time,
-# rank) wins, GREATEST of per-status times, sum of new exception events), so files applied in
-# any order give the same card. An equal (time, rank) is the same event: its merged comment,
+# rank) wins, GREATEST of per-status times, sum of new exception events, the smallest (time,
+# rank, partner) is the first event and its partner the owner), so files applied in any order
+# give the same card. An equal (time, rank) is the same event: its merged comment,
 # reason and phone replace the card's. version + 1 when the current event changes; one outbox
 # row per such card. Returns (cards touched, raced cards, outbox count, first id, last id).
 APPLY_PROJECTION = f"""
 WITH upserted AS (
     INSERT INTO card AS c (
         card_id, status, status_at, comment, reason, phone, phone_at, phone_rank,
-        picked_up_at, delivered_at, returned_at, exception_count, version)
+        picked_up_at, delivered_at, returned_at, exception_count, version, owner_partner,
+        first_event_at, first_event_rank)
     SELECT d.card_id, d.status, d.status_at, d.comment, d.reason, d.phone, d.phone_at,
            d.phone_rank, d.picked_up_at, d.delivered_at, d.returned_at, d.exception_count,
-           COALESCE(t.version, 0) + 1  -- a card a void deleted continues its versions (0008)
+           COALESCE(t.version, 0) + 1,  -- a card a void deleted continues its versions (0008)
+           %(partner)s, d.first_at, d.first_rank
     FROM card_delta d
     LEFT JOIN card_tombstone t ON t.card_id = d.card_id
     ORDER BY d.card_id
@@ -347,6 +393,12 @@ WITH upserted AS (
         delivered_at = GREATEST(c.delivered_at, EXCLUDED.delivered_at),
         returned_at = GREATEST(c.returned_at, EXCLUDED.returned_at),
         exception_count = c.exception_count + EXCLUDED.exception_count,
+        owner_partner = CASE WHEN {_EARLIER}
+                             THEN EXCLUDED.owner_partner ELSE c.owner_partner END,
+        first_event_rank = CASE WHEN {_EARLIER}
+                                THEN EXCLUDED.first_event_rank ELSE c.first_event_rank END,
+        first_event_at = CASE WHEN {_EARLIER}
+                              THEN EXCLUDED.first_event_at ELSE c.first_event_at END,
         updated_at = now()
     RETURNING card_id, status, status_at, reason, version, (xmax = 0) AS inserted
 ),
@@ -362,4 +414,78 @@ card_change AS (SELECT * FROM changes WHERE NOT raced),
 outbox AS ({outbox_insert("card_change")})
 SELECT (SELECT count(*) FROM upserted), (SELECT count(*) FROM changes WHERE raced),
        (SELECT count(*) FROM outbox), (SELECT min(id) FROM outbox), (SELECT max(id) FROM outbox)
+"""
+
+
+# Cards of this file that had no owner (created by the previous release during a deploy, after
+# migration 0010's backfill; the projection above leaves them without one): the owner from
+# their copies, which include this file's. Usually none.
+HEAL_OWNERS = f"""
+UPDATE card c
+SET owner_partner = w.owner, first_event_at = w.first_event_at,
+    first_event_rank = w.first_event_rank
+FROM ({owners_from_copies("(SELECT card_id FROM card_before WHERE owner_partner IS NULL)")}) w
+WHERE c.card_id = w.card_id AND c.owner_partner IS NULL
+"""
+
+# Cards of this file whose owner moved to another partner of the owner's group (that partner
+# brought an earlier event): the copy ranking of every event of the card changed, so each of
+# them is merged again and the card's comment, reason and phone are recomputed from its
+# events (its status and times are not affected: the events are the same). Usually none.
+OWNER_MOVED = f"""
+CREATE TEMP TABLE moved_event ON COMMIT DROP AS
+WITH moved AS (
+    SELECT c.card_id, c.owner_partner AS owner
+    FROM card_before b
+    JOIN card c USING (card_id)
+    WHERE c.owner_partner IS DISTINCT FROM b.owner_partner AND b.owner_partner IS NOT NULL
+),
+keys AS (
+    SELECT e.card_id, e.status, e.occurred_at, m.owner
+    FROM moved m
+    JOIN card_event e USING (card_id)
+)
+{merged_events("keys")};
+UPDATE card_event e
+SET phone = m.phone, comment = m.comment, reason = m.reason, partner = m.partner,
+    source_file_id = m.source_file_id, source_line = m.source_line
+FROM moved_event m
+WHERE (e.card_id, e.status, e.occurred_at) = (m.card_id, m.status, m.occurred_at)
+  AND (e.phone, e.comment, e.reason, e.partner, e.source_file_id, e.source_line)
+      IS DISTINCT FROM
+      (m.phone, m.comment, m.reason, m.partner, m.source_file_id, m.source_line);
+UPDATE card c
+SET comment = a.comment, reason = a.reason, phone = a.phone, phone_at = a.phone_at,
+    phone_rank = a.phone_rank
+FROM (
+    SELECT e.card_id,
+           (array_agg(e.comment ORDER BY e.occurred_at DESC, e.status DESC))[1] AS comment,
+           (array_agg(e.reason ORDER BY e.occurred_at DESC, e.status DESC))[1] AS reason,
+           (array_agg(e.phone ORDER BY e.occurred_at DESC, e.status DESC)
+               FILTER (WHERE e.phone IS NOT NULL))[1] AS phone,
+           (array_agg(e.occurred_at ORDER BY e.occurred_at DESC, e.status DESC)
+               FILTER (WHERE e.phone IS NOT NULL))[1] AS phone_at,
+           (array_agg(e.status ORDER BY e.occurred_at DESC, e.status DESC)
+               FILTER (WHERE e.phone IS NOT NULL))[1] AS phone_rank
+    FROM card_event e
+    WHERE e.card_id IN (SELECT DISTINCT card_id FROM moved_event)
+    GROUP BY e.card_id
+) a
+WHERE c.card_id = a.card_id
+"""
+
+# Cards that had a phone and now have another one after this file: a warning naming the line
+# of this file's event that brought it (0: the phone came from another file's copy). Only the
+# last 4 digits are shown. Counted in full, listed up to %(limit)s.
+PHONE_CHANGES = """
+SELECT COALESCE(o.line, 0), c.card_id, right(b.phone, 4), right(c.phone, 4),
+       count(*) OVER ()
+FROM card_before b
+JOIN card c USING (card_id)
+LEFT JOIN event_copy o
+  ON o.file_id = %(file_id)s
+ AND (o.card_id, o.status, o.occurred_at) = (c.card_id, c.phone_rank, c.phone_at)
+WHERE b.phone IS NOT NULL AND c.phone IS NOT NULL AND c.phone <> b.phone
+ORDER BY 1, 2
+LIMIT %(limit)s
 """

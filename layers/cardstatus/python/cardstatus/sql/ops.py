@@ -83,3 +83,29 @@ WHERE c.status = %(status)s::card_status
 ORDER BY c.status_at, c.card_id
 LIMIT %(limit)s
 """
+
+# GET /phone_conflicts: copies whose phone differs from another file's copy of the same event
+# (phone_conflict, written by ingestion; README "Card ownership"), newest first through the
+# index phone_conflict_recent. A conflict whose file or other file is voided is left out.
+# `kept`: whether the event's phone is this copy's. No phone is read out.
+PHONE_CONFLICTS = """
+SELECT p.file_id, p.line, f.partner, p.card_id, p.status::text, p.occurred_at,
+       p.other_file_id, p.other_line, o.partner, c.owner_partner,
+       (e.phone IS NOT DISTINCT FROM mine.phone), p.detected_at
+FROM phone_conflict p
+JOIN ingested_file f ON f.id = p.file_id
+JOIN ingested_file o ON o.id = p.other_file_id
+LEFT JOIN card_event e
+  ON (e.card_id, e.status, e.occurred_at) = (p.card_id, p.status, p.occurred_at)
+LEFT JOIN event_copy mine
+  ON (mine.file_id, mine.card_id, mine.status, mine.occurred_at)
+     = (p.file_id, p.card_id, p.status, p.occurred_at)
+LEFT JOIN card c ON c.card_id = p.card_id
+WHERE f.voided_at IS NULL AND o.voided_at IS NULL
+  AND (%(since)s::timestamptz IS NULL OR p.detected_at >= %(since)s::timestamptz)
+  AND (%(after_at)s::timestamptz IS NULL
+       OR (p.detected_at, p.file_id, p.line)
+          < (%(after_at)s::timestamptz, %(after_id)s::bigint, %(after_line)s::integer))
+ORDER BY p.detected_at DESC, p.file_id DESC, p.line DESC
+LIMIT %(limit)s
+"""

@@ -3,10 +3,12 @@
 One transaction makes the state exactly what it would be had the file never been applied:
 
     lock the file row (+ its meaning) → the file's event keys → lock those card_event rows (key
-    order) → delete the file's copies → re-merge each of those events from its remaining copies
-    (none left: delete the event) → lock the affected cards (card_id order) → recompute each
-    from its remaining events (none left: delete it, keep its version in card_tombstone) →
-    one status_outbox row per card whose current event changed → mark the file voided
+    order) → delete the file's copies → each card's owner again from the copies that remain
+    (a card whose owner moved: every one of its events is re-merged) → re-merge each of those
+    events from its remaining copies (none left: delete the event) → lock the affected cards
+    (card_id order) → recompute each from its remaining events (none left: delete it, keep its
+    version in card_tombstone) → one status_outbox row per card whose current event changed →
+    mark the file voided
 
 Locks are taken in the same order as ingestion takes them (events in key order, then cards in
 card_id order), so a void and an ingest or two voids that share cards either wait for each
@@ -14,16 +16,16 @@ other or deadlock and retry (cardstatus.void.void_retrying), never interleave wr
 statement after a lock reads a fresh snapshot (READ COMMITTED), so a file that committed
 while this void waited for its locks is seen in full.
 
-The merge rule is ingestion's (cardstatus.sql.ingest): per field, non-null beats null; among
-different non-null values the smallest in byte order (COLLATE "C"); comment and reason travel
-together (the copy with the smallest (comment, reason)); the event's source is the copy with
-the smallest (partner, file meaning_key, line). The card projection (README "Domain rules")
-is computed from scratch: the latest (occurred_at, status) gives status, time, comment,
-reason; the latest event with a phone gives the phone; per-status latest times; the number of
-exception events.
+The owner and the merge rule are ingestion's, from the same SQL (cardstatus.sql.ownership):
+the owner is the partner of the card's earliest remaining copy; an event's fields come from
+its copies ranked owner first, then partner, file meaning_key and line (first non-empty value).
+The card projection (README "Domain rules") is computed from scratch: the latest
+(occurred_at, status) gives status, time, comment, reason; the latest event with a phone gives
+the phone; per-status latest times; the number of exception events; the owner.
 """
 
 from cardstatus.sql.outbox import outbox_insert
+from cardstatus.sql.ownership import merged_events, owners_from_copies
 
 TUNE_TRANSACTION = "SET LOCAL work_mem = '64MB'"
 
@@ -64,28 +66,29 @@ FROM (
 
 DELETE_COPIES = "DELETE FROM event_copy WHERE file_id = %(file_id)s"
 
-# Each event of the file, merged again from the copies other files keep (copies = 0: only this
-# file carried it). COLLATE "default" at the end: the columns compare with card_event's.
-_SOURCE_ORDER = """ORDER BY o.partner COLLATE "C",
-                   COALESCE(f.meaning_key, 'legacy:' || f.sha256, '') COLLATE "C",
-                   o.line, o.file_id"""
+# The owner of each card of the file, from the copies that remain (void_owner; NULL: none left).
+# A card whose owner moved (to another partner of its group) has every event re-merged, not only
+# the file's: the copies rank owner first. Then each event, merged again from the copies other
+# files keep (copies = 0: only this file carried it).
 REMERGE = f"""
+CREATE TEMP TABLE void_owner ON COMMIT DROP AS
+SELECT w.card_id, c.owner_partner AS owner_before, w.owner, w.first_event_at, w.first_event_rank
+FROM ({owners_from_copies("(SELECT DISTINCT card_id FROM void_event)")}) w
+LEFT JOIN card c USING (card_id);
+INSERT INTO void_event (card_id, status, occurred_at)
+SELECT e.card_id, e.status, e.occurred_at
+FROM void_owner w
+JOIN card_event e USING (card_id)
+WHERE w.owner IS NOT NULL AND w.owner IS DISTINCT FROM w.owner_before
+EXCEPT
+SELECT card_id, status, occurred_at FROM void_event;
 CREATE TEMP TABLE void_merge ON COMMIT DROP AS
-SELECT v.card_id, v.status, v.occurred_at,
-       count(o.file_id) AS copies,
-       min(o.phone COLLATE "C") COLLATE "default" AS phone,
-       min(o.comment COLLATE "C") COLLATE "default" AS comment,
-       (array_agg(o.reason ORDER BY o.comment COLLATE "C" NULLS LAST,
-                                    o.reason COLLATE "C" NULLS LAST))[1] AS reason,
-       min(o.partner_row_id COLLATE "C") COLLATE "default" AS partner_row_id,
-       min(o.partner COLLATE "C") COLLATE "default" AS partner,
-       (array_agg(o.file_id {_SOURCE_ORDER}))[1] AS source_file_id,
-       (array_agg(o.line {_SOURCE_ORDER}))[1] AS source_line,
-       min(f.started_at) AS first_started_at
-FROM void_event v
-LEFT JOIN event_copy o USING (card_id, status, occurred_at)
-LEFT JOIN ingested_file f ON f.id = o.file_id
-GROUP BY v.card_id, v.status, v.occurred_at;
+WITH keys AS (
+    SELECT v.card_id, v.status, v.occurred_at, w.owner
+    FROM void_event v
+    JOIN void_owner w USING (card_id)
+)
+{merged_events("keys")};
 ANALYZE void_merge
 """
 
@@ -147,10 +150,12 @@ SELECT e.card_id,
        max(e.occurred_at) FILTER (WHERE e.status = 'PICKED_UP') AS picked_up_at,
        max(e.occurred_at) FILTER (WHERE e.status = 'DELIVERED') AS delivered_at,
        max(e.occurred_at) FILTER (WHERE e.status = 'RETURNED') AS returned_at,
-       count(*) FILTER (WHERE e.status = 'DELIVERY_EXCEPTION')::integer AS exception_count
+       count(*) FILTER (WHERE e.status = 'DELIVERY_EXCEPTION')::integer AS exception_count,
+       w.owner AS owner_partner, w.first_event_at, w.first_event_rank
 FROM void_before b
 JOIN card_event e ON e.card_id = b.card_id
-GROUP BY e.card_id
+JOIN void_owner w ON w.card_id = b.card_id
+GROUP BY e.card_id, w.owner, w.first_event_at, w.first_event_rank
 """
 
 CREATE_CARD_CHANGE = """
@@ -176,6 +181,8 @@ WITH updated AS (
         phone = a.phone, phone_at = a.phone_at, phone_rank = a.phone_rank,
         picked_up_at = a.picked_up_at, delivered_at = a.delivered_at,
         returned_at = a.returned_at, exception_count = a.exception_count,
+        owner_partner = a.owner_partner, first_event_at = a.first_event_at,
+        first_event_rank = a.first_event_rank,
         version = c.version
             + CASE WHEN (a.status, a.status_at) IS DISTINCT FROM (c.status, c.status_at)
                    THEN 1 ELSE 0 END,
@@ -183,10 +190,12 @@ WITH updated AS (
     FROM void_after a
     WHERE c.card_id = a.card_id
       AND (c.status, c.status_at, c.comment, c.reason, c.phone, c.phone_at, c.phone_rank,
-           c.picked_up_at, c.delivered_at, c.returned_at, c.exception_count)
+           c.picked_up_at, c.delivered_at, c.returned_at, c.exception_count, c.owner_partner,
+           c.first_event_at, c.first_event_rank)
           IS DISTINCT FROM
           (a.status, a.status_at, a.comment, a.reason, a.phone, a.phone_at, a.phone_rank,
-           a.picked_up_at, a.delivered_at, a.returned_at, a.exception_count)
+           a.picked_up_at, a.delivered_at, a.returned_at, a.exception_count, a.owner_partner,
+           a.first_event_at, a.first_event_rank)
     RETURNING c.card_id, c.status, c.status_at, c.reason, c.version
 ),
 deleted AS (
