@@ -442,12 +442,20 @@ VOID_RESOURCE = "execute-api:/*/POST/files/*/void"
 # tests/infra/test_infra_caller_roles.py checks that every method of the template has a role.
 #   lookup: api.callers      card lookups (GET/HEAD /get_card_status, /cards, /cards/{id},
 #                            POST /cards/search)
-#   ops:    api.opsCallers   every other read route: /files*, /stuck_cards, /partners*
+#   ops:    api.opsCallers   every other read route: /files*, /stuck_cards, /partners*,
+#                            /phone_conflicts
 #   void:   api.voidCallers  POST /files/{file_id}/void
 #   health: api.callers + api.opsCallers  (GET/HEAD /health: a database ping)
 LOOKUP_PATHS = ("/get_card_status", "/cards", "/cards/*")
 LOOKUP_POSTS = ("/cards/search",)
-OPS_PATHS = ("/files", "/files/*", "/stuck_cards", "/partners", "/partners/*")
+OPS_PATHS = (
+    "/files",
+    "/files/*",
+    "/stuck_cards",
+    "/partners",
+    "/partners/*",
+    "/phone_conflicts",
+)
 HEALTH_PATHS = ("/health",)
 READ_METHODS = ("GET", "HEAD")
 ROLE_KEYS = {
