@@ -8,14 +8,15 @@ NODE_STAMP := node_modules/.installed
 
 .PHONY: venv node lock run test unit lint typecheck openapi bench reliability synth clean mutation cost
 
-$(STAMP): requirements.lock requirements-dev.txt pyproject.toml
+$(STAMP): requirements.lock requirements-dev.lock pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ required"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# The runtime set exactly as the Lambda deps layer gets it (pinned, hash-checked) ...
 	$(BIN)/python -m pip install -q --require-hashes -r requirements.lock
-	# ... then the tools; pip keeps the locked versions (they satisfy requirements.txt).
-	$(BIN)/python -m pip install -q -r requirements-dev.txt
+	# ... then the tools, pinned and hash-checked too (requirements-dev.lock: the same versions of
+	# the runtime set, and every tool that decides the synthesised IAM or runs the proxy).
+	$(BIN)/python -m pip install -q --require-hashes -r requirements-dev.lock
 	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
@@ -24,8 +25,12 @@ venv: $(STAMP)
 # requirements.txt (ranges, edited by hand) -> requirements.lock (every package of the runtime
 # closure pinned with the hashes of all its files), resolved for the Lambda target: Linux
 # arm64, CPython 3.12. Needs PyPI. Used by the deps layer (layers/build.py) and `make venv`.
+# requirements-dev.txt -> requirements-dev.lock: the tooling (CDK, cdk-nag, boto3, moto, test
+# tools) pinned with hashes for every platform and Python 3.11+ (--universal), the runtime
+# packages at exactly the versions of requirements.lock. Used by `make venv` (and so CI).
 lock: $(STAMP)
 	$(BIN)/uv pip compile requirements.txt --generate-hashes --python-platform aarch64-manylinux_2_28 --python-version 3.12 -o requirements.lock
+	$(BIN)/uv pip compile requirements-dev.txt --generate-hashes --universal --python-version 3.11 -c requirements.lock -o requirements-dev.lock
 
 # The cdk CLI and the RDS CA bundle shipped in the Lambda layer (package.json).
 $(NODE_STAMP): package.json package-lock.json

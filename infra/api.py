@@ -7,6 +7,8 @@ reachable only through an execute-api VPC endpoint (`-c apiEndpointType=private`
 
 from __future__ import annotations
 
+import re
+
 from aws_cdk import Aws, CfnOutput, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_ec2 as ec2
@@ -18,7 +20,14 @@ from constructs import Construct
 
 from infra.nag import ack, logical_id, managed_policy_finding, wildcard_finding
 from infra.network import Network, retention_days
-from infra.settings import ACCOUNT, PARTITION, Caller, Settings, principal_account
+from infra.settings import (
+    ACCOUNT,
+    OPS_KEY_NAME,
+    PARTITION,
+    Caller,
+    Settings,
+    principal_account,
+)
 from infra.storage import removal_policy
 
 # Fields of the access log. No $context.path (it has the card id) and nothing that carries
@@ -114,7 +123,7 @@ class Api(Construct):
         policy, endpoint_config = self._build_endpoint(settings, network, callers)
         self._build_rest_api(settings, stage_name, policy, endpoint_config, create_cloudwatch_role)
         self._build_methods(handler)
-        self._build_usage_plans(settings, callers)
+        self._build_usage_plans(settings, [*callers, _ops_caller(settings)])
         self._build_invoke_policy(stage_name)
         if settings.get_bool("api", "waf"):
             self._build_waf(settings)
@@ -131,6 +140,7 @@ class Api(Construct):
         self._acknowledge(stage_name, create_cloudwatch_role)
         CfnOutput(Stack.of(self), "ApiUrl", value=self.rest_api.url)
         CfnOutput(Stack.of(self), "InvokePolicyArn", value=self.invoke_policy.managed_policy_arn)
+        CfnOutput(Stack.of(self), "OpsReadPolicyArn", value=self.ops_read_policy.managed_policy_arn)
 
     def _build_endpoint(
         self, settings: Settings, network: Network, callers: list[Caller]
@@ -139,7 +149,7 @@ class Api(Construct):
         private = settings.get_str("api", "endpointType") == "private"
         endpoint_config: apigw.EndpointConfiguration
         self.vpc_endpoint: ec2.InterfaceVpcEndpoint | None = None
-        statements = caller_statements(callers, settings.void_callers)
+        statements = caller_statements(callers, settings.void_callers, settings.ops_callers)
         if private:
             existing = network.endpoints.get("execute-api")
             if existing is None:
@@ -305,38 +315,40 @@ class Api(Construct):
         # POST /files/{file_id}/void: added by the void function's construct under this resource.
         return self.rest_api.root.resource_for_path("/files/{file_id}")
 
-    def _grant_ops_invoke(self, stage_name: str) -> None:
-        """Ordinary callers may also HEAD any route and POST /cards/search (a lookup); never
-        POST /files/{file_id}/void."""
-        self.invoke_policy.add_statements(
-            iam.PolicyStatement(
-                actions=["execute-api:Invoke"],
-                resources=[
-                    self.rest_api.arn_for_execute_api("HEAD", "/*", stage_name),
-                    self.rest_api.arn_for_execute_api("POST", "/cards/search", stage_name),
-                ],
-            )
-        )
-        ack(
-            self.invoke_policy,
-            wildcard_finding(
-                "arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:"
-                f"<{logical_id(self.rest_api)}>/{stage_name}/HEAD/*"
-            ),
-            "Grants HEAD on every route of this stage only: HEAD answers what GET answers, "
-            "without the body.",
-        )
+    def _role_arns(self, role: str, stage_name: str) -> list[str]:
+        """Identity-policy resources of one caller role: its resource-policy patterns as
+        full execute-api ARNs of this API and stage."""
+        out = []
+        for resource in ROLE_RESOURCES[role] + ROLE_RESOURCES["health"]:
+            method, path = resource.removeprefix("execute-api:/*/").split("/", 1)
+            out.append(self.rest_api.arn_for_execute_api(method, f"/{path}", stage_name))
+        return out
 
     def _build_invoke_policy(self, stage_name: str) -> None:
-        # Internal callers get this policy (or its statement) to sign requests.
+        """Identity policies to attach to each role's principals: InvokePolicy (api.callers:
+        card lookups) and OpsReadPolicy (api.opsCallers: the ops read routes). The void's own
+        VoidPolicy is in infra/void.py."""
         self.invoke_policy = iam.ManagedPolicy(
             self,
             "InvokePolicy",
-            description="Call the cardstatus API with SigV4: GET, HEAD, POST /cards/search",
+            description="Look up cards with SigV4 (api.callers): GET/HEAD /get_card_status, "
+            "/cards, /cards/{card_id}, POST /cards/search, GET/HEAD /health",
             statements=[
                 iam.PolicyStatement(
                     actions=["execute-api:Invoke"],
-                    resources=[self.rest_api.arn_for_execute_api("GET", "/*", stage_name)],
+                    resources=self._role_arns("lookup", stage_name),
+                )
+            ],
+        )
+        self.ops_read_policy = iam.ManagedPolicy(
+            self,
+            "OpsReadPolicy",
+            description="Read the cardstatus ops routes with SigV4 (api.opsCallers): files, "
+            "rejects, stuck cards, partners, health",
+            statements=[
+                iam.PolicyStatement(
+                    actions=["execute-api:Invoke"],
+                    resources=self._role_arns("ops", stage_name),
                 )
             ],
         )
@@ -387,15 +399,19 @@ class Api(Construct):
                 "Account-level role API Gateway needs to write execution/access logs; the AWS "
                 "managed policy is the documented one for this service role.",
             )
-        self._grant_ops_invoke(stage_name)
-        ack(
-            self.invoke_policy,
-            wildcard_finding(
-                "arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:"
-                f"<{logical_id(self.rest_api)}>/{stage_name}/GET/*"
-            ),
-            "Grants GET on every route of this stage only; every route is a read-only lookup.",
+        api_arn = (
+            "arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:"
+            f"<{logical_id(self.rest_api)}>/{stage_name}/"
         )
+        for policy, role in ((self.invoke_policy, "lookup"), (self.ops_read_policy, "ops")):
+            for resource in ROLE_RESOURCES[role]:
+                if resource.endswith("*"):
+                    ack(
+                        policy,
+                        wildcard_finding(api_arn + resource.removeprefix("execute-api:/*/")),
+                        "The path parameter (card id, file id, partner) of this role's read "
+                        "routes on this stage only (README 'Caller roles').",
+                    )
 
     def _build_usage_plans(self, settings: Settings, callers: list[Caller]) -> None:
         """Per-caller throttling: one API key and usage plan per caller (api.callers).
@@ -442,63 +458,143 @@ class Api(Construct):
 VOID_PATH = "/files/{file_id}/void"
 VOID_RESOURCE = "execute-api:/*/POST/files/*/void"
 
+# Caller roles (README "Caller roles"; SPEC 5, 12-06). Each method of the API belongs to one
+# role; the resource policy admits a role's list (cdk.json key) to its methods only, with an
+# explicit Deny for every principal outside that list. `route_role` classifies a method and
+# tests/infra/test_infra_caller_roles.py checks that every method of the template has a role.
+#   lookup: api.callers      card lookups (GET/HEAD /get_card_status, /cards, /cards/{id},
+#                            POST /cards/search)
+#   ops:    api.opsCallers   every other read route: /files*, /stuck_cards, /partners*,
+#                            /phone_conflicts
+#   void:   api.voidCallers  POST /files/{file_id}/void
+#   health: api.callers + api.opsCallers  (GET/HEAD /health: a database ping)
+LOOKUP_PATHS = ("/get_card_status", "/cards", "/cards/*")
+LOOKUP_POSTS = ("/cards/search",)
+OPS_PATHS = (
+    "/files",
+    "/files/*",
+    "/stuck_cards",
+    "/partners",
+    "/partners/*",
+    "/phone_conflicts",
+)
+HEALTH_PATHS = ("/health",)
+READ_METHODS = ("GET", "HEAD")
+ROLE_KEYS = {
+    "lookup": "api.callers",
+    "ops": "api.opsCallers",
+    "void": "api.voidCallers",
+    "health": "api.callers + api.opsCallers",
+}
+
+
+def _resources(methods: tuple[str, ...], paths: tuple[str, ...]) -> list[str]:
+    return [f"execute-api:/*/{m}{p}" for p in paths for m in methods]
+
+
+ROLE_RESOURCES: dict[str, list[str]] = {
+    "lookup": _resources(READ_METHODS, LOOKUP_PATHS) + _resources(("POST",), LOOKUP_POSTS),
+    "ops": _resources(READ_METHODS, OPS_PATHS),
+    "void": [VOID_RESOURCE],
+    "health": _resources(READ_METHODS, HEALTH_PATHS),
+}
+
+
+def _matches(pattern: str, path: str) -> bool:
+    """execute-api resource matching: `*` matches any characters, `/` included."""
+    return re.fullmatch(re.escape(pattern).replace(r"\*", ".*"), path) is not None
+
+
+def route_role(method: str, path: str) -> str | None:
+    """The caller role of a method of this API (path as in the resource tree, `{x}` for a
+    path parameter), or None when no role admits it (a route nobody could call)."""
+    concrete = re.sub(r"\{[^}]+\}", "x", path)
+    wanted = f"execute-api:/stage/{method.upper()}{concrete}"
+    found = [
+        role
+        for role, resources in ROLE_RESOURCES.items()
+        if any(_matches(r.replace("/*/", "/stage/", 1), wanted) for r in resources)
+    ]
+    # /files/* (ops, GET) never matches POST .../void; a path in two roles is a mistake.
+    return found[0] if len(found) == 1 else None
+
 
 def caller_statements(
-    callers: list[Caller], void_callers: tuple[str, ...] = ()
+    callers: list[Caller], void_callers: tuple[str, ...] = (), ops_callers: tuple[str, ...] = ()
 ) -> list[iam.PolicyStatement]:
-    """Resource-policy statements: Allow the listed principals, Deny every other one.
+    """Resource-policy statements: each role's list is allowed its methods, and denied
+    (explicitly) everything else; everyone on no list is denied everything.
 
-    The Allow names the callers' accounts as principals (an IAM identity policy must still
-    allow execute-api:Invoke) and narrows them with aws:PrincipalArn, so a pattern may name a
-    role that does not exist yet or use wildcards. The explicit Deny binds same-account
-    principals too, whatever their identity policies say.
-
-    The void method (POST /files/{file_id}/void) admits only `void_callers` (api.voidCallers):
-    an API caller is denied there even with execute-api:* in its identity policy, and a void
-    caller is admitted to that method alone by this policy (reads need api.callers).
+    The Allows name the listed principals' accounts and narrow them with aws:PrincipalArn,
+    so a pattern may name a role that does not exist yet or use wildcards (an IAM identity
+    policy must still allow execute-api:Invoke: InvokePolicy, OpsReadPolicy, VoidPolicy).
+    The explicit Denies bind same-account principals too, whatever their identity policies
+    say: a void caller with execute-api:* reads nothing unless it is also on api.callers /
+    api.opsCallers, an API caller cannot read the ops routes, an ops reader cannot look up
+    cards. An empty list (prod default for voidCallers/opsCallers) admits nobody to its
+    methods.
     """
-    patterns = sorted({p for c in callers for p in c.principals})
-    voiders = sorted(set(void_callers))
-    arns = [_expand(p) for p in patterns]
-    void_arns = [_expand(p) for p in voiders]
-    statements = [
+    lists = {
+        "lookup": sorted({p for c in callers for p in c.principals}),
+        "ops": sorted(set(ops_callers)),
+        "void": sorted(set(void_callers)),
+    }
+    lists["health"] = sorted(set(lists["lookup"]) | set(lists["ops"]))
+    arns = {role: [_expand(p) for p in patterns] for role, patterns in lists.items()}
+    everyone = sorted({a for role in ("lookup", "ops", "void") for a in arns[role]})
+    sids = {
+        "lookup": ("ListedCallers", "OnlyCallersLookUpCards"),
+        "ops": ("OpsCallers", "OnlyOpsCallersReadOps"),
+        "void": ("VoidCallers", "OnlyVoidCallersVoid"),
+        "health": ("HealthCallers", "OnlyReadersCheckHealth"),
+    }
+    allows = [
         iam.PolicyStatement(
-            sid="ListedCallers",
-            principals=_account_principals(patterns),
+            sid=sids[role][0],
+            principals=_account_principals(lists[role]),
             actions=["execute-api:Invoke"],
-            resources=["execute-api:/*"],
-            conditions={"ArnLike": {"aws:PrincipalArn": arns}},
-        ),
+            resources=ROLE_RESOURCES[role],
+            conditions={"ArnLike": {"aws:PrincipalArn": arns[role]}},
+        )
+        for role in ("lookup", "ops", "void", "health")
+        if lists[role]
+    ]
+    denies = [
         iam.PolicyStatement(
             sid="DenyEveryoneElse",
             effect=iam.Effect.DENY,
             principals=[iam.AnyPrincipal()],
             actions=["execute-api:Invoke"],
             resources=["execute-api:/*"],
-            conditions={"ArnNotLike": {"aws:PrincipalArn": sorted(set(arns + void_arns))}},
-        ),
+            conditions={"ArnNotLike": {"aws:PrincipalArn": everyone}} if everyone else None,
+        )
+    ]
+    denies += [
         iam.PolicyStatement(
-            sid="OnlyVoidCallersVoid",
+            sid=sids[role][1],
             effect=iam.Effect.DENY,
             principals=[iam.AnyPrincipal()],
             actions=["execute-api:Invoke"],
-            resources=[VOID_RESOURCE],
-            # No void callers (prod default): nobody voids through the API.
-            conditions={"ArnNotLike": {"aws:PrincipalArn": void_arns}} if void_arns else None,
-        ),
-    ]
-    if void_arns:
-        statements.insert(
-            1,
-            iam.PolicyStatement(
-                sid="VoidCallers",
-                principals=_account_principals(voiders),
-                actions=["execute-api:Invoke"],
-                resources=[VOID_RESOURCE],
-                conditions={"ArnLike": {"aws:PrincipalArn": void_arns}},
-            ),
+            resources=ROLE_RESOURCES[role],
+            # An empty list: nobody is admitted to these methods.
+            conditions={"ArnNotLike": {"aws:PrincipalArn": arns[role]}} if arns[role] else None,
         )
-    return statements
+        for role in ("lookup", "ops", "void", "health")
+    ]
+    return allows + denies
+
+
+def _ops_caller(settings: Settings) -> Caller:
+    """The ops readers' API key and usage plan (api.callerDefaults limits): the console proxy
+    sends it (`cardstatus console`); the resource policy, not the key, decides who reads."""
+    defaults = settings.get("api", "callerDefaults")
+    return Caller(
+        name=OPS_KEY_NAME,
+        principals=settings.ops_callers,
+        rate_limit=int(defaults["rateLimit"]),
+        burst_limit=int(defaults["burstLimit"]),
+        quota_per_day=int(defaults["quotaPerDay"]),
+    )
 
 
 def _account_principals(patterns: list[str]) -> list[iam.IPrincipal]:

@@ -135,6 +135,7 @@ class Events(Construct):
         """PutEvents for every publisher, and the sweeper's and publishers' time budgets."""
         for fn in publishers:
             self.grant_publish(fn)
+        self._restrict_bus(publishers)
         sweeper.add_environment("EVENTS_MAX_AGE_S", str(max_age_min * 60))
         sweep_budget = self._sweep_budget_s(settings)
         sweeper.add_environment("EVENTS_SWEEP_BUDGET_S", str(sweep_budget))
@@ -144,6 +145,38 @@ class Events(Construct):
                     "EVENTS_PUBLISH_BUDGET_S",
                     str(settings.get_int("events", "publishBudgetSeconds", minimum=0)),
                 )
+
+    def _restrict_bus(self, publishers: list[lambda_.Function]) -> None:
+        """The bus's resource policy (SPEC 10, 12-06): PutEvents only by the publishers'
+        roles (ingest, sweeper, void). An explicit Deny binds principals of this account too,
+        whatever their identity policies allow (AdministratorAccess included), so nobody
+        else can put a forged CardStatusChanged (and its card_version) in front of consumers
+        or into the archive. `aws:PrincipalArn` is the role ARN for an assumed-role session.
+        The Deny applies to IAM principals (`Null aws:PrincipalArn false`): archive replays
+        are sent by EventBridge itself (docs/DEPLOY.md "Checks on a deployed stack")."""
+        roles = [fn.role.role_arn for fn in publishers if fn.role is not None]
+        self.bus.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="OnlyPublishersPutEvents",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["events:PutEvents"],
+                resources=[self.bus.event_bus_arn],
+                conditions={
+                    "ArnNotEquals": {"aws:PrincipalArn": roles},
+                    "Null": {"aws:PrincipalArn": "false"},
+                },
+            )
+        )
+        self.bus.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="PublishersPutEvents",
+                principals=[iam.AccountRootPrincipal()],
+                actions=["events:PutEvents"],
+                resources=[self.bus.event_bus_arn],
+                conditions={"ArnEquals": {"aws:PrincipalArn": roles}},
+            )
+        )
 
     @staticmethod
     def _sweep_budget_s(settings: Settings) -> int:

@@ -84,6 +84,12 @@ class Monitoring(Construct):
         self.alarms.append(a)
         return a
 
+    def add_alarm(
+        self, name: str, metric: cw.IMetric, threshold: float, description: str
+    ) -> cw.Alarm:
+        """One more alarm on this topic (constructs of their own: infra/guard_alarms.py)."""
+        return self._alarm(name, metric, threshold, description)
+
     def _build_topic(self, settings: Settings, key: kms.IKey) -> None:
         prefix = self._prefix
         self.topic = sns.Topic(

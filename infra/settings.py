@@ -32,6 +32,10 @@ CONTEXT_FLAGS: dict[str, tuple[str, str]] = {
     "database": ("database", "engine"),  # -c database=aurora (infra/aurora.py)
 }
 
+# The API key and usage plan of the ops readers (api.opsCallers); no api.callers entry may
+# take this name.
+OPS_KEY_NAME = "ops"
+
 # Principal ARN patterns in cdk.json may use these placeholders (the stack is env-agnostic).
 ACCOUNT = "{account}"
 PARTITION = "{partition}"
@@ -108,7 +112,31 @@ def principal_account(pattern: str) -> str:
     return match.group("account")
 
 
+# A role or user name pattern must fix at least this many characters before its first
+# wildcard: `role/*`, `user/?*` or `role/a*` mean (nearly) every role or user of the account.
+MIN_FIXED_NAME_CHARS = 3
+_WILDCARDS = re.compile(r"[*?]")
+
+
+def whole_account_reason(rest: str) -> str | None:
+    """Why the part after `iam::<account>:` of a principal pattern admits (nearly) a whole
+    account (the root, `*`, anything not a role or user, `role/*`, `user/*`, ...), else None."""
+    if rest in ("root", "*") or not rest.startswith(("role/", "user/")):
+        return "names a whole account"
+    name = rest.split("/", 1)[1]
+    fixed = _WILDCARDS.split(name, maxsplit=1)[0].replace("/", "")
+    if _WILDCARDS.search(name) and len(fixed) < MIN_FIXED_NAME_CHARS:
+        kind = rest.split("/", 1)[0]
+        return (
+            f"matches every {kind} of the account (fix at least {MIN_FIXED_NAME_CHARS} "
+            "characters of the name before a wildcard)"
+        )
+    return None
+
+
 def _principal_patterns(value: Any, where: str, *, broad_ok: bool) -> tuple[str, ...]:
+    """The ARN patterns of one cdk.json list; `where` is its cdk.json key (named in errors).
+    broad_ok=False (prod, and partner trust everywhere) refuses whole-account patterns."""
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list) or not items or not all(isinstance(v, str) for v in items):
         raise SettingsError(f"{where} must be a principal ARN or a non-empty list of them")
@@ -119,11 +147,11 @@ def _principal_patterns(value: Any, where: str, *, broad_ok: bool) -> tuple[str,
                 f"{where}: {arn!r} is not an IAM principal ARN pattern "
                 "(arn:{partition}:iam::{account}:role/NAME, or a 12-digit account)"
             )
-        rest = match.group("rest")
-        if not broad_ok and (rest in ("root", "*") or not rest.startswith(("role/", "user/"))):
+        reason = whole_account_reason(match.group("rest"))
+        if not broad_ok and reason:
             raise SettingsError(
-                f"{where}: {arn!r} trusts a whole account; name roles or users "
-                "(arn:...:role/NAME, wildcards inside the name are allowed)"
+                f"cdk.json {where}: {arn!r} trusts a whole account ({reason}); name roles or "
+                "users (arn:...:role/NAME, a wildcard only after a fixed name prefix)"
             )
     return tuple(items)
 
@@ -245,6 +273,11 @@ class Settings:
         for name, spec in sorted(raw.items()):
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}", name):
                 raise SettingsError(f"api.callers: name {name!r} must be [A-Za-z0-9_-], <= 63")
+            if name == OPS_KEY_NAME:
+                raise SettingsError(
+                    f"api.callers: the name {OPS_KEY_NAME!r} is the ops readers' API key "
+                    "(api.opsCallers); choose another"
+                )
             spec = {**defaults, **(spec or {})}
             where = f"api.callers.{name}.principals"
             principals = _principal_patterns(
@@ -280,6 +313,29 @@ class Settings:
         if not raw:
             return () if self.is_production else (f"arn:{PARTITION}:iam::{ACCOUNT}:*",)
         return _principal_patterns(raw, "api.voidCallers", broad_ok=not self.is_production)
+
+    @property
+    def ops_callers(self) -> tuple[str, ...]:
+        """api.opsCallers: principal ARN patterns that may read the operations routes (every
+        GET/HEAD that is not a card lookup: /files*, /stuck_cards, /partners*, ...).
+
+        Separate from api.callers (card lookups) and api.voidCallers (README "Caller roles"):
+        the resource policy admits only these principals to the ops routes. Empty: in prod
+        nobody reads them through the API; elsewhere every principal of the account.
+        """
+        raw = self.get_optional("api", "opsCallers") or []
+        if not raw:
+            return () if self.is_production else (f"arn:{PARTITION}:iam::{ACCOUNT}:*",)
+        return _principal_patterns(raw, "api.opsCallers", broad_ok=not self.is_production)
+
+    @property
+    def lookup_budget(self) -> tuple[int, int]:
+        """(api.lookupMismatchBudget, api.lookupBudgetWindowSeconds): how many card-id + phone
+        lookups that do not match one caller may make per window before 429."""
+        return (
+            self.get_int("api", "lookupMismatchBudget", minimum=1),
+            self.get_int("api", "lookupBudgetWindowSeconds", minimum=60),
+        )
 
     @property
     def partner_trust(self) -> dict[str, PartnerTrust]:
@@ -372,6 +428,8 @@ class Settings:
         self._validate_statement_timeouts()
         self.api_callers  # noqa: B018 (validates)
         self.void_callers  # noqa: B018 (validates)
+        self.ops_callers  # noqa: B018 (validates)
+        self.lookup_budget  # noqa: B018 (validates)
         self.partner_trust  # noqa: B018 (validates)
 
     def _validate_statement_timeouts(self) -> None:
@@ -434,6 +492,7 @@ def example_values(raw: dict[str, Any]) -> list[tuple[str, str]]:
     api = raw.get("api") or {}
     for name, spec in sorted((api.get("callers") or {}).items()):
         principals(f"api.callers.{name}.principals", (spec or {}).get("principals"))
+    principals("api.opsCallers", api.get("opsCallers"))
     principals("api.voidCallers", api.get("voidCallers"))
     for partner, spec in sorted((raw.get("partnerPrincipals") or {}).items()):
         spec = {"principals": spec} if isinstance(spec, (str, list)) else (spec or {})

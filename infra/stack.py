@@ -12,6 +12,7 @@ from infra.api import Api
 from infra.database import Database
 from infra.events import Events
 from infra.functions import Functions
+from infra.guard_alarms import GuardAlarms
 from infra.layers import LayerAssets
 from infra.migrations import Migrations
 from infra.monitoring import Monitoring
@@ -150,6 +151,14 @@ class CardStatusStack(Stack):
             access_logs=self.api.access_logs,
             instance=self.database.monitored,
             proxy=self.database.proxy,
+        )
+        self.guard_alarms = GuardAlarms(
+            self,
+            "GuardAlarms",
+            settings=settings,
+            monitoring=self.monitoring,
+            void_function=self.void.function,
+            api_function=self.functions.api,
         )
         self.events = Events(
             self,

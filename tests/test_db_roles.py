@@ -210,8 +210,9 @@ def test_api_role_writes_nothing_even_with_read_only_switched_off(roles_db: str)
         conn.close()
 
 
-def test_api_role_reads_every_table_including_later_ones(roles_db: str) -> None:
-    """Existing tables by GRANT ... ON ALL TABLES; later ones through the default privileges."""
+def test_api_role_reads_what_it_queries_and_no_later_table(roles_db: str) -> None:
+    """N7: SELECT on the tables its queries read (sql/cards.py, sql/ops.py), nothing else, and
+    no default privileges: a later table is not readable unless its migration grants it."""
     owner = psycopg2.connect(roles_db)
     try:
         with owner.cursor() as cur:
@@ -222,8 +223,39 @@ def test_api_role_reads_every_table_including_later_ones(roles_db: str) -> None:
     conn = connect_as(roles_db, dbroles.API)
     try:
         with conn.cursor() as cur:
-            for table in ("card", "card_event", "ingested_file", "rejected_row", "later_table"):
+            for table in ("card", "card_event", "ingested_file", "rejected_row"):
                 cur.execute(f"SELECT count(*) FROM {table}")
+        for table in ("later_table", "event_copy", "status_outbox", "card_tombstone"):
+            refused(conn, f"SELECT count(*) FROM {table}")
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    ("role", "sql"),
+    [
+        # void (N7): never creates a card, never rewrites another file's copies, and on
+        # ingested_file only its void columns (not the bucket/key its report is written to).
+        (
+            dbroles.VOID,
+            "INSERT INTO card (card_id, status, status_at) VALUES ('X', 'DELIVERED', now())",
+        ),
+        (dbroles.VOID, "UPDATE event_copy SET phone = '+12015550123'"),
+        (dbroles.VOID, "UPDATE ingested_file SET bucket = 'attacker', object_key = '../x'"),
+        (dbroles.VOID, "UPDATE ingested_file SET outcome = 'rejected_file'"),
+        # ingest: cannot mark a file voided, cannot rewrite an event's detail.
+        (dbroles.INGEST, "UPDATE ingested_file SET voided_at = now()"),
+        (dbroles.INGEST, "UPDATE ingested_file SET bucket = 'attacker'"),
+        (dbroles.INGEST, "UPDATE status_outbox SET detail = '{}'"),
+        (dbroles.INGEST, "UPDATE status_outbox SET card_version = 9223372036854775807"),
+    ],
+)
+def test_narrowed_grants_refuse_what_the_code_never_does(
+    roles_db: str, role: str, sql: str
+) -> None:
+    conn = connect_as(roles_db, role)
+    try:
+        refused(conn, sql)
     finally:
         conn.close()
 

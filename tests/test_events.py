@@ -343,7 +343,8 @@ def test_concurrent_publishers_never_send_a_row_twice(
 def test_the_ingest_role_may_publish_sweep_and_list(
     out: Any, recorder: Recorder, db_url: str
 ) -> None:
-    """The sweeper logs in as cardstatus_ingest (migration 0006 grants it the outbox)."""
+    """The sweeper logs in as cardstatus_ingest (0006 grants it the outbox; 0011 narrows its
+    UPDATE there to the publish columns)."""
     insert_rows(out, 12)
     conn = psycopg2.connect(db_url, user="cardstatus_ingest")
     try:

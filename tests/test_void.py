@@ -388,7 +388,9 @@ def test_void_function_answers_the_void_when_the_bus_is_unavailable(
 def test_local_server_routes_the_void_to_the_void_function(db: Any, void_app: Any) -> None:
     from cardstatus_dev.serve import build_event, route_to_functions
 
-    event = build_event("POST", "/files/77/void", [], b'{"reason": "x"}')
+    event = build_event(
+        "POST", "/files/77/void", [("Content-Type", "application/json")], b'{"reason": "x"}'
+    )
     assert event["resource"] == "/files/{file_id}/void"
     assert event["pathParameters"] == {"file_id": "77"}
     response = route_to_functions()(event, _Context())

@@ -26,7 +26,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cardstatus import cards
+from cardstatus import cards, lookup_budget
 from cardstatus.db import LazyConnection
 from functions.api import (
     errors,
@@ -46,6 +46,7 @@ from functions.api.observability import (
 )
 from functions.api.schemas import (
     CARD_ERRORS,
+    PAIR_LOOKUP_ERRORS,
     CardIdPath,
     CardIdQuery,
     CardListOut,
@@ -64,6 +65,23 @@ DB = LazyConnection()
 snapstart.register(app, DB)  # SnapStart runtime hooks (no-op outside Lambda)
 
 __all__ = ["DB", "app", "handler", "logger", "metrics"]
+
+
+# The clock of the per-caller lookup budget (tests inject one; cardstatus/lookup_budget.py).
+budget_clock: lookup_budget.Clock = lookup_budget.utc_now
+
+
+def _count_pair_lookup(mismatch: bool) -> None:
+    """Charge a card-id + phone lookup to the caller's budget (429 once it is spent)."""
+    caller = lookup_budget.caller_of(app.current_event.raw_event)
+    app.append_context(_caller=caller)
+    lookup_budget.spend(
+        _connection(),
+        caller,
+        mismatch=mismatch,
+        budget=lookup_budget.Budget.from_settings(),
+        clock=budget_clock,
+    )
 
 
 def _connection() -> Any:
@@ -94,12 +112,15 @@ phone_conflict_routes.register(app, _connection, requests)
     ),
     operation_id="getCardStatus",
     tags=["cards"],
-    responses={200: {"description": "The card, with the phone's other cards"}, **CARD_ERRORS},
+    responses={
+        200: {"description": "The card, with the phone's other cards"},
+        **PAIR_LOOKUP_ERRORS,
+    },
 )
 def get_card_status(card_id: CardIdQuery = None, user_phone: PhoneQuery = None) -> CardStatusOut:
     app.append_context(_user_phone=user_phone, _card_id=card_id)
     valid_id, e164 = cards.status_query(card_id, user_phone)  # 400s before any database work
-    body = cards.card_status(_connection(), valid_id, e164)
+    body = cards.card_status(_connection(), valid_id, e164, count_pair_lookup=_count_pair_lookup)
     audit_trail.answered([body["card_id"], *(c["card_id"] for c in body["other_cards"])])
     requests.record("found", card_id=body["card_id"], user_phone=masked(user_phone))
     return body  # type: ignore[return-value]  # validated and serialised by Powertools
@@ -110,7 +131,7 @@ def get_card_status(card_id: CardIdQuery = None, user_phone: PhoneQuery = None) 
     summary="GET /get_card_status with the parameters in a JSON body (no phone in the URL)",
     operation_id="searchCards",
     tags=["cards"],
-    responses={200: {"description": "As GET /get_card_status"}, **CARD_ERRORS},
+    responses={200: {"description": "As GET /get_card_status"}, **PAIR_LOOKUP_ERRORS},
 )
 def search_cards(query: Annotated[CardSearchIn, Body()]) -> CardStatusOut:
     return get_card_status(query.card_id, query.user_phone)
@@ -157,9 +178,9 @@ def list_cards(user_phone: PhoneQuery = None) -> CardListOut:
 @metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     requests.start()
-    repeated = errors.repeated_parameter(event, requests)
-    if repeated is not None:
-        return repeated
+    refused = errors.repeated_parameter(event, requests) or errors.body_problem(event, requests)
+    if refused is not None:
+        return refused
     if event.get("httpMethod") == "HEAD":  # answered as GET, without the body
         return {**app.resolve({**event, "httpMethod": "GET"}, context), "body": ""}
     return app.resolve(event, context)

@@ -14,6 +14,7 @@
 # No `from __future__ import annotations`: Powertools reads the handler signatures at runtime.
 
 import json
+import os
 import re
 import traceback
 from collections.abc import Callable
@@ -23,11 +24,15 @@ from typing import Any
 import psycopg2
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from cardstatus import cards, ops, partners
+from cardstatus import cards, ops, partners, request_guard
 from cardstatus.db import TRANSIENT_DB_ERRORS, LazyConnection
-from cardstatus.errors import InvalidParameter, RequestError, error_body
+from cardstatus.errors import InvalidParameter, RequestError, TooManyMismatches, error_body
 from cardstatus.model import redact_phones
 from functions.api.observability import RequestLog, masked
 
@@ -79,6 +84,26 @@ def repeated_parameter(event: dict[str, Any], requests: RequestLog) -> dict[str,
     return None
 
 
+def body_problem(event: dict[str, Any], requests: RequestLog) -> dict[str, Any] | None:
+    """The 400 answer (a proxy response) when a POST to this API's JSON route is not JSON
+    (Content-Type, nesting; cardstatus/request_guard.py), else None. Checked before
+    Powertools parses the body, whose own answers for these would be 415 or a 500."""
+    if str(event.get("httpMethod") or "").upper() != "POST":
+        return None  # other methods there are 405s (route_not_found)
+    if not _POST_PATH.match(str(event.get("path") or "")):
+        return None
+    problem = request_guard.json_body_problem(event)
+    if problem is None:
+        return None
+    requests.record("invalid", parameter="body")
+    return {
+        "statusCode": HTTPStatus.BAD_REQUEST,
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "body": json.dumps(error_body("invalid_parameter", problem)),
+        "isBase64Encoded": False,
+    }
+
+
 def _validation_message(error: dict[str, Any]) -> tuple[str, str, str]:
     """(parameter, code, message) of Powertools' first validation error."""
     loc = [part for part in error.get("loc", ()) if isinstance(part, str)]
@@ -127,6 +152,7 @@ def register(
     app.exception_handler(RequestError)(answers.request_error)
     app.exception_handler(RequestValidationError)(answers.request_validation)
     app.not_found(answers.route_not_found)
+    app.exception_handler([RecursionError, RequestUnsupportedContentType])(answers.bad_body)
     app.exception_handler(list(TRANSIENT_DB_ERRORS))(answers.database_unavailable)
     app.exception_handler(Exception)(answers.unexpected)
 
@@ -148,6 +174,8 @@ class _ErrorAnswers:
         self._on_not_found = on_not_found
 
     def request_error(self, exc: RequestError) -> Response:
+        if isinstance(exc, TooManyMismatches):
+            return self.budget_spent(exc)
         outcome = "not_found" if exc.http_status == HTTPStatus.NOT_FOUND else "invalid"
         if outcome == "not_found" and self._on_not_found is not None:
             try:
@@ -158,6 +186,31 @@ class _ErrorAnswers:
         user_phone = masked(self._app.context.get("_user_phone"))
         self._requests.record(outcome, **fields, user_phone=user_phone)
         return error_response(exc.http_status, exc.code, exc.message)
+
+    def budget_spent(self, exc: TooManyMismatches) -> Response:
+        """429 + Retry-After, the LookupBudgetExceeded metric (alarm: infra/guard_alarms.py)
+        and a log line naming the caller (an IAM ARN, never a phone)."""
+        with single_metric(
+            name="LookupBudgetExceeded",
+            unit=MetricUnit.Count,
+            value=1,
+            namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "cardstatus"),
+            default_dimensions={
+                "service": os.environ.get("POWERTOOLS_SERVICE_NAME", "cardstatus-api")
+            },
+        ):
+            pass
+        self._requests.record(
+            "budget_exceeded",
+            caller=self._app.context.get("_caller"),
+            retry_after_s=exc.retry_after_s,
+        )
+        return error_response(
+            exc.http_status,
+            exc.code,
+            exc.message,
+            headers={"Retry-After": str(exc.retry_after_s)},
+        )
 
     def request_validation(self, exc: RequestValidationError) -> Response:
         errors = exc.errors()
@@ -185,6 +238,11 @@ class _ErrorAnswers:
             )
         self._requests.record("no_route", method=method)
         return error_response(HTTPStatus.NOT_FOUND, "not_found", "no such route")
+
+    def bad_body(self, exc: Exception) -> Response:
+        """A body the parser cannot take (behind body_problem's checks): 400, never 500."""
+        self._requests.record("invalid", parameter="body", error_type=type(exc).__name__)
+        return error_response(HTTPStatus.BAD_REQUEST, "invalid_parameter", request_guard.NOT_JSON)
 
     def database_unavailable(self, exc: Exception) -> Response:
         self._db.discard()  # the next invocation reconnects

@@ -23,6 +23,8 @@ ErrorCode = Literal[
     "missing_parameter",
     "not_found",
     "method_not_allowed",
+    "too_many_requests",
+    "unsupported_media_type",
     "database_unavailable",
     "internal_error",
 ]
@@ -298,12 +300,27 @@ ERRORS_503: OpenAPIResponse = {
         }
     },
 }
+ERRORS_429: OpenAPIResponse = {
+    **_error_response(
+        "The caller spent its budget of card-id + phone lookups that did not match "
+        "(README 'Caller roles'); retry after the Retry-After header"
+    ),
+    "headers": {
+        "Retry-After": {
+            "description": "Seconds until the caller's budget window ends",
+            "schema": {"type": "string", "pattern": "^[0-9]+$"},
+        }
+    },
+}
 CARD_ERRORS: dict[int, OpenAPIResponse] = {
     400: ERRORS_400,
     404: ERRORS_404,
     500: ERRORS_500,
     503: ERRORS_503,
 }
+# GET /get_card_status and POST /cards/search: a card-id + phone lookup counts against the
+# caller's budget.
+PAIR_LOOKUP_ERRORS: dict[int, OpenAPIResponse] = {**CARD_ERRORS, 429: ERRORS_429}
 LIST_ERRORS: dict[int, OpenAPIResponse] = {400: ERRORS_400, 500: ERRORS_500, 503: ERRORS_503}
 FILE_ERRORS: dict[int, OpenAPIResponse] = {**LIST_ERRORS, 404: FILE_ERRORS_404}
 

@@ -36,7 +36,7 @@ def file_ingested(ref: S3ObjectRef, report: dict[str, Any]) -> None:
     logger.info(
         "file ingested",
         extra={
-            "key": ref.key,
+            "key": redact_phones(ref.key),  # partners name files after customers too
             "outcome": report["outcome"],
             "counts": counts,
             "reason": report.get("reason"),
@@ -49,7 +49,11 @@ def redelivery(ref: S3ObjectRef, report: dict[str, Any]) -> None:
     """An object ingested before: counted and reported when first ingested, only logged here."""
     logger.info(
         "redelivery of an ingested object; nothing to do",
-        extra={"key": ref.key, "outcome": report["outcome"], "file_id": report.get("file_id")},
+        extra={
+            "key": redact_phones(ref.key),
+            "outcome": report["outcome"],
+            "file_id": report.get("file_id"),
+        },
     )
 
 
@@ -59,14 +63,14 @@ def file_failed(ref: S3ObjectRef, reason: str, attempt: int, s3_client: Callable
     reason = redact_phones(reason)  # driver errors can quote row values
     logger.error(
         "file failed; it will be retried",
-        extra={"key": ref.key, "attempt": attempt, "reason": reason},
+        extra={"key": redact_phones(ref.key), "attempt": attempt, "reason": reason},
     )
     try:
         put_report(
             s3_client(), ref.bucket, ref.key, failure_report(ref, reason, attempt), settings()
         )
     except Exception:  # the report is best effort; the retry is what matters
-        logger.warning("could not write the failure report", extra={"key": ref.key})
+        logger.warning("could not write the failure report", extra={"key": redact_phones(ref.key)})
 
 
 def publish_events(

@@ -107,4 +107,7 @@ def caller_identity(event: dict[str, Any]) -> str:
 )
 @metrics.log_metrics()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    refused = errors.body_problem(event)
+    if refused is not None:
+        return refused
     return app.resolve(event, context)

@@ -14,13 +14,18 @@
 import json
 import traceback
 from http import HTTPStatus
+from typing import Any
 
 import psycopg2
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 
+from cardstatus import request_guard
 from cardstatus.db import TRANSIENT_DB_ERRORS, LazyConnection
 from cardstatus.errors import RequestError, error_body
 from cardstatus.model import redact_phones
@@ -34,6 +39,21 @@ def error(status: int, code: str, message: str, headers: dict[str, str] | None =
         body=json.dumps(error_body(code, message)),
         headers=headers,
     )
+
+
+def body_problem(event: dict[str, Any]) -> dict[str, Any] | None:
+    """The 400 answer (a proxy response) when the body is not JSON as it must be (Content-Type
+    application/json, bounded nesting: cardstatus/request_guard.py), else None. Checked before
+    Powertools parses it (its answers would be 415, or 500 for a deep array)."""
+    problem = request_guard.json_body_problem(event)
+    if problem is None:
+        return None
+    return {
+        "statusCode": HTTPStatus.BAD_REQUEST,
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "body": json.dumps(error_body("invalid_parameter", problem)),
+        "isBase64Encoded": False,
+    }
 
 
 def register(app: APIGatewayRestResolver, db: LazyConnection, logger: Logger) -> None:
@@ -59,6 +79,11 @@ def register(app: APIGatewayRestResolver, db: LazyConnection, logger: Logger) ->
             elif name == "file_id":
                 message = "file_id must be a positive integer"
         return error(HTTPStatus.BAD_REQUEST, code, message)
+
+    @app.exception_handler([RecursionError, RequestUnsupportedContentType])
+    def _bad_body(exc: Exception) -> Response:
+        # Behind body_problem's checks: a body the parser cannot take is a 400, never a 500.
+        return error(HTTPStatus.BAD_REQUEST, "invalid_parameter", request_guard.NOT_JSON)
 
     @app.not_found
     def _route_not_found(exc: NotFoundError) -> Response:

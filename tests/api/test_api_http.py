@@ -129,8 +129,17 @@ def _number_for_a_text_parameter(case: Any) -> bool:
     )
 
 
-def test_schemathesis_finds_no_server_errors_or_schema_violations(server_url: str) -> None:
+def test_schemathesis_finds_no_server_errors_or_schema_violations(
+    server_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import schemathesis
+
+    from cardstatus.config import reset_settings_cache
+
+    # Random card-id + phone pairs are mismatches: a budget that lasts the whole run (the
+    # budget itself: tests/api/test_api_lookup_budget.py).
+    monkeypatch.setenv("LOOKUP_MISMATCH_BUDGET", "1000000")
+    reset_settings_cache()
     from hypothesis import HealthCheck, Phase, given, settings
     from schemathesis import DataGenerationMethod
     from schemathesis.specs.openapi.checks import ignored_auth
@@ -154,7 +163,9 @@ def test_schemathesis_finds_no_server_errors_or_schema_violations(server_url: st
     for result in schema.get_all_operations():
         operation = result.ok()
         generated = operation.as_strategy(data_generation_method=DataGenerationMethod.positive)
-        if operation.query or operation.path_parameters:  # nothing to make invalid otherwise
+        # Invalid inputs for every operation that takes any (issue 18 N6): the ops routes'
+        # parameters, the void's file id and body, the search body.
+        if operation.query or operation.path_parameters or operation.body:
             generated |= operation.as_strategy(data_generation_method=DataGenerationMethod.negative)
         strategies = [(generated, 50)] + [(s, 3) for s in operation.get_strategies_from_examples()]
         for strategy, max_examples in strategies:
@@ -178,4 +189,121 @@ def test_schemathesis_finds_no_server_errors_or_schema_violations(server_url: st
     assert 200 in seen["GET /cards/{card_id}"], seen
     assert 200 in seen["GET /get_card_status"], seen
     assert 400 in seen["GET /get_card_status"], seen
-    # No wall-clock bound here (the team guide: no timing assertions; a hang hits pytest-timeout).
+    for name in ("POST /cards/search", "POST /files/{file_id}/void", "GET /stuck_cards"):
+        assert 400 in seen[name], seen  # the negative cases reached these too
+
+
+def _cursor(*key: Any) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(json.dumps(list(key)).encode()).decode().rstrip("=")
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+# The review's N6 inputs (and neighbours), over real HTTP, on every route that takes input.
+HOSTILE: list[tuple[str, str, dict[str, str], bytes | None]] = [
+    ("GET", "/files?since=2026-01-01T00:00:00%2B20:00", {}, None),
+    ("GET", "/files?since=2026-01-01T00:00:00%2B23:59:59.999999", {}, None),
+    ("GET", f"/files?cursor={_cursor('files', '2026-01-01T00:00:00+00:00', 10**20)}", {}, None),
+    ("GET", f"/files?cursor={_cursor('files', '2026-01-01T00:00:00+20:00', 1)}", {}, None),
+    ("GET", f"/files/1/rejects?cursor={_cursor('rejects', 99999999999)}", {}, None),
+    ("GET", f"/stuck_cards?cursor={_cursor('stuck', '2026-01-01T00:00:00+20:00', 'A')}", {}, None),
+    (
+        "GET",
+        f"/stuck_cards?cursor={_cursor('stuck', '2026-01-01T00:00:00+00:00', 'A' + chr(0) + 'B')}",
+        {},
+        None,
+    ),
+    ("GET", "/stuck_cards?older_than_hours=1e999", {}, None),
+    ("GET", "/files/99999999999999999999999", {}, None),
+    ("GET", "/get_card_status?card_id=A%00B", {}, None),
+    ("GET", "/cards?user_phone=0585%00949014", {}, None),
+    ("POST", "/cards/search", {"Content-Type": "text/plain"}, b'{"card_id": "ZYW8890"}'),
+    ("POST", "/cards/search", {"Content-Type": "application/json"}, DEEP),
+    ("POST", "/cards/search", {"Content-Type": "application/json"}, b"[" * 40 + b"]" * 40),
+    ("POST", "/cards/search", {"Content-Type": "application/json"}, b"\xff\xfe"),
+    ("POST", "/files/1/void", {"Content-Type": "text/plain"}, b'{"reason": "x"}'),
+    ("POST", "/files/1/void", {"Content-Type": "application/json"}, DEEP),
+    ("POST", "/files/1/void", {"Content-Type": "application/json"}, b'{"reason": "a\\u0000b"}'),
+    ("POST", "/files/abc/void", {"Content-Type": "application/json"}, b'{"reason": "x"}'),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "body"), HOSTILE, ids=[f"{m} {p[:60]}" for m, p, _, _ in HOSTILE]
+)
+def test_hostile_inputs_on_every_route_are_400(
+    server_url: str, method: str, path: str, headers: dict[str, str], body: bytes | None
+) -> None:
+    status, answer = _raw(server_url, method, path, headers, body)
+    assert status == 400, (path, answer)
+    assert set(answer) == {"error"} and set(answer["error"]) == {"code", "message"}
+
+
+# -- N10: the local server serves its own page only ----------------------------------------------
+
+
+def _raw(
+    server_url: str, method: str, path: str, headers: dict[str, str], body: bytes | None = None
+) -> tuple[int, Any]:
+    import http.client
+    from urllib.parse import urlsplit
+
+    split = urlsplit(server_url)
+    conn = http.client.HTTPConnection(split.hostname, split.port, timeout=10)
+    conn.putrequest(method, path, skip_host="Host" in headers)
+    for name, value in headers.items():
+        conn.putheader(name, value)
+    conn.putheader("Content-Length", str(len(body or b"")))
+    conn.endheaders(body)
+    response = conn.getresponse()
+    raw = response.read()
+    conn.close()
+    return response.status, json.loads(raw) if raw else None
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "status"),
+    [
+        ("GET", "/cards?user_phone=0585949014", {"Host": "rebind.attacker.example:{port}"}, 403),
+        ("GET", "/console", {"Host": "rebind.attacker.example:{port}"}, 403),
+        ("GET", "/cards/ZYW8890", {"Host": "127.0.0.1:1"}, 403),
+        ("GET", "/cards/ZYW8890", {"Origin": "http://localhost:8090"}, 403),
+        ("GET", "/cards/ZYW8890", {"Sec-Fetch-Site": "cross-site"}, 403),
+        (
+            "POST",
+            "/files/1/void",
+            {"Origin": "http://localhost:8090", "Content-Type": "application/json"},
+            403,
+        ),
+        ("POST", "/files/1/void", {}, 400),  # the no-cors fetch of the review: no Content-Type
+        ("POST", "/files/1/void", {"Content-Type": "text/plain"}, 400),
+        ("POST", "/cards/search", {"Content-Type": "application/x-www-form-urlencoded"}, 400),
+    ],
+)
+def test_serve_refuses_foreign_hosts_origins_and_non_json_posts(
+    server_url: str, method: str, path: str, headers: dict[str, str], status: int
+) -> None:
+    port = server_url.rsplit(":", 1)[1]
+    sent = {k: v.format(port=port) for k, v in headers.items()}
+    got, body = _raw(server_url, method, path, sent, b'{"reason": "voided by a web page"}')
+    assert got == status, body
+    assert body["error"]["code"] == ("forbidden" if status == 403 else "invalid_parameter")
+
+
+def test_serve_answers_its_own_page(server_url: str) -> None:
+    port = server_url.rsplit(":", 1)[1]
+    own = {"Host": f"localhost:{port}", "Origin": f"http://localhost:{port}"}
+    status, body = _raw(
+        server_url, "GET", "/cards/ZYW8890", {**own, "Sec-Fetch-Site": "same-origin"}
+    )
+    assert status == 200 and body["card_id"] == "ZYW8890"
+    status, body = _raw(
+        server_url,
+        "POST",
+        "/cards/search",
+        {**own, "Content-Type": "application/json"},
+        b'{"card_id": "ZYW8890"}',
+    )
+    assert status == 200

@@ -335,7 +335,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_console(args: argparse.Namespace) -> int:
-    from cardstatus_dev.proxy import ProxyError, run_proxy
+    from cardstatus_dev.proxy import API_KEY_ENV, ProxyError, read_api_key, run_proxy
 
     if port_taken(args.host, args.port):
         print(
@@ -344,9 +344,24 @@ def cmd_console(args: argparse.Namespace) -> int:
         )
         return EXIT_FAILED
     _stop_on_signals()
+    if args.api_key:
+        print(
+            "cardstatus console: --api-key is not accepted (the command line is visible in "
+            f"process lists); put the key in ${API_KEY_ENV} or a file (--api-key-file)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     try:
-        api_key = args.api_key or os.environ.get("CARDSTATUS_API_KEY") or None
-        run_proxy(args.api_url, args.host, args.port, args.profile, args.region, api_key)
+        api_key = read_api_key(args.api_key_file)
+        run_proxy(
+            args.api_url,
+            args.host,
+            args.port,
+            args.profile,
+            args.region,
+            api_key,
+            allow_remote=args.allow_remote,
+        )
     except ProxyError as exc:
         print(f"cardstatus console: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -387,6 +402,31 @@ def _add_privacy_parsers(sub: Any, db_help: str) -> None:
 
     privacy_cmd.add_parsers(sub, db_help)
     add_parser(sub, db_help).set_defaults(func=cmd_phone_key)
+
+
+def _add_console_parser(sub: Any) -> None:
+    """`cardstatus console` (its refusals: README \"Local servers accept only their own page\")."""
+    p = sub.add_parser(
+        "console",
+        help="the ops console for a deployed stack: a local proxy signing calls with SigV4",
+    )
+    p.add_argument("--api-url", required=True, help="the API's base URL (https://…/<stage>)")
+    p.add_argument("--profile", help="AWS profile whose credentials sign the calls")
+    p.add_argument("--region", help="AWS region (default: from the URL, else the profile's)")
+    p.add_argument(
+        "--api-key-file",
+        help="file holding your usage-plan API key, sent as x-api-key (default: "
+        "$CARDSTATUS_API_KEY; never on the command line, which `ps` shows)",
+    )
+    p.add_argument("--api-key", help=argparse.SUPPRESS)  # refused with the reason
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    p.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="listen on a non-loopback --host (the per-run token is then the only guard)",
+    )
+    p.add_argument("--port", type=int, default=8080, help="port to listen on (8080)")
+    p.set_defaults(func=cmd_console)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -461,20 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--database-url", help=db_help)
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser(
-        "console",
-        help="the ops console for a deployed stack: a local proxy signing calls with SigV4",
-    )
-    p.add_argument("--api-url", required=True, help="the API's base URL (https://…/<stage>)")
-    p.add_argument("--profile", help="AWS profile whose credentials sign the calls")
-    p.add_argument("--region", help="AWS region (default: from the URL, else the profile's)")
-    p.add_argument(
-        "--api-key",
-        help="your usage-plan API key, sent as x-api-key (default: $CARDSTATUS_API_KEY)",
-    )
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
-    p.add_argument("--port", type=int, default=8080, help="port to listen on (8080)")
-    p.set_defaults(func=cmd_console)
+    _add_console_parser(sub)
 
     p = sub.add_parser("local", help="run the whole service locally (PostgreSQL, moto, API)")
     p.add_argument("--host", default="127.0.0.1", help="address of the API (127.0.0.1)")

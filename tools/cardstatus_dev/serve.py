@@ -10,6 +10,10 @@ per-invocation state in module globals).
 GET/HEAD /console and /console/<file> serve the ops console's static files
 (console_assets.py) on the same origin as the API, so the page calls the API directly.
 
+Only this server's own page is served (origin_guard.py): a Host other than its own address,
+a foreign Origin or a cross-site fetch is 403, and a POST must be JSON (else 400). Without a
+signature every request is one caller of the lookup budget (cardstatus/lookup_budget.py).
+
 `make_server(host, port)` returns the server for the caller to run (e.g. in a thread);
 `run_server(host, port)` blocks until Ctrl-C. Access log lines never include the query
 string: phone numbers travel there.
@@ -18,6 +22,7 @@ string: phone numbers travel there.
 from __future__ import annotations
 
 import base64
+import json
 import re
 import sys
 import threading
@@ -36,6 +41,7 @@ from cardstatus_dev.console_assets import (
     is_console_path,
     method_not_allowed,
 )
+from cardstatus_dev.origin_guard import BODY_METHODS, own_hosts, refusal
 from cardstatus_dev.paths import import_function
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -182,6 +188,8 @@ class _ApiRequestHandler(BaseHTTPRequestHandler):
         started = time.perf_counter()
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else None
+        if self._refused(started):
+            return
         if is_console_path(urlsplit(self.path).path):
             self._console(started)
             return
@@ -219,6 +227,33 @@ class _ApiRequestHandler(BaseHTTPRequestHandler):
         self._log_access(status, time.perf_counter() - started)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _invoke
+
+    def _refused(self, started: float) -> bool:
+        """Answer a request that is not from this server's own page (origin_guard.py): 403
+        for a foreign Host, Origin or site; 400 (the API's error model) for a body that is
+        not JSON. True when answered."""
+        address: Any = self.server.server_address
+        own = own_hosts(str(address[0]), int(address[1]))
+        # The console's static files take no body (a POST there is a 405 of their own).
+        console = is_console_path(urlsplit(self.path).path)
+        reason = refusal(
+            self.command, self.headers, own, json_methods=() if console else BODY_METHODS
+        )
+        if reason is None:
+            return False
+        json_only = reason.startswith("only JSON")
+        status, code = (400, "invalid_parameter") if json_only else (403, "forbidden")
+        raw = json.dumps({"error": {"code": code, "message": reason}}).encode()
+        self.send_response_only(status)
+        self.send_header("Date", self.date_time_string())
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(raw)
+        self._log_access(status, time.perf_counter() - started)
+        return True
 
     def _console(self, started: float) -> None:
         """The console's static files, same origin as the API."""

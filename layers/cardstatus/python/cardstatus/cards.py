@@ -9,6 +9,7 @@ looked up by its keyed hashes, and shown as its last 4 digits behind 8 stars.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -292,8 +293,18 @@ def status_query(
     return valid_id, e164
 
 
-def card_status(conn: Connection, card_id: str | None, e164: str | None) -> dict[str, Any]:
-    """The get_card_status body for already validated inputs (see `status_query`)."""
+def card_status(
+    conn: Connection,
+    card_id: str | None,
+    e164: str | None,
+    *,
+    count_pair_lookup: Callable[[bool], None] | None = None,
+) -> dict[str, Any]:
+    """The get_card_status body for already validated inputs (see `status_query`).
+
+    count_pair_lookup(mismatch): called once for a card-id + phone lookup, match or not,
+    before answering (the API's per-caller budget, cardstatus/lookup_budget.py: it raises
+    TooManyMismatches when the caller's budget is spent)."""
     if e164 is None:
         if card_id is None:
             raise MissingParameter("card_id or user_phone is required", parameter="card_id")
@@ -308,6 +319,8 @@ def card_status(conn: Connection, card_id: str | None, e164: str | None) -> dict
             sql.CARD_BY_ID_AND_PHONE_WITH_OTHERS,
             {"card_id": card_id, "phone_hashes": lookup_hashes(e164), "limit": MAX_CARDS_PER_PHONE},
         )
+        if count_pair_lookup is not None:
+            count_pair_lookup(not rows)
         if not rows:
             raise CardNotFound()
         row = rows[0]

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from cardstatus.model import ExceptionReason
 from cardstatus.words import word_key
@@ -155,6 +156,10 @@ class Settings:
     max_field_chars: int
     partners: dict[str, PartnerSettings] = field(default_factory=dict)
     reason_keywords: dict[str, str] = field(default_factory=dict)
+    # Card-id + phone lookups that do not match, per caller and window (cardstatus/
+    # lookup_budget.py; cdk.json api.lookupMismatchBudget / api.lookupBudgetWindowSeconds).
+    lookup_mismatch_budget: int = 20  # LOOKUP_MISMATCH_BUDGET
+    lookup_budget_window_s: int = 3600  # LOOKUP_BUDGET_WINDOW_S
     # CARD_ID_PATTERN: this deployment's own card-id shape (a regular expression the whole
     # upper-cased card id must match), on top of the built-in shape and phone checks.
     card_id_pattern: str | None = None
@@ -287,8 +292,20 @@ def load_settings() -> Settings:
         max_field_chars=int(env.get("MAX_FIELD_CHARS", "10000")),
         partners=_parse_partners(_read_partner_config()),
         reason_keywords=_parse_reason_keywords(env.get("EXCEPTION_REASON_KEYWORDS")),
+        lookup_mismatch_budget=_positive_int(env, "LOOKUP_MISMATCH_BUDGET", 20),
+        lookup_budget_window_s=_positive_int(env, "LOOKUP_BUDGET_WINDOW_S", 3600),
         card_id_pattern=_card_id_pattern(env.get("CARD_ID_PATTERN")),
     )
+
+
+def _positive_int(env: Any, name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = int(raw)
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {raw!r}")
+    return value
 
 
 @lru_cache(maxsize=1)

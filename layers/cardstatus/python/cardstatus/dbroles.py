@@ -14,8 +14,10 @@ Who connects as whom (docs/DEPLOY.md "Database roles"):
 - migrate runs as the schema owner (the RDS master user on AWS, whose secret is kept for
   migrate, rotation and break-glass only); it sets its own timeouts in ``apply_migrations``.
 
-Every migration that adds a table adds its GRANTs to these roles in the same file; the api
-role also reads new tables through ``ALTER DEFAULT PRIVILEGES`` (0005).
+Every migration that adds a table adds its GRANTs to these roles in the same file, the api
+role's SELECT included: migration 0011 revoked the default privileges that used to give the
+api role every new table (tests/test_db_privileges.py compares every privilege with
+tests/db_privileges.json).
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from typing import Final
 INGEST: Final = "cardstatus_ingest"
 API: Final = "cardstatus_api"
 VOID: Final = "cardstatus_void"
-
 ALL: Final = (INGEST, API, VOID)
 
 # Role-level settings (ALTER ROLE ... SET), in milliseconds. A session SET would pin RDS Proxy

@@ -79,6 +79,21 @@ class Conflict(RequestError):
     default_message = "conflict with the current state"
 
 
+class TooManyMismatches(RequestError):
+    """The caller spent its budget of card-id + phone lookups that do not match
+    (cardstatus/lookup_budget.py): 429 with Retry-After (`retry_after_s`)."""
+
+    code = "too_many_requests"
+    http_status = HTTPStatus.TOO_MANY_REQUESTS
+    default_message = (
+        "too many card-id + phone lookups that did not match; retry after the time in Retry-After"
+    )
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__()
+        self.retry_after_s = max(1, int(retry_after_s))
+
+
 # --- infrastructure -----------------------------------------------------------------------
 
 

@@ -59,14 +59,73 @@ def mask_phone(phone: str | None) -> str | None:
     return "*" * (len(digits) - 4) + "".join(digits[-4:])
 
 
-_DIGIT_RUN = re.compile(r"\+?\(?\d[\d ().-]{5,}\d")
-# A date at the start of a digit run (4-digit year first or last) is kept; '+971-58-594-9014'
-# and '971-58-594-9014' are phones, not dates.
-_DATE_LIKE = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?!\d)|\d{1,2}[-/.]\d{1,2}[-/.]\d{4}(?!\d)")
+# -- phones in free text (issue 18 N12) ------------------------------------------------------
+# A phone in free text: 7 to 15 digits in groups, the groups joined by up to three separator
+# characters among space, '(', ')', '.', '-', '/', '_', en and em dashes and no-break spaces
+# ('058/594/9014', '058_594_9014', '058\u2013594\u20139014', '058.594.9014',
+# '+971 (58) 594-9014'),
+# not glued to a letter or digit on either side.
+_SEP = r"[ \u00a0\u2009().\-/_\u2013\u2014]"
+_PHONE_RUN = rf"\+?\(?\d+(?:{_SEP}{{1,3}}\d+)*"
+# What is never a phone, whatever its digits: kept as is (tried first, left to right).
+_UUID = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+_DAY = r"(?:0?[1-9]|[12]\d|3[01])"
+_MONTH = r"(?:0?[1-9]|1[0-2])"
+_YEAR = r"(?:1[89]|2[01])\d{2}"
+# ISO dates and times (plausible months and days only: '0585-94-9014' is no date).
+_TIMESTAMP = (
+    rf"{_YEAR}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])"
+    r"(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?(?![\d])"
+)
+_DATE = rf"(?:{_DAY}[-/.]{_DAY}[-/.]{_YEAR}|{_YEAR}[-/.]{_MONTH}[-/.]{_DAY})(?![\d])"
+_LONG_UNITS = (
+    r"(?:bytes?|[kKMGT]i?B|rows?|lines?|records?|cells?|chars?|characters?|columns?|"
+    r"files?|cards?|events?|ms|seconds?|secs?|minutes?|hours?|days?)"
+)
+_SHORT_UNITS = r"(?:s|B|%)"  # only glued to the number: '0585949014 s' stays a phone
+_KEYS = (
+    r"(?:bytes?|size(?:_bytes)?|rows?(?:_\w+)?|lines?|count|total|accepted|rejected|"
+    r"duplicates?|warnings?|ids?|file_id|files?|version|card_version|attempts|"
+    r"duration(?:_ms)?|took|offset|limit|chunk|pid|port|sha256|etag)"
+)
+_NOT_A_PHONE = (
+    rf"{_UUID}"
+    rf"|{_TIMESTAMP}"
+    rf"|{_DATE}"
+    rf"|\d[\d,]*(?:\.\d+)?(?:[ \u00a0]?{_LONG_UNITS}|{_SHORT_UNITS})(?![A-Za-z0-9])"
+    rf"|(?<![A-Za-z0-9_]){_KEYS}[\"']?\s*[=:]\s*\"?\d+"  # rows=1200000, "file_id": 123456789
+    r"|(?<![A-Za-z0-9_])(?:line|lines|row|rows) #?\d+"  # line 1234567
+    # A decimal number: one dot, not part of a longer run of digit groups ('058.594 9014').
+    rf"|(?<![\d.])(?<!\d{_SEP})\d+\.\d+(?![\d.])(?!{_SEP}{{1,3}}\d)"
+)
+_FREE_TEXT = re.compile(
+    rf"(?P<keep>{_NOT_A_PHONE})|(?<![A-Za-z0-9])(?P<phone>{_PHONE_RUN})(?![A-Za-z0-9])",
+    re.IGNORECASE,
+)
+PHONE_MIN_DIGITS, PHONE_MAX_DIGITS = 7, 15
+
+
+def _mask_run(run: str) -> str:
+    digits = [c for c in run if c.isdigit()]
+    if len(digits) < PHONE_MIN_DIGITS:
+        return run
+    if len(digits) > PHONE_MAX_DIGITS:
+        # Longer than any phone. One number without separators is a long id: kept. Else it
+        # is several phones side by side: each part on its own when every space-separated part
+        # is a phone ('0585949014 0545576586'), otherwise all but the run's last 4 digits.
+        parts = [part for part in re.split(r"\s+", run) if part]
+        if len(parts) == 1 and run.isdigit():
+            return run
+        sizes = [sum(c.isdigit() for c in part) for part in parts]
+        if len(parts) > 1 and all(PHONE_MIN_DIGITS <= n <= PHONE_MAX_DIGITS for n in sizes):
+            return re.sub(r"\S+", lambda m: _mask_run(m.group(0)), run)
+    return "*" * (len(digits) - 4) + "".join(digits[-4:])
 
 
 def redact_phones(text: str, keep: tuple[str, ...] = ()) -> str:
-    """Mask anything in free text that could be a phone number (7+ digits), keeping the last 4.
+    """Mask anything in free text that could be a phone number (7-15 digits, any of the usual
+    separators), keeping the last 4 digits; never numbers that are not phones: byte and row
+    counts with their unit or key, ids after their key, timestamps, dates, UUIDs, decimals.
     Occurrences of the `keep` texts (a row's timestamp cell: never a phone) stay as they are."""
     kept = [k for k in keep if k]
     if kept:
@@ -79,15 +138,9 @@ def redact_phones(text: str, keep: tuple[str, ...] = ()) -> str:
         parts.append(redact_phones(text[last:]))
         return "".join(parts)
 
-    def _mask(match: re.Match[str]) -> str:
-        run = match.group(0)
-        bracket = run[:1] == "("  # '(2026-12-03' is a date in brackets, '(050) 111' a phone
-        date = None if run[0] == "+" else _DATE_LIKE.match(run, int(bracket))
-        if date is not None:  # keep the date, still mask a phone that follows it
-            return run[: date.end()] + _DIGIT_RUN.sub(_mask, run[date.end() :])
-        digits = [c for c in run if c.isdigit()]
-        if len(digits) < 7:
-            return run
-        return "*" * (len(digits) - 4) + "".join(digits[-4:])
+    def _sub(match: re.Match[str]) -> str:
+        if match.group("keep") is not None:
+            return match.group("keep")
+        return _mask_run(match.group("phone"))
 
-    return _DIGIT_RUN.sub(_mask, text)
+    return _FREE_TEXT.sub(_sub, text)

@@ -16,7 +16,7 @@ import base64
 import binascii
 import json
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from psycopg2.extensions import connection as Connection
@@ -122,7 +122,25 @@ def parse_since(raw: str | datetime | None) -> datetime | None:
             value = datetime.fromisoformat(text.replace("z", "Z"))
         except ValueError:
             raise _invalid("since") from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    value = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    if not offset_in_range(value):
+        raise _invalid("since")
+    return value
+
+
+# PostgreSQL's time zone displacement range (an offset beyond it is an error there, a 500).
+MAX_UTC_OFFSET = timedelta(hours=15, minutes=59)
+# Integers in cursors are bound as these SQL types (cardstatus/sql/ops.py): bigint, integer.
+BIGINT_RANGE = (-(2**63), 2**63 - 1)
+CURSOR_INT_RANGES = {"rejects": (-(2**31), 2**31 - 1)}
+
+
+def offset_in_range(value: datetime) -> bool:
+    """An aware time whose UTC offset PostgreSQL accepts (whole minutes within ±15:59)."""
+    offset = value.utcoffset()
+    return offset is not None and (
+        abs(offset) <= MAX_UTC_OFFSET and offset % timedelta(minutes=1) == timedelta(0)
+    )
 
 
 def parse_bool(raw: str | bool | None, name: str) -> bool | None:
@@ -182,14 +200,22 @@ def decode_cursor(raw: str | None, kind: str, types: tuple[type, ...]) -> list[A
         decoded = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
         if not isinstance(decoded, list) or len(decoded) != len(types) + 1 or decoded[0] != kind:
             raise ValueError
+        low, high = CURSOR_INT_RANGES.get(kind, BIGINT_RANGE)
         key: list[Any] = []
         for value, wanted in zip(decoded[1:], types, strict=True):
             if wanted is datetime:
-                key.append(datetime.fromisoformat(value))
-            elif isinstance(value, wanted) and not isinstance(value, bool):
-                key.append(value)
-            else:
+                when = datetime.fromisoformat(value)
+                if not offset_in_range(when):  # naive, odd or out-of-range offsets
+                    raise ValueError
+                key.append(when)
+            elif not isinstance(value, wanted) or isinstance(value, bool):
                 raise ValueError
+            elif isinstance(value, int) and not low <= value <= high:
+                raise ValueError  # beyond the SQL type it is bound as
+            elif isinstance(value, str) and (not value or not value.isprintable()):
+                raise ValueError  # NUL cannot be bound; control characters are never ids
+            else:
+                key.append(value)
     except (ValueError, TypeError, binascii.Error):
         raise _invalid("cursor") from None
     return key

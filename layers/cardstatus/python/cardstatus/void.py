@@ -107,6 +107,8 @@ def _clean(value: str | None, what: str, limit: int) -> str:
     text = " ".join((value or "").split())
     if not text:
         raise MissingParameter(f"{what} is required", parameter=what)
+    if not text.isprintable():  # NUL and other control characters (a NUL cannot be stored)
+        raise InvalidParameter(f"{what} must not contain control characters", parameter=what)
     if len(text) > limit:
         raise InvalidParameter(f"{what} is longer than {limit} characters", parameter=what)
     return text

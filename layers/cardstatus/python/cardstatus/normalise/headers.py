@@ -150,6 +150,15 @@ def _timestamp_zone(header: Sequence[str], columns: Sequence[int | None]) -> tzi
     return None
 
 
+_DATA_DIGITS = re.compile(r"\d.*\d.*\d")
+
+
+def looks_like_data(record: Sequence[str]) -> bool:
+    """A record that is data, not column names: a cell with 3+ digits (an id, a date, a
+    phone, a house number) or an e-mail address."""
+    return any(_DATA_DIGITS.search(cell or "") or "@" in (cell or "") for cell in record)
+
+
 def map_headers(header: Sequence[str]) -> HeaderMap:
     """Column indexes of the known fields; FileRejected without card id and timestamp."""
     found = _find_columns(header)
@@ -158,6 +167,14 @@ def map_headers(header: Sequence[str]) -> HeaderMap:
         missing = [
             label for label, idx in (("card id", card_id), ("timestamp", timestamp)) if idx is None
         ]
+        if looks_like_data(header):
+            # A file without a header row: its first record is a customer's data (name,
+            # address, phone, e-mail), which must not reach a reason (issue 18 N12).
+            raise FileRejected(
+                f"missing required column(s): {', '.join(missing)}; no header row found: the "
+                f"first row looks like data ({len(header)} columns), so it is not shown; a "
+                "file needs a header row naming its columns"
+            )
         shown = ", ".join(_show(h or "")[:32] for h in list(header)[:12])
         if len(header) > 12:
             shown += f", … ({len(header)} columns)"
