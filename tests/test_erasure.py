@@ -88,9 +88,47 @@ def test_a_phone_erased_everywhere_history_kept(history: Any) -> None:
 
 
 def test_a_phone_erased_comes_back_with_a_later_file(history: Any) -> None:
-    erasure.erase_phone(history, "+971 58 594 9014", "customer request", "ops")
-    ingest_rows(history, "b - Returned.csv", ["ERA1,0585949014,2024-01-05T10:00:00Z,"])
+    result = erasure.erase_phone(history, "+971 58 594 9014", "customer request", "ops")
+    report = ingest_rows(
+        history,
+        "b - Returned.csv",
+        ["ERA1,0585949014,2024-01-05T10:00:00Z,", "OTHER,0534534534,2024-01-05T10:00:00Z,"],
+    )
     assert [c["card_id"] for c in cards.phone_cards(history, ERASED)["cards"]] == ["ERA1"]
+    said = [w for w in report["warnings"] if "erased on request" in w["warning"]]
+    assert [w["line"] for w in said] == [2]  # the kept number (line 3) is not flagged
+    assert f"#{result.request_id}" in said[0]["warning"]
+    assert "stored again" in said[0]["warning"]
+
+
+def test_erased_numbers_are_forgotten_with_the_card_retention(history: Any) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from cardstatus import retention
+
+    erasure.erase_phone(history, "0585949014", "customer request", "ops")
+    retention.purge_expired_cards(history, retention_days=30, now=datetime.now(UTC))
+    assert one(history, "SELECT count(*) FROM erased_phone") == 1  # erased today: kept
+    later = datetime.now(UTC) + timedelta(days=31)
+    retention.purge_expired_cards(history, retention_days=30, now=later)
+    assert one(history, "SELECT count(*) FROM erased_phone") == 0
+
+
+def test_cardstatus_erase(history: Any, db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from cardstatus_dev.cli import main
+
+    argv = ["erase", "--phone", "058 594 9014", "--reason", "ticket 7", "--actor", "alice"]
+    assert main([*argv, "--database-url", db_url]) == 0
+    out = capsys.readouterr().out
+    assert json.loads(out)["kind"] == "phone" and json.loads(out)["events"] == 3
+    assert "9014" not in out
+    assert hash_count(history, ERASED) == 0
+    assert main(["erase", "--card-id", "ERA2", "--reason", "r", "--database-url", db_url]) == 0
+    assert json.loads(capsys.readouterr().out)["cards"] == 1
+    assert main(["erase", "--card-id", "ERA2", "--reason", " ", "--database-url", db_url]) == 2
+    assert main(["erase", "--phone", "123", "--reason", "r", "--database-url", db_url]) == 2
 
 
 def test_a_card_erased_entirely(history: Any) -> None:

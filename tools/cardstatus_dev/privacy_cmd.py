@@ -1,6 +1,10 @@
-"""`cardstatus audit`: who looked at a card (or what a caller looked at), from the lookup audit
-trail (README "Privacy"). Reads the database as the schema owner (`--database-url`, else
-DATABASE_URL, else the embedded server in .local/); one JSON object per line, newest first."""
+"""The privacy commands (README "Privacy"), against the database as the schema owner
+(`--database-url`, else DATABASE_URL, else the embedded server in .local/):
+
+- `cardstatus audit`: who looked at a card (or what a caller looked at), from the lookup
+  audit trail; one JSON object per line, newest first.
+- `cardstatus erase`: erase a phone number (any written form) or a whole card on request,
+  with who asked and why; one JSON object (the request's id and counts), never the number."""
 
 from __future__ import annotations
 
@@ -48,6 +52,31 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return EXIT_OK if rows else EXIT_FAILED
 
 
+def cmd_erase(args: argparse.Namespace) -> int:
+    import getpass
+
+    from cardstatus import erasure
+    from cardstatus.db import connect
+    from cardstatus.errors import RequestError, error_body
+    from cardstatus_dev.database import use_database
+
+    use_database(args.database_url)
+    conn = connect()
+    actor = args.actor or getpass.getuser()
+    try:
+        if args.phone is not None:
+            result = erasure.erase_phone(conn, args.phone, args.reason, actor)
+        else:
+            result = erasure.erase_card(conn, args.card_id, args.reason, actor)
+    except RequestError as exc:
+        print(json.dumps(error_body(exc.code, exc.message)))
+        return EXIT_USAGE
+    finally:
+        conn.close()
+    print(json.dumps(result.to_json()))
+    return EXIT_OK
+
+
 def add_parsers(sub: Any, db_help: str) -> None:
     p = sub.add_parser(
         "audit", help="who looked at a card (or what a caller looked at); one JSON per line"
@@ -59,3 +88,14 @@ def add_parsers(sub: Any, db_help: str) -> None:
     p.add_argument("--limit", type=int, default=100, metavar="N", help="at most N lookups (100)")
     p.add_argument("--database-url", help=db_help)
     p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser(
+        "erase", help="erase a phone number or a card on request (recorded with who and why)"
+    )
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--phone", help="the number, in any form (never printed or logged)")
+    what.add_argument("--card-id", help="delete this card with its events and their copies")
+    p.add_argument("--reason", required=True, help="why (the request's reference), kept")
+    p.add_argument("--actor", help="who asks (default: the OS user name)")
+    p.add_argument("--database-url", help=db_help)
+    p.set_defaults(func=cmd_erase)

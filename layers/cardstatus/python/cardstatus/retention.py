@@ -1,6 +1,7 @@
 """Retention of cards (README "Privacy"): cards whose latest event is older than the retention
 period are deleted with their events and copies, in small batches, by the sweeper.
 
+Numbers erased on request are remembered (erased_phone, README "Privacy") for the same period.
 Each batch is one short transaction (0020_card_retention.sql's retention_purge): the oldest
 cards first, cards locked by an ingest or a void skipped until the next run, a tombstone per
 card keeping its version. Counts are returned for the sweeper's metrics.
@@ -14,6 +15,7 @@ from datetime import datetime, timedelta
 
 from psycopg2.extensions import connection as Connection
 
+from cardstatus.sql import erasure as erasure_sql
 from cardstatus.sql import retention as sql
 
 
@@ -45,6 +47,9 @@ def purge_expired_cards(
         raise ValueError(f"retention_days must be at least 1, got {retention_days}")
     cutoff = now - timedelta(days=retention_days)
     result = PurgeResult()
+    with conn.cursor() as cur:  # erased numbers are remembered as long as cards are kept
+        cur.execute(erasure_sql.FORGET_ERASED, {"cutoff": cutoff})
+    conn.commit()
     while deadline is None or time.monotonic() < deadline:
         with conn.cursor() as cur:
             cur.execute(sql.PURGE, {"cutoff": cutoff, "batch": batch})

@@ -51,6 +51,7 @@ from cardstatus.normalise import HeaderMap, find_header, vocabulary
 from cardstatus.ownership import foreign_card_reason, owner_group
 from cardstatus.partners import ingest_volume_warning
 from cardstatus.sql import dates as dates_sql
+from cardstatus.sql import erasure as erasure_sql
 from cardstatus.sql import ingest as sql
 from cardstatus.sql import ownership as owner_sql
 
@@ -446,6 +447,7 @@ def _finish(run: _File) -> dict[str, Any]:
         run.timer.mark("settle_ms")
         _project(run, cur)
         _warn_dates(run, cur)
+        _warn_erased_phones(run, cur)
         if outcomes.rejects_file is not None:
             _copy_rejects(cur, run.file_id, outcomes.rejects_file)
         run.timer.mark("apply_ms")
@@ -460,6 +462,21 @@ def _finish(run: _File) -> dict[str, Any]:
     run.conn.commit()
     run.in_progress = False
     return report.to_json()
+
+
+def _warn_erased_phones(run: _File, cur: Any) -> None:
+    """A number erased on request that this file brings again is stored again (the partner
+    still has it); the report says so, per line (README "Privacy": erasure)."""
+    cur.execute(erasure_sql.ANY_ERASED)
+    if not cur.fetchone()[0]:
+        return
+    cur.execute(erasure_sql.ERASED_LINES, {"file_id": run.file_id, "limit": REPORT_DETAIL_LIMIT})
+    for line, request_id, erased_at in cur.fetchall():
+        run.outcomes.warn(
+            line,
+            f"this phone number was erased on request #{request_id}, on {erased_at:%Y-%m-%d}; "
+            "the partner sent it again, so it is stored again",
+        )
 
 
 def _warn_dates(run: _File, cur: Any) -> None:

@@ -11,13 +11,16 @@ ERASE_CARD = """
 SELECT request_id, cards, events, copies FROM erase_card(%(card_id)s, %(actor)s, %(reason)s)
 """
 
-# Lines of the staged file whose phone was erased on request before (the ingest report says so).
+# Ingest: does any number erased on request exist at all (almost always not: nothing more)?
+ANY_ERASED = "SELECT EXISTS (SELECT 1 FROM erased_phone)"
+
+# Ingest: the lines of this file whose phone was erased on request before (its report says so).
 ERASED_LINES = """
-SELECT s.source_line, r.id, r.requested_at
-FROM staging_event s
-JOIN erased_phone p ON p.phone_hash = s.phone_hash
-JOIN erasure_request r ON r.id = p.request_id
-ORDER BY s.source_line
+SELECT c.line, p.request_id, p.erased_at
+FROM event_copy c
+JOIN erased_phone p ON p.phone_hash = c.phone_hash AND p.phone_key = c.phone_key
+WHERE c.file_id = %(file_id)s
+ORDER BY c.line
 LIMIT %(limit)s
 """
 
