@@ -149,7 +149,9 @@ class Api(Construct):
         private = settings.get_str("api", "endpointType") == "private"
         endpoint_config: apigw.EndpointConfiguration
         self.vpc_endpoint: ec2.InterfaceVpcEndpoint | None = None
-        statements = caller_statements(callers, settings.void_callers, settings.ops_callers)
+        statements = caller_statements(
+            callers, settings.void_callers, settings.ops_callers, settings.privacy_callers
+        )
         if private:
             existing = network.endpoints.get("execute-api")
             if existing is None:
@@ -458,6 +460,10 @@ class Api(Construct):
 VOID_PATH = "/files/{file_id}/void"
 VOID_RESOURCE = "execute-api:/*/POST/files/*/void"
 
+# Erasure on request (functions/void, infra/void.py): a permission of its own, like the void.
+PRIVACY_PATH = "/privacy/erase"
+PRIVACY_RESOURCE = "execute-api:/*/POST/privacy/erase"
+
 # Caller roles (README "Caller roles"; SPEC 5, 12-06). Each method of the API belongs to one
 # role; the resource policy admits a role's list (cdk.json key) to its methods only, with an
 # explicit Deny for every principal outside that list. `route_role` classifies a method and
@@ -467,6 +473,7 @@ VOID_RESOURCE = "execute-api:/*/POST/files/*/void"
 #   ops:    api.opsCallers   every other read route: /files*, /stuck_cards, /partners*,
 #                            /phone_conflicts
 #   void:   api.voidCallers  POST /files/{file_id}/void
+#   privacy: api.privacyCallers  POST /privacy/erase
 #   health: api.callers + api.opsCallers  (GET/HEAD /health: a database ping)
 LOOKUP_PATHS = ("/get_card_status", "/cards", "/cards/*")
 LOOKUP_POSTS = ("/cards/search",)
@@ -484,6 +491,7 @@ ROLE_KEYS = {
     "lookup": "api.callers",
     "ops": "api.opsCallers",
     "void": "api.voidCallers",
+    "privacy": "api.privacyCallers",
     "health": "api.callers + api.opsCallers",
 }
 
@@ -496,6 +504,7 @@ ROLE_RESOURCES: dict[str, list[str]] = {
     "lookup": _resources(READ_METHODS, LOOKUP_PATHS) + _resources(("POST",), LOOKUP_POSTS),
     "ops": _resources(READ_METHODS, OPS_PATHS),
     "void": [VOID_RESOURCE],
+    "privacy": [PRIVACY_RESOURCE],
     "health": _resources(READ_METHODS, HEALTH_PATHS),
 }
 
@@ -520,7 +529,10 @@ def route_role(method: str, path: str) -> str | None:
 
 
 def caller_statements(
-    callers: list[Caller], void_callers: tuple[str, ...] = (), ops_callers: tuple[str, ...] = ()
+    callers: list[Caller],
+    void_callers: tuple[str, ...] = (),
+    ops_callers: tuple[str, ...] = (),
+    privacy_callers: tuple[str, ...] = (),
 ) -> list[iam.PolicyStatement]:
     """Resource-policy statements: each role's list is allowed its methods, and denied
     (explicitly) everything else; everyone on no list is denied everything.
@@ -538,14 +550,16 @@ def caller_statements(
         "lookup": sorted({p for c in callers for p in c.principals}),
         "ops": sorted(set(ops_callers)),
         "void": sorted(set(void_callers)),
+        "privacy": sorted(set(privacy_callers)),
     }
     lists["health"] = sorted(set(lists["lookup"]) | set(lists["ops"]))
     arns = {role: [_expand(p) for p in patterns] for role, patterns in lists.items()}
-    everyone = sorted({a for role in ("lookup", "ops", "void") for a in arns[role]})
+    everyone = sorted({a for role in ("lookup", "ops", "void", "privacy") for a in arns[role]})
     sids = {
         "lookup": ("ListedCallers", "OnlyCallersLookUpCards"),
         "ops": ("OpsCallers", "OnlyOpsCallersReadOps"),
         "void": ("VoidCallers", "OnlyVoidCallersVoid"),
+        "privacy": ("PrivacyCallers", "OnlyPrivacyCallersErase"),
         "health": ("HealthCallers", "OnlyReadersCheckHealth"),
     }
     allows = [
@@ -556,7 +570,7 @@ def caller_statements(
             resources=ROLE_RESOURCES[role],
             conditions={"ArnLike": {"aws:PrincipalArn": arns[role]}},
         )
-        for role in ("lookup", "ops", "void", "health")
+        for role in ("lookup", "ops", "void", "privacy", "health")
         if lists[role]
     ]
     denies = [
@@ -579,7 +593,7 @@ def caller_statements(
             # An empty list: nobody is admitted to these methods.
             conditions={"ArnNotLike": {"aws:PrincipalArn": arns[role]}} if arns[role] else None,
         )
-        for role in ("lookup", "ops", "void", "health")
+        for role in ("lookup", "ops", "void", "privacy", "health")
     ]
     return allows + denies
 

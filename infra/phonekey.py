@@ -56,11 +56,9 @@ class PhoneKey(Construct):
             ),
             removal_policy=data_removal_policy(settings),
         )
-        generation = settings.get_optional("privacy", "phoneKeyGeneration") or 1
+        self._generation = settings.get_optional("privacy", "phoneKeyGeneration") or 1
         for fn in readers:
-            self.secret.grant_read(fn)
-            fn.add_environment(ENV_VAR, self.secret.secret_arn)
-            fn.add_environment(GENERATION_VAR, str(generation))
+            self.add_reader(fn)
         ack(
             self.secret,
             "AwsSolutions-SMG4",
@@ -69,3 +67,9 @@ class PhoneKey(Construct):
             "it; an automatic rotation Lambda cannot re-key hashes without the phone numbers.",
         )
         CfnOutput(Stack.of(self), "PhoneKeySecretArn", value=self.secret.secret_arn)
+
+    def add_reader(self, fn: lambda_.Function) -> None:
+        """A function that hashes phones: reads the key ring (once per cold start)."""
+        self.secret.grant_read(fn)
+        fn.add_environment(ENV_VAR, self.secret.secret_arn)
+        fn.add_environment(GENERATION_VAR, str(self._generation))

@@ -315,6 +315,20 @@ class Settings:
         return _principal_patterns(raw, "api.voidCallers", broad_ok=not self.is_production)
 
     @property
+    def privacy_callers(self) -> tuple[str, ...]:
+        """api.privacyCallers: principal ARN patterns that may call POST /privacy/erase.
+
+        A permission of its own, like the void (README "Privacy"): the resource policy admits
+        only these principals, and they still need the PrivacyPolicy (identity policy). Empty:
+        in prod nobody may erase through the API; elsewhere every principal of the account that
+        is given the PrivacyPolicy.
+        """
+        raw = self.get_optional("api", "privacyCallers") or []
+        if not raw:
+            return () if self.is_production else (f"arn:{PARTITION}:iam::{ACCOUNT}:*",)
+        return _principal_patterns(raw, "api.privacyCallers", broad_ok=not self.is_production)
+
+    @property
     def ops_callers(self) -> tuple[str, ...]:
         """api.opsCallers: principal ARN patterns that may read the operations routes (every
         GET/HEAD that is not a card lookup: /files*, /stuck_cards, /partners*, ...).
@@ -428,6 +442,7 @@ class Settings:
         self._validate_statement_timeouts()
         self.api_callers  # noqa: B018 (validates)
         self.void_callers  # noqa: B018 (validates)
+        self.privacy_callers  # noqa: B018 (validates)
         self.ops_callers  # noqa: B018 (validates)
         self.lookup_budget  # noqa: B018 (validates)
         self.partner_trust  # noqa: B018 (validates)
@@ -494,6 +509,7 @@ def example_values(raw: dict[str, Any]) -> list[tuple[str, str]]:
         principals(f"api.callers.{name}.principals", (spec or {}).get("principals"))
     principals("api.opsCallers", api.get("opsCallers"))
     principals("api.voidCallers", api.get("voidCallers"))
+    principals("api.privacyCallers", api.get("privacyCallers"))
     for partner, spec in sorted((raw.get("partnerPrincipals") or {}).items()):
         spec = {"principals": spec} if isinstance(spec, (str, list)) else (spec or {})
         principals(f"partnerPrincipals.{partner}.principals", spec.get("principals"))

@@ -131,6 +131,9 @@ class CardStatusStack(Stack):
             storage=self.storage,
             api=self.api,
         )
+        # POST /privacy/erase (on the void function) hashes the number it erases.
+        self.phone_key.add_reader(self.void.function)
+        self.network.allow_https_to_endpoints(self.void.security_group)
         self.smoke = SmokeAccess(
             self, "Smoke", settings=settings, storage=self.storage, api=self.api
         )

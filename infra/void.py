@@ -22,7 +22,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from cardstatus import dbroles
-from infra.api import VOID_PATH, Api
+from infra.api import PRIVACY_PATH, VOID_PATH, Api
 from infra.database import Database
 from infra.functions import Functions
 from infra.nag import ack, arn_of, logical_id, wildcard_finding
@@ -110,6 +110,7 @@ class VoidEndpoint(Construct):
             request_parameters={"method.request.path.file_id": True},
         )
         self.invoke_arn = api.rest_api.arn_for_execute_api("POST", "/files/*/void", stage_name)
+        self._build_privacy_method(stage_name, api)
         self.policy = iam.ManagedPolicy(
             self,
             "VoidPolicy",
@@ -130,6 +131,31 @@ class VoidEndpoint(Construct):
             "but that one method.",
         )
 
+    def _build_privacy_method(self, stage_name: str, api: Api) -> None:
+        """POST /privacy/erase on the same function: its own permission (PrivacyPolicy), and
+        the resource policy admits only api.privacyCallers (README "Privacy")."""
+        resource = api.rest_api.root.resource_for_path(PRIVACY_PATH)
+        self.privacy_method = resource.add_method(
+            "POST",
+            apigw.LambdaIntegration(self.function, proxy=True, allow_test_invoke=False),
+            authorization_type=apigw.AuthorizationType.IAM,
+            api_key_required=False,
+        )
+        self.privacy_invoke_arn = api.rest_api.arn_for_execute_api("POST", PRIVACY_PATH, stage_name)
+        self.privacy_policy = iam.ManagedPolicy(
+            self,
+            "PrivacyPolicy",
+            description="Erase a phone or a card on request: POST /privacy/erase (SigV4), nothing "
+            "else",
+            statements=[
+                iam.PolicyStatement(
+                    sid="EraseOnRequest",
+                    actions=["execute-api:Invoke"],
+                    resources=[self.privacy_invoke_arn],
+                )
+            ],
+        )
+
     def _add_outputs(self) -> None:
         stack = Stack.of(self)
         CfnOutput(
@@ -138,6 +164,13 @@ class VoidEndpoint(Construct):
             value=self.invoke_arn,
             description="execute-api:Invoke resource of POST /files/{file_id}/void (not in the "
             "InvokePolicy): grant it to ops roles listed in api.voidCallers",
+        )
+        CfnOutput(
+            stack,
+            "PrivacyPolicyArn",
+            value=self.privacy_policy.managed_policy_arn,
+            description="Managed policy that allows exactly POST /privacy/erase (grant it to the "
+            "roles listed in api.privacyCallers)",
         )
         CfnOutput(
             stack,

@@ -169,3 +169,78 @@ def test_the_void_role_erases_through_the_functions_only(history: Any, db_url: s
         assert erasure.erase_phone(void, "0585949014", "request", "ops").events == 3
     finally:
         void.close()
+
+
+# --- POST /privacy/erase (the void function; events/void/erase_*.json) ----------------------
+
+
+class _Context:
+    function_name = "cardstatus-void"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:cardstatus-void"
+    aws_request_id = "00000000-0000-4000-8000-00000000000e"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+def _erase_event(name: str, **body: Any) -> dict[str, Any]:
+    import json
+
+    from fixture_paths import EVENTS
+
+    event = json.loads((EVENTS / "void" / f"{name}.json").read_text())
+    if body:
+        event["body"] = json.dumps(body)
+    return dict(event)
+
+
+def _call(event: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> tuple[int, Any, str]:
+    import json
+
+    from cardstatus_dev.paths import import_function
+
+    app = import_function("void")
+    app.DB.reset_settings(None)
+    try:
+        response = app.handler(event, _Context())
+    finally:
+        app.DB.discard()
+    return response["statusCode"], json.loads(response["body"]), capsys.readouterr().out
+
+
+def test_erase_route_by_phone_and_by_card(
+    history: Any, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, body, logs = _call(_erase_event("erase_phone"), capsys)
+    assert status == 200, body
+    assert (body["kind"], body["cards"], body["events"]) == ("phone", 2, 3)
+    assert body["requested_by"].startswith("arn:aws:")  # the caller's IAM identity
+    assert "585949014" not in logs and "9014" not in json_text(body)
+    assert hash_count(history, ERASED) == 0
+    status, body, _ = _call(_erase_event("erase_card", card_id="ERA2", reason="DSR-9"), capsys)
+    assert status == 200 and body["kind"] == "card" and body["cards"] == 1
+    assert one(history, "SELECT count(*) FROM card WHERE card_id = 'ERA2'") == 0
+
+
+def test_erase_route_refuses_bad_requests(
+    history: Any, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for event in (
+        _erase_event("erase_both"),
+        _erase_event("erase_phone", reason="only a reason"),
+        _erase_event("erase_phone", phone="not a phone", reason="x"),
+        _erase_event("erase_phone", phone="0585949014"),
+    ):
+        status, body, logs = _call(event, capsys)
+        assert status == 400, body
+        assert set(body["error"]) == {"code", "message"}
+        assert "585949014" not in logs
+    assert one(history, "SELECT count(*) FROM erasure_request") == 0
+
+
+def json_text(body: Any) -> str:
+    import json
+
+    return json.dumps(body)

@@ -1,4 +1,5 @@
-"""Void function: `POST /files/{file_id}/void` with `{"reason": "..."}` → `cardstatus.void`.
+"""Void function: `POST /files/{file_id}/void` with `{"reason": "..."}` → `cardstatus.void`,
+and `POST /privacy/erase` → `cardstatus.erasure` (README "Privacy": its own IAM permission).
 
 A function of its own behind its own API method and IAM permission (README "Voiding a
 file"): the read-only API function stays read-only, and this one connects to PostgreSQL as
@@ -25,11 +26,21 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cardstatus import events
+from cardstatus import erasure, events
 from cardstatus.db import LazyConnection, aws_client
+from cardstatus.errors import InvalidParameter
 from cardstatus.void import void_retrying
 from functions.void import aftercommit, errors
-from functions.void.schemas import VOID_ROUTE, VOID_ROUTE_PATH, VoidIn, VoidOut
+from functions.void.schemas import (
+    ERASE_ROUTE,
+    ERASE_ROUTE_PATH,
+    VOID_ROUTE,
+    VOID_ROUTE_PATH,
+    EraseIn,
+    EraseOut,
+    VoidIn,
+    VoidOut,
+)
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "cardstatus-void"))
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "cardstatus"))
@@ -84,6 +95,21 @@ def void(
 
 OPERATOR_HEADER = "x-cardstatus-operator"
 OPERATOR_MAX_CHARS = 100
+
+
+@app.post(ERASE_ROUTE_PATH, **ERASE_ROUTE)
+def erase(body: Annotated[EraseIn, Body()]) -> EraseOut:
+    """Erasure on request (README "Privacy"): cardstatus.erasure, as this function's role."""
+    if (body.phone is None) == (body.card_id is None):
+        raise InvalidParameter("give exactly one of phone and card_id", parameter="phone")
+    actor = caller_identity(app.current_event.raw_event)
+    if body.phone is not None:
+        result = erasure.erase_phone(DB.get(), body.phone, body.reason, actor)
+    else:
+        result = erasure.erase_card(DB.get(), body.card_id, body.reason, actor)
+    logger.info("erased on request", extra={**result.to_json(), "actor": actor})  # no number
+    metrics.add_metric("ErasureRequests", MetricUnit.Count, 1)
+    return {**result.to_json(), "requested_by": actor}  # type: ignore[return-value]
 
 
 def caller_identity(event: dict[str, Any]) -> str:

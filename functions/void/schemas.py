@@ -8,6 +8,7 @@ from typing import Any, Literal
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from cardstatus.erasure import REASON_MAX_CHARS as ERASE_REASON_MAX_CHARS
 from cardstatus.void import REASON_MAX_CHARS
 
 
@@ -79,6 +80,55 @@ VOID_ROUTE: dict[str, Any] = {
         400: _documented("Missing or invalid file_id or reason (the message names it)"),
         404: _documented("No file with this id"),
         409: _documented("The file was never applied (duplicate_file or rejected_file)"),
+        500: _documented("Unexpected error (no details)"),
+        503: _documented("Database unavailable; retry after the Retry-After header"),
+    },
+}
+
+
+class EraseIn(BaseModel):
+    """Exactly one of phone and card_id (the number travels in the body, never in the URL)."""
+
+    model_config = ConfigDict(extra="forbid")
+    phone: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The phone number to erase, in any written form (never logged or answered)",
+    )
+    card_id: str | None = Field(
+        default=None, max_length=64, description="The card to delete with its events"
+    )
+    reason: str = Field(
+        min_length=1,
+        max_length=ERASE_REASON_MAX_CHARS,
+        description="Why (the request's reference); kept with the request, without the number",
+        examples=["DSR-1234: customer request under the PDPL"],
+    )
+
+
+class EraseOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    request_id: int = Field(description="The erasure request's id (erasure_request)")
+    kind: Literal["phone", "card"]
+    cards: int = Field(description="Cards that showed the number / cards deleted")
+    events: int = Field(description="Events that lost the number / events deleted")
+    copies: int = Field(description="Event copies that lost the number / copies deleted")
+    requested_by: str = Field(description="Who asked: the caller's IAM identity")
+
+
+ERASE_ROUTE_PATH = "/privacy/erase"
+ERASE_ROUTE: dict[str, Any] = {
+    "summary": "Erase a phone number, or a whole card, on request (README Privacy)",
+    "description": (
+        "By phone: every card, event and copy carrying the number loses it (history kept); by "
+        "card id: the card is deleted with its events. Recorded with who asked and why, never "
+        "the number. Needs its own IAM permission (execute-api:Invoke on POST /privacy/erase)."
+    ),
+    "operation_id": "erase",
+    "tags": ["privacy"],
+    "responses": {
+        200: {"description": "Erased"},
+        400: _documented("Neither or both of phone and card_id, an invalid one, or no reason"),
         500: _documented("Unexpected error (no details)"),
         503: _documented("Database unavailable; retry after the Retry-After header"),
     },

@@ -18,7 +18,8 @@ def test_committed_openapi_document_matches_the_code() -> None:
 def test_document_is_complete(openapi_doc: dict[str, Any]) -> None:
     assert openapi_doc["openapi"].startswith("3.")
     paths = openapi_doc["paths"]
-    posts = {"/cards/search", "/files/{file_id}/void"}  # void: functions/void, own permission
+    # void and erase: functions/void, each with its own permission
+    posts = {"/cards/search", "/files/{file_id}/void", "/privacy/erase"}
     assert set(paths) == {
         "/get_card_status",
         "/cards/search",
@@ -36,6 +37,7 @@ def test_document_is_complete(openapi_doc: dict[str, Any]) -> None:
         "/partners",
         "/partners/{partner}",
         "/phone_conflicts",  # README "Card ownership"
+        "/privacy/erase",  # README "Privacy"
     }
     for path, item in paths.items():
         method = "post" if path in posts else "get"

@@ -46,6 +46,7 @@ def _void_method(s: Any) -> dict[str, Any]:
         for m in s.of_type("AWS::ApiGateway::Method").values()
         if m["Properties"]["HttpMethod"] == "POST"
         and lid in _blob(m["Properties"]["Integration"]["Uri"])
+        and "privacy" not in _blob(m["Properties"]["ResourceId"]).lower()  # POST /privacy/erase
     ]
     return method
 
@@ -66,7 +67,13 @@ def test_void_function_connects_as_the_void_role_and_writes_only_reports(
     statements = _statements_of_role(s, props["Role"])
     actions = {a for st in statements for a in _as_list(st["Action"])}
     assert "rds-db:connect" in actions and "s3:PutObject" in actions
-    assert not any(a.startswith(("secretsmanager:", "s3:Get", "s3:Delete")) for a in actions)
+    assert not any(a.startswith(("s3:Get", "s3:Delete")) for a in actions)
+    # Secrets: only the phone hash key (POST /privacy/erase hashes the number), never the
+    # database master secret.
+    (phone_key_id,) = [k for k in s.of_type("AWS::SecretsManager::Secret") if "PhoneKey" in k]
+    for st in statements:
+        if any(a.startswith("secretsmanager:") for a in _as_list(st["Action"])):
+            assert st["Resource"] == {"Ref": phone_key_id}, st
     (connect,) = [st for st in statements if st["Action"] == "rds-db:connect"]
     assert f"/{dbroles.VOID}" in _blob(connect["Resource"])
     (put,) = [st for st in statements if st["Action"] == "s3:PutObject"]

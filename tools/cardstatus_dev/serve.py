@@ -66,10 +66,11 @@ _RESOURCES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("/partners", re.compile(r"^/partners/?$")),
     ("/partners/{partner}", re.compile(r"^/partners/(?P<partner>[^/]+)/?$")),
     ("/phone_conflicts", re.compile(r"^/phone_conflicts/?$")),
+    ("/privacy/erase", re.compile(r"^/privacy/erase/?$")),
 )
 
 # Resources served by a function other than the api function (as in the CDK stack).
-_OTHER_FUNCTIONS = {"/files/{file_id}/void": "void"}
+_OTHER_FUNCTIONS = {"/files/{file_id}/void": "void", "/privacy/erase": "void"}
 
 
 def load_api_module() -> ModuleType:
