@@ -178,3 +178,16 @@ def test_cardstatus_audit_answers_who_looked(
     assert (
         main(["audit", "--card-id", card_id, "--since", "yesterday", "--database-url", db_url]) == 2
     )
+
+
+def test_the_api_role_commits_its_audit_rows_without_waiting_for_the_flush(db_url: str) -> None:
+    """Role-level synchronous_commit=off (0023): an audit row costs a round trip, not a WAL
+    flush per lookup (bench/api_bench.py reports what it adds at p50)."""
+    api = psycopg2.connect(db_url, user=dbroles.API)
+    try:
+        with api.cursor() as cur:
+            cur.execute("SHOW synchronous_commit")
+            assert cur.fetchone()[0] == "off"
+        api.rollback()
+    finally:
+        api.close()
