@@ -28,7 +28,14 @@ from cardstatus_dev.serve import build_event, load_api_module, make_server
 
 
 @pytest.fixture
-def api(db_url: str) -> Iterator[Any]:
+def api(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    # Hundreds of generated wrong pairs from one caller: past the per-caller mismatch budget
+    # they would answer 429 (tests/api/test_api_lookup_budget.py tests that); here every
+    # mismatch must be the same 404 as an unknown card, so the budget is out of the way.
+    monkeypatch.setenv("LOOKUP_MISMATCH_BUDGET", "1000000")
+    from cardstatus import config
+
+    config.reset_settings_cache()
     module = load_api_module()
     module.DB.reset_settings(None)
     yield module
