@@ -90,8 +90,8 @@ _KEYS = (
 )
 _NOT_A_PHONE = (
     rf"{_UUID}"
-    rf"|{_TIMESTAMP}"
-    rf"|{_DATE}"
+    rf"|\(?{_TIMESTAMP}"  # also in brackets: 'first pickup (2026-12-03)'
+    rf"|\(?{_DATE}"
     rf"|\d[\d,]*(?:\.\d+)?(?:[ \u00a0]?{_LONG_UNITS}|{_SHORT_UNITS})(?![A-Za-z0-9])"
     rf"|(?<![A-Za-z0-9_]){_KEYS}[\"']?\s*[=:]\s*\"?\d+"  # rows=1200000, "file_id": 123456789
     r"|(?<![A-Za-z0-9_])(?:line|lines|row|rows) #?\d+"  # line 1234567
