@@ -230,6 +230,11 @@ def _undo(
 
     run("collect_ms", sql.FILE_EVENTS, params)
     run("lock_events_ms", sql.LOCK_EVENTS)
+    # The cards too, before anything is re-merged: the merge ranks copies by the card's owner
+    # (README "Card ownership"), which a concurrent void of another file of the same cards may
+    # be changing; waiting for it here makes the two voids equal a serial run (events, then
+    # cards: the order ingestion locks them in).
+    run("lock_cards_ms", sql.LOCK_CARDS)
     run("delete_copies_ms", sql.DELETE_COPIES, params)
     copies_removed = cur.rowcount
     run("remerge_ms", sql.REMERGE)
@@ -237,7 +242,6 @@ def _undo(
     events_removed = cur.rowcount
     run("update_events_ms", sql.UPDATE_EVENTS)
     events_remerged = cur.rowcount
-    run("lock_cards_ms", sql.LOCK_CARDS)
     run("recompute_ms", sql.RECOMPUTE)
     run("apply_cards_ms", sql.CREATE_CARD_CHANGE)
     run("apply_cards_ms", sql.APPLY_CARDS, params)
