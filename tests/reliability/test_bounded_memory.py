@@ -6,7 +6,7 @@ Each file of the corpus (workbook bombs, a huge cell, a DTD, billion laughs, a g
 address space is limited to 150 MB (``resource.setrlimit(RLIMIT_AS)``, so an allocation past
 it fails instead of growing), against the test's PostgreSQL. The child must exit normally
 with a report (an out-of-memory ``MemoryError`` or a kill would leave none), and its peak RSS
-(``ru_maxrss``) must stay under the limit. `make reliability` runs it (marker
+(VmHWM of the child, not ``ru_maxrss``, which survives exec) must stay under the limit. `make reliability` runs it (marker
 ``reliability``); the measured peaks are printed.
 """
 
