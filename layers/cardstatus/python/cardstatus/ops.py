@@ -363,30 +363,7 @@ def stuck_cards(
     params["after_at"], params["after_id"] = after if after else (None, None)
     query = sql.STUCK_CARDS if params["partner"] is None else sql.STUCK_CARDS_OF_PARTNER
     rows = run_query(conn, query, {**params, "limit": size + 1})
-    cards = [
-        {
-            "card_id": card_id,
-            "status": card_status,
-            "status_at": iso_utc(status_at),
-            "partner": card_partner,
-            "age_hours": round(float(age), 1),
-            "reason": reason,
-            "comment": redact_comment(comment),
-            "exception_count": exceptions,
-            "file_id": file_id,
-        }
-        for (
-            card_id,
-            card_status,
-            status_at,
-            card_partner,
-            age,
-            reason,
-            comment,
-            exceptions,
-            file_id,
-        ) in rows[:size]
-    ]
+    cards = [_stuck_card(row) for row in rows[:size]]
     next_cursor = None
     if len(rows) > size:
         last = rows[size - 1]
@@ -394,11 +371,7 @@ def stuck_cards(
     total: int | None = None
     total_capped: bool | None = None
     if after is None:  # the first page says how many there are (up to STUCK_TOTAL_CAP)
-        found = len(cards)
-        if next_cursor is not None:
-            count = sql.STUCK_COUNT if params["partner"] is None else sql.STUCK_COUNT_OF_PARTNER
-            counted = run_query(conn, count, {**params, "cap": STUCK_TOTAL_CAP + 1})
-            found = int(counted[0][0])
+        found = len(cards) if next_cursor is None else _count_stuck(conn, params)
         total, total_capped = min(found, STUCK_TOTAL_CAP), found > STUCK_TOTAL_CAP
     return {
         "cards": cards,
@@ -406,6 +379,27 @@ def stuck_cards(
         "total": total,
         "total_capped": total_capped,
     }
+
+
+def _stuck_card(row: tuple[Any, ...]) -> dict[str, Any]:
+    card_id, card_status, status_at, card_partner, age, reason, comment, exceptions, file_id = row
+    return {
+        "card_id": card_id,
+        "status": card_status,
+        "status_at": iso_utc(status_at),
+        "partner": card_partner,
+        "age_hours": round(float(age), 1),
+        "reason": reason,
+        "comment": redact_comment(comment),
+        "exception_count": exceptions,
+        "file_id": file_id,
+    }
+
+
+def _count_stuck(conn: Connection, params: dict[str, Any]) -> int:
+    """The stuck cards for these filters, counted up to STUCK_TOTAL_CAP + 1."""
+    count = sql.STUCK_COUNT if params["partner"] is None else sql.STUCK_COUNT_OF_PARTNER
+    return int(run_query(conn, count, {**params, "cap": STUCK_TOTAL_CAP + 1})[0][0])
 
 
 PHONE_CONFLICTS_DEFAULT_LIMIT = 100

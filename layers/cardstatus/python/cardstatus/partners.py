@@ -444,6 +444,17 @@ def partner_health(
             "outcome": outcome,
             "rows": int(rows),
         }
+    _tally_files(health, files, at, tz, local_today)
+    counts = stuck if stuck is not None else stuck_counts(conn, at)
+    health.stuck = counts.get(partner.key, {})
+    health.volume_warning = _newest_volume_warning(conn, partner, names, at)
+    return health
+
+
+def _tally_files(
+    health: PartnerHealth, files: list[FileStat], at: datetime, tz: Any, local_today: date
+) -> None:
+    """The last 7 days, today and the rows per local day (SPARK_DAYS) from the files read."""
     week_start = at - timedelta(days=WINDOW_DAYS)
     today_start = datetime.combine(local_today, time(0), tzinfo=tz).astimezone(UTC)
     per_day: dict[date, list[int]] = {
@@ -462,20 +473,24 @@ def partner_health(
     health.rows_per_day = [
         {"date": d.isoformat(), "rows": v[0], "files": v[1]} for d, v in sorted(per_day.items())
     ]
-    counts = stuck if stuck is not None else stuck_counts(conn, at)
-    health.stuck = counts.get(partner.key, {})
+
+
+def _newest_volume_warning(
+    conn: Connection, partner: Partner, names: list[str], at: datetime
+) -> VolumeWarning | None:
+    """The volume warning of the partner's newest applied file, if any (one indexed query)."""
     recent = run_query(
         conn, sql.RECENT_APPLIED_ROWS, {"names": names, "at": at, "limit": VOLUME_HISTORY + 1}
     )
-    if recent:
-        newest_id, newest_rows = recent[0]
-        health.volume_warning = volume_warning(
-            int(newest_rows),
-            [int(r[1]) for r in recent[1:]],
-            partner.feed.min_rows if partner.feed else None,
-            int(newest_id),
-        )
-    return health
+    if not recent:
+        return None
+    newest_id, newest_rows = recent[0]
+    return volume_warning(
+        int(newest_rows),
+        [int(r[1]) for r in recent[1:]],
+        partner.feed.min_rows if partner.feed else None,
+        int(newest_id),
+    )
 
 
 def stuck_counts(conn: Connection, at: datetime) -> dict[str, dict[str, int]]:
