@@ -21,22 +21,15 @@ The OpenAPI document (docs/openapi.json) is generated from this module by
 
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cardstatus import cards, lookup_budget
 from cardstatus.db import LazyConnection
-from functions.api import (
-    errors,
-    file_routes,
-    ops_routes,
-    partner_routes,
-    phone_conflict_routes,
-    snapstart,
-)
+from functions.api import errors, snapstart
 from functions.api.audit_trail import LookupAudit
+from functions.api.lazy_routes import LazyRoutesResolver
 from functions.api.observability import (
     RequestLog,
     capture_lambda_handler,
@@ -56,7 +49,7 @@ from functions.api.schemas import (
     PhoneQuery,
 )
 
-app = APIGatewayRestResolver(enable_validation=True)
+app = LazyRoutesResolver(enable_validation=True)
 requests = RequestLog(app)
 
 # One connection per warm container, opened on first use, replaced after a failure.
@@ -94,10 +87,11 @@ def _connection() -> Any:
 
 audit_trail = LookupAudit(app, _connection)  # every card lookup, answered or 404
 errors.register(app, DB, requests, on_not_found=audit_trail.not_found)
-ops_routes.register(app, _connection, requests)
-file_routes.register(app, _connection, requests)
-partner_routes.register(app, _connection, requests)  # GET /partners, /partners/{partner}
-phone_conflict_routes.register(app, _connection, requests)
+# The operations routes: imported when a request first needs them (cold start, lazy_routes.py).
+app.include_lazily("functions.api.ops_routes", _connection, requests)
+app.include_lazily("functions.api.file_routes", _connection, requests)
+app.include_lazily("functions.api.partner_routes", _connection, requests)  # /partners...
+app.include_lazily("functions.api.phone_conflict_routes", _connection, requests)
 
 # --- routes --------------------------------------------------------------------------------
 

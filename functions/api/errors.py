@@ -18,6 +18,7 @@ import os
 import re
 import traceback
 from collections.abc import Callable
+from functools import cache
 from http import HTTPStatus
 from typing import Any
 
@@ -30,7 +31,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from cardstatus import cards, ops, partners, request_guard
+from cardstatus import cards, request_guard
 from cardstatus.db import TRANSIENT_DB_ERRORS, LazyConnection
 from cardstatus.errors import InvalidParameter, RequestError, TooManyMismatches, error_body
 from cardstatus.model import redact_phones
@@ -46,14 +47,28 @@ _KNOWN_PATH = re.compile(
 _POST_PATH = re.compile(r"^/cards/search/?$")
 _CARD_PATH = re.compile(r"^/cards/([^/]+)/?$")
 
-# What a RequestValidationError on each parameter means, in words a caller can act on.
+# What a RequestValidationError on each parameter means, in words a caller can act on: the
+# card routes' parameters here, the operations routes' in `param_message` (cardstatus.ops and
+# .partners are imported by those routes only: cold start, lazy_routes.py).
 PARAM_MESSAGES = {
-    **ops.MESSAGES,
-    "at": partners.AT_MESSAGE,
     "card_id": cards.CARD_ID_MESSAGE,
     "user_phone": f"user_phone must be at most {cards.PHONE_MAX_LENGTH} characters",
     "body": "the body must be a JSON object with card_id and/or user_phone",
 }
+
+
+@cache
+def _ops_param_messages() -> dict[str, str]:
+    from cardstatus import ops, partners
+
+    return {**ops.MESSAGES, "at": partners.AT_MESSAGE}
+
+
+def param_message(name: str) -> str:
+    """The message of a RequestValidationError on parameter `name`."""
+    if name in PARAM_MESSAGES:
+        return PARAM_MESSAGES[name]
+    return _ops_param_messages().get(name, f"{name} is invalid")
 
 
 def error_response(
@@ -117,7 +132,7 @@ def _validation_message(error: dict[str, Any]) -> tuple[str, str, str]:
         return name, "invalid_parameter", f"{name[:40]} is not a known field"
     if kind == "missing":
         return name, "missing_parameter", f"{name} is required"
-    return name, "invalid_parameter", PARAM_MESSAGES.get(name, f"{name} is invalid")
+    return name, "invalid_parameter", param_message(name)
 
 
 def reject_unknown_parameters(app: APIGatewayRestResolver, next_middleware: Any) -> Any:

@@ -20,8 +20,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from cardstatus import filecards
 from functions.api.observability import RequestLog
-from functions.api.schemas import (
-    FILE_ERRORS,
+from functions.api.ops_schemas import (
     ActionQuery,
     CursorQuery,
     FileCardListOut,
@@ -29,6 +28,7 @@ from functions.api.schemas import (
     LimitQuery,
     VoidPreviewOut,
 )
+from functions.api.schemas import FILE_ERRORS
 
 router = APIGatewayRouter()
 

@@ -1,12 +1,15 @@
-"""Cold start: two Powertools packages whose `__init__` imports far more than the api uses.
+"""Cold start: three Powertools packages whose `__init__` imports far more than the api uses.
 
 `aws_lambda_powertools.event_handler/__init__.py` imports every resolver (AppSync, AppSync
 events, Bedrock agents, VPC Lattice, function URLs, ...) and
 `aws_lambda_powertools.utilities.data_classes/__init__.py` every event class (S3, SQS,
 Kinesis, CodePipeline, Cognito, ...), although the api needs one resolver and the few event
-classes that resolver imports. Python runs a package's `__init__` before any of its
+classes that resolver imports; `aws_lambda_powertools.event_handler.openapi/__init__.py`
+imports the OpenAPI merge tool (`OpenAPIMerge`, unused at runtime) before any of the
+validation modules the api needs. Python runs a package's `__init__` before any of its
 submodules, so importing `event_handler.api_gateway` alone is not possible by ordinary means:
-together they were ~50 ms of the api's cold import (`python -X importtime`).
+the first two were ~50 ms of the api's cold import (`python -X importtime`), the merge tool
+~10 ms without bytecode.
 
 `install()` registers each of these packages as a *lazy package* before anything imports it:
 a module object with the real package's `__path__` (its submodules import normally), whose
@@ -28,6 +31,7 @@ from typing import Any
 
 LAZY_PACKAGES = (
     "aws_lambda_powertools.event_handler",
+    "aws_lambda_powertools.event_handler.openapi",  # its __init__: the OpenAPI merge tool
     "aws_lambda_powertools.utilities.data_classes",
 )
 

@@ -18,11 +18,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from cardstatus import cards, ops
 from functions.api.observability import RequestLog
-from functions.api.schemas import (
-    ERRORS_500,
-    ERRORS_503,
-    FILE_ERRORS,
-    LIST_ERRORS,
+from functions.api.ops_schemas import (
     CursorQuery,
     FileIdPath,
     FileListOut,
@@ -38,6 +34,7 @@ from functions.api.schemas import (
     StuckCardListOut,
     StuckStatusQuery,
 )
+from functions.api.schemas import ERRORS_500, ERRORS_503, FILE_ERRORS, LIST_ERRORS
 
 router = APIGatewayRouter()
 

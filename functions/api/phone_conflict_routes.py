@@ -15,18 +15,12 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from cardstatus import ops
 from functions.api.observability import RequestLog
-from functions.api.schemas import (
-    LIST_ERRORS,
-    NEXT_CURSOR_DESCRIPTION,
-    CursorQuery,
-    LimitQuery,
-    Status,
-    UtcTime,
-)
+from functions.api.ops_schemas import NEXT_CURSOR_DESCRIPTION, CursorQuery, LimitQuery
+from functions.api.schemas import LIST_ERRORS, Status, UtcTime, _Strict
 
 router = APIGatewayRouter()
 
@@ -47,9 +41,7 @@ def register(
     app.include_router(router)
 
 
-class PhoneConflictOut(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PhoneConflictOut(_Strict):
     file_id: int = Field(description="The file whose copy differs")
     line: int = Field(description="Its line")
     partner: str = Field(description="That file's partner")
@@ -64,9 +56,7 @@ class PhoneConflictOut(BaseModel):
     detected_at: UtcTime
 
 
-class PhoneConflictListOut(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PhoneConflictListOut(_Strict):
     conflicts: list[PhoneConflictOut] = Field(description="Newest first")
     next_cursor: str | None = Field(description=NEXT_CURSOR_DESCRIPTION)
 

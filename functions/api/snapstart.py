@@ -6,9 +6,10 @@ and resumes new environments from that snapshot instead of importing this module
 
 - Before the snapshot, `warm`: what the first request would otherwise do once - each
   route's validation and response models (Powertools builds them on a route's first
-  request), the error answers, botocore's client and signer (the first connection's IAM
-  token) - with requests that never reach the database; then forget their metrics and
-  context, and drop any database connection.
+  request), the operations routers (imported on first need: lazy_routes.py), the error
+  answers, botocore's client and signer (the first connection's IAM token), the free-text
+  phone pattern (cardstatus.model) - with requests that never reach the database; then
+  forget their metrics and context, and drop any database connection.
 - After a restore, `after_restore`: drop any connection (it would belong to the snapshot's
   socket), and reseed `random` (every restored environment would draw the same numbers).
 
@@ -27,6 +28,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
 from cardstatus import cards
 from cardstatus.db import LazyConnection
+from cardstatus.model import redact_phones
 from functions.api.observability import logger, metrics
 
 try:
@@ -102,6 +104,7 @@ def warm(app: APIGatewayRestResolver, db: LazyConnection) -> None:
             app.resolve(_event(method, path, query), _WarmContext())  # type: ignore[arg-type]
             metrics.clear_metrics()  # one request's dimensions each, as log_metrics does
         _warm_aws_signer()
+        redact_phones(_TOO_LONG_PHONE)  # compiles the free-text pattern (built on first use)
     finally:
         logger.setLevel(level)
         metrics.clear_metrics()  # else the first real invocation would publish them

@@ -1,5 +1,6 @@
 """Cold start of the api (bench/coldstart.py measures it; these check the mechanisms, not
-times): Powertools' resolver packages load lazily and the response models build on demand."""
+times): Powertools' resolver packages load lazily, the response models build on demand and
+the operations routers are imported when a request first needs them (lazy_routes.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 _PROBE = """
@@ -16,30 +19,54 @@ import json, sys
 import functions.api.app as api
 from functions.api import schemas
 loaded = sorted(m for m in sys.modules if m.startswith("aws_lambda_powertools.event_handler."))
-built = {name: getattr(schemas, name).__pydantic_complete__ for name in ("CardOut", "FileListOut")}
+ops_loaded = sorted(m for m in OPS_MODULES if m in sys.modules)
+from functions.api import ops_schemas
+built = {name: getattr(schemas, name).__pydantic_complete__ for name in ("CardOut",)}
+built["FileListOut"] = ops_schemas.FileListOut.__pydantic_complete__
 # Whatever the packages export is still there, loaded on demand.
 from aws_lambda_powertools.event_handler import AppSyncResolver, Response
 from aws_lambda_powertools.utilities.data_classes import SQSEvent
-print(json.dumps({"loaded": loaded, "built": built, "appsync": AppSyncResolver.__name__,
+print(json.dumps({"loaded": loaded, "ops_loaded": ops_loaded, "built": built,
+                  "appsync": AppSyncResolver.__name__,
                   "sqs": SQSEvent.__name__, "response": Response.__name__}))
 """
 
 
-def _probe() -> dict[str, object]:
+# Imported by the operations routes only.
+OPS_MODULES = (
+    "functions.api.ops_routes",
+    "functions.api.file_routes",
+    "functions.api.partner_routes",
+    "functions.api.phone_conflict_routes",
+    "functions.api.partner_schemas",
+    "functions.api.ops_schemas",
+    "cardstatus.ops",
+    "cardstatus.partners",
+    "cardstatus.filecards",
+)
+
+
+def _run(code: str) -> dict[str, object]:
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "layers/cardstatus/python")]),
+        "PYTHONPATH": os.pathsep.join(
+            [str(ROOT), str(ROOT / "layers/cardstatus/python"), str(ROOT / "tools")]
+        ),
         "POWERTOOLS_TRACE_DISABLED": "true",
     }
     out = subprocess.run(
-        [sys.executable, "-c", _PROBE], cwd=ROOT, env=env, capture_output=True, text=True
+        [sys.executable, "-c", f"OPS_MODULES = {OPS_MODULES!r}\n{code}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
 def test_api_import_skips_the_resolvers_and_models_it_does_not_use() -> None:
-    probe = _probe()
+    probe = _run(_PROBE)
     loaded = probe["loaded"]
     assert isinstance(loaded, list)
     assert "aws_lambda_powertools.event_handler.api_gateway" in loaded
@@ -47,9 +74,70 @@ def test_api_import_skips_the_resolvers_and_models_it_does_not_use() -> None:
         assert not any(
             m.startswith(f"aws_lambda_powertools.event_handler.{unused}") for m in loaded
         )
+    assert probe["ops_loaded"] == []
     assert probe["built"] == {"CardOut": False, "FileListOut": False}
     assert (probe["appsync"], probe["sqs"], probe["response"]) == (
         "AppSyncResolver",
         "SQSEvent",
         "Response",
     )
+
+
+# A lookup, then requests no registered route answers: the first of those includes the
+# operations routers, then is routed again (no database needed for these answers).
+_FIRST_OPS_REQUEST = """
+import json, sys
+import functions.api.app as api
+from cardstatus_dev.serve import LocalContext, build_event
+
+def call(method, path):
+    result = api.handler(build_event(method, path), LocalContext())
+    return [result["statusCode"], json.loads(result["body"])["error"]["message"]]
+
+answers = {"lookup": call("GET", "/get_card_status")}
+after_lookup = sorted(m for m in OPS_MODULES if m in sys.modules)
+answers["ops"] = call("GET", "/files/0")
+answers["post"] = call("POST", "/files")
+answers["none"] = call("GET", "/nowhere")
+print(json.dumps({"answers": answers, "after_lookup": after_lookup,
+                  "after_ops": sorted(m for m in OPS_MODULES if m in sys.modules)}))
+"""
+
+
+def test_operations_routes_are_included_by_the_first_request_that_needs_them() -> None:
+    from cardstatus.ops import MESSAGES
+
+    probe = _run(_FIRST_OPS_REQUEST)
+    assert probe["after_lookup"] == []
+    assert probe["after_ops"] == sorted(OPS_MODULES)
+    assert probe["answers"] == {
+        "lookup": [400, "card_id or user_phone is required"],
+        "ops": [400, MESSAGES["file_id"]],  # validated by the route, once included
+        "post": [405, "POST is not allowed here; use GET"],
+        "none": [404, "no such route"],
+    }
+
+
+# The OpenAPI document lists the routes in their registration order, whether the
+# operations routers were included by a request (here: one they answer, one they do not)
+# or by the document itself.
+_DOCUMENT = """
+import functions.api.app as api
+from cardstatus_dev.openapi import openapi_json
+from cardstatus_dev.serve import LocalContext, build_event
+
+for method, path in REQUESTS:
+    api.handler(build_event(method, path), LocalContext())
+print(json.dumps({"document": openapi_json()}))
+"""
+
+
+@pytest.mark.parametrize(
+    "requests",
+    [(), (("GET", "/stuck_cards?status=nope"),), (("GET", "/nowhere"), ("GET", "/cards"))],
+)
+def test_the_document_is_the_same_however_the_routers_were_included(
+    requests: tuple[tuple[str, str], ...],
+) -> None:
+    probe = _run(f"import json\nREQUESTS = {requests!r}\n{_DOCUMENT}")
+    assert probe["document"] == (ROOT / "docs" / "openapi.json").read_text(encoding="utf-8")
