@@ -14,8 +14,9 @@ applied files (one copy per event in event_copy), plus the file to void with `fi
 
 Cards are computed from the events with the same SQL as a void's recompute, so the state is
 exactly what ingestion would have built (owner included: the partner of the earliest event;
-without it every card's owner "moves" on the void and all its events are merged again). Then `void_file` runs once (timed, with its per-step
-timings), and the result is checked. One PostgreSQL: embedded unless DATABASE_URL is set.
+without it every card's owner "moves" on the void and all its events are merged again).
+Then `void_file` runs once (timed, with its per-step timings), and the result is checked. One
+PostgreSQL: embedded unless DATABASE_URL is set.
 """
 
 from __future__ import annotations
