@@ -30,9 +30,10 @@ from cardstatus.sql.ownership import merged_events, owners_from_copies
 # Every statement below is driven by the file's keys (its events, its cards: temp tables with a
 # primary key, ANALYZEd once filled) and reaches card_event, event_copy and card by index: a
 # nested loop of index probes, never a hash or merge join that reads a whole table. With those
-# join methods allowed the planner hashed all of card_event or card in six statements of a
-# 100k-row void (a full read each: 0.7-1.3 s at 1M events, growing with the database); with
-# them off the void costs the same at any size (bench.void_bench). Local to this transaction.
+# join methods allowed the planner read all of card_event or card in seven statements of a
+# 100k-row void (EXPLAIN at 1M events: a sequential scan of 0.2-0.9 s each, growing with the
+# database); with them off each statement's work is the file's rows, whatever the size
+# (bench.void_bench). Local to this transaction.
 TUNE_TRANSACTION = """
 SET LOCAL work_mem = '64MB';
 SET LOCAL enable_hashjoin = off;
