@@ -62,7 +62,7 @@ requests = RequestLog(app)
 # Per warm container: the writer connection (DB.get(): the lookup audit rows and the mismatch
 # budget) and, with DB_READ_HOST, a second one to the reader (DB.read(): the lookups and the
 # ops routes); without it both are one connection. Opened on first use, replaced after a
-# failure (README "Database", cardstatus/db.py ReadWriteConnections).
+# failure (README "Database connections", cardstatus/db.py ReadWriteConnections).
 DB = ReadWriteConnections()
 
 snapstart.register(app, DB)  # SnapStart runtime hooks (no-op outside Lambda)

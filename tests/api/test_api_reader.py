@@ -1,6 +1,6 @@
-"""The api's read/write split (README "Database"): with a reader configured (DB_READ_HOST in
-AWS, DATABASE_READ_URL here), lookups and ops routes read through a second connection; the
-lookup audit rows and the mismatch budget stay on the writer.
+"""The api's read/write split (README "Database connections"): with a reader configured
+(DB_READ_HOST in AWS, DATABASE_READ_URL here), lookups and ops routes read through a second
+connection; the lookup audit rows and the mismatch budget stay on the writer.
 
 On one real database, the two connections are two roles that can each do only their half:
 the reader may SELECT (and is read-only, like a replica) but may not append to the audit

@@ -163,10 +163,10 @@ class Settings:
     # CARD_ID_PATTERN: this deployment's own card-id shape (a regular expression the whole
     # upper-cased card id must match), on top of the built-in shape and phone checks.
     card_id_pattern: str | None = None
-    # The api's second connection, for its reads (README "Database"): DB_READ_HOST, a host
-    # reached like DB_HOST (same user, port, database; its own IAM token) - the stack sets it
-    # to the Aurora readers' endpoint; DATABASE_READ_URL, a whole URL (local runs, tests).
-    # Neither set: one connection does everything.
+    # The api's second connection, for its reads (README "Database connections"):
+    # DB_READ_HOST, a host reached like DB_HOST (same user, port, database; its own IAM
+    # token) - the stack sets it to the Aurora readers' endpoint; DATABASE_READ_URL, a whole
+    # URL (local runs, tests). Neither set: one connection does everything.
     db_read_host: str | None = None
     database_read_url: str | None = None
 

@@ -223,10 +223,10 @@ class LazyConnection:
 
 
 class ReadWriteConnections(LazyConnection):
-    """The api's connections (README "Database"): this one, the writer (`get()`), for its
-    writes - the lookup audit rows and the mismatch budget; and, when a reader is configured
-    (DB_READ_HOST or DATABASE_READ_URL), a second lazy connection to it (`read()`) for every
-    read. Without a reader `read()` is `get()`: one connection, as before.
+    """The api's connections (README "Database connections"): this one, the writer (`get()`),
+    for its writes - the lookup audit rows and the mismatch budget; and, when a reader is
+    configured (DB_READ_HOST or DATABASE_READ_URL), a second lazy connection to it (`read()`)
+    for every read. Without a reader `read()` is `get()`: one connection, as before.
 
     `discard()` drops both (an error handler cannot tell which one failed; both reconnect on
     next use), and so do `reset_settings()` and the SnapStart hooks that call `discard()`.
