@@ -402,7 +402,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             "\nrows/s = data rows of the partner file / seconds. COPY: copy_expert + commit of the"
             " exact rows the ingest stored, into clones of every table it filled (card_event,"
-            " event_copy, card, status_outbox: same indexes and constraints), same database."
+            " event_copy, card, status_outbox, file_card_change: same indexes and constraints),"
+            " same database."
             " cardstatus: `cardstatus ingest` process wall time (interpreter start, decode,"
             " normalise, COPY to staging, apply incl. card projection, report)."
             " peer: pandas read_csv + cleanup + to_sql (SQLAlchemy 2 default"

@@ -11,8 +11,10 @@ main has: the same tables, indexes, constraints, grants as a deployed database):
    definitions (`pg_get_indexdef`, so the schema ends exactly as migrated); then VACUUM
    ANALYZE. Shape: 3 events per card (PICKED_UP, DELIVERY_EXCEPTION, DELIVERED; 2% of the
    cards stop before DELIVERED: the stuck cards), 3 cards per phone, three partners (acme
-   60%, speedy 39.9%, rare 0.1%), files of 100k rows with 0.5% rejected rows. The time it took
-   is reported.
+   60%, speedy 39.9%, rare 0.1%; a card's owner is its partner), files of 100k rows with 0.5%
+   rejected rows, one file_card_change row per card. Phones are stored as ingestion stores
+   them: keyed hash, key version, last 4 digits (hashed in Python with the local key, then
+   COPYed and joined). The time it took is reported.
 2. **lookups** in-process through `functions/api/app.py:handler` (Powertools routing,
    validation, logs, metrics), warm: by card id, by phone, card id + phone, POST
    /cards/search, /cards/{id}, /cards?user_phone=: p50/p99 of wall time and the handler's
@@ -33,13 +35,16 @@ main has: the same tables, indexes, constraints, grants as a deployed database):
 
 Prints one JSON document (and `--out FILE` writes it). One PostgreSQL: `--database-url` /
 $DATABASE_URL (an admin URL; a database per size is created and dropped unless `--keep`),
-else an embedded one in a temporary directory.
+else an embedded one in a temporary directory. A 10M build takes a while: `--build-only
+--keep` builds and keeps it (its name is printed), `--reuse NAME` measures an existing one
+(a built database is only changed by step 4/5, which ingest a file and void it again).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import os
 import random
@@ -56,13 +61,18 @@ from typing import Any
 
 import psycopg2
 
-from cardstatus.phonebackfill import backfill_phones
-
 ROOT = Path(__file__).resolve().parent.parent
 CARDSTATUS = Path(sys.executable).with_name("cardstatus")
 FILE_ROWS = 100_000  # rows per generated file in the build
 T0 = "2025-01-01 00:00:00+00"
-BIG_TABLES = ("card", "card_event", "event_copy", "rejected_row", "status_outbox")
+BIG_TABLES = (
+    "card",
+    "card_event",
+    "event_copy",
+    "rejected_row",
+    "status_outbox",
+    "file_card_change",
+)
 PARTNERS = ("acme", "speedy", "rare")
 K_LEVELS = (1, 2, 4, 8, 16, 32)
 
@@ -89,48 +99,73 @@ FROM generate_series(1, %(files)s) f, generate_series(0, %(file_rows)s / 200 - 1
 _EVENTS = """
 SELECT 'S' || lpad(i::text, 9, '0') AS card_id, s.status::card_status AS status,
        %(t0)s::timestamptz + i * interval '1 second' + s.d * interval '1 day' AS occurred_at,
-       '+97155' || lpad((i / 3)::text, 7, '0') AS phone,
+       ph.phone_hash, ph.phone_key, ph.phone_last4,
        CASE WHEN s.d = 1 THEN 'User not available' END AS comment,
        CASE WHEN s.d = 1 THEN 'recipient_unavailable' END AS reason,
        CASE WHEN i %% 1000 = 7 THEN 'rare' WHEN i %% 5 < 3 THEN 'acme' ELSE 'speedy' END AS partner,
        1 + (3 * i) / %(file_rows)s AS file_id, 2 + (3 * i) %% %(file_rows)s + s.d AS line
-FROM generate_series(0, %(n)s - 1) i,
+FROM generate_series(0, %(n)s - 1) i
+JOIN scale_phone ph ON ph.p = i / 3,
      (VALUES ('PICKED_UP', 0), ('DELIVERY_EXCEPTION', 1), ('DELIVERED', 2)) s(status, d)
 WHERE s.d < 2 OR i %% 50 <> 0
 """
 
+# Phones are stored as ingestion stores them (README "Privacy"): the keyed hash, its key
+# version and the last 4 digits, computed in Python (cardstatus.phonehash) for each of the
+# n / 3 numbers and COPYed into this table, which the statements below join.
+PHONE_MAP = """
+CREATE UNLOGGED TABLE scale_phone (
+    p integer PRIMARY KEY, phone_hash text NOT NULL, phone_key smallint NOT NULL,
+    phone_last4 text NOT NULL)
+"""
+
 BUILD_EVENT_COPY = f"""
-INSERT INTO event_copy (file_id, card_id, status, occurred_at, line, phone, comment, reason,
-                        partner_row_id, partner)
-SELECT file_id, card_id, status, occurred_at, line, phone, comment, reason, NULL, partner
+INSERT INTO event_copy (file_id, card_id, status, occurred_at, line, phone_hash, phone_key,
+                        phone_last4, comment, reason, partner_row_id, partner)
+SELECT file_id, card_id, status, occurred_at, line, phone_hash, phone_key, phone_last4,
+       comment, reason, NULL, partner
 FROM ({_EVENTS}) e
 """
 
 BUILD_CARD_EVENT = f"""
-INSERT INTO card_event (card_id, status, occurred_at, comment, reason, phone, partner,
-                        source_file_id, source_line, partner_row_id)
-SELECT card_id, status, occurred_at, comment, reason, phone, partner, file_id, line, NULL
+INSERT INTO card_event (card_id, status, occurred_at, comment, reason, phone_hash, phone_key,
+                        phone_last4, partner, source_file_id, source_line, partner_row_id)
+SELECT card_id, status, occurred_at, comment, reason, phone_hash, phone_key, phone_last4,
+       partner, file_id, line, NULL
 FROM ({_EVENTS}) e
 """
 
 # The projection, as ingestion computes it (the latest event is the last of the three).
 BUILD_CARD = """
-INSERT INTO card (card_id, status, status_at, comment, reason, phone, phone_at, phone_rank,
-                  picked_up_at, delivered_at, returned_at, exception_count, version)
+INSERT INTO card (card_id, status, status_at, comment, reason, phone_hash, phone_key,
+                  phone_last4, phone_at, phone_rank, picked_up_at, delivered_at, returned_at,
+                  exception_count, version, owner_partner, first_event_at, first_event_rank)
 SELECT 'S' || lpad(i::text, 9, '0'),
        CASE WHEN i %% 50 = 0 THEN 'DELIVERY_EXCEPTION' ELSE 'DELIVERED' END::card_status,
        %(t0)s::timestamptz + i * interval '1 second'
            + CASE WHEN i %% 50 = 0 THEN interval '1 day' ELSE interval '2 days' END,
        CASE WHEN i %% 50 = 0 THEN 'User not available' END,
        CASE WHEN i %% 50 = 0 THEN 'recipient_unavailable' END,
-       '+97155' || lpad((i / 3)::text, 7, '0'),
+       ph.phone_hash, ph.phone_key, ph.phone_last4,
        %(t0)s::timestamptz + i * interval '1 second'
            + CASE WHEN i %% 50 = 0 THEN interval '1 day' ELSE interval '2 days' END,
        CASE WHEN i %% 50 = 0 THEN 'DELIVERY_EXCEPTION' ELSE 'DELIVERED' END::card_status,
        %(t0)s::timestamptz + i * interval '1 second',
        CASE WHEN i %% 50 = 0 THEN NULL
             ELSE %(t0)s::timestamptz + i * interval '1 second' + interval '2 days' END,
-       NULL, 1, 1
+       NULL, 1, 1,
+       CASE WHEN i %% 1000 = 7 THEN 'rare' WHEN i %% 5 < 3 THEN 'acme' ELSE 'speedy' END,
+       %(t0)s::timestamptz + i * interval '1 second', 'PICKED_UP'
+FROM generate_series(0, %(n)s - 1) i
+JOIN scale_phone ph ON ph.p = i / 3
+"""
+
+# What each file changed (GET /files/{id}/cards): one 'apply' row per card, its events' file.
+BUILD_FILE_CARD_CHANGE = """
+INSERT INTO file_card_change (file_id, card_id, action, status_before, status_after, changed_at)
+SELECT 1 + (3 * i) / %(file_rows)s, 'S' || lpad(i::text, 9, '0'), 'apply', NULL,
+       CASE WHEN i %% 50 = 0 THEN 'DELIVERY_EXCEPTION' ELSE 'DELIVERED' END::card_status,
+       %(t0)s::timestamptz + i * interval '1 second'
 FROM generate_series(0, %(n)s - 1) i
 """
 
@@ -167,6 +202,22 @@ def _secondary_indexes(cur: Any) -> list[tuple[str, str]]:
     return [(name, definition) for name, definition in cur.fetchall()]
 
 
+def _fill_phone_map(cur: Any, n: int) -> None:
+    """scale_phone: number p = '+97155' || lpad(p, 7, '0') as ingestion would store it."""
+    from cardstatus.phonehash import hash_phone, last4
+
+    cur.execute(PHONE_MAP)
+    chunk = 200_000
+    for start in range(0, (n + 2) // 3, chunk):
+        lines = []
+        for p in range(start, min(start + chunk, (n + 2) // 3)):
+            e164 = "+97155" + str(p).zfill(7)
+            digest, version = hash_phone(e164)
+            lines.append(f"{p}\t{digest}\t{version}\t{last4(e164)}\n")
+        cur.copy_expert("COPY scale_phone FROM STDIN", io.StringIO("".join(lines)))
+    cur.execute("ANALYZE scale_phone")
+
+
 def build(url: str, n: int) -> dict[str, Any]:
     """Fill the migrated database at `url` with n cards (see the module docstring)."""
     files = (3 * n + FILE_ROWS - 1) // FILE_ROWS
@@ -183,22 +234,22 @@ def build(url: str, n: int) -> dict[str, Any]:
             indexes = _secondary_indexes(cur)
             for name, _ in indexes:
                 cur.execute(f"DROP INDEX {name}")
+            t = time.perf_counter()
+            _fill_phone_map(cur, n)
+            timings["phone_hash"] = round(time.perf_counter() - t, 1)
             for step, statement in (
                 ("files", BUILD_FILES),
                 ("rejected_row", BUILD_REJECTS),
                 ("event_copy", BUILD_EVENT_COPY),
                 ("card_event", BUILD_CARD_EVENT),
                 ("card", BUILD_CARD),
+                ("file_card_change", BUILD_FILE_CARD_CHANGE),
             ):
                 t = time.perf_counter()
                 cur.execute(statement, params)
                 timings[step] = round(time.perf_counter() - t, 1)
                 print(f"  {step}: {timings[step]} s", file=sys.stderr, flush=True)
-            t = time.perf_counter()
-            conn.autocommit = False
-            backfill_phones(conn, batch=50_000)  # numbers become hashes (README "Privacy")
-            conn.autocommit = True
-            timings["phone_hash"] = round(time.perf_counter() - t, 1)
+            cur.execute("DROP TABLE scale_phone")
             t = time.perf_counter()
             for _, definition in indexes:
                 cur.execute(definition)
@@ -342,13 +393,25 @@ def _files_cursor(app: Any, build_event: Any) -> str:
 
 def explain_ops(url: str) -> dict[str, Any]:
     """EXPLAIN of each ops statement with typical parameters; Seq Scans of big tables."""
+    from cardstatus.sql import filecards, partners
     from cardstatus.sql import ops as sql
 
-    base = {"partner": None, "outcome": None, "since": None, "after_at": None, "after_id": None}
+    base = {
+        "partner": None,
+        "outcome": None,
+        "since": None,
+        "after_at": None,
+        "after_id": None,
+        "has_rejects": None,
+    }
+    page = {"action": None, "after_action": None, "after_card": None, "limit": 101}
     statements: dict[str, tuple[str, dict[str, Any]]] = {
         "FILES": (sql.FILES, {**base, "limit": 51}),
         "FILES partner": (sql.FILES, {**base, "partner": "acme", "limit": 51}),
+        "FILES has_rejects": (sql.FILES, {**base, "has_rejects": True, "limit": 51}),
         "REJECTS": (sql.REJECTS, {"file_id": 3, "after_line": None, "limit": 101}),
+        "FILE_CARDS": (filecards.FILE_CARDS, {"file_id": 3, **page}),
+        "STUCK_BY_PARTNER": (partners.STUCK_BY_PARTNER, {"cutoff": "2030-01-01T00:00:00Z"}),
     }
     for partner in (None, "acme", "rare"):
         stuck = {
@@ -361,6 +424,8 @@ def explain_ops(url: str) -> dict[str, Any]:
         }
         query = sql.STUCK_CARDS if partner is None else sql.STUCK_CARDS_OF_PARTNER
         statements[f"STUCK_CARDS partner={partner}"] = (query, stuck)
+        count = sql.STUCK_COUNT if partner is None else sql.STUCK_COUNT_OF_PARTNER
+        statements[f"STUCK_COUNT partner={partner}"] = (count, {**stuck, "cap": 10_001})
     out: dict[str, Any] = {}
     with contextlib.closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
         for name, (query, params) in statements.items():
@@ -379,13 +444,15 @@ def explain_ops(url: str) -> dict[str, Any]:
 
 
 def _dump_file_rows(cur: Any, file_id: int, outbox_after: int, tmp: Path) -> dict[str, int]:
-    """The rows one ingest stored (card_event, event_copy, card, status_outbox) to files."""
+    """The rows one ingest stored (card_event, event_copy, card, status_outbox,
+    file_card_change) to files."""
     selects = {
         "event_copy": f"SELECT * FROM event_copy WHERE file_id = {file_id}",
         "card_event": f"SELECT * FROM card_event WHERE source_file_id = {file_id}",
         "card": "SELECT * FROM card WHERE card_id IN "
         f"(SELECT card_id FROM event_copy WHERE file_id = {file_id})",
         "status_outbox": f"SELECT * FROM status_outbox WHERE id > {outbox_after}",
+        "file_card_change": f"SELECT * FROM file_card_change WHERE file_id = {file_id}",
     }
     rows: dict[str, int] = {}
     for table, select in selects.items():
@@ -431,6 +498,7 @@ def ingest_and_void(url: str, data: Path) -> dict[str, Any]:
                 )
                 cur.execute(f"DELETE FROM card_event WHERE source_file_id = {file_id}")
                 cur.execute(f"DELETE FROM event_copy WHERE file_id = {file_id}")
+                cur.execute(f"DELETE FROM file_card_change WHERE file_id = {file_id}")
             conn.commit()
             conn.autocommit = True
             with conn.cursor() as cur:
@@ -438,7 +506,13 @@ def ingest_and_void(url: str, data: Path) -> dict[str, Any]:
             conn.autocommit = False
             started = time.perf_counter()
             with conn.cursor() as cur:
-                for table in ("event_copy", "card_event", "card", "status_outbox"):
+                for table in (
+                    "event_copy",
+                    "card_event",
+                    "card",
+                    "status_outbox",
+                    "file_card_change",
+                ):
                     with open(tmp / table, "rb") as handle:
                         cur.copy_expert(f"COPY {table} FROM STDIN", handle, size=1 << 16)
             conn.commit()
@@ -566,16 +640,19 @@ def run_size(admin_url: str, n: int, args: argparse.Namespace) -> dict[str, Any]
     from cardstatus.migrate import apply_migrations
     from cardstatus_dev.database import drop_database, ensure_database, with_database
 
-    name = f"cardstatus_scale_{n}_{uuid.uuid4().hex[:6]}"
-    url = ensure_database(admin_url, name)
+    name = args.reuse or f"cardstatus_scale_{n}_{uuid.uuid4().hex[:6]}"
+    url = with_database(admin_url, name) if args.reuse else ensure_database(admin_url, name)
     result: dict[str, Any] = {"cards": n, "database": name}
     try:
         with contextlib.closing(psycopg2.connect(url)) as conn:
             applied = apply_migrations(conn)
         result["migrations"] = [str(m) for m in applied] if applied else []
-        print(f"# {n:,} cards: build", file=sys.stderr, flush=True)
-        result["build"] = build(url, n)
-        print(f"  built in {result['build']['seconds']} s", file=sys.stderr, flush=True)
+        if not args.reuse:
+            print(f"# {n:,} cards: build into {name}", file=sys.stderr, flush=True)
+            result["build"] = build(url, n)
+            print(f"  built in {result['build']['seconds']} s", file=sys.stderr, flush=True)
+        if args.build_only:
+            return result
         api_url = as_api_role(with_database(admin_url, name))
         with contextlib.closing(psycopg2.connect(api_url)) as conn, conn.cursor() as cur:
             cur.execute("SELECT current_user")
@@ -587,7 +664,7 @@ def run_size(admin_url: str, n: int, args: argparse.Namespace) -> dict[str, Any]
                 result["ingest_void"] = ingest_and_void(url, Path(data))
         result["capacity"] = capacity(api_url, n, args.capacity_seconds)
     finally:
-        if not args.keep:
+        if not (args.keep or args.reuse or args.build_only):  # a built 10M is worth keeping
             drop_database(admin_url, name)
     return result
 
@@ -642,6 +719,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
     parser.add_argument("--skip-ingest", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the databases")
+    parser.add_argument("--build-only", action="store_true", help="build, measure nothing")
+    parser.add_argument("--reuse", help="measure this already built database (one --cards)")
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args(argv)
     sizes = args.cards or [10_000_000]
@@ -651,6 +730,9 @@ def main(argv: list[str] | None = None) -> int:
             results.append(run_size(admin_url, n, args))
             if args.out:
                 Path(args.out).write_text(json.dumps(results, indent=2, default=str))
+    if args.build_only:
+        print(json.dumps(results, indent=2, default=str))
+        return 0
     document = {"results": results, "summary": summary(results), "load": os.getloadavg()}
     print(json.dumps(document, indent=2, default=str))
     print(document["summary"], file=sys.stderr)

@@ -125,6 +125,22 @@ def test_an_event_before_the_cards_first_pickup_is_a_warning_on_its_line(db: Any
     assert report["counts"]["warnings"] == 1
 
 
+def test_an_event_before_its_own_files_pickup_is_a_warning_and_later_ones_are_not(
+    db: Any,
+) -> None:
+    data = (
+        b"Card ID,Status,Timestamp\n"
+        b"Q1,Delivered,2026-12-04 10:00\n"  # before the pickup of the same file
+        b"Q1,Picked up,2026-12-05 10:00\n"
+        b"Q1,Returned,2026-12-06 10:00\n"  # after it: fine
+        b"Q2,Picked up,2026-12-01 10:00\n"
+        b"Q2,Delivered,2026-12-02 10:00\n"
+    )
+    report = ingest_bytes(db, data, "incoming/acme/mixed.csv")
+    assert report["outcome"] == "applied" and counts(report) == (5, 5, 0, 0)
+    assert [line for line, text in warnings(report) if "first pickup" in text] == [2]
+
+
 def test_an_event_far_from_the_files_other_events_is_a_warning_on_its_line(db: Any) -> None:
     data = (
         b"Card ID,Timestamp\nF1,2026-12-01 10:00\nF2,2026-12-03 10:00\n"

@@ -29,17 +29,25 @@ WITH mine AS (
       AND (m.file_pickup > m.earliest_other
            OR (m.file_pickup IS NULL AND m.card_id IN (SELECT card_id FROM card_before)))
 )
-SELECT c.line, c.card_id, c.status, c.occurred_at, p.first_pickup, count(*) OVER ()
+SELECT c.line, k.card_id, c.status, c.occurred_at, p.first_pickup, count(*) OVER ()
 FROM candidates k
-JOIN event_copy c ON c.file_id = %(file_id)s AND c.card_id = k.card_id
 CROSS JOIN LATERAL (
     SELECT e.occurred_at AS first_pickup
     FROM card_event e
-    WHERE e.card_id = c.card_id AND e.status = 'PICKED_UP'
+    WHERE e.card_id = k.card_id AND e.status = 'PICKED_UP'
     ORDER BY e.occurred_at
     LIMIT 1
 ) p
-WHERE c.status <> 'PICKED_UP' AND c.occurred_at < p.first_pickup
+CROSS JOIN LATERAL (
+    SELECT x.line, x.status, x.occurred_at
+    FROM event_copy x
+    WHERE x.file_id = %(file_id)s AND x.card_id = k.card_id
+      AND x.status <> 'PICKED_UP' AND x.occurred_at < p.first_pickup
+    -- OFFSET 0 keeps this a primary-key probe per candidate. Flattened into a join, the
+    -- planner reads this new file's copies as one row (its statistics predate the file) and
+    -- loops over all candidates for each of them: minutes for a 100k-row file.
+    OFFSET 0
+) c
 ORDER BY c.line
 LIMIT %(limit)s
 """
