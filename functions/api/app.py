@@ -26,7 +26,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cardstatus import cards, lookup_budget
-from cardstatus.db import LazyConnection
+from cardstatus.db import ReadWriteConnections
 from functions.api import errors, snapstart
 from functions.api.audit_trail import LookupAudit
 from functions.api.lazy_routes import LazyRoutesResolver
@@ -52,8 +52,11 @@ from functions.api.schemas import (
 app = LazyRoutesResolver(enable_validation=True)
 requests = RequestLog(app)
 
-# One connection per warm container, opened on first use, replaced after a failure.
-DB = LazyConnection()
+# Per warm container: the writer connection (DB.get(): the lookup audit rows and the mismatch
+# budget) and, with DB_READ_HOST, a second one to the reader (DB.read(): the lookups and the
+# ops routes); without it both are one connection. Opened on first use, replaced after a
+# failure (README "Database connections", cardstatus/db.py ReadWriteConnections).
+DB = ReadWriteConnections()
 
 snapstart.register(app, DB)  # SnapStart runtime hooks (no-op outside Lambda)
 
@@ -77,21 +80,30 @@ def _count_pair_lookup(mismatch: bool) -> None:
     )
 
 
-def _connection() -> Any:
-    conn = DB.get()
+def _autocommit(conn: Any) -> Any:
     if not conn.autocommit:
         # Client-side flag only (no SET is sent): single statements, no BEGIN/ROLLBACK round trips.
         conn.autocommit = True
     return conn
 
 
+def _connection() -> Any:
+    """The writer: the lookup audit rows and the mismatch budget."""
+    return _autocommit(DB.get())
+
+
+def _read_connection() -> Any:
+    """The reader when there is one (else the writer): lookups and ops routes."""
+    return _autocommit(DB.read())
+
+
 audit_trail = LookupAudit(app, _connection)  # every card lookup, answered or 404
 errors.register(app, DB, requests, on_not_found=audit_trail.not_found)
 # The operations routes: imported when a request first needs them (cold start, lazy_routes.py).
-app.include_lazily("functions.api.ops_routes", _connection, requests)
-app.include_lazily("functions.api.file_routes", _connection, requests)
-app.include_lazily("functions.api.partner_routes", _connection, requests)  # /partners...
-app.include_lazily("functions.api.phone_conflict_routes", _connection, requests)
+app.include_lazily("functions.api.ops_routes", _read_connection, requests)
+app.include_lazily("functions.api.file_routes", _read_connection, requests)
+app.include_lazily("functions.api.partner_routes", _read_connection, requests)  # /partners...
+app.include_lazily("functions.api.phone_conflict_routes", _read_connection, requests)
 
 # --- routes --------------------------------------------------------------------------------
 
@@ -114,7 +126,9 @@ app.include_lazily("functions.api.phone_conflict_routes", _connection, requests)
 def get_card_status(card_id: CardIdQuery = None, user_phone: PhoneQuery = None) -> CardStatusOut:
     app.append_context(_user_phone=user_phone, _card_id=card_id)
     valid_id, e164 = cards.status_query(card_id, user_phone)  # 400s before any database work
-    body = cards.card_status(_connection(), valid_id, e164, count_pair_lookup=_count_pair_lookup)
+    body = cards.card_status(
+        _read_connection(), valid_id, e164, count_pair_lookup=_count_pair_lookup
+    )
     audit_trail.answered([body["card_id"], *(c["card_id"] for c in body["other_cards"])])
     requests.record("found", card_id=body["card_id"], user_phone=masked(user_phone))
     return body  # type: ignore[return-value]  # validated and serialised by Powertools
@@ -140,7 +154,7 @@ def search_cards(query: Annotated[CardSearchIn, Body()]) -> CardStatusOut:
 )
 def get_card(card_id: CardIdPath) -> CardOut:
     app.append_context(_card_id=card_id)
-    body = cards.card_by_id(_connection(), cards.validate_card_id(card_id))
+    body = cards.card_by_id(_read_connection(), cards.validate_card_id(card_id))
     audit_trail.answered([body["card_id"]])
     requests.record("found", card_id=card_id)
     return body  # type: ignore[return-value]
@@ -156,7 +170,7 @@ def get_card(card_id: CardIdPath) -> CardOut:
 def list_cards(user_phone: PhoneQuery = None) -> CardListOut:
     app.append_context(_user_phone=user_phone)
     e164 = cards.parse_phone(user_phone)
-    body = cards.phone_cards(_connection(), e164)  # {"cards": []} for a phone without cards
+    body = cards.phone_cards(_read_connection(), e164)  # {"cards": []} for a phone without cards
     audit_trail.answered(c["card_id"] for c in body["cards"])
     requests.record("found", count=len(body["cards"]), user_phone=masked(user_phone))
     return body  # type: ignore[return-value]
