@@ -962,6 +962,31 @@ def test_map_headers_rejection_lists_found_headers_truncated() -> None:
     assert "z" * 60 not in message
 
 
+@pytest.mark.parametrize(
+    "first_row",
+    [
+        ["Jane Doe", "Main St 123", ""],  # a cell with 3+ digits
+        ["Jane Doe", "jane@example.com", ""],  # an e-mail address, no digits
+    ],
+)
+def test_map_headers_a_first_row_of_data_is_not_shown(first_row: list[str]) -> None:
+    # A file without a header row is rejected without putting its first row (a customer's
+    # name, address, phone, e-mail) in the reason (headers.map_headers, issue 18 N12).
+    with pytest.raises(FileRejected) as info:
+        map_headers(first_row)
+    assert str(info.value) == (
+        "missing required column(s): card id, timestamp; no header row found: the first row "
+        "looks like data (3 columns), so it is not shown; a file needs a header row naming "
+        "its columns"
+    )
+
+
+def test_map_headers_column_names_with_few_digits_are_shown() -> None:
+    with pytest.raises(FileRejected) as info:
+        map_headers(["Name", "Street 12", "Mail (at) office"])
+    assert "'Street 12'" in str(info.value)
+
+
 # --------------------------------------------------------------------------- real samples
 
 
