@@ -2,6 +2,7 @@
 p50 <= 1 ms, p99 <= 5 ms).
 
     python -m bench.api_bench [--cards 1000000] [--iterations 5000] [--database-url URL]
+                              [--as-owner] [--reader]
 
 Without --database-url / $DATABASE_URL an embedded PostgreSQL is started in a temporary
 directory. A fresh database is created, migrated and seeded with generate_series (every
@@ -11,12 +12,20 @@ then each lookup is timed through (every other one with its lookup-audit row swi
 `functions/api/app.py:handler` with API Gateway events (Powertools routing, validation,
 logging and metrics included; log and metric lines go to /dev/null). Also reports the cold
 import time of the handler module (fresh interpreter).
+
+The handler connects as the api's own login role, `cardstatus_api`, as in AWS: its grants and
+role-level settings (read-only by default, synchronous_commit=off for its audit rows, 0023),
+when the server lets it in without a password (the embedded one does); `--as-owner` keeps
+the URL's own user (before 2026-12-06 the bench always did: its audit rows then waited for
+the WAL flush, which the api role never does). `--reader` also sets DATABASE_READ_URL to the
+same database, so that lookups run on a second connection (README "Database connections").
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import random
@@ -127,14 +136,20 @@ def _percentiles(samples_ns: list[int]) -> dict[str, float]:
     return {"p50": round(q[49], 3), "p99": round(q[98], 3), "max": round(ms[-1], 3)}
 
 
-def run(admin_url: str, n: int, iterations: int, keep: bool) -> dict[str, Any]:
+def run(
+    admin_url: str, n: int, iterations: int, keep: bool, *, as_owner: bool, reader: bool
+) -> dict[str, Any]:
+    from bench.scale import as_api_role
     from cardstatus import config
     from cardstatus_dev.database import drop_database, with_database
     from cardstatus_dev.serve import build_event, load_api_module
 
     dbname = _prepare_database(admin_url, n)
-    url = with_database(admin_url, dbname)
+    owner_url = with_database(admin_url, dbname)
+    url = owner_url if as_owner else as_api_role(owner_url)
     os.environ["DATABASE_URL"] = url
+    if reader:
+        os.environ["DATABASE_READ_URL"] = url
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "cardstatus-bench")
     config.reset_settings_cache()
@@ -202,12 +217,44 @@ def run(admin_url: str, n: int, iterations: int, keep: bool) -> dict[str, Any]:
                 }
         results["load_average"] = [round(x, 2) for x in os.getloadavg()]
         results["cpus"] = os.cpu_count()
+        results["connection"] = _connection_facts(app, reader)
+        results["audit_insert_alone"] = _audit_insert_alone(app._connection(), iterations)
         app.DB.discard()
-        results["cold_import_ms"] = sorted(round(x, 1) for x in _cold_import_ms(url))
+        results["cold_import_ms"] = sorted(round(x, 1) for x in _cold_import_ms(owner_url))
         return {"cards": n, "iterations": iterations, "results": results}
     finally:
         if not keep:
             drop_database(admin_url, dbname)
+
+
+def _connection_facts(app: Any, reader: bool) -> dict[str, Any]:
+    """Who the lookups and the audit rows ran as, and whether commits waited for the flush."""
+    with app.DB.get().cursor() as cur:
+        cur.execute("SELECT current_user, current_setting('synchronous_commit')")
+        user, synchronous_commit = cur.fetchone()
+    return {
+        "user": user,
+        "synchronous_commit": synchronous_commit,
+        "reader": reader and app.DB.read() is not app.DB.get(),
+    }
+
+
+def _audit_insert_alone(conn: Any, iterations: int) -> dict[str, float]:
+    """The audit write by itself, back to back on the handler's writer connection (the same
+    record_lookup call): what the row costs the client and the server without the scheduling
+    wait that one more round trip pays between two handler calls on a busy machine."""
+    from cardstatus import audit
+
+    record = audit.LookupRecord(
+        "arn:aws:sts::123456789012:assumed-role/bench", "GET /cards/{card_id}", False, "found", ()
+    )
+    samples = []
+    for i in range(iterations):
+        record = dataclasses.replace(record, card_ids=(card_id(i + 1),))
+        t0 = time.perf_counter_ns()
+        audit.record_lookup(conn, record)
+        samples.append(time.perf_counter_ns() - t0)
+    return _percentiles(samples)
 
 
 def _both(build_event: Any, g: int) -> dict[str, Any]:
@@ -222,6 +269,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, default=5_000)
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
+    parser.add_argument(
+        "--as-owner", action="store_true", help="connect as the URL's user, not cardstatus_api"
+    )
+    parser.add_argument(
+        "--reader", action="store_true", help="lookups on a second connection (DATABASE_READ_URL)"
+    )
     args = parser.parse_args(argv)
 
     server = None
@@ -233,7 +286,14 @@ def main(argv: list[str] | None = None) -> int:
         server = start_embedded_server(tmp / "pgdata", cleanup_mode="delete")
         admin_url = server.get_uri()
     try:
-        report = run(admin_url, args.cards, args.iterations, args.keep)
+        report = run(
+            admin_url,
+            args.cards,
+            args.iterations,
+            args.keep,
+            as_owner=args.as_owner,
+            reader=args.reader,
+        )
     finally:
         if server is not None:
             server.cleanup()

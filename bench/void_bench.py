@@ -7,11 +7,16 @@ applied files (one copy per event in event_copy), plus the file to void with `fi
 * (1 - shared) of them are RETURNED events only it carries: the void deletes them, and each
   of those cards goes back to DELIVERED (a status change: a version and an outbox row each);
 * `shared` of them are copies of other files' DELIVERED events with a smaller phone: the void
-  re-merges them (the other file's phone comes back, and so does the card's phone).
+  re-merges them (the other file's phone comes back, and so does the card's phone);
+* `new_cards` of them are the only event of a card no other file knows (PICKED_UP): the void
+  deletes the card (a tombstone and a status-null outbox row each; `python -m bench.scale`'s
+  void, a file of new cards, is `--shared 0 --new-cards 1`).
 
 Cards are computed from the events with the same SQL as a void's recompute, so the state is
-exactly what ingestion would have built. Then `void_file` runs once (timed, with its per-step
-timings), and the result is checked. One PostgreSQL: embedded unless DATABASE_URL is set.
+exactly what ingestion would have built (owner included: the partner of the earliest event;
+without it every card's owner "moves" on the void and all its events are merged again).
+Then `void_file` runs once (timed, with its per-step timings), and the result is checked. One
+PostgreSQL: embedded unless DATABASE_URL is set.
 """
 
 from __future__ import annotations
@@ -65,7 +70,11 @@ FROM generate_series(0, %(unique_rows)s - 1) i
 UNION ALL
 SELECT card_id, status, occurred_at, '+97149' || lpad((i %% 10000000)::text, 7, '0'), i
 FROM base
-WHERE status = 'DELIVERED' AND i >= %(unique_rows)s AND i < %(unique_rows)s + %(shared_rows)s;
+WHERE status = 'DELIVERED' AND i >= %(unique_rows)s AND i < %(unique_rows)s + %(shared_rows)s
+UNION ALL
+SELECT 'N' || lpad(i::text, 8, '0'), 'PICKED_UP', %(t0)s::timestamptz + i * interval '1 second',
+       '+97148' || lpad((i %% 10000000)::text, 7, '0'), i
+FROM generate_series(0, %(new_rows)s - 1) i;
 
 INSERT INTO event_copy (file_id, card_id, status, occurred_at, line, phone, comment, reason,
                         partner_row_id, partner)
@@ -88,7 +97,8 @@ GROUP BY card_id, status, occurred_at;
 
 PROJECT = """
 INSERT INTO card (card_id, status, status_at, comment, reason, phone, phone_at, phone_rank,
-                  picked_up_at, delivered_at, returned_at, exception_count, version)
+                  picked_up_at, delivered_at, returned_at, exception_count, version,
+                  owner_partner, first_event_at, first_event_rank)
 SELECT e.card_id,
        (array_agg(e.status ORDER BY e.occurred_at DESC, e.status DESC))[1],
        (array_agg(e.occurred_at ORDER BY e.occurred_at DESC, e.status DESC))[1],
@@ -104,23 +114,30 @@ SELECT e.card_id,
        max(e.occurred_at) FILTER (WHERE e.status = 'DELIVERED'),
        max(e.occurred_at) FILTER (WHERE e.status = 'RETURNED'),
        count(*) FILTER (WHERE e.status = 'DELIVERY_EXCEPTION'),
-       1
+       1,
+       'acme',
+       min(e.occurred_at),
+       (array_agg(e.status ORDER BY e.occurred_at, e.status))[1]
 FROM card_event e
 GROUP BY e.card_id
 """
 
 
-def build(url: str, events: int, file_rows: int, shared: float) -> dict[str, int]:
+def build(
+    url: str, events: int, file_rows: int, shared: float, new_cards: float = 0.0
+) -> dict[str, int]:
     shared_rows = int(file_rows * shared)
-    unique_rows = file_rows - shared_rows
-    cards = (events - unique_rows) // 3
-    if cards < unique_rows + shared_rows:
+    new_rows = int(file_rows * new_cards)
+    unique_rows = file_rows - shared_rows - new_rows
+    cards = (events - unique_rows - new_rows) // 3
+    if unique_rows < 0 or cards < unique_rows + shared_rows:
         raise SystemExit("too few events for that file: raise --events or lower --file-rows")
     params = {
         "t0": T0,
         "cards": cards,
         "unique_rows": unique_rows,
         "shared_rows": shared_rows,
+        "new_rows": new_rows,
         "other_files": OTHER_FILES,
         "void_file": VOID_FILE,
     }
@@ -145,6 +162,7 @@ def build(url: str, events: int, file_rows: int, shared: float) -> dict[str, int
         "file_rows": file_rows,
         "unique_rows": unique_rows,
         "shared_rows": shared_rows,
+        "new_rows": new_rows,
     }
 
 
@@ -164,10 +182,12 @@ def run(url: str, shape: dict[str, int]) -> dict[str, Any]:
         conn.commit()
     finally:
         conn.close()
-    assert result.events_removed == shape["unique_rows"], result
+    removed = shape["unique_rows"] + shape["new_rows"]
+    assert result.events_removed == removed, result
     assert result.events_remerged == shape["shared_rows"], result
-    assert result.status_changes == shape["unique_rows"] == outbox, result
-    assert events_left == shape["events"] - shape["unique_rows"] and returned == 0
+    assert result.cards_deleted == shape["new_rows"], result
+    assert result.status_changes == removed == outbox, result
+    assert events_left == shape["events"] - removed and returned == 0
     return {
         "void_s": round(seconds, 2),
         "rows_per_s": round(shape["file_rows"] / seconds),
@@ -183,6 +203,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--shared", type=float, default=0.2, help="share of its rows other files carry"
     )
+    parser.add_argument(
+        "--new-cards",
+        type=float,
+        default=0.0,
+        help="share of its rows that are the only event of a card (the void deletes the card)",
+    )
     args = parser.parse_args(argv)
     from cardstatus_dev.database import drop_database, ensure_database
 
@@ -196,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 conn.close()
             started = time.perf_counter()
-            shape = build(url, args.events, args.file_rows, args.shared)
+            shape = build(url, args.events, args.file_rows, args.shared, args.new_cards)
             built_s = time.perf_counter() - started
             out = {"server": server, "cpus": os.cpu_count(), **shape, "build_s": round(built_s, 1)}
             out.update(run(url, shape))

@@ -27,7 +27,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cardstatus import cards, lookup_budget
-from cardstatus.db import LazyConnection
+from cardstatus.db import ReadWriteConnections
 from functions.api import (
     errors,
     file_routes,
@@ -59,8 +59,11 @@ from functions.api.schemas import (
 app = APIGatewayRestResolver(enable_validation=True)
 requests = RequestLog(app)
 
-# One connection per warm container, opened on first use, replaced after a failure.
-DB = LazyConnection()
+# Per warm container: the writer connection (DB.get(): the lookup audit rows and the mismatch
+# budget) and, with DB_READ_HOST, a second one to the reader (DB.read(): the lookups and the
+# ops routes); without it both are one connection. Opened on first use, replaced after a
+# failure (README "Database connections", cardstatus/db.py ReadWriteConnections).
+DB = ReadWriteConnections()
 
 snapstart.register(app, DB)  # SnapStart runtime hooks (no-op outside Lambda)
 
@@ -84,20 +87,29 @@ def _count_pair_lookup(mismatch: bool) -> None:
     )
 
 
-def _connection() -> Any:
-    conn = DB.get()
+def _autocommit(conn: Any) -> Any:
     if not conn.autocommit:
         # Client-side flag only (no SET is sent): single statements, no BEGIN/ROLLBACK round trips.
         conn.autocommit = True
     return conn
 
 
+def _connection() -> Any:
+    """The writer: the lookup audit rows and the mismatch budget."""
+    return _autocommit(DB.get())
+
+
+def _read_connection() -> Any:
+    """The reader when there is one (else the writer): lookups and ops routes."""
+    return _autocommit(DB.read())
+
+
 audit_trail = LookupAudit(app, _connection)  # every card lookup, answered or 404
 errors.register(app, DB, requests, on_not_found=audit_trail.not_found)
-ops_routes.register(app, _connection, requests)
-file_routes.register(app, _connection, requests)
-partner_routes.register(app, _connection, requests)  # GET /partners, /partners/{partner}
-phone_conflict_routes.register(app, _connection, requests)
+ops_routes.register(app, _read_connection, requests)
+file_routes.register(app, _read_connection, requests)
+partner_routes.register(app, _read_connection, requests)  # GET /partners, /partners/{partner}
+phone_conflict_routes.register(app, _read_connection, requests)
 
 # --- routes --------------------------------------------------------------------------------
 
@@ -120,7 +132,9 @@ phone_conflict_routes.register(app, _connection, requests)
 def get_card_status(card_id: CardIdQuery = None, user_phone: PhoneQuery = None) -> CardStatusOut:
     app.append_context(_user_phone=user_phone, _card_id=card_id)
     valid_id, e164 = cards.status_query(card_id, user_phone)  # 400s before any database work
-    body = cards.card_status(_connection(), valid_id, e164, count_pair_lookup=_count_pair_lookup)
+    body = cards.card_status(
+        _read_connection(), valid_id, e164, count_pair_lookup=_count_pair_lookup
+    )
     audit_trail.answered([body["card_id"], *(c["card_id"] for c in body["other_cards"])])
     requests.record("found", card_id=body["card_id"], user_phone=masked(user_phone))
     return body  # type: ignore[return-value]  # validated and serialised by Powertools
@@ -146,7 +160,7 @@ def search_cards(query: Annotated[CardSearchIn, Body()]) -> CardStatusOut:
 )
 def get_card(card_id: CardIdPath) -> CardOut:
     app.append_context(_card_id=card_id)
-    body = cards.card_by_id(_connection(), cards.validate_card_id(card_id))
+    body = cards.card_by_id(_read_connection(), cards.validate_card_id(card_id))
     audit_trail.answered([body["card_id"]])
     requests.record("found", card_id=card_id)
     return body  # type: ignore[return-value]
@@ -162,7 +176,7 @@ def get_card(card_id: CardIdPath) -> CardOut:
 def list_cards(user_phone: PhoneQuery = None) -> CardListOut:
     app.append_context(_user_phone=user_phone)
     e164 = cards.parse_phone(user_phone)
-    body = cards.phone_cards(_connection(), e164)  # {"cards": []} for a phone without cards
+    body = cards.phone_cards(_read_connection(), e164)  # {"cards": []} for a phone without cards
     audit_trail.answered(c["card_id"] for c in body["cards"])
     requests.record("found", count=len(body["cards"]), user_phone=masked(user_phone))
     return body  # type: ignore[return-value]

@@ -163,6 +163,16 @@ class Settings:
     # CARD_ID_PATTERN: this deployment's own card-id shape (a regular expression the whole
     # upper-cased card id must match), on top of the built-in shape and phone checks.
     card_id_pattern: str | None = None
+    # The api's second connection, for its reads (README "Database connections"):
+    # DB_READ_HOST, a host reached like DB_HOST (same user, port, database; its own IAM
+    # token) - the stack sets it to the Aurora readers' endpoint; DATABASE_READ_URL, a whole
+    # URL (local runs, tests). Neither set: one connection does everything.
+    db_read_host: str | None = None
+    database_read_url: str | None = None
+
+    @property
+    def has_reader(self) -> bool:
+        return bool(self.db_read_host or self.database_read_url)
 
     def partner(self, name: str) -> PartnerSettings:
         return self.partners.get(name) or self.partners.get("default") or PartnerSettings(name)
@@ -295,6 +305,8 @@ def load_settings() -> Settings:
         lookup_mismatch_budget=_positive_int(env, "LOOKUP_MISMATCH_BUDGET", 20),
         lookup_budget_window_s=_positive_int(env, "LOOKUP_BUDGET_WINDOW_S", 3600),
         card_id_pattern=_card_id_pattern(env.get("CARD_ID_PATTERN")),
+        db_read_host=env.get("DB_READ_HOST") or None,
+        database_read_url=env.get("DATABASE_READ_URL") or None,
     )
 
 

@@ -7,6 +7,8 @@ Three ways to reach the database, chosen by which settings are present:
 - DB_IAM_AUTH=true with DB_HOST/DB_USER: a short-lived IAM token (signed locally, no API call)
   for the function's own login role (cardstatus/dbroles.py): ingest directly to the instance,
   api through RDS Proxy. Role-level timeouts apply (no session SET: it would pin the proxy).
+The api may also have a reader (DB_READ_HOST, or DATABASE_READ_URL locally): a second
+connection, made the same way to that host, for its reads (`ReadWriteConnections`).
 Every AWS connection uses sslmode=verify-full with the RDS CA bundle (DB_SSLROOTCERT).
 """
 
@@ -40,6 +42,7 @@ __all__ = [
     "TRANSIENT_DB_ERRORS",
     "DatabaseUnavailable",
     "LazyConnection",
+    "ReadWriteConnections",
     "aws_client",
     "aws_session",
     "connect",
@@ -94,11 +97,12 @@ def _read_secret(arn: str, region: str | None, refresh: bool = False) -> dict[st
     return _secret_cache[arn]
 
 
-def _iam_token(cfg: Settings) -> str:
+def _iam_token(cfg: Settings, host: str) -> str:
+    """A token for `host`: RDS checks the host it was signed for, so the reader gets its own."""
     client = aws_client("rds", cfg.aws_region)
     return str(
         client.generate_db_auth_token(
-            DBHostname=cfg.db_host or "",
+            DBHostname=host,
             Port=cfg.db_port,
             DBUsername=cfg.db_user or "",
             Region=cfg.aws_region,
@@ -106,21 +110,27 @@ def _iam_token(cfg: Settings) -> str:
     )
 
 
-def connection_kwargs(cfg: Settings, refresh_secret: bool = False) -> dict[str, Any]:
-    """psycopg2.connect() keyword arguments for the configured database."""
+def connection_kwargs(
+    cfg: Settings, refresh_secret: bool = False, *, reader: bool = False
+) -> dict[str, Any]:
+    """psycopg2.connect() keyword arguments for the configured database; reader: for the
+    reader (DATABASE_READ_URL, else the writer's settings with DB_READ_HOST as the host)."""
     common: dict[str, Any] = {
         "connect_timeout": cfg.db_connect_timeout_s,
-        "application_name": "cardstatus",
+        "application_name": "cardstatus-read" if reader else "cardstatus",
     }
+    if reader and cfg.database_read_url:
+        return {"dsn": cfg.database_read_url, **common}
+    read_host = cfg.db_read_host if reader else None
     if cfg.database_url:
-        return {"dsn": cfg.database_url, **common}
+        return {"dsn": cfg.database_url, **common, **({"host": read_host} if read_host else {})}
     tls: dict[str, Any] = {"sslmode": "verify-full"}
     if cfg.db_sslrootcert:
         tls["sslrootcert"] = cfg.db_sslrootcert
     if cfg.db_secret_arn:
         secret = _read_secret(cfg.db_secret_arn, cfg.aws_region, refresh=refresh_secret)
         return {
-            "host": cfg.db_host or secret["host"],
+            "host": read_host or cfg.db_host or secret["host"],
             "port": int(secret.get("port", cfg.db_port)),
             "dbname": secret.get("dbname", cfg.db_name),
             "user": secret["username"],
@@ -129,12 +139,13 @@ def connection_kwargs(cfg: Settings, refresh_secret: bool = False) -> dict[str, 
             **common,
         }
     if cfg.db_iam_auth and cfg.db_host and cfg.db_user:
+        host = read_host or cfg.db_host
         return {
-            "host": cfg.db_host,
+            "host": host,
             "port": cfg.db_port,
             "dbname": cfg.db_name,
             "user": cfg.db_user,
-            "password": _iam_token(cfg),
+            "password": _iam_token(cfg, host),
             **tls,
             **common,
         }
@@ -144,16 +155,19 @@ def connection_kwargs(cfg: Settings, refresh_secret: bool = False) -> dict[str, 
     )
 
 
-def connect(cfg: Settings | None = None) -> Connection:
-    """Open a new connection; a password rejected after rotation re-reads the secret once."""
+def connect(cfg: Settings | None = None, *, reader: bool = False) -> Connection:
+    """Open a new connection (to the reader: see connection_kwargs); a password rejected after
+    rotation re-reads the secret once."""
     cfg = cfg or settings()
     try:
         try:
-            conn = psycopg2.connect(**connection_kwargs(cfg))
+            conn = psycopg2.connect(**connection_kwargs(cfg, reader=reader))
         except psycopg2.OperationalError as exc:
             if cfg.db_secret_arn and "password authentication failed" in str(exc):
                 logger.warning("database password rejected; re-reading the secret once")
-                conn = psycopg2.connect(**connection_kwargs(cfg, refresh_secret=True))
+                conn = psycopg2.connect(
+                    **connection_kwargs(cfg, refresh_secret=True, reader=reader)
+                )
             else:
                 raise
     except psycopg2.OperationalError as exc:
@@ -182,15 +196,16 @@ class LazyConnection:
     Lambda reuses the module-level instance across invocations of a warm container.
     """
 
-    def __init__(self, cfg: Settings | None = None) -> None:
+    def __init__(self, cfg: Settings | None = None, *, reader: bool = False) -> None:
         self._cfg = cfg
+        self._reader = reader
         self._conn: Connection | None = None
         self._lock = threading.Lock()
 
     def get(self) -> Connection:
         with self._lock:
             if not is_usable(self._conn):
-                self._conn = connect(self._cfg)
+                self._conn = connect(self._cfg, reader=self._reader)
             assert self._conn is not None
             return self._conn
 
@@ -205,3 +220,31 @@ class LazyConnection:
     def reset_settings(self, cfg: Settings | None) -> None:
         self._cfg = cfg
         self.discard()
+
+
+class ReadWriteConnections(LazyConnection):
+    """The api's connections (README "Database connections"): this one, the writer (`get()`),
+    for its writes - the lookup audit rows and the mismatch budget; and, when a reader is
+    configured (DB_READ_HOST or DATABASE_READ_URL), a second lazy connection to it (`read()`)
+    for every read. Without a reader `read()` is `get()`: one connection, as before.
+
+    `discard()` drops both (an error handler cannot tell which one failed; both reconnect on
+    next use), and so do `reset_settings()` and the SnapStart hooks that call `discard()`.
+    """
+
+    def __init__(self, cfg: Settings | None = None) -> None:
+        super().__init__(cfg)
+        self._read = LazyConnection(cfg, reader=True)
+
+    def read(self) -> Connection:
+        if (self._cfg or settings()).has_reader:
+            return self._read.get()
+        return self.get()
+
+    def discard(self) -> None:
+        super().discard()
+        self._read.discard()
+
+    def reset_settings(self, cfg: Settings | None) -> None:
+        self._read.reset_settings(cfg)
+        super().reset_settings(cfg)
