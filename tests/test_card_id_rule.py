@@ -69,6 +69,41 @@ def test_the_deployments_own_pattern_applies_after_the_builtin_checks() -> None:
         rule("0585949014")
 
 
+def test_a_card_id_that_is_not_a_phone_keeps_its_own_reason() -> None:
+    rule = CardIdRule("AE")
+    with pytest.raises(RowError) as missing:
+        rule(None)
+    assert str(missing.value) == "card id is missing"
+    with pytest.raises(RowError) as shape:
+        rule("ZYW 8827")
+    assert "is not 1-64 letters, digits" in str(shape.value)
+    assert rule("A") == "A"  # one letter: no phone check, no error
+    assert rule("7") == "7"
+
+
+def test_a_quoted_phone_with_separators_in_the_card_id_column_is_a_phone() -> None:
+    # not a card id (spaces), and a phone once the quotes are trimmed
+    for cell in ('"+971 58 594 9014"', "\u201c058 594 9014\u201d", "'0585949014 '"):
+        with pytest.raises(RowError, match="card-id column holds a phone number"):
+            CardIdRule("AE")(cell)
+
+
+def test_a_card_id_of_a_digit_then_separators_and_phone_digits_is_a_phone() -> None:
+    # a valid card-id shape starting with a digit: the phone check applies whatever the
+    # second character is
+    for cell in ("0-585-949-014", "0_585949014", "5-85949014"):
+        with pytest.raises(RowError, match="card-id column holds a phone number"):
+            CardIdRule("AE")(cell)
+
+
+def test_the_card_id_pattern_reason_in_full() -> None:
+    with pytest.raises(RowError) as info:
+        CardIdRule("AE", r"ZYW[0-9]{4,7}")("abc123")
+    assert str(info.value) == (
+        "card id 'ABC123' does not match this deployment's card-id pattern (CARD_ID_PATTERN)"
+    )
+
+
 def test_a_bad_card_id_pattern_is_refused_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CARD_ID_PATTERN", "ZYW[0-9")
     with pytest.raises(ValueError, match="CARD_ID_PATTERN"):

@@ -9,6 +9,7 @@ import re
 from datetime import UTC, datetime
 
 import pytest
+from phonenumbers import PhoneMetadata, PhoneNumberDesc, PhoneNumberType, phonenumberutil
 
 from cardstatus.config import DEFAULT_REASON_KEYWORDS
 from cardstatus.model import CardStatus, FileRejected, RowError
@@ -19,6 +20,7 @@ from cardstatus.normalise import (
     StatusVocabulary,
     TimestampParser,
     _normalise_phone_reference,
+    _normalise_phone_uncached,
     _phone_fast,
     classify_reason,
     clean_comment,
@@ -29,6 +31,7 @@ from cardstatus.normalise import (
     normalise_phone,
     vocabulary,
 )
+from cardstatus.normalise import phone as phone_module
 from fixture_paths import PARTNER_SAMPLES
 
 SAMPLES = PARTNER_SAMPLES
@@ -200,6 +203,53 @@ def test_phone_fast_path_is_used_for_the_dominant_forms() -> None:
     assert _phone_fast(True, "442079460958", "AE") is None
     assert _phone_fast(False, "05859490141", "AE") is None
     assert _phone_fast(False, "07911123456", "GB") is None  # +44 is shared by GB/GG/IM/JE
+
+
+def test_phone_dominant_forms_are_answered_without_phonenumbers_parse(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # cardstatus.normalise: the hot paths (one call per row) have fast paths for the dominant
+    # forms; these never reach phonenumbers' parser, however _normalise_phone_uncached gets them.
+    def no_parse(*args: object, **kwargs: object) -> object:
+        raise AssertionError(f"phonenumbers.parse{args} on the fast path")
+
+    monkeypatch.setattr(phone_module.phonenumbers, "parse", no_parse)
+    for raw in ("585949014", "0585949014", "971585949014", "+971585949014", "058 594 9014"):
+        assert _normalise_phone_uncached(raw, "AE") == Phone("+971585949014", None)
+    assert _normalise_phone_uncached("0501234567", "SA") == Phone("+966501234567", None)
+
+
+def _desc(pattern: str | None, lengths: tuple[int, ...] = ()) -> PhoneNumberDesc:
+    return PhoneNumberDesc(national_number_pattern=pattern, possible_length=lengths)
+
+
+def test_phone_region_fast_path_validity_is_phonenumbers_own_rule() -> None:
+    # _RegionFastPath.valid replicates phonenumbers' _number_type_helper(nsn) != UNKNOWN:
+    # a type matches when the length is one of its possible lengths (any length when it lists
+    # none; no number when it lists -1) and its pattern matches in full.
+    md = PhoneMetadata(
+        "ZZ",
+        country_code=999,
+        general_desc=_desc(r"[1-9]\d{0,7}", (1, 6, 7, 8)),
+        mobile=_desc(r"5\d{5,7}", (8,)),  # the pattern admits 6-8 digits, the lengths only 8
+        fixed_line=_desc(r"[1-4]\d{5,7}"),  # no lengths of its own: the pattern decides
+        toll_free=_desc(r"8\d{5,7}", (-1,)),  # -1: no toll-free numbers
+        uan=_desc("7", (1,)),  # one-digit numbers
+        voip=_desc(None),
+        register=False,
+    )
+    fast = phone_module._RegionFastPath(md)
+    numbers = [
+        first + rest * (length - 1)
+        for first in "0123456789"
+        for rest in "03"
+        for length in range(1, 10)
+    ]
+    for nsn in numbers:
+        expected = phonenumberutil._number_type_helper(nsn, md) != PhoneNumberType.UNKNOWN
+        assert fast.valid(nsn) is expected, nsn
+    assert fast.valid("51234567") and not fast.valid("5123456")  # lengths, not the pattern
+    assert fast.valid("1234567") and fast.valid("7") and not fast.valid("81234567")
 
 
 def test_phone_cache_returns_same_result_for_repeated_calls() -> None:
@@ -503,6 +553,44 @@ def test_card_id_reason_is_bounded_and_escaped() -> None:
     assert "\x00" not in message
     assert "\\x00" in message
     assert "x" * 41 not in message
+
+
+def _card_id_reason(raw: str | None) -> str:
+    with pytest.raises(RowError) as info:
+        normalise_card_id(raw)
+    return str(info.value)
+
+
+def test_card_id_reasons_in_full() -> None:
+    # The reasons a rejected row carries into the report and `cardstatus rejects`.
+    assert _card_id_reason(None) == "card id is missing"
+    assert _card_id_reason(' "" ') == "card id is empty"
+    assert _card_id_reason("ZYW 8827") == (
+        "card id 'ZYW 8827' is not 1-64 letters, digits, '-' or '_' starting with a letter or digit"
+    )
+    # 64 characters is within the length limit: the reason is the shape, not the length
+    assert _card_id_reason("A" * 63 + "!").endswith(
+        "is not 1-64 letters, digits, '-' or '_' starting with a letter or digit"
+    )
+    assert _card_id_reason("A" * 65) == f"card id {'A' * 40!r}… is longer than 64 characters"
+
+
+def test_untrusted_values_in_reasons_show_40_characters_and_mark_the_cut() -> None:
+    # _text._show: at most 40 characters of the value, repr-escaped, at most 64 characters
+    # of escaped text; '…' only where something was cut off.
+    def shown(raw: str) -> str:
+        reason = _card_id_reason(raw)
+        assert reason.startswith("card id ")
+        return reason.removeprefix("card id ").split(" is not 1-64")[0]
+
+    forty = "A" * 39 + "!"
+    assert shown(forty) == repr(forty)  # exactly 40 characters: nothing cut
+    assert shown(forty + "B") == repr(forty) + "…"
+    nul_64 = "\x00" * 15 + "ab"  # repr is exactly 64 characters: nothing cut
+    assert len(repr(nul_64)) == 64
+    assert shown(nul_64) == repr(nul_64)
+    nul_65 = nul_64 + "c"  # repr of 65 characters: cut to 64
+    assert shown(nul_65) == repr(nul_65)[:64] + "…"
 
 
 # --------------------------------------------------------------------------- comments
@@ -872,6 +960,31 @@ def test_map_headers_rejection_lists_found_headers_truncated() -> None:
     assert "(50 columns)" in message
     assert len(message) < 800
     assert "z" * 60 not in message
+
+
+@pytest.mark.parametrize(
+    "first_row",
+    [
+        ["Jane Doe", "Main St 123", ""],  # a cell with 3+ digits
+        ["Jane Doe", "jane@example.com", ""],  # an e-mail address, no digits
+    ],
+)
+def test_map_headers_a_first_row_of_data_is_not_shown(first_row: list[str]) -> None:
+    # A file without a header row is rejected without putting its first row (a customer's
+    # name, address, phone, e-mail) in the reason (headers.map_headers, issue 18 N12).
+    with pytest.raises(FileRejected) as info:
+        map_headers(first_row)
+    assert str(info.value) == (
+        "missing required column(s): card id, timestamp; no header row found: the first row "
+        "looks like data (3 columns), so it is not shown; a file needs a header row naming "
+        "its columns"
+    )
+
+
+def test_map_headers_column_names_with_few_digits_are_shown() -> None:
+    with pytest.raises(FileRejected) as info:
+        map_headers(["Name", "Street 12", "Mail (at) office"])
+    assert "'Street 12'" in str(info.value)
 
 
 # --------------------------------------------------------------------------- real samples

@@ -40,6 +40,8 @@ MODULES: dict[str, list[str]] = {
     "normalise/fields.py": NORMALISE_TESTS,
     "normalise/status.py": NORMALISE_TESTS,
     "normalise/headers.py": NORMALISE_TESTS,
+    # its database-free tests only (the ingestion tests in the file are deselected: -m "not db")
+    "normalise/card_id_rule.py": ["tests/test_card_id_rule.py"],
     "words.py": NORMALISE_TESTS,
 }
 CONFTEST_ADDITION = """
@@ -79,7 +81,14 @@ def scratch_copy(module: str, tests: list[str]) -> Path:
         "source_paths": ["src/cardstatus"],
         "only_mutate": [f"src/cardstatus/{module}"],
         "pytest_add_cli_args_test_selection": tests,
-        "pytest_add_cli_args": ["-p", "no:cacheprovider", "--hypothesis-profile=mutation"],
+        # -m "not db": database-free tests only, a mutant never needs PostgreSQL
+        "pytest_add_cli_args": [
+            "-p",
+            "no:cacheprovider",
+            "--hypothesis-profile=mutation",
+            "-m",
+            "not db",
+        ],
         "also_copy": ["events", "tests"],
         "use_git_change_detection": False,
     }
