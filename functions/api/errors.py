@@ -42,7 +42,8 @@ RETRY_AFTER_S = "5"
 # Paths this API serves (with or without a trailing slash): other methods there get 405.
 _KNOWN_PATH = re.compile(
     r"^/(get_card_status|cards|health|cards/[^/]+|files|files/[^/]+|files/[^/]+/rejects"
-    r"|stuck_cards|partners|partners/[^/]+)/?$"
+    r"|files/[^/]+/cards|files/[^/]+/void_preview|files/[^/]+/rejects\.csv"
+    r"|stuck_cards|partners|partners/[^/]+|phone_conflicts)/?$"
 )
 _POST_PATH = re.compile(r"^/cards/search/?$")
 _CARD_PATH = re.compile(r"^/cards/([^/]+)/?$")

@@ -232,7 +232,15 @@ def test_phone_forms_find_the_same_card(api: Api, seeded: Any, phone: str) -> No
 
 
 def test_other_methods_on_known_paths_are_405(api: Api, seeded: Any) -> None:
-    for method, path in [("DELETE", "/cards/ZYW8890"), ("PUT", "/cards"), ("POST", "/health")]:
+    for method, path in [
+        ("DELETE", "/cards/ZYW8890"),
+        ("PUT", "/cards"),
+        ("POST", "/health"),
+        ("POST", "/phone_conflicts"),
+        ("DELETE", "/files/1/cards"),
+        ("PUT", "/files/1/void_preview"),
+        ("POST", "/files/1/rejects.csv"),
+    ]:
         status, headers, body = api.call(event_for(path, method=method))
         assert status == 405, (method, path, body)
         assert headers["Allow"] == "GET, HEAD"
