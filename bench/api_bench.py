@@ -77,7 +77,9 @@ def national_phone(g: int) -> str:
     return "5" + str((g // 7) % 100000000).zfill(8)  # 9 digits, no country code
 
 
-class _Context:
+class BenchContext:
+    """The Lambda context the benchmarks hand to the api handler in-process."""
+
     function_name = "cardstatus-api-bench"
     function_version = "$LATEST"
     memory_limit_in_mb = 256
@@ -180,7 +182,7 @@ def run(
             ),
         }
         results: dict[str, Any] = {}
-        ctx = _Context()
+        ctx = BenchContext()
         with contextlib.redirect_stdout(devnull):  # EMF metric lines
             for name, make_event in lookups.items():
                 events = [make_event() for _ in range(iterations)]

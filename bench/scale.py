@@ -61,6 +61,8 @@ from typing import Any
 
 import psycopg2
 
+from bench.api_bench import BenchContext
+
 ROOT = Path(__file__).resolve().parent.parent
 CARDSTATUS = Path(sys.executable).with_name("cardstatus")
 FILE_ROWS = 100_000  # rows per generated file in the build
@@ -277,23 +279,12 @@ def build(url: str, n: int) -> dict[str, Any]:
 # --- in-process api -------------------------------------------------------------------------
 
 
-class _Context:
-    function_name = "cardstatus-api-scale"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:local:000000000000:function:cardstatus-api-scale"
-    aws_request_id = "scale"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 10_000
-
-
 def _time_route(
     app: Any, make_event: Callable[[], dict[str, Any]], iterations: int, budget_s: float = 1e9
 ) -> dict:
     """p50/p99 over `iterations` calls after a warm-up, or over the calls that fit in
     `budget_s` seconds (at least 10) for a slow route."""
-    ctx = _Context()
+    ctx = BenchContext()
     events = [make_event() for _ in range(iterations)]
     for event in events[: min(200, iterations // 5)]:
         app.handler(event, ctx)
@@ -400,7 +391,7 @@ def _routes(app: Any) -> list[Any]:
 
 def _files_cursor(app: Any, build_event: Any) -> str:
     with contextlib.redirect_stdout(open(os.devnull, "w")):
-        response = app.handler(build_event("GET", "/files?limit=50"), _Context())
+        response = app.handler(build_event("GET", "/files?limit=50"), BenchContext())
     return str(json.loads(response["body"]).get("next_cursor") or "")
 
 
