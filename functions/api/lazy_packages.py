@@ -18,14 +18,22 @@ name (`from aws_lambda_powertools.event_handler import Response`) resolves to th
 submodule that defines it (read from the `__init__` source), a submodule to itself; any other
 attribute runs the real `__init__` first, so nothing the package offers goes missing.
 A package somebody already imported is left as it is.
+
+`install()` also defers pydantic's plugin search (`pydantic.plugin._loader`, see
+`_DeferredPluginSearch`): with plugins disabled, as the stack has them
+(PYDANTIC_DISABLE_PLUGINS=__all__), `importlib.metadata` is never imported.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.machinery
 import importlib.util
+import os
 import re
 import sys
+from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
@@ -82,8 +90,67 @@ def _lazy_package(name: str) -> ModuleType | None:
     return module
 
 
+PLUGIN_LOADER = "pydantic.plugin._loader"
+# The values of PYDANTIC_DISABLE_PLUGINS for which pydantic's get_plugins() finds no plugin.
+_PLUGINS_DISABLED = ("__all__", "1", "true")
+
+
+class _DeferredPluginSearch(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """`pydantic.plugin._loader` without `importlib.metadata` while plugins are disabled.
+
+    pydantic calls `get_plugins()` of that module whenever it builds a validator (the first
+    time during the api's import); the module imports `importlib.metadata` (with email,
+    zipfile, csv, tempfile, importlib.resources, ...: ~20 ms of the api's cold import) to
+    search the installed distributions' entry points, a search `get_plugins()` skips when
+    PYDANTIC_DISABLE_PLUGINS is one of `_PLUGINS_DISABLED`. Here the module is created with
+    a `get_plugins()` that answers `()` in that case, as the real one does (the variable
+    is read on each call, like pydantic does); otherwise, or when anything else of the
+    module is asked for, the real module runs first and answers.
+    """
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname != PLUGIN_LOADER:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or not isinstance(spec.loader, importlib.abc.Loader):
+            return None
+        self.real = spec.loader
+        spec.loader = self
+        return spec
+
+    def exec_module(self, module: ModuleType) -> None:
+        real, state = self.real, {"ran": False}
+
+        def run_real_module() -> None:
+            if not state["ran"]:
+                state["ran"] = True
+                real.exec_module(module)  # replaces get_plugins with the real one
+
+        def get_plugins() -> Any:
+            if os.getenv("PYDANTIC_DISABLE_PLUGINS") in _PLUGINS_DISABLED:
+                return ()
+            run_real_module()
+            return module.get_plugins()
+
+        def __getattr__(attr: str) -> Any:  # PEP 562
+            if attr.startswith("__") or state["ran"]:
+                raise AttributeError(f"module {PLUGIN_LOADER!r} has no attribute {attr!r}")
+            run_real_module()
+            return getattr(module, attr)
+
+        module.get_plugins = get_plugins  # type: ignore[attr-defined]
+        module.__getattr__ = __getattr__  # type: ignore[method-assign]
+
+
 def install() -> None:
-    """Make the packages of LAZY_PACKAGES lazy, unless already imported."""
+    """Make the packages of LAZY_PACKAGES lazy, unless already imported; defer pydantic's
+    plugin search (`_DeferredPluginSearch`) unless pydantic already imported it."""
+    if PLUGIN_LOADER not in sys.modules and not any(
+        isinstance(finder, _DeferredPluginSearch) for finder in sys.meta_path
+    ):
+        sys.meta_path.insert(0, _DeferredPluginSearch())
     for name in LAZY_PACKAGES:
         if name in sys.modules:
             continue

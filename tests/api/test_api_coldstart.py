@@ -46,9 +46,10 @@ OPS_MODULES = (
 )
 
 
-def _run(code: str) -> dict[str, object]:
+def _run(code: str, **extra_env: str) -> dict[str, object]:
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k not in extra_env},
+        **{k: v for k, v in extra_env.items() if v},
         "PYTHONPATH": os.pathsep.join(
             [str(ROOT), str(ROOT / "layers/cardstatus/python"), str(ROOT / "tools")]
         ),
@@ -81,6 +82,43 @@ def test_api_import_skips_the_resolvers_and_models_it_does_not_use() -> None:
         "SQSEvent",
         "Response",
     )
+
+
+# pydantic's plugin search (importlib.metadata entry points) is skipped while plugins are
+# disabled, as the stack has them; enabled, the real search runs (lazy_packages.py).
+_PLUGIN_SEARCH = """
+import json, sys
+import functions.api.app as api
+from cardstatus_dev.serve import LocalContext, build_event
+
+status = api.handler(build_event("GET", "/get_card_status"), LocalContext())["statusCode"]
+after_request = "importlib.metadata" in sys.modules
+from pydantic.plugin import _loader
+plugins = list(_loader.get_plugins())
+print(json.dumps({"status": status, "after_request": after_request, "plugins": len(plugins),
+                  "searched": "importlib.metadata" in sys.modules,
+                  "group": _loader.PYDANTIC_ENTRY_POINT_GROUP}))
+"""
+
+
+@pytest.mark.parametrize("disabled", ["__all__", "1", "true"])
+def test_no_plugin_search_while_pydantic_plugins_are_disabled(disabled: str) -> None:
+    probe = _run(_PLUGIN_SEARCH, PYDANTIC_DISABLE_PLUGINS=disabled)
+    assert probe == {
+        "status": 400,  # validators built: get_plugins() was asked
+        "after_request": False,
+        "plugins": 0,
+        "searched": False,
+        "group": "pydantic",  # anything else of the module: the real one
+    }
+
+
+@pytest.mark.parametrize("setting", ["", "some-other-plugin"])
+def test_the_plugin_search_runs_when_plugins_are_enabled(setting: str) -> None:
+    probe = _run(_PLUGIN_SEARCH, PYDANTIC_DISABLE_PLUGINS=setting)
+    assert probe["status"] == 400
+    assert probe["after_request"] is True
+    assert probe["searched"] is True
 
 
 # A lookup, then requests no registered route answers: the first of those includes the
