@@ -19,9 +19,9 @@ submodule that defines it (read from the `__init__` source), a submodule to itse
 attribute runs the real `__init__` first, so nothing the package offers goes missing.
 A package somebody already imported is left as it is.
 
-`install()` also defers pydantic's plugin search (`pydantic.plugin._loader`, see
-`_DeferredPluginSearch`): with plugins disabled, as the stack has them
-(PYDANTIC_DISABLE_PLUGINS=__all__), `importlib.metadata` is never imported.
+`install()` also defers two modules' work (`_DeferredModules`): pydantic's plugin search
+(with plugins disabled, as the stack has them, `importlib.metadata` is never imported) and
+Powertools' JMESPath utilities (`jmespath` is imported by their first use).
 """
 
 from __future__ import annotations
@@ -93,9 +93,10 @@ def _lazy_package(name: str) -> ModuleType | None:
 PLUGIN_LOADER = "pydantic.plugin._loader"
 # The values of PYDANTIC_DISABLE_PLUGINS for which pydantic's get_plugins() finds no plugin.
 _PLUGINS_DISABLED = ("__all__", "1", "true")
+JMESPATH_UTILS = "aws_lambda_powertools.utilities.jmespath_utils"
 
 
-class _DeferredPluginSearch(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+class _DeferredPluginSearch(importlib.abc.Loader):
     """`pydantic.plugin._loader` without `importlib.metadata` while plugins are disabled.
 
     pydantic calls `get_plugins()` of that module whenever it builds a validator (the first
@@ -108,17 +109,8 @@ class _DeferredPluginSearch(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     module is asked for, the real module runs first and answers.
     """
 
-    def find_spec(
-        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
-    ) -> importlib.machinery.ModuleSpec | None:
-        if fullname != PLUGIN_LOADER:
-            return None
-        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
-        if spec is None or not isinstance(spec.loader, importlib.abc.Loader):
-            return None
-        self.real = spec.loader
-        spec.loader = self
-        return spec
+    def __init__(self, real: importlib.abc.Loader) -> None:
+        self.real = real
 
     def exec_module(self, module: ModuleType) -> None:
         real, state = self.real, {"ran": False}
@@ -144,13 +136,38 @@ class _DeferredPluginSearch(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         module.__getattr__ = __getattr__  # type: ignore[method-assign]
 
 
+class _DeferredModules(importlib.abc.MetaPathFinder):
+    """Finds two modules the api imports (through Powertools and pydantic) but seldom runs,
+    with a loader that defers their work:
+
+    - `pydantic.plugin._loader`: `_DeferredPluginSearch`;
+    - `aws_lambda_powertools.utilities.jmespath_utils`, imported by Powertools' logger for
+      `inject_lambda_context(correlation_id_path=...)`, which the api does not use (app.py
+      sets the correlation id itself): its JMESPath engine (`jmespath`, `gzip`: ~7 ms with
+      bytecode, ~35 ms without) is imported by the first use of the module
+      (`importlib.util.LazyLoader`), by other functions' code for instance.
+    """
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname not in (PLUGIN_LOADER, JMESPATH_UTILS):
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or not isinstance(spec.loader, importlib.abc.Loader):
+            return None
+        if fullname == PLUGIN_LOADER:
+            spec.loader = _DeferredPluginSearch(spec.loader)
+        else:
+            spec.loader = importlib.util.LazyLoader(spec.loader)
+        return spec
+
+
 def install() -> None:
-    """Make the packages of LAZY_PACKAGES lazy, unless already imported; defer pydantic's
-    plugin search (`_DeferredPluginSearch`) unless pydantic already imported it."""
-    if PLUGIN_LOADER not in sys.modules and not any(
-        isinstance(finder, _DeferredPluginSearch) for finder in sys.meta_path
-    ):
-        sys.meta_path.insert(0, _DeferredPluginSearch())
+    """Make the packages of LAZY_PACKAGES lazy, unless already imported; defer the modules
+    of `_DeferredModules` (those not imported yet)."""
+    if not any(isinstance(finder, _DeferredModules) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _DeferredModules())
     for name in LAZY_PACKAGES:
         if name in sys.modules:
             continue

@@ -47,6 +47,10 @@ OPS_MODULES = (
 
 
 def _run(code: str, **extra_env: str) -> dict[str, object]:
+    return json.loads(_stdout(code, **extra_env)[-1])  # type: ignore[no-any-return]
+
+
+def _stdout(code: str, **extra_env: str) -> list[str]:
     env = {
         **{k: v for k, v in os.environ.items() if k not in extra_env},
         **{k: v for k, v in extra_env.items() if v},
@@ -63,7 +67,7 @@ def _run(code: str, **extra_env: str) -> dict[str, object]:
         text=True,
     )
     assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    return out.stdout.strip().splitlines()
 
 
 def test_api_import_skips_the_resolvers_and_models_it_does_not_use() -> None:
@@ -119,6 +123,35 @@ def test_the_plugin_search_runs_when_plugins_are_enabled(setting: str) -> None:
     assert probe["status"] == 400
     assert probe["after_request"] is True
     assert probe["searched"] is True
+
+
+# The correlation id of the log lines is API Gateway's request id, set without Powertools'
+# JMESPath engine (imported by the first use of its utilities, lazy_packages.py).
+_CORRELATION = """
+import json, sys
+import functions.api.app as api
+from cardstatus_dev.serve import LocalContext, build_event
+
+for request_context in ({"requestId": "req-1"}, None, "not-an-object"):
+    event = build_event("GET", "/get_card_status")
+    event["requestContext"] = request_context
+    api.handler(event, LocalContext())
+loaded = sorted(m for m in sys.modules if m.split(".")[0] == "jmespath")
+from aws_lambda_powertools.utilities.jmespath_utils import query
+found = query(data={"a": {"b": [1, 2]}}, envelope="a.b[-1]")
+print(json.dumps({"loaded": loaded, "found": found,
+                  "used": sorted(m for m in sys.modules if m.split(".")[0] == "jmespath")}))
+"""
+
+
+def test_log_lines_carry_the_request_id_without_jmespath() -> None:
+    lines = _stdout(_CORRELATION)
+    requests = [json.loads(line) for line in lines if '"message":"request"' in line]
+    assert [r.get("correlation_id") for r in requests] == ["req-1", None, None]
+    probe = json.loads(lines[-1])
+    assert probe["loaded"] == []
+    assert probe["found"] == 2  # the utilities work when something uses them
+    assert "jmespath.parser" in probe["used"]
 
 
 # A lookup, then requests no registered route answers: the first of those includes the
