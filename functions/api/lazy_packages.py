@@ -27,7 +27,6 @@ Powertools' JMESPath utilities (`jmespath` is imported by their first use).
 from __future__ import annotations
 
 import importlib
-import importlib.abc
 import importlib.machinery
 import importlib.util
 import os
@@ -96,7 +95,11 @@ _PLUGINS_DISABLED = ("__all__", "1", "true")
 JMESPATH_UTILS = "aws_lambda_powertools.utilities.jmespath_utils"
 
 
-class _DeferredPluginSearch(importlib.abc.Loader):
+# The finder and loaders below follow importlib's protocols without subclassing
+# importlib.abc, whose import (importlib.resources, tempfile, shutil, ...) costs ~5 ms.
+
+
+class _DeferredPluginSearch:
     """`pydantic.plugin._loader` without `importlib.metadata` while plugins are disabled.
 
     pydantic calls `get_plugins()` of that module whenever it builds a validator (the first
@@ -109,8 +112,11 @@ class _DeferredPluginSearch(importlib.abc.Loader):
     module is asked for, the real module runs first and answers.
     """
 
-    def __init__(self, real: importlib.abc.Loader) -> None:
+    def __init__(self, real: Any) -> None:
         self.real = real
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> None:
+        return None  # the default module
 
     def exec_module(self, module: ModuleType) -> None:
         real, state = self.real, {"ran": False}
@@ -136,7 +142,7 @@ class _DeferredPluginSearch(importlib.abc.Loader):
         module.__getattr__ = __getattr__  # type: ignore[method-assign]
 
 
-class _DeferredModules(importlib.abc.MetaPathFinder):
+class _DeferredModules:
     """Finds two modules the api imports (through Powertools and pydantic) but seldom runs,
     with a loader that defers their work:
 
@@ -154,12 +160,13 @@ class _DeferredModules(importlib.abc.MetaPathFinder):
         if fullname not in (PLUGIN_LOADER, JMESPATH_UTILS):
             return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
-        if spec is None or not isinstance(spec.loader, importlib.abc.Loader):
+        real: Any = spec.loader if spec is not None else None
+        if spec is None or not hasattr(real, "exec_module"):
             return None
         if fullname == PLUGIN_LOADER:
-            spec.loader = _DeferredPluginSearch(spec.loader)
+            spec.loader = _DeferredPluginSearch(real)  # type: ignore[assignment]
         else:
-            spec.loader = importlib.util.LazyLoader(spec.loader)
+            spec.loader = importlib.util.LazyLoader(real)
         return spec
 
 
