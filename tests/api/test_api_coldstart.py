@@ -20,6 +20,8 @@ import functions.api.app as api
 from functions.api import schemas
 loaded = sorted(m for m in sys.modules if m.startswith("aws_lambda_powertools.event_handler."))
 ops_loaded = sorted(m for m in OPS_MODULES if m in sys.modules)
+settings_loaded = sorted(m for m in SETTINGS_MODULES if m in sys.modules)
+from cardstatus.config import EventSettings, load_privacy_settings  # still there, on demand
 from functions.api import ops_schemas
 built = {name: getattr(schemas, name).__pydantic_complete__ for name in ("CardOut",)}
 built["FileListOut"] = ops_schemas.FileListOut.__pydantic_complete__
@@ -27,6 +29,8 @@ built["FileListOut"] = ops_schemas.FileListOut.__pydantic_complete__
 from aws_lambda_powertools.event_handler import AppSyncResolver, Response
 from aws_lambda_powertools.utilities.data_classes import SQSEvent
 print(json.dumps({"loaded": loaded, "ops_loaded": ops_loaded, "built": built,
+                  "settings_loaded": settings_loaded,
+                  "settings": [EventSettings.__name__, load_privacy_settings().retention_batch],
                   "appsync": AppSyncResolver.__name__,
                   "sqs": SQSEvent.__name__, "response": Response.__name__}))
 """
@@ -46,6 +50,10 @@ OPS_MODULES = (
 )
 
 
+# Settings the api does not use (cardstatus.config imports them on first use).
+SETTINGS_MODULES = ("cardstatus.event_config", "cardstatus.privacy_config")
+
+
 def _run(code: str, **extra_env: str) -> dict[str, object]:
     return json.loads(_stdout(code, **extra_env)[-1])  # type: ignore[no-any-return]
 
@@ -60,7 +68,11 @@ def _stdout(code: str, **extra_env: str) -> list[str]:
         "POWERTOOLS_TRACE_DISABLED": "true",
     }
     out = subprocess.run(
-        [sys.executable, "-c", f"OPS_MODULES = {OPS_MODULES!r}\n{code}"],
+        [
+            sys.executable,
+            "-c",
+            f"OPS_MODULES = {OPS_MODULES!r}\nSETTINGS_MODULES = {SETTINGS_MODULES!r}\n{code}",
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -80,6 +92,8 @@ def test_api_import_skips_the_resolvers_and_models_it_does_not_use() -> None:
             m.startswith(f"aws_lambda_powertools.event_handler.{unused}") for m in loaded
         )
     assert probe["ops_loaded"] == []
+    assert probe["settings_loaded"] == []
+    assert probe["settings"] == ["EventSettings", 500]
     assert probe["built"] == {"CardOut": False, "FileListOut": False}
     assert (probe["appsync"], probe["sqs"], probe["response"]) == (
         "AppSyncResolver",
@@ -173,9 +187,12 @@ answers["none"] = call("GET", "/nowhere")
 from cardstatus import model
 from functions.api import snapstart
 pattern = {"after_requests": model._free_text.cache_info().currsize}
+phones = {"after_requests": "phonenumbers" in sys.modules}
 snapstart.warm(api.app, api.DB)
 pattern["after_warm_up"] = model._free_text.cache_info().currsize
+phones["after_warm_up"] = "phonenumbers" in sys.modules
 print(json.dumps({"answers": answers, "after_lookup": after_lookup, "pattern": pattern,
+                  "phones": phones,
                   "after_ops": sorted(m for m in OPS_MODULES if m in sys.modules)}))
 """
 
@@ -195,6 +212,8 @@ def test_operations_routes_are_included_by_the_first_request_that_needs_them() -
     # The free-text phone pattern: not needed by these answers' log lines (too few digits),
     # compiled by SnapStart's warm-up (cardstatus.model builds it on first use).
     assert probe["pattern"] == {"after_requests": 0, "after_warm_up": 1}
+    # The phone metadata: imported by the first lookup by phone (not these), or the warm-up.
+    assert probe["phones"] == {"after_requests": False, "after_warm_up": True}
 
 
 # The OpenAPI document lists the routes in their registration order, whether the
