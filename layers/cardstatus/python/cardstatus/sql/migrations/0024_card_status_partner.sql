@@ -16,7 +16,7 @@ ALTER TABLE card ADD COLUMN status_partner text;
 -- event is there. The writers of this release always set it, so the WHEN clause (evaluated
 -- without calling the function) keeps this off their path. Not covered: the previous
 -- release's UPDATE of an existing card's status during the rollout keeps that card's previous
--- partner until its next status change or a backfill run (README "Stuck cards by partner").
+-- partner until its next status change (README "Stuck cards by partner").
 CREATE FUNCTION card_status_partner_fill() RETURNS trigger
 LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
 BEGIN
