@@ -22,7 +22,6 @@ The OpenAPI document (docs/openapi.json) is generated from this module by
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.openapi.params import Body
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cardstatus import cards, lookup_budget
@@ -36,6 +35,7 @@ from functions.api.observability import (
     logger,
     masked,
     metrics,
+    request_id,
 )
 from functions.api.schemas import (
     CARD_ERRORS,
@@ -179,12 +179,11 @@ def list_cards(user_phone: PhoneQuery = None) -> CardListOut:
 # --- entry point ---------------------------------------------------------------------------
 
 
-@logger.inject_lambda_context(
-    correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False, clear_state=True
-)
+@logger.inject_lambda_context(log_event=False, clear_state=True)
 @capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.set_correlation_id(request_id(event))  # not correlation_id_path: no JMESPath
     requests.start()
     refused = errors.repeated_parameter(event, requests) or errors.body_problem(event, requests)
     if refused is not None:

@@ -6,6 +6,7 @@
 - `capture_lambda_handler`: X-Ray tracing unless POWERTOOLS_TRACE_DISABLED. The X-Ray SDK
   (with botocore) costs hundreds of milliseconds of cold start, so it is not even imported
   when tracing is disabled.
+- `request_id`: the correlation id of a request's log lines.
 - `RequestLog`: one metric and one log line per request, with the operation, the outcome
   and the duration; phones only ever in masked form.
 """
@@ -54,6 +55,14 @@ def capture_lambda_handler(func: Any) -> Any:
     from aws_lambda_powertools import Tracer
 
     return Tracer().capture_lambda_handler(func)
+
+
+def request_id(event: dict[str, Any]) -> Any:
+    """The log lines' correlation id: API Gateway's request id, None when absent; what
+    `inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)` finds,
+    without importing Powertools' JMESPath engine (cold start, lazy_packages.py)."""
+    context = event.get("requestContext")
+    return context.get("requestId") if isinstance(context, dict) else None
 
 
 def masked(raw: str | None) -> str | None:

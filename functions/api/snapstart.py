@@ -8,8 +8,9 @@ and resumes new environments from that snapshot instead of importing this module
   route's validation and response models (Powertools builds them on a route's first
   request), the operations routers (imported on first need: lazy_routes.py), the error
   answers, botocore's client and signer (the first connection's IAM token), the free-text
-  phone pattern (cardstatus.model) - with requests that never reach the database; then
-  forget their metrics and context, and drop any database connection.
+  phone pattern (cardstatus.model), the phone number metadata of the first lookup by phone
+  (imported on first use, `cards.parse_phone`) - with requests that never reach the
+  database; then forget their metrics and context, and drop any database connection.
 - After a restore, `after_restore`: drop any connection (it would belong to the snapshot's
   socket), and reseed `random` (every restored environment would draw the same numbers).
 
@@ -38,6 +39,8 @@ except ImportError:  # not in Lambda's managed runtime
 
 _TOO_LONG_ID = "a" * (cards.CARD_ID_MAX_LENGTH + 1)
 _TOO_LONG_PHONE = "1" * (cards.PHONE_MAX_LENGTH + 1)
+# libphonenumber's example mobile number of the default region (AE), nobody's phone.
+_EXAMPLE_PHONE = "+971501234567"
 
 # (method, path, query): each one is answered without the database (400, 405).
 WARM_REQUESTS: tuple[tuple[str, str, dict[str, str] | None], ...] = (
@@ -105,6 +108,7 @@ def warm(app: APIGatewayRestResolver, db: LazyConnection) -> None:
             metrics.clear_metrics()  # one request's dimensions each, as log_metrics does
         _warm_aws_signer()
         redact_phones(_TOO_LONG_PHONE)  # compiles the free-text pattern (built on first use)
+        cards.parse_phone(_EXAMPLE_PHONE)  # imports phonenumbers and the region's metadata
     finally:
         logger.setLevel(level)
         metrics.clear_metrics()  # else the first real invocation would publish them

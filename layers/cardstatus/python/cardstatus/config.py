@@ -1,20 +1,50 @@
 """Every external setting, read from environment variables in one place.
 
 Lambda functions get these from the CDK stack; local runs from the shell or the CLI flags.
+The event publisher's settings live in `cardstatus.event_config` and the retention settings
+in `cardstatus.privacy_config`, imported from here on first use (`__getattr__`): the api
+needs neither, and building their classes was ~2 ms of its cold import.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cardstatus.model import ExceptionReason
 from cardstatus.words import word_key
+
+if TYPE_CHECKING:  # at run time: __getattr__
+    from cardstatus.event_config import PUT_EVENTS_MAX_ENTRIES as PUT_EVENTS_MAX_ENTRIES
+    from cardstatus.event_config import EventSettings as EventSettings
+    from cardstatus.event_config import event_settings as event_settings
+    from cardstatus.event_config import load_event_settings as load_event_settings
+    from cardstatus.privacy_config import PrivacySettings as PrivacySettings
+    from cardstatus.privacy_config import load_privacy_settings as load_privacy_settings
+
+# Settings defined in a module of their own, still importable from this one.
+_ELSEWHERE = {
+    "PUT_EVENTS_MAX_ENTRIES": "cardstatus.event_config",
+    "EventSettings": "cardstatus.event_config",
+    "event_settings": "cardstatus.event_config",
+    "load_event_settings": "cardstatus.event_config",
+    "PrivacySettings": "cardstatus.privacy_config",
+    "load_privacy_settings": "cardstatus.privacy_config",
+}
+
+
+def __getattr__(name: str) -> Any:  # PEP 562: the names of _ELSEWHERE, imported on first use
+    module = _ELSEWHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
 
 DEFAULT_TIMEZONE = "Asia/Dubai"
 DEFAULT_PHONE_REGION = "AE"
@@ -328,6 +358,8 @@ def settings() -> Settings:
 
 def reset_settings_cache() -> None:
     """Tests and the CLI change the environment; this makes the next settings() re-read it."""
+    from cardstatus.event_config import event_settings
+
     settings.cache_clear()
     event_settings.cache_clear()
     phone_key_settings.cache_clear()
@@ -359,79 +391,3 @@ def phone_key_settings() -> PhoneKeySettings:
         key_file=env.get("PHONE_KEY_FILE") or None,
         aws_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
     )
-
-
-# -- status-change events (README "Events") ---------------------------------------------------
-PUT_EVENTS_MAX_ENTRIES = 10  # EventBridge PutEvents accepts at most 10 entries per call
-
-
-@dataclass(frozen=True)
-class EventSettings:
-    """How the outbox publisher reaches EventBridge. No bus name = publishing is off (rows stay
-    pending; `cardstatus events --pending` shows them)."""
-
-    bus_name: str | None = None  # EVENT_BUS_NAME
-    batch_size: int = PUT_EVENTS_MAX_ENTRIES  # EVENTS_BATCH_SIZE: entries per PutEvents (1-10)
-    max_retries: int = 3  # EVENTS_MAX_RETRIES: re-sends of entries that failed in a call
-    concurrency: int = 4  # EVENTS_PUBLISH_CONCURRENCY: PutEvents calls in flight
-    publish_budget_s: float = 60.0  # EVENTS_PUBLISH_BUDGET_S: ingest's own publish; then sweeper
-    sweep_min_age_s: float = 30.0  # EVENTS_SWEEP_MIN_AGE_S: sweeper leaves fresher rows to ingest
-    sweep_budget_s: float = 50.0  # EVENTS_SWEEP_BUDGET_S: one sweep's time (< its schedule)
-    max_age_s: int = 600  # EVENTS_MAX_AGE_S: pending longer than this = stuck (logged, alarmed)
-    connect_timeout_s: float = 2.0  # EVENTS_CONNECT_TIMEOUT_S
-    read_timeout_s: float = 5.0  # EVENTS_READ_TIMEOUT_S
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.bus_name)
-
-
-def load_event_settings() -> EventSettings:
-    env = os.environ
-    batch = int(env.get("EVENTS_BATCH_SIZE", str(PUT_EVENTS_MAX_ENTRIES)))
-    if not 1 <= batch <= PUT_EVENTS_MAX_ENTRIES:
-        raise ValueError(f"EVENTS_BATCH_SIZE must be 1-{PUT_EVENTS_MAX_ENTRIES}, got {batch}")
-    return EventSettings(
-        bus_name=env.get("EVENT_BUS_NAME") or None,
-        batch_size=batch,
-        max_retries=max(0, int(env.get("EVENTS_MAX_RETRIES", "3"))),
-        concurrency=max(1, int(env.get("EVENTS_PUBLISH_CONCURRENCY", "4"))),
-        publish_budget_s=float(env.get("EVENTS_PUBLISH_BUDGET_S", "60")),
-        sweep_min_age_s=max(0.0, float(env.get("EVENTS_SWEEP_MIN_AGE_S", "30"))),
-        sweep_budget_s=float(env.get("EVENTS_SWEEP_BUDGET_S", "50")),
-        max_age_s=int(env.get("EVENTS_MAX_AGE_S", "600")),
-        connect_timeout_s=float(env.get("EVENTS_CONNECT_TIMEOUT_S", "2")),
-        read_timeout_s=float(env.get("EVENTS_READ_TIMEOUT_S", "5")),
-    )
-
-
-@lru_cache(maxsize=1)
-def event_settings() -> EventSettings:
-    return load_event_settings()
-
-
-# -- privacy (README "Privacy") ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PrivacySettings:
-    """Retention periods, in days: cards after their latest event (CARD_RETENTION_DAYS; 0 or
-    unset = keep forever: the stack sets it from cdk.json, 730 by default), lookup audit rows
-    (AUDIT_RETENTION_DAYS); cards deleted per batch (RETENTION_BATCH)."""
-
-    card_retention_days: int = 0
-    audit_retention_days: int = 400
-    retention_batch: int = 500
-
-
-def load_privacy_settings() -> PrivacySettings:
-    env = os.environ
-    cards = int(env.get("CARD_RETENTION_DAYS", "0"))
-    audit = int(env.get("AUDIT_RETENTION_DAYS", "400"))
-    batch = int(env.get("RETENTION_BATCH", "500"))
-    if cards < 0 or audit < 1 or not 1 <= batch <= 10_000:
-        raise ValueError(
-            "CARD_RETENTION_DAYS must be >= 0, AUDIT_RETENTION_DAYS >= 1 and RETENTION_BATCH "
-            f"1-10000; got {cards}, {audit}, {batch}"
-        )
-    return PrivacySettings(cards, audit, batch)
