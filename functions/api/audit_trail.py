@@ -1,11 +1,22 @@
 """The lookup audit of the card routes (README "Privacy"): one row per lookup, written before
 the answer leaves, so an answered lookup is always accounted for (a failed write fails the
-request like any database error).
+request like any database error: the same JSON 503 or 500, and no card in the answer).
+
+An answered lookup (`answered`) sends its row from the writer thread as soon as the route
+knows the card ids (cardstatus/audit.py `start_record`) and the answer is validated and
+serialised meanwhile; the `settle` middleware, around the route and Powertools' response
+validation, waits for the row before the answer goes on. Only then is the request's `found`
+log line written: a failed write raises there instead, and Powertools' exception handlers
+(errors.py) answer with the error, log it and drop the connection. Until the wait, nothing
+else uses the writer connection (it may be the lookups' connection too, without a reader):
+an error before the wait waits for the write first (`settle`). A 404 (`not_found`) writes
+its row before the error handler answers, in the handler's own thread.
 
 The caller is the IAM identity API Gateway verified (`requestContext.identity.userArn`);
 `cardstatus serve`/`local` present every request as one local caller.
 """
 
+import contextlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -13,6 +24,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
 from cardstatus import audit
 from cardstatus.model import redact_phones
+from functions.api.observability import RequestLog
 
 # Operation (route function name) -> the route as the trail names it.
 LOOKUP_ROUTES = {
@@ -24,9 +36,17 @@ LOOKUP_ROUTES = {
 
 
 class LookupAudit:
-    def __init__(self, app: APIGatewayRestResolver, connection: Callable[[], Any]) -> None:
+    def __init__(
+        self,
+        app: APIGatewayRestResolver,
+        connection: Callable[[], Any],
+        requests: RequestLog,
+    ) -> None:
         self._app = app
         self._connection = connection
+        self._requests = requests
+        # The current request's row in flight and its `found` log line's fields.
+        self._pending: tuple[audit.InFlight | None, dict[str, Any]] | None = None
 
     def _caller(self) -> str:
         identity = self._app.current_event.request_context.identity
@@ -36,9 +56,10 @@ class LookupAudit:
         route = self._app.context.get("_route")
         return LOOKUP_ROUTES.get(getattr(getattr(route, "func", None), "__name__", ""))
 
-    def answered(self, card_ids: Iterable[str]) -> None:
-        """A lookup answered with these cards (none for a phone without cards)."""
-        self._write(audit.FOUND, tuple(card_ids))
+    def answered(self, card_ids: Iterable[str], **log_fields: Any) -> None:
+        """A lookup answered with these cards (none for a phone without cards): its row is
+        sent now, and the request logged as `found` with `log_fields` once it is written."""
+        self._pending = (self._begin(audit.FOUND, tuple(card_ids)), log_fields)
 
     def not_found(self) -> None:
         """A lookup answered 404: the card id asked for, if any (never the phone)."""
@@ -46,10 +67,41 @@ class LookupAudit:
         # a phone typed as a card id stays masked, like everywhere else
         self._write(audit.NOT_FOUND, (redact_phones(str(asked).upper()),) if asked else ())
 
-    def _write(self, outcome: str, card_ids: tuple[str, ...]) -> None:
+    def settle(self, app: APIGatewayRestResolver, next_middleware: Callable[..., Any]) -> Any:
+        """Middleware: the answer goes on only once its audit row is written."""
+        try:
+            response = next_middleware(app)
+        except BaseException:
+            self.abandon()
+            raise
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            in_flight, log_fields = pending
+            if in_flight is not None:
+                in_flight.wait()  # its error is the request's: 503/500, no card answered
+            self._requests.record("found", **log_fields)
+        return response
+
+    def abandon(self) -> None:
+        """The request fails anyway: wait until the writer is done with the connection (the
+        error handler may drop it), whatever the row's fate."""
+        pending, self._pending = self._pending, None
+        if pending is not None and pending[0] is not None:
+            with contextlib.suppress(Exception):
+                pending[0].wait()
+
+    def _record(self, outcome: str, card_ids: tuple[str, ...]) -> audit.LookupRecord | None:
         route = self._route()
         if route is None:  # not a card route
-            return
+            return None
         by_phone = bool(self._app.context.get("_user_phone"))
-        record = audit.LookupRecord(self._caller(), route, by_phone, outcome, card_ids)
-        audit.record_lookup(self._connection(), record)
+        return audit.LookupRecord(self._caller(), route, by_phone, outcome, card_ids)
+
+    def _begin(self, outcome: str, card_ids: tuple[str, ...]) -> audit.InFlight | None:
+        record = self._record(outcome, card_ids)
+        return None if record is None else audit.start_record(self._connection(), record)
+
+    def _write(self, outcome: str, card_ids: tuple[str, ...]) -> None:
+        record = self._record(outcome, card_ids)
+        if record is not None:
+            audit.record_lookup(self._connection(), record)
