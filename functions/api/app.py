@@ -128,13 +128,14 @@ def get_card_status(card_id: CardIdQuery = None, user_phone: PhoneQuery = None) 
     app.append_context(_user_phone=user_phone, _card_id=card_id)
     valid_id, e164 = cards.status_query(card_id, user_phone)  # 400s before any database work
     body = cards.card_status(
-        _read_connection(), valid_id, e164, count_pair_lookup=_count_pair_lookup
+        _read_connection(),
+        valid_id,
+        e164,
+        count_pair_lookup=_count_pair_lookup,
+        answering=audit_trail.answering,  # the audit row is sent before the answer is built
     )
-    audit_trail.answered(  # logged as found once the audit row is written
-        [body["card_id"], *(c["card_id"] for c in body["other_cards"])],
-        card_id=body["card_id"],
-        user_phone=masked(user_phone),
-    )
+    # logged as found once the audit row is written
+    audit_trail.answered(card_id=body["card_id"], user_phone=masked(user_phone))
     return body  # type: ignore[return-value]  # validated and serialised by Powertools
 
 
@@ -158,8 +159,8 @@ def search_cards(query: Annotated[CardSearchIn, Body()]) -> CardStatusOut:
 )
 def get_card(card_id: CardIdPath) -> CardOut:
     app.append_context(_card_id=card_id)
-    body = cards.card_by_id(_read_connection(), cards.validate_card_id(card_id))
-    audit_trail.answered([body["card_id"]], card_id=card_id)
+    body = cards.card_by_id(_read_connection(), card_id, audit_trail.answering)
+    audit_trail.answered(card_id=card_id)
     return body  # type: ignore[return-value]
 
 
@@ -173,12 +174,9 @@ def get_card(card_id: CardIdPath) -> CardOut:
 def list_cards(user_phone: PhoneQuery = None) -> CardListOut:
     app.append_context(_user_phone=user_phone)
     e164 = cards.parse_phone(user_phone)
-    body = cards.phone_cards(_read_connection(), e164)  # {"cards": []} for a phone without cards
-    audit_trail.answered(
-        (c["card_id"] for c in body["cards"]),
-        count=len(body["cards"]),
-        user_phone=masked(user_phone),
-    )
+    # {"cards": []} for a phone without cards
+    body = cards.phone_cards(_read_connection(), e164, audit_trail.answering)
+    audit_trail.answered(count=len(body["cards"]), user_phone=masked(user_phone))
     return body  # type: ignore[return-value]
 
 

@@ -2,22 +2,23 @@
 the answer leaves, so an answered lookup is always accounted for (a failed write fails the
 request like any database error: the same JSON 503 or 500, and no card in the answer).
 
-An answered lookup (`answered`) sends its row from the writer thread as soon as the route
-knows the card ids (cardstatus/audit.py `start_record`) and the answer is validated and
-serialised meanwhile; the `settle` middleware, around the route and Powertools' response
-validation, waits for the row before the answer goes on. Only then is the request's `found`
-log line written: a failed write raises there instead, and Powertools' exception handlers
-(errors.py) answer with the error, log it and drop the connection. Until the wait, nothing
-else uses the writer connection (it may be the lookups' connection too, without a reader):
-an error before the wait waits for the write first (`settle`). A 404 (`not_found`) writes
-its row before the error handler answers, in the handler's own thread.
+An answered lookup sends its row from the writer thread as soon as it knows the card ids
+(`answering`, called by cardstatus.cards before it builds the answer; cardstatus/audit.py
+`start_record`) and the answer is built, validated and serialised meanwhile; the `settle`
+middleware, around the route and Powertools' response validation, waits for the row before
+the answer goes on. Only then is the request's `found` log line written (`answered`): a
+failed write raises there instead, and Powertools' exception handlers (errors.py) answer
+with the error, log it and drop the connection. Until the wait, nothing else uses the writer
+connection (it may be the lookups' connection too, without a reader): an error before the
+wait waits for the write first (`abandon`). A 404 (`not_found`) writes its row before the
+error handler answers, in the handler's own thread.
 
 The caller is the IAM identity API Gateway verified (`requestContext.identity.userArn`);
 `cardstatus serve`/`local` present every request as one local caller.
 """
 
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
@@ -46,7 +47,8 @@ class LookupAudit:
         self._connection = connection
         self._requests = requests
         # The current request's row in flight and its `found` log line's fields.
-        self._pending: tuple[audit.InFlight | None, dict[str, Any]] | None = None
+        self._in_flight: audit.InFlight | None = None
+        self._found: dict[str, Any] | None = None
 
     def _caller(self) -> str:
         identity = self._app.current_event.request_context.identity
@@ -56,10 +58,15 @@ class LookupAudit:
         route = self._app.context.get("_route")
         return LOOKUP_ROUTES.get(getattr(getattr(route, "func", None), "__name__", ""))
 
-    def answered(self, card_ids: Iterable[str], **log_fields: Any) -> None:
-        """A lookup answered with these cards (none for a phone without cards): its row is
-        sent now, and the request logged as `found` with `log_fields` once it is written."""
-        self._pending = (self._begin(audit.FOUND, tuple(card_ids)), log_fields)
+    def answering(self, card_ids: list[str]) -> None:
+        """A lookup will answer these cards (none for a phone without cards): its row is sent
+        now (cardstatus.cards calls this before it builds the answer)."""
+        self._in_flight = self._begin(audit.FOUND, tuple(card_ids))
+
+    def answered(self, **log_fields: Any) -> None:
+        """The answer is built: the request is logged as `found` with `log_fields` once its
+        row is written (`settle`)."""
+        self._found = log_fields
 
     def not_found(self) -> None:
         """A lookup answered 404: the card id asked for, if any (never the phone)."""
@@ -74,21 +81,21 @@ class LookupAudit:
         except BaseException:
             self.abandon()
             raise
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            in_flight, log_fields = pending
-            if in_flight is not None:
-                in_flight.wait()  # its error is the request's: 503/500, no card answered
-            self._requests.record("found", **log_fields)
+        in_flight, self._in_flight = self._in_flight, None
+        found, self._found = self._found, None
+        if in_flight is not None:
+            in_flight.wait()  # its error is the request's: 503/500, no card answered
+        if found is not None:
+            self._requests.record("found", **found)
         return response
 
     def abandon(self) -> None:
         """The request fails anyway: wait until the writer is done with the connection (the
         error handler may drop it), whatever the row's fate."""
-        pending, self._pending = self._pending, None
-        if pending is not None and pending[0] is not None:
+        in_flight, self._in_flight, self._found = self._in_flight, None, None
+        if in_flight is not None:
             with contextlib.suppress(Exception):
-                pending[0].wait()
+                in_flight.wait()
 
     def _record(self, outcome: str, card_ids: tuple[str, ...]) -> audit.LookupRecord | None:
         route = self._route()
