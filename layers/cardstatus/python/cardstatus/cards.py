@@ -279,17 +279,6 @@ def ping(conn: Connection) -> None:
 
 # --- use cases --------------------------------------------------------------------------
 
-# Called with the ids of the cards an answer will hold (in its order), as soon as they are
-# known and before the answer is built (the API starts its lookup audit row there, on the
-# writer connection: nothing after the call uses a connection); not called when there is no
-# answer (CardNotFound).
-Answering = Callable[[list[str]], None]
-
-
-def _answering(answering: Answering | None, card_ids: list[str]) -> None:
-    if answering is not None:
-        answering(card_ids)
-
 
 def status_query(
     card_id: str | None, user_phone: str | None, region: str = DEFAULT_PHONE_REGION
@@ -310,21 +299,19 @@ def card_status(
     e164: str | None,
     *,
     count_pair_lookup: Callable[[bool], None] | None = None,
-    answering: Answering | None = None,
 ) -> dict[str, Any]:
     """The get_card_status body for already validated inputs (see `status_query`).
 
     count_pair_lookup(mismatch): called once for a card-id + phone lookup, match or not,
     before answering (the API's per-caller budget, cardstatus/lookup_budget.py: it raises
-    TooManyMismatches when the caller's budget is spent). answering: see `Answering`."""
+    TooManyMismatches when the caller's budget is spent)."""
     if e164 is None:
         if card_id is None:
             raise MissingParameter("card_id or user_phone is required", parameter="card_id")
-        rows = run_query(conn, sql.CARD_BY_ID, {"card_id": card_id})
-        if not rows:
+        card = get_card(conn, card_id)
+        if card is None:
             raise CardNotFound()
-        _answering(answering, [rows[0][0]])
-        return {**_card_from_row(rows[0]).to_dict(), "other_cards": [], "truncated": False}
+        return {**card.to_dict(), "other_cards": [], "truncated": False}
 
     if card_id is not None:
         rows = run_query(
@@ -339,12 +326,11 @@ def card_status(
         row = rows[0]
         n = len(row) - 3
         other_ids, other_statuses, other_ats = row[n:]
-        limit = MAX_CARDS_PER_PHONE - 1
-        _answering(answering, [row[0], *(other_ids or ())[:limit]])
         others = [
             {"card_id": i, "status": s, "status_at": iso_utc(a)}
             for i, s, a in zip(other_ids or (), other_statuses or (), other_ats or (), strict=True)
         ]
+        limit = MAX_CARDS_PER_PHONE - 1
         card = _card_from_row(row[:n])
         return {**card.to_dict(), "other_cards": others[:limit], "truncated": len(others) > limit}
 
@@ -357,7 +343,6 @@ def card_status(
     if not rows:
         raise CardNotFound()
     found = rows[:MAX_CARDS_PER_PHONE]
-    _answering(answering, [r[0] for r in found])
     return {
         **_card_from_row(found[0]).to_dict(),
         "other_cards": [
@@ -382,28 +367,16 @@ def find_card_status(
     return card_status(conn, *status_query(card_id, user_phone, region))
 
 
-def phone_cards(conn: Connection, e164: str, answering: Answering | None = None) -> dict[str, Any]:
+def phone_cards(conn: Connection, e164: str) -> dict[str, Any]:
     """{"cards": [...], "truncated"} of an already normalised phone, latest status first
-    (an empty list when the phone has no card). answering: see `Answering`."""
-    rows = run_query(
-        conn,
-        sql.CARDS_BY_PHONE,
-        {"phone_hashes": lookup_hashes(e164), "limit": MAX_CARDS_PER_PHONE + 1},
-    )
-    found = rows[:MAX_CARDS_PER_PHONE]
-    _answering(answering, [r[0] for r in found])
-    return {
-        "cards": [_card_from_row(r).to_dict() for r in found],
-        "truncated": len(rows) > MAX_CARDS_PER_PHONE,
-    }
+    (an empty list when the phone has no card)."""
+    found, truncated = cards_for_phone(conn, e164)
+    return {"cards": [c.to_dict() for c in found], "truncated": truncated}
 
 
-def card_by_id(
-    conn: Connection, card_id: str | None, answering: Answering | None = None
-) -> dict[str, Any]:
-    """The body of GET /cards/{card_id}. answering: see `Answering`."""
-    rows = run_query(conn, sql.CARD_BY_ID, {"card_id": validate_card_id(card_id)})
-    if not rows:
+def card_by_id(conn: Connection, card_id: str | None) -> dict[str, Any]:
+    """The body of GET /cards/{card_id}."""
+    card = get_card(conn, validate_card_id(card_id))
+    if card is None:
         raise CardNotFound()
-    _answering(answering, [rows[0][0]])
-    return _card_from_row(rows[0]).to_dict()
+    return card.to_dict()
