@@ -488,7 +488,11 @@ def ingest_and_void(url: str, data: Path) -> dict[str, Any]:
         ingest_s = time.perf_counter() - started
         report = json.loads(done.stdout.strip().splitlines()[-1])
         file_id = int(report["file_id"])
-        out["ingest"] = {"seconds": round(ingest_s, 2), "counts": report.get("counts")}
+        out["ingest"] = {
+            "seconds": round(ingest_s, 2),
+            "counts": report.get("counts"),
+            "timings": report.get("timings"),  # the pipeline's steps, as its report gives them
+        }
         with tempfile.TemporaryDirectory(prefix="cardstatus-scale-copy-") as tmp_dir:
             tmp = Path(tmp_dir)
             with conn.cursor() as cur:
@@ -639,6 +643,27 @@ def as_api_role(url: str) -> str:
     return candidate
 
 
+# The server settings the figures depend on most (an RDS instance's memory settings differ
+# from the embedded server's defaults: db.m7g.large has shared_buffers ~2 GB).
+SERVER_SETTINGS = (
+    "server_version",
+    "shared_buffers",
+    "effective_cache_size",
+    "work_mem",
+    "maintenance_work_mem",
+    "max_wal_size",
+)
+
+
+def server_settings(conn: Any) -> dict[str, str]:
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT name, current_setting(name) FROM unnest(%s::text[]) AS name",
+            (list(SERVER_SETTINGS),),
+        )
+        return dict(cur.fetchall())
+
+
 def run_size(admin_url: str, n: int, args: argparse.Namespace) -> dict[str, Any]:
     from cardstatus.migrate import apply_migrations
     from cardstatus_dev.database import drop_database, ensure_database, with_database
@@ -649,6 +674,7 @@ def run_size(admin_url: str, n: int, args: argparse.Namespace) -> dict[str, Any]
     try:
         with contextlib.closing(psycopg2.connect(url)) as conn:
             applied = apply_migrations(conn)
+            result["server"] = server_settings(conn)
         result["migrations"] = [str(m) for m in applied] if applied else []
         if not args.reuse:
             print(f"# {n:,} cards: build into {name}", file=sys.stderr, flush=True)
@@ -687,6 +713,7 @@ def summary(results: list[dict[str, Any]]) -> str:
                 cells.append("—")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
 
+    row("shared_buffers", lambda r: r["server"]["shared_buffers"])
     row("build (s)", lambda r: r["build"]["seconds"])
     row("database (GB)", lambda r: r["build"]["database_gb"])
     for name in results[0]["api"]["lookups"]:

@@ -30,6 +30,10 @@ from typing import Any
 LOCAL_BUS = "cardstatus-local"
 LOCAL_REGION = "us-east-1"
 SWEEP_EVERY_S = 60.0
+# The partner feed health check: the sweeper's second schedule, as in the stack
+# (infra/partner_health.py: every 5 minutes, input {"task": "partner_health"}).
+PARTNER_HEALTH_EVERY_S = 300.0
+PARTNER_HEALTH_EVENT = {"task": "partner_health"}
 SWEEP_TIMEOUT_S = 60
 # A file's line is printed once no event of it was published for this long (a file's events
 # go out in one burst; a burst cut by the publish budget gets a second line from the sweeper).
@@ -165,7 +169,10 @@ def scheduled_event() -> dict[str, Any]:
 
 
 class SweepSchedule(threading.Thread):
-    """Runs the real sweeper handler at start and every SWEEP_EVERY_S seconds."""
+    """Runs the real sweeper handler on the stack's two schedules: the outbox sweep at start
+    and every SWEEP_EVERY_S seconds, the partner feed health check at start and every
+    PARTNER_HEALTH_EVERY_S seconds (its PartnerFeedLate / PartnerFeedRecovered events reach
+    the local bus, its metrics the metrics log)."""
 
     def __init__(self, handler: Callable[[dict[str, Any], Any], Any]) -> None:
         super().__init__(name="sweep-schedule", daemon=True)
@@ -173,18 +180,25 @@ class SweepSchedule(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self) -> None:
+        health_due = time.monotonic()
         while not self.stopping.is_set():
-            context = _Context(
-                deadline=time.monotonic() + SWEEP_TIMEOUT_S, aws_request_id=str(uuid.uuid4())
-            )
-            try:
-                summary = self.handler(scheduled_event(), context)
-                if summary.get("failed") or summary.get("error"):
-                    print(f"sweeper: {summary}", file=sys.stderr, flush=True)
-            except Exception as exc:
-                if not self.stopping.is_set():
-                    print(f"sweeper failed: {exc}", file=sys.stderr, flush=True)
+            self._invoke("sweeper", scheduled_event())
+            if time.monotonic() >= health_due and not self.stopping.is_set():
+                self._invoke("partner health", dict(PARTNER_HEALTH_EVENT))
+                health_due = time.monotonic() + PARTNER_HEALTH_EVERY_S
             self.stopping.wait(SWEEP_EVERY_S)
+
+    def _invoke(self, name: str, event: dict[str, Any]) -> None:
+        context = _Context(
+            deadline=time.monotonic() + SWEEP_TIMEOUT_S, aws_request_id=str(uuid.uuid4())
+        )
+        try:
+            summary = self.handler(event, context)
+            if summary.get("failed") or summary.get("error"):
+                print(f"{name}: {summary}", file=sys.stderr, flush=True)
+        except Exception as exc:
+            if not self.stopping.is_set():
+                print(f"{name} failed: {exc}", file=sys.stderr, flush=True)
 
 
 class LocalEvents:
