@@ -2,6 +2,9 @@
 the answer leaves, so an answered lookup is always accounted for (a failed write fails the
 request like any database error).
 
+The row is written in the handler's thread, on the writer connection (README "Who looked at
+a card": a writer thread or an asynchronous second connection was measured and cost more).
+
 The caller is the IAM identity API Gateway verified (`requestContext.identity.userArn`);
 `cardstatus serve`/`local` present every request as one local caller.
 """
