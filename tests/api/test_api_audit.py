@@ -270,3 +270,52 @@ def test_head_writes_its_audit_row_too(api: Any, seeded: Any) -> None:
     assert [(route, outcome) for _, route, _, outcome, _ in rows(seeded)] == [
         ("GET /cards/{card_id}", "found")
     ]
+
+
+def test_a_card_id_and_phone_lookup_writes_one_row_with_its_budget_count(
+    api: Any, seeded: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Match and mismatch: one row each, written in the budget count's transaction; refused
+    (429): no row, as the lookup is not answered."""
+    from api_helpers import event_for
+
+    from cardstatus.config import reset_settings_cache
+
+    monkeypatch.setenv("LOOKUP_MISMATCH_BUDGET", "1")
+    reset_settings_cache()
+    try:
+        match = {"card_id": "zyw8827", "user_phone": "585949014"}
+        status, _, body = api.call(event_for("/get_card_status", match))
+        assert status == 200
+        answered = [body["card_id"], *(c["card_id"] for c in body["other_cards"])]
+        mismatch = {"card_id": "zyw8827", "user_phone": "585949015"}
+        assert api.call(event_for("/get_card_status", mismatch))[0] == 404
+        assert api.call(event_for("/get_card_status", mismatch))[0] == 429
+    finally:
+        monkeypatch.delenv("LOOKUP_MISMATCH_BUDGET")
+        reset_settings_cache()
+    assert [
+        (route, by_phone, outcome, ids) for _, route, by_phone, outcome, ids in rows(seeded)
+    ] == [
+        ("GET /get_card_status", True, "found", answered),
+        ("GET /get_card_status", True, "not_found", ["ZYW8827"]),
+    ]
+    with seeded.cursor() as cur:
+        cur.execute("SELECT mismatches FROM lookup_budget")
+        assert cur.fetchall() == [(1,)]  # counted once: the 429 is not counted
+    seeded.commit()
+
+
+def test_a_failed_audit_row_rolls_back_its_budget_count_and_fails_the_lookup(
+    api: Any, seeded: Any
+) -> None:
+    from api_helpers import event_for
+
+    _refuse_audit_rows(seeded)
+    mismatch = {"card_id": "zyw8827", "user_phone": "585949015"}
+    status, _, body = api.call(event_for("/get_card_status", mismatch))
+    assert (status, body["error"]["code"]) == (500, "internal_error")
+    with seeded.cursor() as cur:
+        cur.execute("SELECT count(*) FROM lookup_budget WHERE mismatches > 0")
+        assert cur.fetchone() == (0,)
+    seeded.commit()

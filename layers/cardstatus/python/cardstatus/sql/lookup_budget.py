@@ -13,3 +13,11 @@ SPEND = "SELECT lookup_budget_spend(%(caller)s, %(mismatch)s, %(budget)s, %(wind
 
 # The count with the BEGIN in front: the last statement's result (the count) comes back.
 BEGIN_AND_SPEND = f"{BEGIN_READ_WRITE}; {SPEND}"
+
+COMMIT = "COMMIT"
+ROLLBACK = "ROLLBACK"
+
+
+def and_commit(statement: str) -> str:
+    """`statement` and the COMMIT of its transaction, in one query (one round trip)."""
+    return f"{statement};\n{COMMIT}"
