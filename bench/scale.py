@@ -37,7 +37,8 @@ Prints one JSON document (and `--out FILE` writes it). One PostgreSQL: `--databa
 $DATABASE_URL (an admin URL; a database per size is created and dropped unless `--keep`),
 else an embedded one in a temporary directory. A 10M build takes a while: `--build-only
 --keep` builds and keeps it (its name is printed), `--reuse NAME` measures an existing one
-(a built database is only changed by step 4/5, which ingest a file and void it again).
+(a built database is only changed by step 4/5, which ingest a file and void it again, and by
+the repository's newer migrations, which it applies first, with the backfills a deploy runs).
 """
 
 from __future__ import annotations
@@ -137,11 +138,13 @@ SELECT card_id, status, occurred_at, comment, reason, phone_hash, phone_key, pho
 FROM ({_EVENTS}) e
 """
 
-# The projection, as ingestion computes it (the latest event is the last of the three).
+# The projection, as ingestion computes it (the latest event is the last of the three; all of
+# a card's events are its partner's, so its status_partner (0024) is its owner too).
 BUILD_CARD = """
 INSERT INTO card (card_id, status, status_at, comment, reason, phone_hash, phone_key,
                   phone_last4, phone_at, phone_rank, picked_up_at, delivered_at, returned_at,
-                  exception_count, version, owner_partner, first_event_at, first_event_rank)
+                  exception_count, version, owner_partner, first_event_at, first_event_rank,
+                  status_partner)
 SELECT 'S' || lpad(i::text, 9, '0'),
        CASE WHEN i %% 50 = 0 THEN 'DELIVERY_EXCEPTION' ELSE 'DELIVERED' END::card_status,
        %(t0)s::timestamptz + i * interval '1 second'
@@ -157,7 +160,8 @@ SELECT 'S' || lpad(i::text, 9, '0'),
             ELSE %(t0)s::timestamptz + i * interval '1 second' + interval '2 days' END,
        NULL, 1, 1,
        CASE WHEN i %% 1000 = 7 THEN 'rare' WHEN i %% 5 < 3 THEN 'acme' ELSE 'speedy' END,
-       %(t0)s::timestamptz + i * interval '1 second', 'PICKED_UP'
+       %(t0)s::timestamptz + i * interval '1 second', 'PICKED_UP',
+       CASE WHEN i %% 1000 = 7 THEN 'rare' WHEN i %% 5 < 3 THEN 'acme' ELSE 'speedy' END
 FROM generate_series(0, %(n)s - 1) i
 JOIN scale_phone ph ON ph.p = i / 3
 """
@@ -666,6 +670,7 @@ def server_settings(conn: Any) -> dict[str, str]:
 
 def run_size(admin_url: str, n: int, args: argparse.Namespace) -> dict[str, Any]:
     from cardstatus.migrate import apply_migrations
+    from cardstatus.statuspartner import backfill_status_partner
     from cardstatus_dev.database import drop_database, ensure_database, with_database
 
     name = args.reuse or f"cardstatus_scale_{n}_{uuid.uuid4().hex[:6]}"
@@ -674,6 +679,8 @@ def run_size(admin_url: str, n: int, args: argparse.Namespace) -> dict[str, Any]
     try:
         with contextlib.closing(psycopg2.connect(url)) as conn:
             applied = apply_migrations(conn)
+            # a database built before 0024 (--reuse) gets card.status_partner as a deploy does
+            result["status_partner_backfill"] = backfill_status_partner(conn)
             result["server"] = server_settings(conn)
         result["migrations"] = [str(m) for m in applied] if applied else []
         if not args.reuse:

@@ -34,15 +34,17 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from cardstatus.db import connect
     from cardstatus.migrate import apply_migrations
     from cardstatus.phonebackfill import backfill_phones
+    from cardstatus.statuspartner import backfill_status_partner
 
     _use_database(args)
     conn = connect()
     try:
         applied = apply_migrations(conn)
         hashed = backfill_phones(conn)  # phones stored in full before 0013 (README "Privacy")
+        partners = backfill_status_partner(conn)  # cards that predate 0024
     finally:
         conn.close()
-    print(json.dumps({"applied": applied, "phones_hashed": hashed}))
+    print(json.dumps({"applied": applied, "phones_hashed": hashed, "status_partner": partners}))
     return EXIT_OK
 
 

@@ -421,26 +421,28 @@ FOREIGN_OWNED_LOCKED = """
 SELECT count(*) FROM card_before WHERE owner_partner <> ALL (%(group)s::text[])
 """
 
-# The file's first event of a card is earlier than the card's: its partner becomes the owner.
-_EARLIER = """(EXCLUDED.first_event_at, EXCLUDED.first_event_rank,
-                 EXCLUDED.owner_partner COLLATE "C")
-                < (c.first_event_at, c.first_event_rank, c.owner_partner COLLATE "C")"""
-
 # Projection, step 2: fold the changes into each card with commutative rules (latest (time,
 # rank) wins, GREATEST of per-status times, sum of new exception events, the smallest (time,
 # rank, partner) is the first event and its partner the owner), so files applied in any order
-# give the same card. An equal (time, rank) is the same event: its merged comment,
-# reason and phone replace the card's. version + 1 when the current event changes; one outbox
+# give the same card. An equal (time, rank) is the same event: its merged comment, reason,
+# partner and phone replace the card's. version + 1 when the current event changes; one outbox
 # row per such card. Returns (cards touched, raced cards, outbox count, first id, last id).
+# Each rule that moves several columns together is one multi-column SET whose condition is
+# written once (a one-row sub-SELECT naming it), not repeated per column:
+#   later          the file's latest event is later than the card's: status and version move;
+#   same_or_later  ... or is the same event: its comment, reason and partner replace the
+#                  card's (status_partner: the partner of the card's current event, 0024);
+#   newer_phone    the file brings a phone at least as recent as the card's: the phone moves;
+#   earlier        the file's first event is earlier than the card's: its partner is the owner.
 APPLY_PROJECTION = f"""
 WITH upserted AS (
     INSERT INTO card AS c (
-        card_id, status, status_at, comment, reason, phone_hash, phone_key, phone_last4, phone_at,
-            phone_rank,
+        card_id, status, status_at, comment, reason, status_partner, phone_hash, phone_key,
+            phone_last4, phone_at, phone_rank,
         picked_up_at, delivered_at, returned_at, exception_count, version, owner_partner,
         first_event_at, first_event_rank)
-    SELECT d.card_id, d.status, d.status_at, d.comment, d.reason, d.phone_hash, d.phone_key,
-        d.phone_last4, d.phone_at,
+    SELECT d.card_id, d.status, d.status_at, d.comment, d.reason, d.partner, d.phone_hash,
+        d.phone_key, d.phone_last4, d.phone_at,
            d.phone_rank, d.picked_up_at, d.delivered_at, d.returned_at, d.exception_count,
            COALESCE(t.version, 0) + 1,  -- a card a void deleted continues its versions (0008)
            %(partner)s, d.first_at, d.first_rank
@@ -448,41 +450,39 @@ WITH upserted AS (
     LEFT JOIN card_tombstone t ON t.card_id = d.card_id
     ORDER BY d.card_id
     ON CONFLICT (card_id) DO UPDATE SET
-        status = CASE WHEN (EXCLUDED.status_at, EXCLUDED.status) > (c.status_at, c.status)
-                      THEN EXCLUDED.status ELSE c.status END,
-        comment = CASE WHEN (EXCLUDED.status_at, EXCLUDED.status) >= (c.status_at, c.status)
-                       THEN EXCLUDED.comment ELSE c.comment END,
-        reason = CASE WHEN (EXCLUDED.status_at, EXCLUDED.status) >= (c.status_at, c.status)
-                      THEN EXCLUDED.reason ELSE c.reason END,
-        version = c.version
-            + CASE WHEN (EXCLUDED.status_at, EXCLUDED.status) > (c.status_at, c.status)
-                   THEN 1 ELSE 0 END,
+        (status, version, comment, reason, status_partner) = (
+            SELECT CASE WHEN r.later THEN EXCLUDED.status ELSE c.status END,
+                   c.version + CASE WHEN r.later THEN 1 ELSE 0 END,
+                   CASE WHEN r.same_or_later THEN EXCLUDED.comment ELSE c.comment END,
+                   CASE WHEN r.same_or_later THEN EXCLUDED.reason ELSE c.reason END,
+                   CASE WHEN r.same_or_later THEN EXCLUDED.status_partner ELSE c.status_partner END
+            FROM (SELECT (EXCLUDED.status_at, EXCLUDED.status) > (c.status_at, c.status)
+                             AS later,
+                         (EXCLUDED.status_at, EXCLUDED.status) >= (c.status_at, c.status)
+                             AS same_or_later) r),
         status_at = GREATEST(c.status_at, EXCLUDED.status_at),
-        phone_hash = CASE WHEN EXCLUDED.phone_hash IS NOT NULL AND (c.phone_hash IS NULL
-                          OR (EXCLUDED.phone_at, EXCLUDED.phone_rank) >= (c.phone_at, c.phone_rank))
-                     THEN EXCLUDED.phone_hash ELSE c.phone_hash END,
-        phone_key = CASE WHEN EXCLUDED.phone_hash IS NOT NULL AND (c.phone_hash IS NULL
-                          OR (EXCLUDED.phone_at, EXCLUDED.phone_rank) >= (c.phone_at, c.phone_rank))
-                     THEN EXCLUDED.phone_key ELSE c.phone_key END,
-        phone_last4 = CASE WHEN EXCLUDED.phone_hash IS NOT NULL AND (c.phone_hash IS NULL
-                          OR (EXCLUDED.phone_at, EXCLUDED.phone_rank) >= (c.phone_at, c.phone_rank))
-                     THEN EXCLUDED.phone_last4 ELSE c.phone_last4 END,
-        phone_rank = CASE WHEN EXCLUDED.phone_hash IS NOT NULL AND (c.phone_hash IS NULL
-                          OR (EXCLUDED.phone_at, EXCLUDED.phone_rank) >= (c.phone_at, c.phone_rank))
-                     THEN EXCLUDED.phone_rank ELSE c.phone_rank END,
-        phone_at = CASE WHEN EXCLUDED.phone_hash IS NOT NULL AND (c.phone_hash IS NULL
-                          OR (EXCLUDED.phone_at, EXCLUDED.phone_rank) >= (c.phone_at, c.phone_rank))
-                     THEN EXCLUDED.phone_at ELSE c.phone_at END,
+        (phone_hash, phone_key, phone_last4, phone_rank, phone_at) = (
+            SELECT CASE WHEN r.newer_phone THEN EXCLUDED.phone_hash ELSE c.phone_hash END,
+                   CASE WHEN r.newer_phone THEN EXCLUDED.phone_key ELSE c.phone_key END,
+                   CASE WHEN r.newer_phone THEN EXCLUDED.phone_last4 ELSE c.phone_last4 END,
+                   CASE WHEN r.newer_phone THEN EXCLUDED.phone_rank ELSE c.phone_rank END,
+                   CASE WHEN r.newer_phone THEN EXCLUDED.phone_at ELSE c.phone_at END
+            FROM (SELECT EXCLUDED.phone_hash IS NOT NULL
+                         AND (c.phone_hash IS NULL
+                              OR (EXCLUDED.phone_at, EXCLUDED.phone_rank)
+                                 >= (c.phone_at, c.phone_rank)) AS newer_phone) r),
         picked_up_at = GREATEST(c.picked_up_at, EXCLUDED.picked_up_at),
         delivered_at = GREATEST(c.delivered_at, EXCLUDED.delivered_at),
         returned_at = GREATEST(c.returned_at, EXCLUDED.returned_at),
         exception_count = c.exception_count + EXCLUDED.exception_count,
-        owner_partner = CASE WHEN {_EARLIER}
-                             THEN EXCLUDED.owner_partner ELSE c.owner_partner END,
-        first_event_rank = CASE WHEN {_EARLIER}
-                                THEN EXCLUDED.first_event_rank ELSE c.first_event_rank END,
-        first_event_at = CASE WHEN {_EARLIER}
-                              THEN EXCLUDED.first_event_at ELSE c.first_event_at END,
+        (owner_partner, first_event_rank, first_event_at) = (
+            SELECT CASE WHEN r.earlier THEN EXCLUDED.owner_partner ELSE c.owner_partner END,
+                   CASE WHEN r.earlier THEN EXCLUDED.first_event_rank ELSE c.first_event_rank END,
+                   CASE WHEN r.earlier THEN EXCLUDED.first_event_at ELSE c.first_event_at END
+            FROM (SELECT (EXCLUDED.first_event_at, EXCLUDED.first_event_rank,
+                          EXCLUDED.owner_partner COLLATE "C")
+                         < (c.first_event_at, c.first_event_rank, c.owner_partner COLLATE "C")
+                         AS earlier) r),
         updated_at = now()
     RETURNING card_id, status, status_at, reason, version, (xmax = 0) AS inserted
 ),
@@ -519,8 +519,8 @@ WHERE c.card_id = w.card_id AND c.owner_partner IS NULL
 
 # Cards of this file whose owner moved to another partner of the owner's group (that partner
 # brought an earlier event): the copy ranking of every event of the card changed, so each of
-# them is merged again and the card's comment, reason and phone are recomputed from its
-# events (its status and times are not affected: the events are the same). Usually none.
+# them is merged again and the card's comment, reason, status_partner and phone are recomputed
+# from its events (its status and times are not affected: the events are the same). Usually none.
 OWNER_MOVED = f"""
 CREATE TEMP TABLE moved_event ON COMMIT DROP AS
 WITH moved AS (
@@ -547,13 +547,15 @@ WHERE (e.card_id, e.status, e.occurred_at) = (m.card_id, m.status, m.occurred_at
       (m.phone_hash, m.phone_key, m.phone_last4, m.comment, m.reason, m.partner, m.source_file_id,
           m.source_line);
 UPDATE card c
-SET comment = a.comment, reason = a.reason, phone_hash = a.phone_hash, phone_key = a.phone_key,
+SET comment = a.comment, reason = a.reason, status_partner = a.partner,
+    phone_hash = a.phone_hash, phone_key = a.phone_key,
        phone_last4 = a.phone_last4, phone_at = a.phone_at,
     phone_rank = a.phone_rank
 FROM (
     SELECT e.card_id,
            (array_agg(e.comment ORDER BY e.occurred_at DESC, e.status DESC))[1] AS comment,
            (array_agg(e.reason ORDER BY e.occurred_at DESC, e.status DESC))[1] AS reason,
+           (array_agg(e.partner ORDER BY e.occurred_at DESC, e.status DESC))[1] AS partner,
            (array_agg(e.phone_hash ORDER BY e.occurred_at DESC,
                e.status DESC) FILTER (WHERE e.phone_hash IS NOT NULL))[1] AS phone_hash,
        (array_agg(e.phone_key ORDER BY e.occurred_at DESC,

@@ -99,20 +99,36 @@ LIMIT %(limit)s
 """
 
 # Stuck cards per partner and status: current status PICKED_UP or DELIVERY_EXCEPTION since
-# before the cutoff (the partial index card_open_status_age), the partner being the partner of
-# the card's current event (a card_event primary-key lookup), as GET /stuck_cards counts them.
+# before the cutoff, the partner being the partner of the card's current event
+# (card.status_partner, 0024), as GET /stuck_cards counts them; spellings of one partner are
+# added up under its lower-case key. Read from the partial index card_status_partner_open
+# (0025): the partners that have open cards by a skip scan (one probe per partner), then per
+# partner and status one index-only range up to the cutoff. Its cost is the stuck cards,
+# not the open ones (cards picked up within the last 72 h are not read). The `status IN`
+# conditions are the index's predicate, written out so that the planner may use it.
 STUCK_BY_PARTNER = """
-SELECT lower(s.partner), s.status, count(*)
-FROM (
-    SELECT c.status::text AS status,
-           (SELECT e.partner FROM card_event e
-            WHERE e.card_id = c.card_id AND e.status = c.status AND e.occurred_at = c.status_at
-           ) AS partner
-    FROM card c
-    WHERE c.status IN ('PICKED_UP', 'DELIVERY_EXCEPTION')
+WITH RECURSIVE partner AS (
+    (SELECT c.status_partner AS name FROM card c
+     WHERE c.status IN ('PICKED_UP', 'DELIVERY_EXCEPTION') AND c.status_partner IS NOT NULL
+     ORDER BY c.status_partner LIMIT 1)
+    UNION ALL
+    SELECT (SELECT c.status_partner FROM card c
+            WHERE c.status IN ('PICKED_UP', 'DELIVERY_EXCEPTION') AND c.status_partner > p.name
+            ORDER BY c.status_partner LIMIT 1)
+    FROM partner p
+    WHERE p.name IS NOT NULL
+)
+SELECT lower(p.name), s.status::text, sum(n.cards)
+FROM partner p
+CROSS JOIN (VALUES ('PICKED_UP'::card_status), ('DELIVERY_EXCEPTION'::card_status)) s(status)
+CROSS JOIN LATERAL (
+    SELECT count(*) AS cards FROM card c
+    WHERE c.status_partner = p.name
+      AND c.status = s.status
+      AND c.status IN ('PICKED_UP', 'DELIVERY_EXCEPTION')
       AND c.status_at < %(cutoff)s::timestamptz
-) s
-WHERE s.partner IS NOT NULL
+) n
+WHERE p.name IS NOT NULL AND n.cards > 0
 GROUP BY 1, 2
 """
 

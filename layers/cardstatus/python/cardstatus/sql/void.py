@@ -161,7 +161,8 @@ ANALYZE void_before
 
 # The card projection (README "Domain rules") from scratch, from the events that remain. "[1]"
 # of an ordered array_agg is the latest event (and the latest with a phone); (card_id, status,
-# occurred_at) is unique: no ties.
+# occurred_at) is unique: no ties. status_partner (0024) is the latest event's partner, as
+# re-merged above (a void can change it without changing the status).
 RECOMPUTE = """
 CREATE TEMP TABLE void_after ON COMMIT DROP AS
 SELECT e.card_id,
@@ -169,6 +170,7 @@ SELECT e.card_id,
        (array_agg(e.occurred_at ORDER BY e.occurred_at DESC, e.status DESC))[1] AS status_at,
        (array_agg(e.comment ORDER BY e.occurred_at DESC, e.status DESC))[1] AS comment,
        (array_agg(e.reason ORDER BY e.occurred_at DESC, e.status DESC))[1] AS reason,
+       (array_agg(e.partner ORDER BY e.occurred_at DESC, e.status DESC))[1] AS status_partner,
        (array_agg(e.phone_hash ORDER BY e.occurred_at DESC,
            e.status DESC) FILTER (WHERE e.phone_hash IS NOT NULL))[1] AS phone_hash,
        (array_agg(e.phone_key ORDER BY e.occurred_at DESC,
@@ -212,6 +214,7 @@ APPLY_CARDS = """
 WITH updated AS (
     UPDATE card c
     SET status = a.status, status_at = a.status_at, comment = a.comment, reason = a.reason,
+        status_partner = a.status_partner,
         phone_hash = a.phone_hash, phone_key = a.phone_key, phone_last4 = a.phone_last4,
             phone_at = a.phone_at, phone_rank = a.phone_rank,
         picked_up_at = a.picked_up_at, delivered_at = a.delivered_at,
@@ -224,13 +227,13 @@ WITH updated AS (
         updated_at = now()
     FROM void_after a
     WHERE c.card_id = a.card_id
-      AND (c.status, c.status_at, c.comment, c.reason, c.phone_hash, c.phone_key, c.phone_last4,
-          c.phone_at, c.phone_rank,
+      AND (c.status, c.status_at, c.comment, c.reason, c.status_partner, c.phone_hash,
+          c.phone_key, c.phone_last4, c.phone_at, c.phone_rank,
            c.picked_up_at, c.delivered_at, c.returned_at, c.exception_count, c.owner_partner,
            c.first_event_at, c.first_event_rank)
           IS DISTINCT FROM
-          (a.status, a.status_at, a.comment, a.reason, a.phone_hash, a.phone_key, a.phone_last4,
-              a.phone_at, a.phone_rank,
+          (a.status, a.status_at, a.comment, a.reason, a.status_partner, a.phone_hash,
+              a.phone_key, a.phone_last4, a.phone_at, a.phone_rank,
            a.picked_up_at, a.delivered_at, a.returned_at, a.exception_count, a.owner_partner,
            a.first_event_at, a.first_event_rank)
     RETURNING c.card_id, c.status, c.status_at, c.reason, c.version
