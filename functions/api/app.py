@@ -67,8 +67,9 @@ __all__ = ["DB", "app", "handler", "logger", "metrics"]
 budget_clock: lookup_budget.Clock = lookup_budget.utc_now
 
 
-def _count_pair_lookup(mismatch: bool) -> None:
-    """Charge a card-id + phone lookup to the caller's budget (429 once it is spent)."""
+def _count_pair_lookup(mismatch: bool, card_ids: list[str]) -> None:
+    """Charge a card-id + phone lookup to the caller's budget (429 once it is spent) and, in
+    the same transaction, write its audit row (a 404 for a mismatch; none when refused)."""
     caller = lookup_budget.caller_of(app.current_event.raw_event)
     app.append_context(_caller=caller)
     lookup_budget.spend(
@@ -77,7 +78,9 @@ def _count_pair_lookup(mismatch: bool) -> None:
         mismatch=mismatch,
         budget=lookup_budget.Budget.from_settings(),
         clock=budget_clock,
+        then=audit_trail.with_budget(mismatch, card_ids),
     )
+    audit_trail.written()
 
 
 def _autocommit(conn: Any) -> Any:
@@ -154,7 +157,7 @@ def search_cards(query: Annotated[CardSearchIn, Body()]) -> CardStatusOut:
 )
 def get_card(card_id: CardIdPath) -> CardOut:
     app.append_context(_card_id=card_id)
-    body = cards.card_by_id(_read_connection(), cards.validate_card_id(card_id))
+    body = cards.card_by_id(_read_connection(), card_id)  # validates it
     audit_trail.answered([body["card_id"]])
     requests.record("found", card_id=card_id)
     return body  # type: ignore[return-value]

@@ -191,3 +191,131 @@ def test_the_api_role_commits_its_audit_rows_without_waiting_for_the_flush(db_ur
         api.rollback()
     finally:
         api.close()
+
+
+# -- a failed audit write fails the request (the row is written before the answer leaves) ------
+
+
+def _refuse_audit_rows(db: Any) -> None:
+    """A trigger (as the schema owner) that makes every audit INSERT fail."""
+    with db.cursor() as cur:
+        cur.execute(
+            "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$ BEGIN RAISE EXCEPTION 'audit refused'; END $$;"
+            " CREATE TRIGGER refuse_audit BEFORE INSERT ON lookup_audit"
+            " FOR EACH ROW EXECUTE FUNCTION refuse_audit()"
+        )
+    db.commit()
+
+
+@pytest.mark.parametrize(
+    "event_name",
+    [
+        "get_card_status_by_card_id",
+        "get_card_status_by_phone_several_cards",
+        "get_card_by_id",
+        "list_cards_by_phone",
+        "search_cards_by_phone",
+    ],
+)
+def test_a_failed_audit_write_is_a_500_without_the_card(
+    api: Any, seeded: Any, captured_logs: Any, event_name: str
+) -> None:
+    _refuse_audit_rows(seeded)
+    status, _, body = api.call(load_event(event_name))
+    assert status == 500
+    assert body == {"error": {"code": "internal_error", "message": "internal error"}}
+    lines = [json.loads(x) for x in captured_logs.getvalue().splitlines() if x.strip()]
+    outcomes = [x["outcome"] for x in lines if x.get("message") == "request"]
+    assert outcomes == ["error"]  # never logged as found
+    with seeded.cursor() as cur:
+        cur.execute("DROP TRIGGER refuse_audit ON lookup_audit")
+    seeded.commit()
+    assert api.call(load_event(event_name))[0] == 200  # the connection was replaced
+    assert [outcome for _, _, _, outcome, _ in rows(seeded)] == ["found"]
+
+
+def test_an_audit_write_the_database_cannot_take_now_is_a_503_without_the_card(
+    api: Any, seeded: Any, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cardstatus.config import reset_settings_cache
+
+    monkeypatch.setenv("DB_STATEMENT_TIMEOUT_MS", "300")
+    reset_settings_cache()
+    api.module.DB.reset_settings(None)
+    blocker = psycopg2.connect(db_url)
+    with blocker.cursor() as cur:  # the INSERT waits for the lock, then times out
+        cur.execute("LOCK TABLE lookup_audit IN EXCLUSIVE MODE")
+    try:
+        status, headers, body = api.call(load_event("get_card_by_id"))
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert (status, headers["Retry-After"]) == (503, "5")
+    assert body["error"]["code"] == "database_unavailable" and "card_id" not in json.dumps(body)
+    monkeypatch.setenv("DB_STATEMENT_TIMEOUT_MS", "60000")
+    reset_settings_cache()
+    api.module.DB.reset_settings(None)
+    assert api.call(load_event("get_card_by_id"))[0] == 200
+    assert [outcome for _, _, _, outcome, _ in rows(seeded)] == ["found"]
+
+
+def test_head_writes_its_audit_row_too(api: Any, seeded: Any) -> None:
+    from api_helpers import FakeContext
+
+    event = load_event("get_card_by_id")
+    event["httpMethod"] = "HEAD"
+    result = api.module.handler(event, FakeContext())
+    assert (result["statusCode"], result["body"]) == (200, "")
+    assert [(route, outcome) for _, route, _, outcome, _ in rows(seeded)] == [
+        ("GET /cards/{card_id}", "found")
+    ]
+
+
+def test_a_card_id_and_phone_lookup_writes_one_row_with_its_budget_count(
+    api: Any, seeded: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Match and mismatch: one row each, written in the budget count's transaction; refused
+    (429): no row, as the lookup is not answered."""
+    from api_helpers import event_for
+
+    from cardstatus.config import reset_settings_cache
+
+    monkeypatch.setenv("LOOKUP_MISMATCH_BUDGET", "1")
+    reset_settings_cache()
+    try:
+        match = {"card_id": "zyw8827", "user_phone": "585949014"}
+        status, _, body = api.call(event_for("/get_card_status", match))
+        assert status == 200
+        answered = [body["card_id"], *(c["card_id"] for c in body["other_cards"])]
+        mismatch = {"card_id": "zyw8827", "user_phone": "585949015"}
+        assert api.call(event_for("/get_card_status", mismatch))[0] == 404
+        assert api.call(event_for("/get_card_status", mismatch))[0] == 429
+    finally:
+        monkeypatch.delenv("LOOKUP_MISMATCH_BUDGET")
+        reset_settings_cache()
+    assert [
+        (route, by_phone, outcome, ids) for _, route, by_phone, outcome, ids in rows(seeded)
+    ] == [
+        ("GET /get_card_status", True, "found", answered),
+        ("GET /get_card_status", True, "not_found", ["ZYW8827"]),
+    ]
+    with seeded.cursor() as cur:
+        cur.execute("SELECT mismatches FROM lookup_budget")
+        assert cur.fetchall() == [(1,)]  # counted once: the 429 is not counted
+    seeded.commit()
+
+
+def test_a_failed_audit_row_rolls_back_its_budget_count_and_fails_the_lookup(
+    api: Any, seeded: Any
+) -> None:
+    from api_helpers import event_for
+
+    _refuse_audit_rows(seeded)
+    mismatch = {"card_id": "zyw8827", "user_phone": "585949015"}
+    status, _, body = api.call(event_for("/get_card_status", mismatch))
+    assert (status, body["error"]["code"]) == (500, "internal_error")
+    with seeded.cursor() as cur:
+        cur.execute("SELECT count(*) FROM lookup_budget WHERE mismatches > 0")
+        assert cur.fetchone() == (0,)
+    seeded.commit()

@@ -210,3 +210,20 @@ def test_caller_of_events() -> None:
         == "arn:aws:sts::123456789012:assumed-role/r-1"
     )
     assert lookup_budget.caller_of(ev({"caller": "AIDAEXAMPLE"})) == "AIDAEXAMPLE"
+
+
+def test_a_failed_count_leaves_no_transaction_open(db_url: str, seeded: Any) -> None:
+    conn = psycopg2.connect(db_url, user="cardstatus_api")
+    conn.autocommit = True
+    try:
+        refused = lookup_budget.Budget(mismatches=0, window_s=60)  # the function refuses it
+        with pytest.raises(psycopg2.errors.RaiseException):
+            lookup_budget.spend(conn, "c", mismatch=True, budget=refused)
+        assert conn.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_IDLE
+        budget = lookup_budget.Budget(mismatches=1, window_s=60)
+        lookup_budget.spend(conn, "c", mismatch=True, budget=budget)  # usable, and counted:
+        with pytest.raises(TooManyMismatches):
+            lookup_budget.spend(conn, "c", mismatch=False, budget=budget)
+        assert conn.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_IDLE
+    finally:
+        conn.close()

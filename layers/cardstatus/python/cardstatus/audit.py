@@ -41,6 +41,13 @@ class LookupRecord:
         }
 
 
+def insert_statement(record: LookupRecord) -> tuple[str, dict[str, Any]]:
+    """The row's INSERT alone (statement, parameters), for a read-write transaction the
+    caller has open and commits (the card-id + phone lookup's budget count,
+    cardstatus/lookup_budget.py)."""
+    return sql.INSERT_LOOKUP, record.to_params()
+
+
 def record_lookup(conn: Connection, record: LookupRecord) -> None:
     """Append one row (own short transaction; `conn` must be in autocommit)."""
     with conn.cursor() as cur:

@@ -298,13 +298,15 @@ def card_status(
     card_id: str | None,
     e164: str | None,
     *,
-    count_pair_lookup: Callable[[bool], None] | None = None,
+    count_pair_lookup: Callable[[bool, list[str]], None] | None = None,
 ) -> dict[str, Any]:
     """The get_card_status body for already validated inputs (see `status_query`).
 
-    count_pair_lookup(mismatch): called once for a card-id + phone lookup, match or not,
-    before answering (the API's per-caller budget, cardstatus/lookup_budget.py: it raises
-    TooManyMismatches when the caller's budget is spent)."""
+    count_pair_lookup(mismatch, card_ids): called once for a card-id + phone lookup, match
+    or not, before answering, with the ids of the cards the answer will hold (none for a
+    mismatch) (the API's per-caller budget, cardstatus/lookup_budget.py: it raises
+    TooManyMismatches when the caller's budget is spent; the API writes the lookup's audit
+    row in the same transaction)."""
     if e164 is None:
         if card_id is None:
             raise MissingParameter("card_id or user_phone is required", parameter="card_id")
@@ -319,8 +321,11 @@ def card_status(
             sql.CARD_BY_ID_AND_PHONE_WITH_OTHERS,
             {"card_id": card_id, "phone_hashes": lookup_hashes(e164), "limit": MAX_CARDS_PER_PHONE},
         )
+        limit = MAX_CARDS_PER_PHONE - 1
         if count_pair_lookup is not None:
-            count_pair_lookup(not rows)
+            n = len(rows[0]) - 3 if rows else 0
+            answered = [rows[0][0], *(rows[0][n] or ())[:limit]] if rows else []
+            count_pair_lookup(not rows, answered)
         if not rows:
             raise CardNotFound()
         row = rows[0]
@@ -330,7 +335,6 @@ def card_status(
             {"card_id": i, "status": s, "status_at": iso_utc(a)}
             for i, s, a in zip(other_ids or (), other_statuses or (), other_ats or (), strict=True)
         ]
-        limit = MAX_CARDS_PER_PHONE - 1
         card = _card_from_row(row[:n])
         return {**card.to_dict(), "other_cards": others[:limit], "truncated": len(others) > limit}
 

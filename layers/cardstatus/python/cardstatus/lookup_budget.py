@@ -13,7 +13,7 @@ mismatch, and the mismatch is the same 404 as an unknown card.
 
 The count lives in PostgreSQL (`lookup_budget`, migration 0012), written only by the
 SECURITY DEFINER function `lookup_budget_spend`, which the api role may execute in an
-explicit read-write transaction (`spend`).
+explicit read-write transaction (`spend`: two round trips).
 
 Who is a caller: the IAM role (session name dropped) or user that signed the request
 (`caller_of`); locally (`cardstatus serve` / `local`) there is no signature, so every request
@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from psycopg2.extensions import TRANSACTION_STATUS_IDLE as _IDLE
 from psycopg2.extensions import connection as Connection
 
 from cardstatus.config import settings
@@ -78,12 +79,20 @@ def spend(
     mismatch: bool,
     budget: Budget,
     clock: Clock = utc_now,
+    then: tuple[str, dict[str, Any]] | None = None,
 ) -> None:
     """Count one card-id + phone lookup of `caller` (mismatch: it did not match); raises
     TooManyMismatches (429, retry_after_s) when the caller's budget is spent.
 
-    Runs in its own explicit read-write transaction and leaves the connection as it found it
-    (autocommit or not)."""
+    Runs in its own explicit read-write transaction, in two round trips (BEGIN READ WRITE
+    with the count, then COMMIT: PostgreSQL answers a multi-statement query with its last
+    result only, so the count cannot come back with the COMMIT; `SET TRANSACTION READ WRITE`
+    in front of the count would make it one, but RDS Proxy pins a session on any SET), and
+    leaves the connection as it found it (autocommit or not).
+
+    then: a statement (and its parameters) to run in the same transaction, sent with the
+    COMMIT, when the lookup may be answered (the api's lookup audit row: one round trip for
+    both); not run when the budget refuses it, and rolled back with the count if it fails."""
     params = {
         "caller": caller,
         "mismatch": mismatch,
@@ -95,17 +104,20 @@ def spend(
     conn.autocommit = True  # so that BEGIN READ WRITE below starts the transaction
     try:
         with conn.cursor() as cur:
-            cur.execute(sql.BEGIN_READ_WRITE)
             try:
-                cur.execute(sql.SPEND, params)
+                cur.execute(sql.BEGIN_AND_SPEND, params)  # one round trip: BEGIN and count
                 row = cur.fetchone()
+                retry_after_s = int(row[0]) if row else 0
+                if then is not None and retry_after_s <= 0:
+                    cur.execute(sql.and_commit(then[0]), then[1])  # one round trip too
+                else:
+                    cur.execute(sql.COMMIT)
             except BaseException:
-                cur.execute("ROLLBACK")
+                if not conn.closed and conn.info.transaction_status != _IDLE:
+                    cur.execute(sql.ROLLBACK)
                 raise
-            cur.execute("COMMIT")
     finally:
         if not conn.closed:
             conn.autocommit = autocommit
-    retry_after_s = int(row[0]) if row else 0
     if retry_after_s > 0:
         raise TooManyMismatches(retry_after_s)

@@ -7,12 +7,13 @@ one round trip.
 
 from __future__ import annotations
 
-RECORD_LOOKUP = """
-BEGIN READ WRITE;
+# The row alone, for a read-write transaction the caller has open (the card-id + phone
+# lookup's budget count: cardstatus/lookup_budget.py `spend`, `then`).
+INSERT_LOOKUP = """
 INSERT INTO lookup_audit (caller, route, by_phone, outcome, card_ids)
-VALUES (%(caller)s, %(route)s, %(by_phone)s, %(outcome)s, %(card_ids)s::text[]);
-COMMIT;
-"""
+VALUES (%(caller)s, %(route)s, %(by_phone)s, %(outcome)s, %(card_ids)s::text[])"""
+
+RECORD_LOOKUP = f"BEGIN READ WRITE;{INSERT_LOOKUP};\nCOMMIT;"
 
 # "Who looked at this card": newest first, one page.
 TRAIL = """

@@ -2,7 +2,7 @@
 
 The api role has no privilege on the `lookup_budget` table: it counts a lookup through the
 SECURITY DEFINER function, in an explicit read-write transaction (the role is read-only by
-default).
+default): BEGIN and the count in one round trip, COMMIT in a second.
 """
 
 from __future__ import annotations
@@ -10,3 +10,14 @@ from __future__ import annotations
 BEGIN_READ_WRITE = "BEGIN READ WRITE"
 
 SPEND = "SELECT lookup_budget_spend(%(caller)s, %(mismatch)s, %(budget)s, %(window_s)s, %(now)s)"
+
+# The count with the BEGIN in front: the last statement's result (the count) comes back.
+BEGIN_AND_SPEND = f"{BEGIN_READ_WRITE}; {SPEND}"
+
+COMMIT = "COMMIT"
+ROLLBACK = "ROLLBACK"
+
+
+def and_commit(statement: str) -> str:
+    """`statement` and the COMMIT of its transaction, in one query (one round trip)."""
+    return f"{statement};\n{COMMIT}"
