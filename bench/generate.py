@@ -129,13 +129,15 @@ def _bad_row(rng: random.Random, row_id: str, card: str, ts_cell: str) -> str:
     return f"{row_id},{card},585949014,yesterday evening,Delivered,garbage time\n"
 
 
-def generate(out_dir: Path, n_rows: int, seed: int = 42) -> GenStats:
-    """Write the partner file of n_rows data rows and its expected normalised rows."""
+def generate(out_dir: Path, n_rows: int, seed: int = 42, card_prefix: str = "ZYW") -> GenStats:
+    """Write the partner file of n_rows data rows and its expected normalised rows (card ids
+    `card_prefix` + 7 digits)."""
     started = time.perf_counter()
     rng = random.Random(seed * 1_000_003 + n_rows)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"bench-{n_rows} - mixed status.csv"
-    expected_path = out_dir / f"bench-{n_rows}.expected.copy"
+    stem = f"bench-{n_rows}" if card_prefix == "ZYW" else f"bench-{n_rows}-{card_prefix}"
+    path = out_dir / f"{stem} - mixed status.csv"
+    expected_path = out_dir / f"{stem}.expected.copy"
     reasons = {
         c: classify_reason(_comment_value(c), DEFAULT_REASON_KEYWORDS) for c in EXCEPTION_COMMENTS
     }
@@ -151,7 +153,7 @@ def generate(out_dir: Path, n_rows: int, seed: int = 42) -> GenStats:
         ebuf: list[str] = []
         while rows < n_rows:
             card_no += 1
-            card = f"ZYW{card_no:07d}"
+            card = f"{card_prefix}{card_no:07d}"
             phone_cell, e164, warn = _phone(rng)
             t = START + rng.randrange(SPAN)
             roll = rng.random()
