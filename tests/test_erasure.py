@@ -4,10 +4,12 @@ why, no trace of the number left, the delivery history kept."""
 from __future__ import annotations
 
 import io
+from functools import partial
 from typing import Any
 
 import psycopg2
 import pytest
+from lambda_context import FakeLambdaContext
 
 from cardstatus import cards, dbroles, erasure, phonehash
 from cardstatus.config import load_settings
@@ -174,15 +176,7 @@ def test_the_void_role_erases_through_the_functions_only(history: Any, db_url: s
 # --- POST /privacy/erase (the void function; events/void/erase_*.json) ----------------------
 
 
-class _Context:
-    function_name = "cardstatus-void"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:cardstatus-void"
-    aws_request_id = "00000000-0000-4000-8000-00000000000e"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
+_Context = partial(FakeLambdaContext, function_name="cardstatus-void")
 
 
 def _erase_event(name: str, **body: Any) -> dict[str, Any]:

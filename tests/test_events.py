@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from functools import partial
 from types import SimpleNamespace
 from typing import Any
 
@@ -17,6 +17,7 @@ import boto3
 import psycopg2
 import pytest
 from botocore.exceptions import EndpointConnectionError
+from lambda_context import FakeLambdaContext
 from moto import mock_aws
 from outbox_support import (
     BUS,
@@ -37,16 +38,7 @@ PARTNER_FILES = EVENTS / "partner_files"
 CFG = EventSettings(bus_name=BUS, sweep_min_age_s=0, concurrency=2)
 
 
-@dataclass
-class Context:
-    remaining_ms: int = 300_000
-    function_name: str = "cardstatus-test"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:cardstatus-test"
-    aws_request_id: str = "00000000-0000-4000-8000-000000000000"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
+Context = partial(FakeLambdaContext, function_name="cardstatus-test")
 
 
 @pytest.fixture

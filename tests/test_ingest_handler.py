@@ -5,11 +5,12 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import boto3
 import pytest
+from lambda_context import FakeLambdaContext
 from moto import mock_aws
 
 from cardstatus import config
@@ -21,16 +22,7 @@ DELIVERED_KEY = "incoming/acme/Sample Card Status Info - Delivered.csv"
 PICKUP_KEY = "incoming/acme/Sample Card Status Info - Pickup.csv"
 
 
-@dataclass
-class FakeContext:
-    remaining_ms: int = 300_000
-    function_name: str = "cardstatus-ingest"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:cardstatus-ingest"
-    aws_request_id: str = "8f5e6bd0-0000-4000-8000-000000000000"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
+FakeContext = partial(FakeLambdaContext, function_name="cardstatus-ingest")
 
 
 def load_event(name: str) -> dict[str, Any]:

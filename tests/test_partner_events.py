@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import boto3
 import jsonschema
 import pytest
+from lambda_context import FakeLambdaContext
 from moto import mock_aws
 from outbox_support import BUS, Recorder, outbox
 from partner_support import PARTNER_CONFIG, add_file, partner_settings, utc
@@ -25,16 +26,7 @@ from fixture_paths import ROOT
 THURSDAY_FILE = "2026-12-03T09:00:00+04:00"  # speedy: late after Saturday 11:00 Dubai
 
 
-@dataclass
-class Context:
-    remaining_ms: int = 300_000
-    function_name: str = "cardstatus-sweeper"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:sweeper"
-    aws_request_id: str = "00000000-0000-4000-8000-000000000000"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
+Context = partial(FakeLambdaContext, function_name="cardstatus-sweeper")
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
 import pytest
+from lambda_context import FakeLambdaContext
 from moto import mock_aws
 from outbox_support import BUS as OUTBOX_BUS
 from outbox_support import Recorder, assert_valid_events, outbox
@@ -212,15 +214,7 @@ def _event(name: str, **changes: Any) -> dict[str, Any]:
     return event
 
 
-class _Context:
-    function_name = "cardstatus-void"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:cardstatus-void"
-    aws_request_id = "00000000-0000-4000-8000-00000000000a"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
+_Context = partial(FakeLambdaContext, function_name="cardstatus-void")
 
 
 @pytest.fixture

@@ -3,31 +3,20 @@
 from __future__ import annotations
 
 import json
-import uuid
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from jsonschema import Draft202012Validator
+from lambda_context import FakeLambdaContext
 
 ROOT = Path(__file__).resolve().parents[2]
 API_EVENTS = ROOT / "events" / "api"
 OPENAPI_PATH = ROOT / "docs" / "openapi.json"
 
 
-class FakeContext:
-    function_name = "cardstatus-api-test"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:cardstatus-api-test"
-    log_group_name = "/aws/lambda/cardstatus-api-test"
-    log_stream_name = "test"
-
-    def __init__(self) -> None:
-        self.aws_request_id = str(uuid.uuid4())
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 10_000
+FakeContext = partial(FakeLambdaContext, function_name="cardstatus-api-test", remaining_ms=10000)
 
 
 def load_event(name: str) -> dict[str, Any]:

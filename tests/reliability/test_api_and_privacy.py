@@ -23,6 +23,7 @@ import pytest
 import rel_support as rs
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lambda_context import FakeLambdaContext
 
 from cardstatus_dev.serve import build_event, load_api_module, make_server
 
@@ -58,18 +59,9 @@ def _call(api: Any, path: str, query: dict[str, str] | None = None) -> dict[str,
 
     target = path + ("?" + urlencode(query, quote_via=quote) if query else "")
     rs.count("api_requests")
-    return api.handler(build_event("GET", target), FakeLambdaContext())
-
-
-class FakeLambdaContext:
-    function_name = "cardstatus-api"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:cardstatus-api"
-    aws_request_id = "11111111-0000-4000-8000-000000000000"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 10_000
+    return api.handler(
+        build_event("GET", target), FakeLambdaContext(function_name="cardstatus-api")
+    )
 
 
 def _shape(result: dict[str, Any]) -> tuple[Any, ...]:
