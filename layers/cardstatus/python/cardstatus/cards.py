@@ -316,27 +316,7 @@ def card_status(
         return {**card.to_dict(), "other_cards": [], "truncated": False}
 
     if card_id is not None:
-        rows = run_query(
-            conn,
-            sql.CARD_BY_ID_AND_PHONE_WITH_OTHERS,
-            {"card_id": card_id, "phone_hashes": lookup_hashes(e164), "limit": MAX_CARDS_PER_PHONE},
-        )
-        limit = MAX_CARDS_PER_PHONE - 1
-        if count_pair_lookup is not None:
-            n = len(rows[0]) - 3 if rows else 0
-            answered = [rows[0][0], *(rows[0][n] or ())[:limit]] if rows else []
-            count_pair_lookup(not rows, answered)
-        if not rows:
-            raise CardNotFound()
-        row = rows[0]
-        n = len(row) - 3
-        other_ids, other_statuses, other_ats = row[n:]
-        others = [
-            {"card_id": i, "status": s, "status_at": iso_utc(a)}
-            for i, s, a in zip(other_ids or (), other_statuses or (), other_ats or (), strict=True)
-        ]
-        card = _card_from_row(row[:n])
-        return {**card.to_dict(), "other_cards": others[:limit], "truncated": len(others) > limit}
+        return _card_of_phone_status(conn, card_id, e164, count_pair_lookup)
 
     # One statement: the latest card with its history, the others as id/status/time.
     rows = run_query(
@@ -354,6 +334,36 @@ def card_status(
         ],
         "truncated": len(rows) > MAX_CARDS_PER_PHONE,
     }
+
+
+def _card_of_phone_status(
+    conn: Connection,
+    card_id: str,
+    e164: str,
+    count_pair_lookup: Callable[[bool, list[str]], None] | None,
+) -> dict[str, Any]:
+    """card_status with both a card id and a phone: the card if it is that phone's, with the
+    phone's other cards, in one statement (see card_status for count_pair_lookup)."""
+    rows = run_query(
+        conn,
+        sql.CARD_BY_ID_AND_PHONE_WITH_OTHERS,
+        {"card_id": card_id, "phone_hashes": lookup_hashes(e164), "limit": MAX_CARDS_PER_PHONE},
+    )
+    limit = MAX_CARDS_PER_PHONE - 1
+    row = rows[0] if rows else None
+    n = len(row) - 3 if row else 0  # the card's columns, then the other cards' three arrays
+    if count_pair_lookup is not None:
+        answered = [row[0], *(row[n] or ())[:limit]] if row else []
+        count_pair_lookup(row is None, answered)
+    if row is None:
+        raise CardNotFound()
+    other_ids, other_statuses, other_ats = row[n:]
+    others = [
+        {"card_id": i, "status": s, "status_at": iso_utc(a)}
+        for i, s, a in zip(other_ids or (), other_statuses or (), other_ats or (), strict=True)
+    ]
+    card = _card_from_row(row[:n])
+    return {**card.to_dict(), "other_cards": others[:limit], "truncated": len(others) > limit}
 
 
 def find_card_status(
