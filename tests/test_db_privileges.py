@@ -225,6 +225,10 @@ def test_the_expected_table_holds_what_issue_18_asks(fresh_db: str) -> None:
     assert {line.split()[-2] for line in routines if "lookup_budget_spend" in line} == {
         "cardstatus_api"
     }
+    # ... and reads back the card ids of the row it just wrote (0026), nothing else of the trail
+    assert {line.split()[-2] for line in routines if "lookup_audit_answered" in line} == {
+        "cardstatus_api"
+    }
 
 
 def test_the_diff_names_each_line() -> None:

@@ -100,7 +100,8 @@ def _read_connection() -> Any:
     return _autocommit(DB.read())
 
 
-audit_trail = LookupAudit(app, _connection)  # every card lookup, answered or 404
+# Every card lookup, answered or 404: without a reader, its row rides on the lookup's own query.
+audit_trail = LookupAudit(app, _connection, one_connection=lambda: not DB.has_reader())
 errors.register(app, DB, requests, on_not_found=audit_trail.not_found)
 # The operations routes: imported when a request first needs them (cold start, lazy_routes.py).
 app.include_lazily("functions.api.ops_routes", _read_connection, requests)
@@ -130,7 +131,11 @@ def get_card_status(card_id: CardIdQuery = None, user_phone: PhoneQuery = None) 
     app.append_context(_user_phone=user_phone, _card_id=card_id)
     valid_id, e164 = cards.status_query(card_id, user_phone)  # 400s before any database work
     body = cards.card_status(
-        _read_connection(), valid_id, e164, count_pair_lookup=_count_pair_lookup
+        _read_connection(),
+        valid_id,
+        e164,
+        count_pair_lookup=_count_pair_lookup,  # which writes that lookup's audit row
+        audit=None if valid_id and e164 else audit_trail.pending(),
     )
     audit_trail.answered([body["card_id"], *(c["card_id"] for c in body["other_cards"])])
     requests.record("found", card_id=body["card_id"], user_phone=masked(user_phone))
@@ -157,7 +162,7 @@ def search_cards(query: Annotated[CardSearchIn, Body()]) -> CardStatusOut:
 )
 def get_card(card_id: CardIdPath) -> CardOut:
     app.append_context(_card_id=card_id)
-    body = cards.card_by_id(_read_connection(), card_id)  # validates it
+    body = cards.card_by_id(_read_connection(), card_id, audit_trail.pending())  # validates it
     audit_trail.answered([body["card_id"]])
     requests.record("found", card_id=card_id)
     return body  # type: ignore[return-value]
@@ -173,7 +178,8 @@ def get_card(card_id: CardIdPath) -> CardOut:
 def list_cards(user_phone: PhoneQuery = None) -> CardListOut:
     app.append_context(_user_phone=user_phone)
     e164 = cards.parse_phone(user_phone)
-    body = cards.phone_cards(_read_connection(), e164)  # {"cards": []} for a phone without cards
+    # {"cards": []} for a phone without cards
+    body = cards.phone_cards(_read_connection(), e164, audit_trail.pending())
     audit_trail.answered(c["card_id"] for c in body["cards"])
     requests.record("found", count=len(body["cards"]), user_phone=masked(user_phone))
     return body  # type: ignore[return-value]

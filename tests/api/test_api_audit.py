@@ -111,6 +111,34 @@ def test_the_api_role_may_append_but_not_read_or_change_the_trail(db_url: str, d
     assert rows(db) == [(CALLER, "GET /cards/{card_id}", False, "found", ["ZYW1"])]
 
 
+def test_the_api_role_reads_back_only_the_row_whose_time_and_request_id_it_knows(
+    db_url: str, db: Any
+) -> None:
+    record = audit.LookupRecord(
+        CALLER, "GET /cards/{card_id}", False, "found", ("ZYW1",), request_id="req-1"
+    )
+    missed = audit.LookupRecord(
+        CALLER, "GET /cards/{card_id}", False, "not_found", ("ZYW2",), request_id="req-2"
+    )
+    api = psycopg2.connect(db_url, user=dbroles.API)
+    api.autocommit = True
+    try:
+        audit.record_lookup(api, record)
+        audit.record_lookup(api, missed)
+        with api.cursor() as cur:
+            read_back = "SELECT lookup_audit_answered(%s, %s)"
+            cur.execute(read_back, (record.at, "req-1"))
+            assert cur.fetchone() == (["ZYW1"],)
+            cur.execute(read_back, (record.at, "req-2"))  # another request's id
+            assert cur.fetchone() == (None,)
+            cur.execute(read_back, (record.at + timedelta(microseconds=1), "req-1"))
+            assert cur.fetchone() == (None,)
+            cur.execute(read_back, (missed.at, "req-2"))  # a lookup that found nothing
+            assert cur.fetchone() == (None,)
+    finally:
+        api.close()
+
+
 def partitions(db: Any) -> list[str]:
     with db.cursor() as cur:
         cur.execute(
@@ -319,3 +347,110 @@ def test_a_failed_audit_row_rolls_back_its_budget_count_and_fails_the_lookup(
         cur.execute("SELECT count(*) FROM lookup_budget WHERE mismatches > 0")
         assert cur.fetchone() == (0,)
     seeded.commit()
+
+
+# -- without a reader, a lookup carries its own row: one round trip ------------------------------
+
+
+class _CountingCursor(psycopg2.extensions.cursor):
+    statements: list[str] = []
+
+    def execute(self, query: Any, vars: Any = None) -> None:
+        type(self).statements.append(str(query))
+        super().execute(query, vars)
+
+
+@pytest.mark.parametrize(
+    ("event_name", "status"),
+    [
+        ("get_card_status_by_card_id", 200),
+        ("get_card_status_by_phone_several_cards", 200),
+        ("get_card_by_id", 200),
+        ("list_cards_by_phone", 200),
+        ("search_cards_by_phone", 200),
+        ("get_card_unknown", 404),
+        ("get_card_status_unknown_phone", 404),
+        ("list_cards_unknown_phone", 200),
+    ],
+)
+def test_a_lookup_and_its_audit_row_are_one_round_trip(
+    api: Any, seeded: Any, event_name: str, status: int
+) -> None:
+    assert api.call(load_event(event_name))[0] == status  # opens the connection
+    connection = api.module.DB.get()
+    connection.cursor_factory = _CountingCursor
+    _CountingCursor.statements = []
+    try:
+        event = load_event(event_name)
+        assert api.call(event)[0] == status
+    finally:
+        connection.cursor_factory = psycopg2.extensions.cursor
+    assert len(_CountingCursor.statements) == 1
+    assert "INSERT INTO lookup_audit" in _CountingCursor.statements[0]
+    trail = rows(seeded)
+    assert len(trail) == 2 and trail[0] == trail[1]  # the same row as the first call's
+    with seeded.cursor() as cur:
+        cur.execute("SELECT request_id FROM lookup_audit ORDER BY at")
+        assert cur.fetchall()[-1] == (event["requestContext"]["requestId"],)
+    seeded.commit()
+
+
+def test_the_row_names_the_cards_answered(api: Any, seeded: Any) -> None:
+    """The INSERT computes the ids with the lookup's own predicate: they are the cards of the
+    answer, in its order, for each route."""
+    answers = []
+    for name in ("get_card_status_by_phone_several_cards", "list_cards_by_phone"):
+        status, _, body = api.call(load_event(name))
+        assert status == 200
+        if "cards" in body:
+            answers.append([c["card_id"] for c in body["cards"]])
+        else:
+            answers.append([body["card_id"], *(c["card_id"] for c in body["other_cards"])])
+    assert [ids for *_, ids in rows(seeded)] == answers
+    assert len(answers[0]) >= 2
+
+
+def _move_a_card_onto_the_phone_after_each_audit_row(db: Any, phone_card: str) -> str:
+    """A concurrent ingest, simulated: when an audit row is inserted (after its INSERT computed
+    the card ids), another card moves onto `phone_card`'s phone as its latest card, committed
+    with the row, so the lookup that follows finds one card more than the row names."""
+    with db.cursor() as cur:
+        cur.execute(
+            "SELECT card_id FROM card WHERE phone_hash IS DISTINCT FROM"
+            " (SELECT phone_hash FROM card WHERE card_id = %s) ORDER BY card_id LIMIT 1",
+            (phone_card,),
+        )
+        (mover,) = cur.fetchone()
+        cur.execute(
+            "CREATE FUNCTION move_card() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$"
+            " BEGIN UPDATE card SET (phone_hash, phone_key, phone_last4, status_at) ="
+            " (SELECT phone_hash, phone_key, phone_last4, status_at + interval '1 day'"
+            "  FROM card WHERE card_id = %(phone_card)s)"
+            " WHERE card_id = %(mover)s AND phone_hash IS DISTINCT FROM"
+            " (SELECT phone_hash FROM card WHERE card_id = %(phone_card)s);"
+            " RETURN NULL; END $$;"
+            " CREATE TRIGGER move_card AFTER INSERT ON lookup_audit"
+            " FOR EACH ROW EXECUTE FUNCTION move_card()",
+            {"phone_card": phone_card, "mover": mover},
+        )
+    db.commit()
+    return str(mover)
+
+
+def test_a_card_that_changed_between_the_row_and_the_lookup_gets_a_second_row(
+    api: Any, seeded: Any
+) -> None:
+    event = load_event("list_cards_by_phone")
+    first = api.call(load_event("list_cards_by_phone"))[2]["cards"][0]["card_id"]
+    mover = _move_a_card_onto_the_phone_after_each_audit_row(seeded, first)
+    status, _, body = api.call(event)
+    assert status == 200
+    answered = [c["card_id"] for c in body["cards"]]
+    assert answered[0] == mover  # the lookup saw the card the row's INSERT did not
+    trail = rows(seeded)
+    assert mover not in trail[1][4]  # the lookup's own row, computed before the move
+    assert trail[2][1:] == ("GET /cards", True, "found", [mover])  # the second row names it
+    assert {card for *_, ids in trail[1:] for card in ids} == set(answered)
+    who = audit.trail(seeded, card_id=mover)
+    assert [(x["route"], x["card_ids"]) for x in who] == [("GET /cards", [mover])]
+    assert who[0]["request_id"] == event["requestContext"]["requestId"]  # the same request

@@ -10,10 +10,11 @@ retention: `maintain()`, run by the sweeper.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 from psycopg2.extensions import connection as Connection
 
 from cardstatus.sql import audit as sql
@@ -23,6 +24,10 @@ FOUND = "found"
 NOT_FOUND = "not_found"
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass(frozen=True)
 class LookupRecord:
     caller: str
@@ -30,14 +35,66 @@ class LookupRecord:
     by_phone: bool
     outcome: str
     card_ids: tuple[str, ...]
+    request_id: str | None = None  # API Gateway's id of the request
+    at: datetime = field(default_factory=utc_now)
 
     def to_params(self) -> dict[str, Any]:
         return {
+            "at": self.at,
             "caller": self.caller,
             "route": self.route,
             "by_phone": self.by_phone,
             "outcome": self.outcome,
             "card_ids": list(self.card_ids),
+            "request_id": self.request_id,
+        }
+
+
+@dataclass
+class AuditedLookup:
+    """A lookup's audit row, written in the lookup's own round trip (`fetch`, with a statement
+    of cardstatus/sql/audit.py `with_lookup`): the row's card ids are those the lookup's own
+    predicate finds, computed by the INSERT an instant before the lookup reads its rows.
+
+    After `fetch`, `recorded` holds the card ids the row names (empty when it found none):
+    the caller compares them with the cards it answers and records any it missed (a card
+    that changed in between) before answering (functions/api/audit_trail.py)."""
+
+    caller: str
+    route: str
+    by_phone: bool
+    request_id: str
+    asked: tuple[str, ...]  # recorded as not found when the lookup finds nothing
+    listing: bool  # a listing that finds nothing is an empty "found", not a "not found"
+    at: datetime = field(default_factory=utc_now)
+    sent: bool = False
+    recorded: tuple[str, ...] = ()
+
+    def fetch(self, conn: Connection, query: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Run the audited lookup on `conn` (in autocommit) and return its rows without their
+        last column (the recorded ids); a failure leaves no transaction open."""
+        self.sent = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute(query, {**params, **self._params()})
+                rows = cur.fetchall()
+        except BaseException:
+            if not conn.closed and conn.info.transaction_status != TRANSACTION_STATUS_IDLE:
+                with conn.cursor() as cur:  # the row's INSERT failed: its transaction is open
+                    cur.execute("ROLLBACK")
+            raise
+        self.recorded = tuple(rows[0][-1] or ()) if rows else ()
+        return [row[:-1] for row in rows]
+
+    def _params(self) -> dict[str, Any]:
+        return {
+            "audit_at": self.at,
+            "audit_caller": self.caller,
+            "audit_route": self.route,
+            "audit_by_phone": self.by_phone,
+            "audit_listing": self.listing,
+            "audit_asked": list(self.asked),
+            "audit_request_id": self.request_id,
         }
 
 
@@ -77,8 +134,9 @@ def trail(
             "by_phone": by_phone,
             "outcome": outcome,
             "card_ids": list(ids),
+            "request_id": request_id,
         }
-        for at, who, route, by_phone, outcome, ids in rows
+        for at, who, route, by_phone, outcome, ids, request_id in rows
     ]
 
 

@@ -236,8 +236,11 @@ class ReadWriteConnections(LazyConnection):
         super().__init__(cfg)
         self._read = LazyConnection(cfg, reader=True)
 
+    def has_reader(self) -> bool:
+        return (self._cfg or settings()).has_reader
+
     def read(self) -> Connection:
-        if (self._cfg or settings()).has_reader:
+        if self.has_reader():
             return self._read.get()
         return self.get()
 
