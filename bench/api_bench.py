@@ -2,7 +2,7 @@
 p50 <= 1 ms, p99 <= 5 ms).
 
     python -m bench.api_bench [--cards 1000000] [--iterations 5000] [--database-url URL]
-                              [--as-owner] [--reader]
+                              [--as-owner] [--reader] [--relay [--relay-delay-ms MS]]
 
 Without --database-url / $DATABASE_URL an embedded PostgreSQL is started in a temporary
 directory. A fresh database is created, migrated and seeded with generate_series (every
@@ -22,6 +22,9 @@ when the server lets it in without a password (the embedded one does); `--as-own
 the URL's own user (before 2026-12-06 the bench always did: its audit rows then waited for
 the WAL flush, which the api role never does). `--reader` also sets DATABASE_READ_URL to the
 same database, so that lookups run on a second connection (README "Database connections").
+`--relay` puts a TCP relay (bench/relay.py) between the handler and the server: one more hop,
+as RDS Proxy adds in AWS, optionally holding each chunk `--relay-delay-ms` each way; the
+report's `round_trip` is `SELECT 1` as the handler's connection then sees it.
 """
 
 from __future__ import annotations
@@ -141,8 +144,45 @@ def _percentiles(samples_ns: list[int]) -> dict[str, float]:
     return {"p50": round(q[49], 3), "p99": round(q[98], 3), "max": round(ms[-1], 3)}
 
 
+def _relayed(url: str, delay_ms: float) -> tuple[str, subprocess.Popen[str]]:
+    """`url` through a relay process (bench/relay.py) to the same server's Unix socket."""
+    from psycopg2.extensions import make_dsn, parse_dsn
+
+    parts = parse_dsn(url)
+    socket_path = f"{parts['host']}/.s.PGSQL.{parts.get('port', '5432')}"
+    delay = str(delay_ms)
+    relay = subprocess.Popen(
+        [sys.executable, "-m", "bench.relay", "--to-socket", socket_path, "--delay-ms", delay],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert relay.stdout is not None
+    port = relay.stdout.readline().strip()
+    return make_dsn(url, host="127.0.0.1", port=port), relay
+
+
+def _round_trip(conn: Any, iterations: int) -> dict[str, float]:
+    """`SELECT 1` on the handler's own connection: what one round trip costs on this path."""
+    samples = []
+    with conn.cursor() as cur:
+        for _ in range(iterations):
+            t0 = time.perf_counter_ns()
+            cur.execute("SELECT 1")
+            cur.fetchall()
+            samples.append(time.perf_counter_ns() - t0)
+    return _percentiles(samples)
+
+
 def run(
-    admin_url: str, n: int, iterations: int, keep: bool, *, as_owner: bool, reader: bool
+    admin_url: str,
+    n: int,
+    iterations: int,
+    keep: bool,
+    *,
+    as_owner: bool,
+    reader: bool,
+    relay_delay_ms: float | None = None,
 ) -> dict[str, Any]:
     from bench.scale import as_api_role
     from cardstatus import config
@@ -152,6 +192,9 @@ def run(
     dbname = _prepare_database(admin_url, n)
     owner_url = with_database(admin_url, dbname)
     url = owner_url if as_owner else as_api_role(owner_url)
+    relay = None
+    if relay_delay_ms is not None:
+        url, relay = _relayed(url, relay_delay_ms)
     os.environ["DATABASE_URL"] = url
     if reader:
         os.environ["DATABASE_READ_URL"] = url
@@ -236,10 +279,15 @@ def run(
         results["cpus"] = os.cpu_count()
         results["connection"] = _connection_facts(app, reader)
         results["audit_insert_alone"] = _audit_insert_alone(app._connection(), iterations)
+        results["round_trip"] = _round_trip(app._connection(), iterations)
+        results["relay_delay_ms"] = relay_delay_ms
         app.DB.discard()
         results["cold_import_ms"] = sorted(round(x, 1) for x in _cold_import_ms(owner_url))
         return {"cards": n, "iterations": iterations, "results": results}
     finally:
+        if relay is not None:
+            relay.terminate()
+            relay.wait()
         if not keep:
             drop_database(admin_url, dbname)
 
@@ -292,6 +340,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--reader", action="store_true", help="lookups on a second connection (DATABASE_READ_URL)"
     )
+    parser.add_argument(
+        "--relay", action="store_true", help="through a TCP relay, one more hop (bench/relay.py)"
+    )
+    parser.add_argument("--relay-delay-ms", type=float, default=0.0)
     args = parser.parse_args(argv)
 
     server = None
@@ -310,6 +362,7 @@ def main(argv: list[str] | None = None) -> int:
             args.keep,
             as_owner=args.as_owner,
             reader=args.reader,
+            relay_delay_ms=args.relay_delay_ms if args.relay else None,
         )
     finally:
         if server is not None:

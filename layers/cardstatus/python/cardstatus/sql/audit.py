@@ -27,14 +27,15 @@ def with_lookup(lookup: str, answered: str) -> str:
     the lookup answers, with the lookup's own predicate and parameters), then - committed - the
     lookup itself, whose last column must be RECORDED_IDS. PostgreSQL answers a multi-statement
     query with its last result: the lookup's rows. A lookup that finds nothing records the card
-    id asked for (`audit_asked`) as not found, or, for a listing, an empty "found"."""
+    id asked for (`audit_asked`) as not found, or, for a listing, an empty "found". (OFFSET 0
+    keeps the ids a subquery evaluated once: pulled up, it ran once per use of `m.ids`.)"""
     return f"""BEGIN READ WRITE;
 INSERT INTO lookup_audit (at, caller, route, by_phone, outcome, card_ids, request_id)
 SELECT %(audit_at)s, %(audit_caller)s, %(audit_route)s, %(audit_by_phone)s,
        CASE WHEN cardinality(m.ids) > 0 OR %(audit_listing)s THEN 'found' ELSE 'not_found' END,
        CASE WHEN cardinality(m.ids) > 0 THEN m.ids ELSE %(audit_asked)s::text[] END,
        %(audit_request_id)s
-FROM (SELECT ARRAY({answered}) AS ids) m;
+FROM (SELECT ARRAY({answered}) AS ids OFFSET 0) m;
 COMMIT;
 {lookup}"""
 
