@@ -9,11 +9,13 @@ retention: `maintain()`, run by the sweeper.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg2
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 from psycopg2.extensions import connection as Connection
 
@@ -80,8 +82,10 @@ class AuditedLookup:
                 rows = cur.fetchall()
         except BaseException:
             if not conn.closed and conn.info.transaction_status != TRANSACTION_STATUS_IDLE:
-                with conn.cursor() as cur:  # the row's INSERT failed: its transaction is open
-                    cur.execute("ROLLBACK")
+                # the row's INSERT failed and left its transaction open; a broken connection
+                # cannot roll back, and the caller drops it (the original error is raised)
+                with contextlib.suppress(psycopg2.Error), conn.cursor() as cur:
+                    cur.execute(sql.ROLLBACK)
             raise
         self.recorded = tuple(rows[0][-1] or ()) if rows else ()
         return [row[:-1] for row in rows]
