@@ -81,8 +81,8 @@ class LookupAudit:
         """A lookup answered with these cards (none for a phone without cards)."""
         if self._app.context.get("_audited"):
             return
-        row: audit.AuditedLookup | None = self._app.context.get("_audit_row")
-        if row is None or not row.sent:
+        row = self._sent_with_lookup()
+        if row is None:
             self._write(audit.FOUND, tuple(card_ids))
             return
         missed = tuple(card_id for card_id in card_ids if card_id not in row.recorded)
@@ -91,11 +91,13 @@ class LookupAudit:
 
     def not_found(self) -> None:
         """A lookup answered 404: the card id asked for, if any (never the phone)."""
-        if self._app.context.get("_audited"):
-            return
+        if not self._app.context.get("_audited") and self._sent_with_lookup() is None:
+            self._write(audit.NOT_FOUND, self._asked())  # (else: not found, or found then)
+
+    def _sent_with_lookup(self) -> audit.AuditedLookup | None:
+        """The current lookup's row if the lookup's own query wrote it (`pending`)."""
         row: audit.AuditedLookup | None = self._app.context.get("_audit_row")
-        if row is None or not row.sent:  # else the lookup wrote it (not found, or found then)
-            self._write(audit.NOT_FOUND, self._asked())
+        return row if row is not None and row.sent else None
 
     def with_budget(self, mismatch: bool, card_ids: list[str]) -> tuple[str, dict[str, Any]] | None:
         """The row of a card-id + phone lookup as a statement for the budget's transaction

@@ -9,16 +9,14 @@ retention: `maintain()`, run by the sweeper.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import psycopg2
-from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 from psycopg2.extensions import connection as Connection
 
+from cardstatus.db import roll_back_open_transaction
 from cardstatus.sql import audit as sql
 
 # Outcomes of a lookup as the trail records them.
@@ -81,11 +79,7 @@ class AuditedLookup:
                 cur.execute(query, {**params, **self._params()})
                 rows = cur.fetchall()
         except BaseException:
-            if not conn.closed and conn.info.transaction_status != TRANSACTION_STATUS_IDLE:
-                # the row's INSERT failed and left its transaction open; a broken connection
-                # cannot roll back, and the caller drops it (the original error is raised)
-                with contextlib.suppress(psycopg2.Error), conn.cursor() as cur:
-                    cur.execute(sql.ROLLBACK)
+            roll_back_open_transaction(conn)  # the row's INSERT failed before its COMMIT
             raise
         self.recorded = tuple(rows[0][-1] or ()) if rows else ()
         return [row[:-1] for row in rows]

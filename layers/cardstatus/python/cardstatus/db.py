@@ -46,6 +46,7 @@ __all__ = [
     "aws_client",
     "aws_session",
     "connect",
+    "roll_back_open_transaction",
 ]
 
 
@@ -178,6 +179,18 @@ def connect(cfg: Settings | None = None, *, reader: bool = False) -> Connection:
             cur.execute("SET statement_timeout = %s", (cfg.db_statement_timeout_ms,))
         conn.commit()
     return conn
+
+
+def roll_back_open_transaction(conn: Connection) -> None:
+    """End the transaction a failed query left open: a query that began its own (`BEGIN READ
+    WRITE; ...` on an autocommit connection, cardstatus.lookup_budget and cardstatus.audit)
+    and failed before its COMMIT, so that the connection can serve the next request. Nothing
+    to do on an idle or closed connection; a broken one cannot roll back and is left to its
+    owner, which raises the error that broke it."""
+    if conn.closed or conn.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_IDLE:
+        return
+    with contextlib.suppress(psycopg2.Error), conn.cursor() as cur:
+        cur.execute("ROLLBACK")
 
 
 def _describe(exc: BaseException) -> str:

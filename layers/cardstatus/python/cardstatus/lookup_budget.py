@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from psycopg2.extensions import TRANSACTION_STATUS_IDLE as _IDLE
 from psycopg2.extensions import connection as Connection
 
 from cardstatus.config import settings
+from cardstatus.db import roll_back_open_transaction
 from cardstatus.errors import TooManyMismatches
 from cardstatus.sql import lookup_budget as sql
 
@@ -113,8 +113,7 @@ def spend(
                 else:
                     cur.execute(sql.COMMIT)
             except BaseException:
-                if not conn.closed and conn.info.transaction_status != _IDLE:
-                    cur.execute(sql.ROLLBACK)
+                roll_back_open_transaction(conn)
                 raise
     finally:
         if not conn.closed:

@@ -15,7 +15,6 @@ VALUES (%(at)s, %(caller)s, %(route)s, %(by_phone)s, %(outcome)s, %(card_ids)s::
         %(request_id)s)"""
 
 RECORD_LOOKUP = f"BEGIN READ WRITE;{INSERT_LOOKUP};\nCOMMIT;"
-ROLLBACK = "ROLLBACK"  # after a failed audited lookup (its INSERT left the transaction open)
 
 # The card ids a row written with its lookup holds (0026_lookup_audit_request.sql), as the
 # lookup's last column: one evaluation per statement (an InitPlan), not one per row.

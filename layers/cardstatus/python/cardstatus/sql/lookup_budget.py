@@ -15,7 +15,6 @@ SPEND = "SELECT lookup_budget_spend(%(caller)s, %(mismatch)s, %(budget)s, %(wind
 BEGIN_AND_SPEND = f"{BEGIN_READ_WRITE}; {SPEND}"
 
 COMMIT = "COMMIT"
-ROLLBACK = "ROLLBACK"
 
 
 def and_commit(statement: str) -> str:
