@@ -7,20 +7,18 @@ p50 <= 1 ms, p99 <= 5 ms).
 Without --database-url / $DATABASE_URL an embedded PostgreSQL is started in a temporary
 directory. A fresh database is created, migrated and seeded with generate_series (every
 7 consecutive cards share a phone; 1-2 events per card; phones hashed by the 0013 backfill),
-then each lookup is timed through (every other one with its lookup-audit row switched off, so
-`audit_p50_ms` is what the audit write adds at p50, measured in the same run; without a reader
-the row rides in the lookup's own query, with --reader it is its own round trip on the writer;
-the card-id + phone lookup keeps its budget count either way, its row rides on the count's
-COMMIT)
+then each lookup is timed through (every other one without its lookup-audit line, so
+`audit_p50_ms` is what the audit adds at p50, measured in the same run: the line the api
+prints; the audit function that appends it to the table runs elsewhere, in AWS as locally off
+the lookup's path, so it is not loaded here; the card-id + phone lookup keeps its budget count)
 `functions/api/app.py:handler` with API Gateway events (Powertools routing, validation,
 logging and metrics included; log and metric lines go to /dev/null). Also reports the cold
 import time of the handler module (fresh interpreter).
 
 The handler connects as the api's own login role, `cardstatus_api`, as in AWS: its grants and
-role-level settings (read-only by default, synchronous_commit=off for its audit rows, 0023),
-when the server lets it in without a password (the embedded one does); `--as-owner` keeps
-the URL's own user (before 2026-12-06 the bench always did: its audit rows then waited for
-the WAL flush, which the api role never does). `--reader` also sets DATABASE_READ_URL to the
+role-level settings (read-only by default, synchronous_commit=off for its budget counts,
+0023), when the server lets it in without a password (the embedded one does); `--as-owner`
+keeps the URL's own user. `--reader` also sets DATABASE_READ_URL to the
 same database, so that lookups run on a second connection (README "Database connections").
 `--relay` puts a TCP relay (bench/relay.py) between the handler and the server: one more hop,
 as RDS Proxy adds in AWS, optionally holding each chunk `--relay-delay-ms` each way; the
@@ -31,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import os
 import random
@@ -202,7 +199,7 @@ def run(
     os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "cardstatus-bench")
     config.reset_settings_cache()
     try:
-        app = load_api_module()
+        app = load_api_module(audit_subscription=False)  # the api function alone
         app.DB.reset_settings(None)
         devnull = open(os.devnull, "w")  # noqa: SIM115
         app.logger.registered_handler.setStream(devnull)
@@ -242,24 +239,18 @@ def run(
                     app.handler(event, ctx)
                 samples = []
                 cpu = []
-                unaudited = []  # every other lookup without its audit row (README "Privacy")
+                unaudited = []  # every other lookup without its audit line (README "Privacy")
                 statuses: dict[int, int] = {}
-                trail = app.audit_trail
-                audit_write, with_budget, pending = trail._write, trail.with_budget, trail.pending
+                lines = app.audit_lines
                 for i, event in enumerate(events):
                     skip_audit = i % 2 == 1
-                    if skip_audit:  # (with_budget: the card-id + phone lookup's row; pending:
-                        # the row a lookup carries in its own query, without a reader)
-                        trail._write = trail.with_budget = trail.pending = lambda *_: None
+                    if skip_audit:  # the lookup without printing its audit line
+                        lines.write = lambda _line: None
                     t0, c0 = time.perf_counter_ns(), time.process_time_ns()
                     response = app.handler(event, ctx)
                     elapsed = time.perf_counter_ns() - t0
-                    trail._write, trail.with_budget, trail.pending = (
-                        audit_write,
-                        with_budget,
-                        pending,
-                    )
                     if skip_audit:
+                        del lines.write  # the class's method again
                         unaudited.append(elapsed)
                         continue
                     cpu.append(time.process_time_ns() - c0)
@@ -278,7 +269,6 @@ def run(
         results["load_average"] = [round(x, 2) for x in os.getloadavg()]
         results["cpus"] = os.cpu_count()
         results["connection"] = _connection_facts(app, reader)
-        results["audit_insert_alone"] = _audit_insert_alone(app._connection(), iterations)
         results["round_trip"] = _round_trip(app._connection(), iterations)
         results["relay_delay_ms"] = relay_delay_ms
         app.DB.discard()
@@ -302,24 +292,6 @@ def _connection_facts(app: Any, reader: bool) -> dict[str, Any]:
         "synchronous_commit": synchronous_commit,
         "reader": reader and app.DB.read() is not app.DB.get(),
     }
-
-
-def _audit_insert_alone(conn: Any, iterations: int) -> dict[str, float]:
-    """The audit write by itself, back to back on the handler's writer connection (the same
-    record_lookup call): what the row costs the client and the server without the scheduling
-    wait that one more round trip pays between two handler calls on a busy machine."""
-    from cardstatus import audit
-
-    record = audit.LookupRecord(
-        "arn:aws:sts::123456789012:assumed-role/bench", "GET /cards/{card_id}", False, "found", ()
-    )
-    samples = []
-    for i in range(iterations):
-        record = dataclasses.replace(record, card_ids=(card_id(i + 1),))
-        t0 = time.perf_counter_ns()
-        audit.record_lookup(conn, record)
-        samples.append(time.perf_counter_ns() - t0)
-    return _percentiles(samples)
 
 
 def _both(build_event: Any, g: int) -> dict[str, Any]:

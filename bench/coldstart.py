@@ -32,7 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 LAYER_SRC = ROOT / "layers" / "cardstatus" / "python"
 BUILD = ROOT / "layers" / "build"
-HANDLERS = ("ingest", "api", "migrate", "sweeper", "void")
+HANDLERS = ("ingest", "api", "audit", "migrate", "sweeper", "void")
 
 # Imports a handler module and times it; the interpreter's own start is not included.
 _IMPORT_SNIPPET = """
@@ -115,6 +115,7 @@ STACK_ENV: dict[str, dict[str, str]] = {
         "PYDANTIC_DISABLE_PLUGINS": "__all__",
     },
     "api": {"POWERTOOLS_SERVICE_NAME": "cardstatus-api", "POWERTOOLS_TRACE_DISABLED": "true"},
+    "audit": {"POWERTOOLS_SERVICE_NAME": "cardstatus-audit"},
     "ingest": {"POWERTOOLS_SERVICE_NAME": "cardstatus-ingest"},
     "migrate": {"POWERTOOLS_SERVICE_NAME": "cardstatus-migrate"},
     # Import only: their first call needs an EventBridge endpoint (sweeper) or a file to void.

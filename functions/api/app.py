@@ -27,7 +27,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from cardstatus import cards, lookup_budget
 from cardstatus.db import ReadWriteConnections
 from functions.api import errors, snapstart
-from functions.api.audit_trail import LookupAudit
+from functions.api.audit_trail import AuditLines, LookupAudit
 from functions.api.lazy_routes import LazyRoutesResolver
 from functions.api.observability import (
     RequestLog,
@@ -52,9 +52,9 @@ from functions.api.schemas import (
 app = LazyRoutesResolver(enable_validation=True)
 requests = RequestLog(app)
 
-# Per warm container: the writer connection (DB.get(): the lookup audit rows and the mismatch
-# budget) and, with DB_READ_HOST, a second one to the reader (DB.read(): the lookups and the
-# ops routes); without it both are one connection. Opened on first use, replaced after a
+# Per warm container: the writer connection (DB.get(): the mismatch budget) and, with
+# DB_READ_HOST, a second one to the reader (DB.read(): the lookups and the ops routes);
+# without it both are one connection. Opened on first use, replaced after a
 # failure (README "Database connections", cardstatus/db.py ReadWriteConnections).
 DB = ReadWriteConnections()
 
@@ -67,9 +67,8 @@ __all__ = ["DB", "app", "handler", "logger", "metrics"]
 budget_clock: lookup_budget.Clock = lookup_budget.utc_now
 
 
-def _count_pair_lookup(mismatch: bool, card_ids: list[str]) -> None:
-    """Charge a card-id + phone lookup to the caller's budget (429 once it is spent) and, in
-    the same transaction, write its audit row (a 404 for a mismatch; none when refused)."""
+def _count_pair_lookup(mismatch: bool) -> None:
+    """Charge a card-id + phone lookup to the caller's budget (429 once it is spent)."""
     caller = lookup_budget.caller_of(app.current_event.raw_event)
     app.append_context(_caller=caller)
     lookup_budget.spend(
@@ -78,9 +77,7 @@ def _count_pair_lookup(mismatch: bool, card_ids: list[str]) -> None:
         mismatch=mismatch,
         budget=lookup_budget.Budget.from_settings(),
         clock=budget_clock,
-        then=audit_trail.with_budget(mismatch, card_ids),
     )
-    audit_trail.written()
 
 
 def _autocommit(conn: Any) -> Any:
@@ -91,7 +88,7 @@ def _autocommit(conn: Any) -> Any:
 
 
 def _connection() -> Any:
-    """The writer: the lookup audit rows and the mismatch budget."""
+    """The writer: the mismatch budget."""
     return _autocommit(DB.get())
 
 
@@ -100,8 +97,9 @@ def _read_connection() -> Any:
     return _autocommit(DB.read())
 
 
-# Every card lookup, answered or 404: without a reader, its row rides on the lookup's own query.
-audit_trail = LookupAudit(app, _connection, one_connection=lambda: not DB.has_reader())
+# Every card lookup, answered or 404: one line each, no database work (audit_trail.py).
+audit_lines = AuditLines()
+audit_trail = LookupAudit(app, audit_lines)
 errors.register(app, DB, requests, on_not_found=audit_trail.not_found)
 # The operations routes: imported when a request first needs them (cold start, lazy_routes.py).
 app.include_lazily("functions.api.ops_routes", _read_connection, requests)
@@ -131,11 +129,7 @@ def get_card_status(card_id: CardIdQuery = None, user_phone: PhoneQuery = None) 
     app.append_context(_user_phone=user_phone, _card_id=card_id)
     valid_id, e164 = cards.status_query(card_id, user_phone)  # 400s before any database work
     body = cards.card_status(
-        _read_connection(),
-        valid_id,
-        e164,
-        count_pair_lookup=_count_pair_lookup,  # which writes that lookup's audit row
-        audit=None if valid_id and e164 else audit_trail.pending(),
+        _read_connection(), valid_id, e164, count_pair_lookup=_count_pair_lookup
     )
     audit_trail.answered([body["card_id"], *(c["card_id"] for c in body["other_cards"])])
     requests.record("found", card_id=body["card_id"], user_phone=masked(user_phone))
@@ -162,7 +156,7 @@ def search_cards(query: Annotated[CardSearchIn, Body()]) -> CardStatusOut:
 )
 def get_card(card_id: CardIdPath) -> CardOut:
     app.append_context(_card_id=card_id)
-    body = cards.card_by_id(_read_connection(), card_id, audit_trail.pending())  # validates it
+    body = cards.card_by_id(_read_connection(), card_id)  # validates it
     audit_trail.answered([body["card_id"]])
     requests.record("found", card_id=card_id)
     return body  # type: ignore[return-value]
@@ -178,8 +172,7 @@ def get_card(card_id: CardIdPath) -> CardOut:
 def list_cards(user_phone: PhoneQuery = None) -> CardListOut:
     app.append_context(_user_phone=user_phone)
     e164 = cards.parse_phone(user_phone)
-    # {"cards": []} for a phone without cards
-    body = cards.phone_cards(_read_connection(), e164, audit_trail.pending())
+    body = cards.phone_cards(_read_connection(), e164)  # {"cards": []} for a phone without cards
     audit_trail.answered(c["card_id"] for c in body["cards"])
     requests.record("found", count=len(body["cards"]), user_phone=masked(user_phone))
     return body  # type: ignore[return-value]

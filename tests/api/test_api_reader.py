@@ -1,6 +1,8 @@
 """The api's read/write split (README "Database connections"): with a reader configured
 (DB_READ_HOST in AWS, DATABASE_READ_URL here), lookups and ops routes read through a second
-connection; the lookup audit rows and the mismatch budget stay on the writer.
+connection; the mismatch budget stays on the writer, and so do the lookup audit rows, which the
+audit function appends from the api's audit lines (here through the local subscription,
+connected like the api's writer).
 
 On one real database, the two connections are two roles that can each do only their half:
 the reader may SELECT (and is read-only, like a replica) but may not append to the audit

@@ -35,6 +35,7 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from cardstatus_dev import local_audit
 from cardstatus_dev.console_assets import (
     CONSOLE_HEADERS,
     console_asset,
@@ -73,9 +74,16 @@ _RESOURCES: tuple[tuple[str, re.Pattern[str]], ...] = (
 _OTHER_FUNCTIONS = {"/files/{file_id}/void": "void", "/privacy/erase": "void"}
 
 
-def load_api_module() -> ModuleType:
-    """functions/api/app.py from this checkout (the real handler, not a copy)."""
-    return import_function("api")
+def load_api_module(*, audit_subscription: bool = True) -> ModuleType:
+    """functions/api/app.py from this checkout (the real handler, not a copy). With
+    `audit_subscription`, its audit lines go to the audit function as in AWS (local_audit.py);
+    without, nowhere but stdout (the benchmarks: the api function alone)."""
+    api = import_function("api")
+    if audit_subscription:
+        local_audit.subscribe(api)
+    else:
+        api.audit_lines.listeners.clear()
+    return api
 
 
 class LocalContext:

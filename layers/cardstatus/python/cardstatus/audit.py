@@ -1,15 +1,22 @@
-"""Every lookup accountable (README "Privacy"): one audit row per API lookup, and the trail.
+"""Every lookup accountable (README "Privacy"): one audit record per API lookup, and the trail.
 
-A row says who asked (the caller's IAM ARN), by which route, whether by phone, with which
+A record says who asked (the caller's IAM ARN), by which route, whether by phone, with which
 outcome and which card ids: the cards answered, or the card id asked for when nothing was
-found. Never a phone number, in any form. The api role may only append (0019_lookup_audit.sql);
-`cardstatus audit` reads the trail as the schema owner. Partitions by UTC day and their
-retention: `maintain()`, run by the sweeper.
+found; and API Gateway's request id. Never a phone number, in any form.
+
+How a record travels (README "Who looked at a card"): the api prints it as one JSON line
+(`to_line`) to its log stream before the answer leaves: no database work in the lookup. A
+CloudWatch Logs subscription on the api's log group hands those lines, in batches, to the
+audit function (functions/audit), which reads them back (`from_line`) and appends them to the
+lookup_audit table in one statement (`append`). The api role may only append to that table
+(0019_lookup_audit.sql); `cardstatus audit` reads the trail as the schema owner (`trail`).
+Partitions by UTC day and their retention: `maintain()`, run by the sweeper.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -22,10 +29,19 @@ from cardstatus.sql import audit as sql
 # Outcomes of a lookup as the trail records them.
 FOUND = "found"
 NOT_FOUND = "not_found"
+OUTCOMES = (FOUND, NOT_FOUND)
+
+# The key of an audit line: the subscription filter matches lines that have `audit.route`
+# (infra/audit.py), and nothing else the api logs has it.
+LINE_KEY = "audit"
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+class NotAnAuditLine(ValueError):
+    """A log line that is not an audit record (or not a well-formed one)."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +56,7 @@ class LookupRecord:
 
     def to_params(self) -> dict[str, Any]:
         return {
-            "at": self.at,
+            "at": self.at.isoformat(),
             "caller": self.caller,
             "route": self.route,
             "by_phone": self.by_phone,
@@ -49,64 +65,73 @@ class LookupRecord:
             "request_id": self.request_id,
         }
 
+    def to_line(self) -> str:
+        """The record as the api logs it: one line of JSON."""
+        return json.dumps({LINE_KEY: self.to_params()}, separators=(",", ":"))
 
-@dataclass
-class AuditedLookup:
-    """A lookup's audit row, written in the lookup's own round trip (`fetch`, with a statement
-    of cardstatus/sql/audit.py `with_lookup`): the row's card ids are those the lookup's own
-    predicate finds, computed by the INSERT an instant before the lookup reads its rows.
-
-    After `fetch`, `recorded` holds the card ids the row names (empty when it found none):
-    the caller compares them with the cards it answers and records any it missed (a card
-    that changed in between) before answering (functions/api/audit_trail.py)."""
-
-    caller: str
-    route: str
-    by_phone: bool
-    request_id: str
-    asked: tuple[str, ...]  # recorded as not found when the lookup finds nothing
-    listing: bool  # a listing that finds nothing is an empty "found", not a "not found"
-    at: datetime = field(default_factory=utc_now)
-    sent: bool = False
-    recorded: tuple[str, ...] = ()
-
-    def fetch(self, conn: Connection, query: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        """Run the audited lookup on `conn` (in autocommit) and return its rows without their
-        last column (the recorded ids); a failure leaves no transaction open."""
-        self.sent = True
+    @classmethod
+    def from_line(cls, line: str) -> LookupRecord:
+        """The record of one audit line; raises NotAnAuditLine for anything else."""
         try:
-            with conn.cursor() as cur:
-                cur.execute(query, {**params, **self._params()})
-                rows = cur.fetchall()
-        except BaseException:
-            roll_back_open_transaction(conn)  # the row's INSERT failed before its COMMIT
-            raise
-        self.recorded = tuple(rows[0][-1] or ()) if rows else ()
-        return [row[:-1] for row in rows]
-
-    def _params(self) -> dict[str, Any]:
-        return {
-            "audit_at": self.at,
-            "audit_caller": self.caller,
-            "audit_route": self.route,
-            "audit_by_phone": self.by_phone,
-            "audit_listing": self.listing,
-            "audit_asked": list(self.asked),
-            "audit_request_id": self.request_id,
-        }
-
-
-def insert_statement(record: LookupRecord) -> tuple[str, dict[str, Any]]:
-    """The row's INSERT alone (statement, parameters), for a read-write transaction the
-    caller has open and commits (the card-id + phone lookup's budget count,
-    cardstatus/lookup_budget.py)."""
-    return sql.INSERT_LOOKUP, record.to_params()
+            fields = json.loads(line)[LINE_KEY]
+            record = cls(
+                caller=_text(fields["caller"]),
+                route=_text(fields["route"]),
+                by_phone=fields["by_phone"],
+                outcome=fields["outcome"],
+                card_ids=tuple(_text(card_id) for card_id in _list(fields["card_ids"])),
+                request_id=fields["request_id"],
+                at=datetime.fromisoformat(fields["at"]),
+            )
+        except (ValueError, TypeError, KeyError) as exc:  # JSONDecodeError is a ValueError
+            raise NotAnAuditLine(f"not an audit line: {type(exc).__name__}") from None
+        if (
+            not isinstance(record.by_phone, bool)
+            or record.outcome not in OUTCOMES
+            or not isinstance(record.request_id, str | None)
+            or record.at.tzinfo is None
+        ):
+            raise NotAnAuditLine("not an audit line: a field has the wrong type")
+        return record
 
 
-def record_lookup(conn: Connection, record: LookupRecord) -> None:
-    """Append one row (own short transaction; `conn` must be in autocommit)."""
-    with conn.cursor() as cur:
-        cur.execute(sql.RECORD_LOOKUP, record.to_params())
+def _list(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise TypeError("expected a list")
+    return value
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("expected a string")
+    return value
+
+
+def append(conn: Connection, records: Sequence[LookupRecord]) -> int:
+    """Append these records to the trail in one statement (own READ WRITE transaction, one
+    round trip; `conn` in autocommit); the number appended."""
+    if not records:
+        return 0
+    rows = json.dumps([record.to_params() for record in records])
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql.APPEND, {"rows": rows})
+    except BaseException:
+        roll_back_open_transaction(conn)
+        raise
+    return len(records)
+
+
+def records_of(lines: Iterable[str]) -> tuple[list[LookupRecord], int]:
+    """The audit records among log lines, and how many lines were not audit records."""
+    records: list[LookupRecord] = []
+    skipped = 0
+    for line in lines:
+        try:
+            records.append(LookupRecord.from_line(line))
+        except NotAnAuditLine:
+            skipped += 1
+    return records, skipped
 
 
 def trail(

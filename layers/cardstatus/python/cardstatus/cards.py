@@ -17,7 +17,6 @@ from typing import Any
 import psycopg2.extensions
 from psycopg2.extensions import connection as Connection
 
-from cardstatus.audit import AuditedLookup
 from cardstatus.config import DEFAULT_PHONE_REGION
 from cardstatus.errors import CardNotFound, InvalidParameter, MissingParameter
 from cardstatus.model import CARD_ID_RE, redact_phones
@@ -223,28 +222,14 @@ def run_query(conn: Connection, query: str, params: dict[str, Any]) -> list[tupl
             conn.rollback()
 
 
-def _lookup(
-    conn: Connection,
-    query: str,
-    audited_query: str,
-    params: dict[str, Any],
-    audit: AuditedLookup | None,
-) -> list[tuple[Any, ...]]:
-    """`query`'s rows; with `audit`, its audit row written in the same round trip by
-    `audited_query` (the same lookup, cardstatus/sql/audit.py `with_lookup`)."""
-    if audit is None:
-        return run_query(conn, query, params)
-    return audit.fetch(conn, audited_query, params)
-
-
 def _fetch_cards(conn: Connection, query: str, params: dict[str, Any]) -> list[Card]:
     return [_card_from_row(row) for row in run_query(conn, query, params)]
 
 
-def get_card(conn: Connection, card_id: str, audit: AuditedLookup | None = None) -> Card | None:
+def get_card(conn: Connection, card_id: str) -> Card | None:
     """The card with this (already validated) id, with its history; None when unknown."""
-    rows = _lookup(conn, sql.CARD_BY_ID, sql.CARD_BY_ID_AUDITED, {"card_id": card_id}, audit)
-    return _card_from_row(rows[0]) if rows else None
+    cards = _fetch_cards(conn, sql.CARD_BY_ID, {"card_id": card_id})
+    return cards[0] if cards else None
 
 
 def get_card_for_phone(conn: Connection, card_id: str, e164: str) -> Card | None:
@@ -256,16 +241,13 @@ def get_card_for_phone(conn: Connection, card_id: str, e164: str) -> Card | None
 
 
 def cards_for_phone(
-    conn: Connection,
-    e164: str,
-    limit: int = MAX_CARDS_PER_PHONE,
-    audit: AuditedLookup | None = None,
+    conn: Connection, e164: str, limit: int = MAX_CARDS_PER_PHONE
 ) -> tuple[list[Card], bool]:
     """Cards whose current phone is e164, latest status first: at most `limit`, and whether
     there are more."""
-    params = {"phone_hashes": lookup_hashes(e164), "limit": limit + 1, "answered_limit": limit}
-    rows = _lookup(conn, sql.CARDS_BY_PHONE, sql.CARDS_BY_PHONE_AUDITED, params, audit)
-    found = [_card_from_row(row) for row in rows]
+    found = _fetch_cards(
+        conn, sql.CARDS_BY_PHONE, {"phone_hashes": lookup_hashes(e164), "limit": limit + 1}
+    )
     return found[:limit], len(found) > limit
 
 
@@ -316,22 +298,17 @@ def card_status(
     card_id: str | None,
     e164: str | None,
     *,
-    count_pair_lookup: Callable[[bool, list[str]], None] | None = None,
-    audit: AuditedLookup | None = None,
+    count_pair_lookup: Callable[[bool], None] | None = None,
 ) -> dict[str, Any]:
     """The get_card_status body for already validated inputs (see `status_query`).
 
-    count_pair_lookup(mismatch, card_ids): called once for a card-id + phone lookup, match
-    or not, before answering, with the ids of the cards the answer will hold (none for a
-    mismatch) (the API's per-caller budget, cardstatus/lookup_budget.py: it raises
-    TooManyMismatches when the caller's budget is spent; the API writes the lookup's audit
-    row in the same transaction). audit: the audit row of a lookup by card id or by phone, to
-    write in the lookup's own round trip (a card-id + phone lookup writes its row with the
-    budget count instead)."""
+    count_pair_lookup(mismatch): called once for a card-id + phone lookup, match or not,
+    before answering (the API's per-caller budget, cardstatus/lookup_budget.py: it raises
+    TooManyMismatches when the caller's budget is spent)."""
     if e164 is None:
         if card_id is None:
             raise MissingParameter("card_id or user_phone is required", parameter="card_id")
-        card = get_card(conn, card_id, audit)
+        card = get_card(conn, card_id)
         if card is None:
             raise CardNotFound()
         return {**card.to_dict(), "other_cards": [], "truncated": False}
@@ -340,16 +317,10 @@ def card_status(
         return _card_of_phone_status(conn, card_id, e164, count_pair_lookup)
 
     # One statement: the latest card with its history, the others as id/status/time.
-    rows = _lookup(
+    rows = run_query(
         conn,
         sql.LATEST_CARD_BY_PHONE,
-        sql.LATEST_CARD_BY_PHONE_AUDITED,
-        {
-            "phone_hashes": lookup_hashes(e164),
-            "limit": MAX_CARDS_PER_PHONE + 1,
-            "answered_limit": MAX_CARDS_PER_PHONE,
-        },
-        audit,
+        {"phone_hashes": lookup_hashes(e164), "limit": MAX_CARDS_PER_PHONE + 1},
     )
     if not rows:
         raise CardNotFound()
@@ -367,7 +338,7 @@ def _card_of_phone_status(
     conn: Connection,
     card_id: str,
     e164: str,
-    count_pair_lookup: Callable[[bool, list[str]], None] | None,
+    count_pair_lookup: Callable[[bool], None] | None,
 ) -> dict[str, Any]:
     """card_status with both a card id and a phone: the card if it is that phone's, with the
     phone's other cards, in one statement (see card_status for count_pair_lookup)."""
@@ -380,8 +351,7 @@ def _card_of_phone_status(
     row = rows[0] if rows else None
     n = len(row) - 3 if row else 0  # the card's columns, then the other cards' three arrays
     if count_pair_lookup is not None:
-        answered = [row[0], *(row[n] or ())[:limit]] if row else []
-        count_pair_lookup(row is None, answered)
+        count_pair_lookup(row is None)
     if row is None:
         raise CardNotFound()
     other_ids, other_statuses, other_ats = row[n:]
@@ -408,18 +378,16 @@ def find_card_status(
     return card_status(conn, *status_query(card_id, user_phone, region))
 
 
-def phone_cards(conn: Connection, e164: str, audit: AuditedLookup | None = None) -> dict[str, Any]:
+def phone_cards(conn: Connection, e164: str) -> dict[str, Any]:
     """{"cards": [...], "truncated"} of an already normalised phone, latest status first
     (an empty list when the phone has no card)."""
-    found, truncated = cards_for_phone(conn, e164, audit=audit)
+    found, truncated = cards_for_phone(conn, e164)
     return {"cards": [c.to_dict() for c in found], "truncated": truncated}
 
 
-def card_by_id(
-    conn: Connection, card_id: str | None, audit: AuditedLookup | None = None
-) -> dict[str, Any]:
+def card_by_id(conn: Connection, card_id: str | None) -> dict[str, Any]:
     """The body of GET /cards/{card_id}."""
-    card = get_card(conn, validate_card_id(card_id), audit)
+    card = get_card(conn, validate_card_id(card_id))
     if card is None:
         raise CardNotFound()
     return card.to_dict()

@@ -79,7 +79,6 @@ def spend(
     mismatch: bool,
     budget: Budget,
     clock: Clock = utc_now,
-    then: tuple[str, dict[str, Any]] | None = None,
 ) -> None:
     """Count one card-id + phone lookup of `caller` (mismatch: it did not match); raises
     TooManyMismatches (429, retry_after_s) when the caller's budget is spent.
@@ -88,11 +87,7 @@ def spend(
     with the count, then COMMIT: PostgreSQL answers a multi-statement query with its last
     result only, so the count cannot come back with the COMMIT; `SET TRANSACTION READ WRITE`
     in front of the count would make it one, but RDS Proxy pins a session on any SET), and
-    leaves the connection as it found it (autocommit or not).
-
-    then: a statement (and its parameters) to run in the same transaction, sent with the
-    COMMIT, when the lookup may be answered (the api's lookup audit row: one round trip for
-    both); not run when the budget refuses it, and rolled back with the count if it fails."""
+    leaves the connection as it found it (autocommit or not)."""
     params = {
         "caller": caller,
         "mismatch": mismatch,
@@ -108,10 +103,7 @@ def spend(
                 cur.execute(sql.BEGIN_AND_SPEND, params)  # one round trip: BEGIN and count
                 row = cur.fetchone()
                 retry_after_s = int(row[0]) if row else 0
-                if then is not None and retry_after_s <= 0:
-                    cur.execute(sql.and_commit(then[0]), then[1])  # one round trip too
-                else:
-                    cur.execute(sql.COMMIT)
+                cur.execute(sql.COMMIT)
             except BaseException:
                 roll_back_open_transaction(conn)
                 raise

@@ -15,8 +15,6 @@ PostgreSQL through RDS Proxy, where SET would pin the session).
 
 from __future__ import annotations
 
-from cardstatus.sql.audit import RECORDED_IDS, with_lookup
-
 # Columns of the card object, in the order the domain code unpacks them.
 _CARD_COLUMNS = """
     c.card_id,
@@ -127,30 +125,6 @@ WHERE c.phone_hash = ANY(%(phone_hashes)s) AND c.card_id <> %(exclude_card_id)s
 ORDER BY c.status_at DESC, c.status DESC, c.card_id
 LIMIT %(limit)s
 """
-
-# --- the same lookups with their audit row (README "Who looked at a card") ---------------------
-# The card ids each lookup answers, with its own predicate and order (the INSERT of the audit
-# row computes them; %(answered_limit)s: the cards an answer shows, without the one more a
-# lookup reads to tell that there are more).
-ANSWERED_BY_ID = "SELECT card_id FROM card WHERE card_id = %(card_id)s"
-ANSWERED_BY_PHONE = """
-SELECT card_id FROM card
-WHERE phone_hash = ANY(%(phone_hashes)s)
-ORDER BY status_at DESC, status DESC, card_id
-LIMIT %(answered_limit)s"""
-
-
-def _recording_ids(lookup: str) -> str:
-    """The lookup with the recorded card ids of its audit row as its last column."""
-    select = f"SELECT {_CARD_COLUMNS}"
-    if select not in lookup:
-        raise ValueError("not a card lookup of this module")
-    return lookup.replace(select, f"SELECT {_CARD_COLUMNS.rstrip()},\n    {RECORDED_IDS}\n", 1)
-
-
-CARD_BY_ID_AUDITED = with_lookup(_recording_ids(CARD_BY_ID), ANSWERED_BY_ID)
-CARDS_BY_PHONE_AUDITED = with_lookup(_recording_ids(CARDS_BY_PHONE), ANSWERED_BY_PHONE)
-LATEST_CARD_BY_PHONE_AUDITED = with_lookup(_recording_ids(LATEST_CARD_BY_PHONE), ANSWERED_BY_PHONE)
 
 # Health check: the database answers (no table access, nothing to pin).
 PING = "SELECT 1"

@@ -15,8 +15,3 @@ SPEND = "SELECT lookup_budget_spend(%(caller)s, %(mismatch)s, %(budget)s, %(wind
 BEGIN_AND_SPEND = f"{BEGIN_READ_WRITE}; {SPEND}"
 
 COMMIT = "COMMIT"
-
-
-def and_commit(statement: str) -> str:
-    """`statement` and the COMMIT of its transaction, in one query (one round trip)."""
-    return f"{statement};\n{COMMIT}"
