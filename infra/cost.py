@@ -7,8 +7,9 @@ infra/pricing/ (one region): the **fixed monthly cost** of an idle environment (
 proxy, interface endpoints per AZ, keys, secrets, WAF, alarms, dashboard, the per-minute
 sweeper, the SQS poller) and the **per-use costs** per million lookups, ingested rows and
 status-change events, from the functions' memory in the template and the durations measured
-by the benchmarks (MEASURED below). Resources without an idle charge (Lambda functions,
-queues, buckets, log groups, API Gateway, the event bus, ...) are listed as such. Data
+by the benchmarks (MEASURED below; the lookup audit trail's figures are assumed: AUDIT).
+Resources without an idle charge (Lambda functions, queues, subscription filters, buckets, log
+groups, API Gateway, the event bus, ...) are listed as such. Data
 volume (S3, logs, backups beyond the free allowance) grows with use and is not in the fixed
 figure.
 """
@@ -41,6 +42,19 @@ MEASURED = {
     "sweeper_idle_ms": 150.0,
     # Lambda's SQS pollers (long polling, 20 s) on the ingest queue: requests per month.
     "sqs_poll_requests_month": 5 * 3 * 60 * 24 * 30,
+}
+
+# The lookup audit trail (infra/audit.py): not measured yet, assumed. The api prints one JSON
+# line per lookup (`{"audit": {"at", "caller", "route", "by_phone", "outcome", "card_ids",
+# "request_id"}}`: ~270 bytes with a role ARN and one card id, + CloudWatch Logs' 26 bytes per
+# event), ingested into its log group on top of log_bytes_per_lookup. The subscription filter
+# itself is free; CloudWatch Logs delivers the matching lines to the audit function in batches
+# (one invocation per batch, per api log stream): count 10 lines per batch, an invocation of
+# 25 ms (one multi-row INSERT on a warm connection; a cold one adds the IAM login).
+AUDIT = {
+    "log_bytes_per_lookup": 300,
+    "lines_per_batch": 10.0,
+    "batch_ms": 25.0,
 }
 
 
@@ -211,13 +225,31 @@ def per_use(template: dict[str, Any], prices: dict[str, Any]) -> dict[str, float
         + files * 3 / 1e6 * prices["sqs_per_million_requests"]
     )
     events = prices["eventbridge_custom_per_million"]
+    audit = audit_per_million_lookups(template, prices)
+    lookup += audit
     return {
         "per_million_lookups": round(lookup, 2),
+        "audit_per_million_lookups": round(audit, 2),
         "per_million_ingested_rows": round(rows, 3),
         "per_million_events": round(events, 2),
         "api_memory_gb": api_gb,
         "ingest_memory_gb": ingest_gb,
     }
+
+
+def audit_per_million_lookups(template: dict[str, Any], prices: dict[str, Any]) -> float:
+    """$ per million lookups of the audit trail (AUDIT): the audit lines' log ingestion and
+    the audit function's invocations; 0 in a template without the audit sink."""
+    try:
+        audit_gb = _function_memory_gb(template, "cardstatus-audit")
+    except KeyError:
+        return 0.0
+    batches = 1e6 / AUDIT["lines_per_batch"]
+    return (
+        1e6 * AUDIT["log_bytes_per_lookup"] / 1e9 * prices["cloudwatch_logs_ingest_gb"]
+        + batches / 1e6 * prices["lambda_per_million_requests"]
+        + batches * AUDIT["batch_ms"] / 1000 * audit_gb * prices["lambda_arm_gb_second"]
+    )
 
 
 def report(env: str, template: dict[str, Any], prices: dict[str, Any]) -> dict[str, Any]:
@@ -245,7 +277,8 @@ def render(reports: list[dict[str, Any]], prices: dict[str, Any]) -> str:
             )
         use = rep["per_use"]
         out.append(
-            f"  per use: ${use['per_million_lookups']:.2f} / 1M lookups, "
+            f"  per use: ${use['per_million_lookups']:.2f} / 1M lookups "
+            f"(audit trail ${use['audit_per_million_lookups']:.2f}), "
             f"${use['per_million_ingested_rows']:.3f} / 1M ingested rows, "
             f"${use['per_million_events']:.2f} / 1M status-change events"
         )

@@ -32,7 +32,7 @@ class Queueing(Construct):
             self,
             "MessagesKey",
             alias=f"alias/{settings.resource_prefix}-messages",
-            description="cardstatus: ingest queue, dead-letter queue, alarm topic",
+            description="cardstatus: ingest queue, dead-letter queues (ingest, audit), alarm topic",
             enable_key_rotation=True,
             removal_policy=policy,
         )

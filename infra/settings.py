@@ -77,6 +77,12 @@ def _ctx_json(node: Node, key: str) -> Any:
 SNAP_START_FUNCTIONS = frozenset({"api"})
 
 
+# Functions that log in as a role dbroles.FUNCTION_OF_ROLE gives to another function, and the
+# seconds they keep between that role's statement_timeout and their own timeout: the audit sink
+# (infra/audit.py) appends the lookups' audit rows as the api role.
+SHARED_ROLE_FUNCTIONS: dict[str, tuple[str, int]] = {"audit": (dbroles.API, 2)}
+
+
 @dataclass(frozen=True)
 class FunctionSettings:
     timeout_s: int
@@ -436,7 +442,7 @@ class Settings:
         for name in self.partners:
             if not name or "/" in name:
                 raise SettingsError(f"partner name {name!r} must be one S3 path segment")
-        for name in ("ingest", "api", "migrate"):
+        for name in ("ingest", "api", "migrate", "audit"):
             if self.function(name).timeout_s > 900:
                 raise SettingsError(f"functions.{name}.timeoutSeconds must be <= 900")
         self._validate_statement_timeouts()
@@ -454,6 +460,8 @@ class Settings:
             (f"role {role}", dbroles.statement_timeout_s(role), function, margin)
             for role, (function, margin) in dbroles.FUNCTION_OF_ROLE.items()
         ]
+        for function, (role, margin) in SHARED_ROLE_FUNCTIONS.items():
+            checks.append((f"role {role}", dbroles.statement_timeout_s(role), function, margin))
         function, margin = dbroles.MIGRATE_FUNCTION
         checks.append(("migrate", dbroles.MIGRATE_STATEMENT_TIMEOUT_MS / 1000, function, margin))
         for who, statement_s, function, margin in checks:

@@ -1,5 +1,5 @@
 """The one cardstatus stack: storage, queueing, network, database, functions, migrations,
-API, monitoring and status-change events, wired together."""
+API, monitoring, the lookup audit sink and status-change events, wired together."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from aws_cdk import Annotations, CfnOutput, Stack, Tags
 from constructs import Construct
 
 from infra.api import Api
+from infra.audit import AuditSink
 from infra.database import Database
 from infra.events import Events
 from infra.functions import Functions
@@ -162,6 +163,17 @@ class CardStatusStack(Stack):
             monitoring=self.monitoring,
             void_function=self.void.function,
             api_function=self.functions.api,
+        )
+        # The lookup audit trail: the api's audit lines -> the audit function -> lookup_audit.
+        self.audit = AuditSink(
+            self,
+            "Audit",
+            settings=settings,
+            functions=self.functions,
+            network=self.network,
+            database=self.database,
+            key=self.queueing.key,
+            monitoring=self.monitoring,
         )
         self.events = Events(
             self,

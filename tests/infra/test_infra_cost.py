@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from infra.cost import fixed_costs, load_prices, per_use
+import pytest
+
+from infra.cost import AUDIT, audit_per_million_lookups, fixed_costs, load_prices, per_use
 
 
 def _blob(value: Any) -> str:
@@ -65,3 +67,46 @@ def test_idle_dev_costs_at_most_40_dollars_and_prod_states_its_cost(dev: Any, pr
     use = per_use(prod.template.to_json(), prices)
     assert use["per_million_lookups"] > 3.5  # API Gateway alone is $3.50
     assert use["per_million_events"] == prices["eventbridge_custom_per_million"]
+
+
+def test_audit_sink_adds_its_two_alarms_to_the_fixed_cost_and_nothing_else(
+    dev: Any, prod: Any
+) -> None:
+    """The audit function, its subscription filter and its (empty) DLQ cost nothing idle; the
+    messages key is the existing one. Only AuditDlqNotEmpty and AuditErrors bill monthly."""
+    prices = load_prices()
+    for s in (dev, prod):
+        lines = fixed_costs(s.template.to_json(), prices)
+        audit = [line for line in lines if "Audit" in line.resource]
+        names = ("MonitoringAuditDlqNotEmpty", "MonitoringAuditErrors")
+        assert len(audit) == 2
+        assert all(any(line.resource.startswith(n) for line in audit) for n in names)
+        assert all(line.what == "alarm (1 metric)" for line in audit)
+        assert sum(line.monthly for line in audit) == 2 * prices["cloudwatch_alarm_metric_month"]
+        assert not any(line.resource.startswith("Audit") for line in lines)
+
+
+def test_audit_trail_per_use_cost_is_its_log_lines_and_batched_invocations(prod: Any) -> None:
+    prices = load_prices()
+    template = prod.template.to_json()
+    use = per_use(template, prices)
+    batches = 1e6 / AUDIT["lines_per_batch"]
+    expected = (
+        AUDIT["log_bytes_per_lookup"] / 1000 * prices["cloudwatch_logs_ingest_gb"]
+        + batches / 1e6 * prices["lambda_per_million_requests"]
+        + batches * AUDIT["batch_ms"] / 1000 * 256 / 1024 * prices["lambda_arm_gb_second"]
+    )
+    assert use["audit_per_million_lookups"] == round(expected, 2)
+    assert 0 < use["audit_per_million_lookups"] < 1  # cents per million lookups
+    # Part of the per-lookup figure, and absent from a template without the audit sink.
+    assert audit_per_million_lookups(template, prices) == pytest.approx(expected)
+    without = {
+        "Resources": {
+            k: v
+            for k, v in template["Resources"].items()
+            if "cardstatus-audit" not in json.dumps(v.get("Properties", {}).get("Environment"))
+        }
+    }
+    assert audit_per_million_lookups(without, prices) == 0
+    rest = per_use(without, prices)["per_million_lookups"]
+    assert abs(rest + expected - use["per_million_lookups"]) <= 0.01  # each figure rounded

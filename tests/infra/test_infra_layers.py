@@ -211,7 +211,7 @@ def _deps_note() -> str:
     return build.find_python312().note
 
 
-@pytest.mark.parametrize("name", ["api", "ingest", "migrate", "sweeper", "void"])
+@pytest.mark.parametrize("name", ["api", "audit", "ingest", "migrate", "sweeper", "void"])
 def test_function_asset_is_its_handler_package_only(name: str) -> None:
     """Each function ships functions/__init__.py and functions/<name>/ only, so its handler
     `functions.<name>.app.handler` imports the same way in Lambda as in the tests."""

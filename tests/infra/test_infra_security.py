@@ -53,7 +53,7 @@ def _json_blob(value: Any) -> str:
 
 def test_handlers_are_importable_package_paths(dev: Any) -> None:
     handlers = sorted(v["Properties"]["Handler"] for v in _app_functions(dev).values())
-    names = ("api", "ingest", "migrate", "sweeper", "void")
+    names = ("api", "audit", "ingest", "migrate", "sweeper", "void")
     assert handlers == [f"functions.{n}.app.handler" for n in names]
 
 
@@ -89,7 +89,8 @@ def test_every_bucket_and_queue_and_topic_denies_plain_http(dev: Any) -> None:
         + list(dev.of_type("AWS::SQS::QueuePolicy").values())
         + list(dev.of_type("AWS::SNS::TopicPolicy").values())
     )
-    assert len(policies) == 2 + 2 + 1 + 2  # + the example event consumer queue and DLQ
+    # + the example event consumer queue and DLQ, and the audit sink's DLQ (infra/audit.py)
+    assert len(policies) == 2 + 2 + 1 + 2 + 1
     for res in policies:
         statements = res["Properties"]["PolicyDocument"]["Statement"]
         assert any(
@@ -255,7 +256,7 @@ def test_database_reachable_only_from_known_security_groups(dev: Any) -> None:
 def test_functions_arm64_py312_in_vpc_traced_with_both_layers(dev: Any) -> None:
     fns = _app_functions(dev)
     names = sorted(k.removeprefix("Functions")[:3] for k in fns)
-    assert names == ["Api", "Ing", "Mig", "Swe", "Voi"]
+    assert names == ["Api", "Aud", "Ing", "Mig", "Swe", "Voi"]
     for fn in fns.values():
         props = fn["Properties"]
         assert props["Runtime"] == "python3.12"

@@ -137,6 +137,13 @@ def test_function_timeout_must_exceed_its_roles_statement_timeout() -> None:
         )
     with pytest.raises(SettingsError, match="statement_timeout of role cardstatus_api"):
         _settings(functions={"api": {"timeoutSeconds": 6}})
+    # The audit sink logs in as the api role too (infra/audit.py, SHARED_ROLE_FUNCTIONS).
+    with pytest.raises(
+        SettingsError, match=r"functions\.audit\.timeoutSeconds \(6\).*cardstatus_api"
+    ):
+        _settings(functions={"audit": {"timeoutSeconds": 6}})
+    with pytest.raises(SettingsError, match=r"functions\.audit\.timeoutSeconds must be <= 900"):
+        _settings(functions={"audit": {"timeoutSeconds": 901}})
 
 
 def test_command_line_flags_override_cdk_json() -> None:
