@@ -190,8 +190,10 @@ def test_other_roles_cannot_count(db_url: str) -> None:
     for role in ("cardstatus_ingest", "cardstatus_void"):
         conn = psycopg2.connect(db_url, user=role)
         try:
-            with conn.cursor() as cur, pytest.raises(psycopg2.errors.InsufficientPrivilege):
-                cur.execute("SELECT lookup_budget_spend('x', true, 1, 60, NULL)")
+            for function in ("lookup_budget_spend", "lookup_budget_charge"):
+                with conn.cursor() as cur, pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                    cur.execute(f"SELECT {function}('x', true, 1, 60, NULL)")
+                conn.rollback()
         finally:
             conn.close()
 
@@ -224,6 +226,34 @@ def test_a_failed_count_leaves_no_transaction_open(db_url: str, seeded: Any) -> 
         lookup_budget.spend(conn, "c", mismatch=True, budget=budget)  # usable, and counted:
         with pytest.raises(TooManyMismatches):
             lookup_budget.spend(conn, "c", mismatch=False, budget=budget)
+        assert conn.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_IDLE
+    finally:
+        conn.close()
+
+
+class _CountingCursor(psycopg2.extensions.cursor):
+    statements: list[str] = []
+
+    def execute(self, query: Any, vars: Any = None) -> None:
+        type(self).statements.append(str(query))
+        super().execute(query, vars)
+
+
+def test_a_count_is_one_round_trip_and_a_refusal_two(db_url: str, seeded: Any) -> None:
+    """BEGIN READ WRITE, the count and COMMIT go as one query (0027); a refused lookup raises in
+    the database, and only then is a ROLLBACK sent."""
+    conn = psycopg2.connect(db_url, user="cardstatus_api", cursor_factory=_CountingCursor)
+    conn.autocommit = True
+    try:
+        budget = lookup_budget.Budget(mismatches=1, window_s=60)
+        _CountingCursor.statements = []
+        lookup_budget.spend(conn, "c", mismatch=True, budget=budget)
+        assert len(_CountingCursor.statements) == 1
+        assert "COMMIT" in _CountingCursor.statements[0]
+        _CountingCursor.statements = []
+        with pytest.raises(TooManyMismatches):
+            lookup_budget.spend(conn, "c", mismatch=True, budget=budget)
+        assert [s.split()[0] for s in _CountingCursor.statements] == ["BEGIN", "ROLLBACK"]
         assert conn.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_IDLE
     finally:
         conn.close()

@@ -24,7 +24,7 @@ from psycopg2.extensions import make_dsn, parse_dsn
 from cardstatus import config, db, dbroles
 from cardstatus.config import load_settings
 
-BUDGET_SPEND = "lookup_budget_spend(text, boolean, integer, integer, timestamptz)"
+BUDGET_CHARGE = "lookup_budget_charge(text, boolean, integer, integer, timestamptz)"
 
 
 def _run(conn: Any, *statements: str) -> None:
@@ -46,7 +46,7 @@ def split_urls(db_url: str, seeded: Any) -> Iterator[tuple[str, str]]:
         f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {reader}",
         f"CREATE ROLE {writer} LOGIN",
         f"GRANT INSERT ON lookup_audit TO {writer}",
-        f"GRANT EXECUTE ON FUNCTION {BUDGET_SPEND} TO {writer}",
+        f"GRANT EXECUTE ON FUNCTION {BUDGET_CHARGE} TO {writer}",
     )
     try:
         yield make_dsn(db_url, user=writer), make_dsn(db_url, user=reader)

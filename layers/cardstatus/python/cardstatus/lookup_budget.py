@@ -13,7 +13,8 @@ mismatch, and the mismatch is the same 404 as an unknown card.
 
 The count lives in PostgreSQL (`lookup_budget`, migration 0012), written only by the
 SECURITY DEFINER function `lookup_budget_spend`, which the api role may execute in an
-explicit read-write transaction (`spend`: two round trips).
+explicit read-write transaction (`spend`: one round trip, through `lookup_budget_charge`,
+migration 0027).
 
 Who is a caller: the IAM role (session name dropped) or user that signed the request
 (`caller_of`); locally (`cardstatus serve` / `local`) there is no signature, so every request
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg2
 from psycopg2.extensions import connection as Connection
 
 from cardstatus.config import settings
@@ -83,11 +85,10 @@ def spend(
     """Count one card-id + phone lookup of `caller` (mismatch: it did not match); raises
     TooManyMismatches (429, retry_after_s) when the caller's budget is spent.
 
-    Runs in its own explicit read-write transaction, in two round trips (BEGIN READ WRITE
-    with the count, then COMMIT: PostgreSQL answers a multi-statement query with its last
-    result only, so the count cannot come back with the COMMIT; `SET TRANSACTION READ WRITE`
-    in front of the count would make it one, but RDS Proxy pins a session on any SET), and
-    leaves the connection as it found it (autocommit or not)."""
+    One round trip: `BEGIN READ WRITE`, the count and `COMMIT` in one query (no SET, which
+    would pin an RDS Proxy session). A refused lookup raises in the database (sql.BUDGET_SPENT,
+    the seconds in the error's DETAIL) and its aborted transaction is rolled back: one more
+    round trip, for refusals only. Leaves the connection as it found it (autocommit or not)."""
     params = {
         "caller": caller,
         "mismatch": mismatch,
@@ -97,16 +98,16 @@ def spend(
     }
     autocommit = conn.autocommit
     conn.autocommit = True  # so that BEGIN READ WRITE below starts the transaction
+    retry_after_s = 0
     try:
         with conn.cursor() as cur:
             try:
-                cur.execute(sql.BEGIN_AND_SPEND, params)  # one round trip: BEGIN and count
-                row = cur.fetchone()
-                retry_after_s = int(row[0]) if row else 0
-                cur.execute(sql.COMMIT)
-            except BaseException:
+                cur.execute(sql.CHARGE, params)
+            except BaseException as exc:
                 roll_back_open_transaction(conn)
-                raise
+                if not isinstance(exc, psycopg2.Error) or exc.pgcode != sql.BUDGET_SPENT:
+                    raise
+                retry_after_s = int(exc.diag.message_detail or "1")
     finally:
         if not conn.closed:
             conn.autocommit = autocommit
