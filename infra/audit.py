@@ -28,7 +28,6 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_logs_destinations as logs_destinations
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.database import Database
@@ -36,6 +35,7 @@ from infra.functions import Functions
 from infra.monitoring import Monitoring
 from infra.nag import ack
 from infra.network import Network
+from infra.queueing import dead_letter_queue
 from infra.settings import Settings
 from infra.storage import data_removal_policy
 
@@ -86,17 +86,8 @@ class AuditSink(Construct):
 
     def _build_dead_letter_queue(self, settings: Settings, key: kms.IKey) -> None:
         """Events that failed every retry or outlived MAX_EVENT_AGE, under the messages key."""
-        self.dlq = sqs.Queue(
-            self,
-            "DeadLetterQueue",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=key,
-            data_key_reuse=Duration.hours(1),
-            enforce_ssl=True,
-            retention_period=Duration.days(
-                settings.get_int("queue", "dlqRetentionDays", minimum=1)
-            ),
-            removal_policy=data_removal_policy(settings),
+        self.dlq = dead_letter_queue(
+            self, "DeadLetterQueue", settings, key, data_removal_policy(settings)
         )
         ack(
             self.dlq,

@@ -52,18 +52,7 @@ class Queueing(Construct):
     def _build_queues(self, settings: Settings, policy: RemovalPolicy) -> None:
         """The ingest queue and its dead-letter queue, both under the messages key."""
         key = self.key
-        self.dlq = sqs.Queue(
-            self,
-            "DeadLetterQueue",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=key,
-            data_key_reuse=Duration.hours(1),
-            enforce_ssl=True,
-            retention_period=Duration.days(
-                settings.get_int("queue", "dlqRetentionDays", minimum=1)
-            ),
-            removal_policy=policy,
-        )
+        self.dlq = dead_letter_queue(self, "DeadLetterQueue", settings, key, policy)
         self.queue = sqs.Queue(
             self,
             "IngestQueue",
@@ -81,3 +70,20 @@ class Queueing(Construct):
             ),
             removal_policy=policy,
         )
+
+
+def dead_letter_queue(
+    scope: Construct, construct_id: str, settings: Settings, key: kms.IKey, policy: RemovalPolicy
+) -> sqs.Queue:
+    """A dead-letter queue of this stack: under the messages key, TLS only, kept
+    `queue.dlqRetentionDays` (the ingest queue's, infra/audit.py's)."""
+    return sqs.Queue(
+        scope,
+        construct_id,
+        encryption=sqs.QueueEncryption.KMS,
+        encryption_master_key=key,
+        data_key_reuse=Duration.hours(1),
+        enforce_ssl=True,
+        retention_period=Duration.days(settings.get_int("queue", "dlqRetentionDays", minimum=1)),
+        removal_policy=policy,
+    )

@@ -8,6 +8,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import psycopg2.extensions
 from jsonschema import Draft202012Validator
 from lambda_context import FakeLambdaContext
 
@@ -79,3 +80,14 @@ class Api:
         if item is None:
             return None
         return item.get(event["httpMethod"].lower())
+
+
+class CountingCursor(psycopg2.extensions.cursor):
+    """A cursor that notes every statement it sends (one execute, one round trip): set it as a
+    connection's cursor_factory and read `CountingCursor.statements`."""
+
+    statements: list[str] = []
+
+    def execute(self, query: Any, vars: Any = None) -> None:
+        type(self).statements.append(str(query))
+        super().execute(query, vars)

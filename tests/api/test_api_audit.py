@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg2
 import pytest
-from api_helpers import event_for, load_event
+from api_helpers import CountingCursor, event_for, load_event
 
 from cardstatus import audit, dbroles
 
@@ -276,14 +276,6 @@ def test_a_card_id_and_phone_lookup_writes_one_row_and_a_refused_one_none(
     seeded.commit()
 
 
-class _CountingCursor(psycopg2.extensions.cursor):
-    statements: list[str] = []
-
-    def execute(self, query: Any, vars: Any = None) -> None:
-        type(self).statements.append(str(query))
-        super().execute(query, vars)
-
-
 @pytest.mark.parametrize(
     ("event_name", "status"),
     [
@@ -312,15 +304,15 @@ def test_a_lookup_prints_one_audit_line_and_sends_the_database_only_its_query(
     api = Api(app, openapi_doc)
     assert api.call(load_event(event_name))[0] == status  # opens the connection
     connection = app.DB.get()
-    connection.cursor_factory = _CountingCursor
-    _CountingCursor.statements = []
+    connection.cursor_factory = CountingCursor
+    CountingCursor.statements = []
     try:
         event = load_event(event_name)
         assert api.call(event)[0] == status
     finally:
         connection.cursor_factory = psycopg2.extensions.cursor
-    assert len(_CountingCursor.statements) == 1
-    assert "lookup_audit" not in _CountingCursor.statements[0]
+    assert len(CountingCursor.statements) == 1
+    assert "lookup_audit" not in CountingCursor.statements[0]
     assert len(lines) == 2
     record = audit.LookupRecord.from_line(lines[1])
     assert record.request_id == event["requestContext"]["requestId"]

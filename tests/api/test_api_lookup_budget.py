@@ -16,7 +16,7 @@ from typing import Any
 import psycopg2
 import psycopg2.errors
 import pytest
-from api_helpers import Api, event_for
+from api_helpers import Api, CountingCursor, event_for
 
 from cardstatus import lookup_budget
 from cardstatus.errors import TooManyMismatches
@@ -231,29 +231,21 @@ def test_a_failed_count_leaves_no_transaction_open(db_url: str, seeded: Any) -> 
         conn.close()
 
 
-class _CountingCursor(psycopg2.extensions.cursor):
-    statements: list[str] = []
-
-    def execute(self, query: Any, vars: Any = None) -> None:
-        type(self).statements.append(str(query))
-        super().execute(query, vars)
-
-
 def test_a_count_is_one_round_trip_and_a_refusal_two(db_url: str, seeded: Any) -> None:
     """BEGIN READ WRITE, the count and COMMIT go as one query (0027); a refused lookup raises in
     the database, and only then is a ROLLBACK sent."""
-    conn = psycopg2.connect(db_url, user="cardstatus_api", cursor_factory=_CountingCursor)
+    conn = psycopg2.connect(db_url, user="cardstatus_api", cursor_factory=CountingCursor)
     conn.autocommit = True
     try:
         budget = lookup_budget.Budget(mismatches=1, window_s=60)
-        _CountingCursor.statements = []
+        CountingCursor.statements = []
         lookup_budget.spend(conn, "c", mismatch=True, budget=budget)
-        assert len(_CountingCursor.statements) == 1
-        assert "COMMIT" in _CountingCursor.statements[0]
-        _CountingCursor.statements = []
+        assert len(CountingCursor.statements) == 1
+        assert "COMMIT" in CountingCursor.statements[0]
+        CountingCursor.statements = []
         with pytest.raises(TooManyMismatches):
             lookup_budget.spend(conn, "c", mismatch=True, budget=budget)
-        assert [s.split()[0] for s in _CountingCursor.statements] == ["BEGIN", "ROLLBACK"]
+        assert [s.split()[0] for s in CountingCursor.statements] == ["BEGIN", "ROLLBACK"]
         assert conn.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_IDLE
     finally:
         conn.close()
