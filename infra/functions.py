@@ -48,15 +48,18 @@ def function_asset(name: str) -> Path:
     CPython 3.12 bytecode like the layers (layers/build.py compile_tree; sources only, and a
     synth warning from infra/layers.py, when no 3.12 is found)."""
     out = FUNCTION_ASSETS / name
-    shutil.rmtree(out, ignore_errors=True)
-    package = out / "functions"
-    package.mkdir(parents=True)
-    shutil.copyfile(ROOT / "functions" / "__init__.py", package / "__init__.py")
-    shutil.copytree(
-        ROOT / "functions" / name, package / name, ignore=shutil.ignore_patterns(*ASSET_EXCLUDES)
-    )
     build = load_build_module()
-    build.compile_tree(out, build.FUNCTION_RUNTIME_DIR)
+    with build.one_build_at_a_time(f"function-{name}"):  # a synth beside another
+        shutil.rmtree(out, ignore_errors=True)
+        package = out / "functions"
+        package.mkdir(parents=True)
+        shutil.copyfile(ROOT / "functions" / "__init__.py", package / "__init__.py")
+        shutil.copytree(
+            ROOT / "functions" / name,
+            package / name,
+            ignore=shutil.ignore_patterns(*ASSET_EXCLUDES),
+        )
+        build.compile_tree(out, build.FUNCTION_RUNTIME_DIR)
     return out
 
 

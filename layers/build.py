@@ -40,6 +40,8 @@ Usage: ``python layers/build.py [deps|code|all] [--force] [--refresh-ca]``.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import functools
 import glob
 import hashlib
@@ -52,6 +54,7 @@ import subprocess
 import sys
 import urllib.request
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -363,7 +366,23 @@ def check_deps_tree(site: Path) -> None:
             raise LayerBuildError(f"{banned} must not be in the layer")
 
 
+@contextlib.contextmanager
+def one_build_at_a_time(name: str) -> Iterator[None]:
+    """Hold the build of layer `name` for this process alone (an exclusive lock on
+    layers/build/<name>.lock, waited for): two builds at once, e.g. a test run beside `cdk
+    synth`, shared one staging folder and could leave a broken zip under a valid stamp."""
+    BUILD.mkdir(parents=True, exist_ok=True)
+    with open(BUILD / f"{name}.lock", "w", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
 def build_deps(force: bool = False) -> LayerArtifact:
+    with one_build_at_a_time("deps"):
+        return _build_deps(force)
+
+
+def _build_deps(force: bool) -> LayerArtifact:
     out_dir = BUILD / "deps"
     zip_path = BUILD / "deps.zip"
     stamp_path = BUILD / "deps.stamp"
@@ -496,6 +515,11 @@ def _code_files() -> list[Path]:
 
 
 def build_code(refresh_ca: bool = False) -> LayerArtifact:
+    with one_build_at_a_time("code"):
+        return _build_code(refresh_ca)
+
+
+def _build_code(refresh_ca: bool) -> LayerArtifact:
     out_dir = BUILD / "code"
     zip_path = BUILD / "code.zip"
     stamp_path = BUILD / "code.stamp"

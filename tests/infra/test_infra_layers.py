@@ -101,6 +101,23 @@ def test_code_layer_ships_no_local_tooling() -> None:
     print(f"\ncode layer zip: {art.zip_path.stat().st_size} bytes, {len(modules)} modules")
 
 
+def test_a_second_build_of_a_layer_waits_for_the_first() -> None:
+    """Two builds at once (a test run beside `cdk synth`) once shared the staging folder and
+    left a broken code.zip under a valid stamp: a build now holds its layer's lock."""
+    import threading
+
+    build.build_code()  # nothing to do after this but check the stamp
+    done = threading.Event()
+    with build.one_build_at_a_time("code"):
+        second = threading.Thread(target=lambda: (build.build_code(), done.set()))
+        second.start()
+        assert not done.wait(1.0)  # it waits for the lock held here
+    second.join(60)
+    assert done.is_set()
+    with zipfile.ZipFile(build.build_code().zip_path) as zf:
+        assert zf.testzip() is None
+
+
 def test_code_layer_ships_cpython312_bytecode() -> None:
     """Lambda's /opt is read-only: without .pyc every cold start compiles every module."""
     art = build.build_code()
