@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 from aws_cdk import ArnFormat, CfnOutput, Duration, Stack
 from aws_cdk import aws_apigateway as apigw
@@ -53,6 +54,7 @@ class Monitoring(Construct):
         self._build_dashboard(
             queue, dlq, ingest, api_function, rest_api, requests, not_found, instance, pinned
         )
+        self._dashboard_done = False
         CfnOutput(Stack.of(self), "AlarmTopicArn", value=self.topic.topic_arn)
         CfnOutput(Stack.of(self), "DashboardName", value=self.dashboard.dashboard_name)
 
@@ -336,17 +338,26 @@ class Monitoring(Construct):
         pinned: cw.IMetric | None,
     ) -> None:
         prefix = self._prefix
-        # -- dashboard -----------------------------------------------------------------------
+        # -- dashboard: its rows are added by finish_dashboard, the alarm status row first ----
         self.dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=f"{prefix}-overview")
+        self._metric_rows = [
+            self._ingest_and_api_widgets(queue, dlq, ingest, rest_api, requests, not_found),
+            self._latency_and_database_widgets(api_function, rest_api, instance, pinned),
+        ]
+
+    def finish_dashboard(self, alarms: Sequence[cw.IAlarm] = ()) -> None:
+        """The dashboard's rows, once every construct has made its alarms: the status of every
+        alarm of the stack (those made through `add_alarm` and the others' `alarms`), then the
+        metric rows. Called once, by the stack, last."""
+        if self._dashboard_done:
+            raise RuntimeError("the dashboard is already finished")
+        self._dashboard_done = True
+        every = [*self.alarms, *alarms]
         self.dashboard.add_widgets(
-            cw.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms), width=24, height=4)
+            cw.AlarmStatusWidget(title="Alarms", alarms=every, width=24, height=4)
         )
-        self.dashboard.add_widgets(
-            *self._ingest_and_api_widgets(queue, dlq, ingest, rest_api, requests, not_found)
-        )
-        self.dashboard.add_widgets(
-            *self._latency_and_database_widgets(api_function, rest_api, instance, pinned)
-        )
+        for row in self._metric_rows:
+            self.dashboard.add_widgets(*row)
 
     @staticmethod
     def _ingest_and_api_widgets(

@@ -199,6 +199,10 @@ class CardStatusStack(Stack):
             bucket=self.storage.bucket,
             sweeper=self.functions.sweeper,
         )
+        # Last: the dashboard's alarm row shows every alarm above.
+        self.monitoring.finish_dashboard(
+            [*self.events.alarms, *self.partner_health.alarms.values()]
+        )
 
     def _acknowledge_cdk_singletons(self) -> None:
         """Findings on functions aws-cdk-lib adds to the stack root (not our code)."""

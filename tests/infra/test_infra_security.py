@@ -444,6 +444,20 @@ def test_not_found_share_alarm_and_encrypted_topic(dev: Any, prod: Any) -> None:
     dev.template.resource_count_is("AWS::CloudWatch::Dashboard", 1)
 
 
+def test_the_dashboard_shows_every_alarm_of_the_stack(dev: Any, prod: Any) -> None:
+    """Its alarm row is built last, so alarms made after the monitoring construct (audit,
+    guard, events, partner feeds) are on it too."""
+    for stack in (dev, prod):
+        alarms = set(stack.of_type("AWS::CloudWatch::Alarm"))
+        (dashboard,) = stack.of_type("AWS::CloudWatch::Dashboard").values()
+        body = json.dumps(dashboard["Properties"]["DashboardBody"])
+        shown = {name for name in alarms if f'"Fn::GetAtt": ["{name}", "Arn"]' in body}
+        assert shown == alarms, sorted(alarms - shown)
+        for late in ("MonitoringAuditDlqNotEmpty", "EventsOutboxOldestAge", "PartnerHealthFeed"):
+            assert any(name.startswith(late) for name in shown), late
+        assert body.index('"type\\":\\"alarm\\"') < body.index('"type\\":\\"metric\\"')
+
+
 def test_kms_keys_rotate(dev: Any) -> None:
     keys = dev.of_type("AWS::KMS::Key")
     assert len(keys) == 3
