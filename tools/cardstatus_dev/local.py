@@ -18,7 +18,6 @@ import os
 import sys
 import threading
 import time
-import uuid
 import warnings
 from collections.abc import Container
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cardstatus_dev.lambda_context import LocalContext
 from cardstatus_dev.local_events import LOCAL_BUS, LocalEvents
 from cardstatus_dev.paths import import_function, repo_root
 
@@ -128,20 +128,6 @@ def notify_on_incoming(aws: LocalAws, qs: QueueSettings) -> None:
     )
 
 
-@dataclass
-class _Context:
-    """The parts of a Lambda context the handlers use."""
-
-    deadline: float
-    function_name: str = "cardstatus-ingest-local"
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:000000000000:function:local"
-    aws_request_id: str = ""
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.deadline - time.monotonic()) * 1000))
-
-
 def lambda_sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
     """Messages from ReceiveMessage in the shape Lambda's SQS event source delivers."""
     return {
@@ -219,9 +205,7 @@ class IngestPoller(threading.Thread):
         for message in messages:
             message["Body"] = with_version_ids(s3, message["Body"])
         event = lambda_sqs_event(messages, self.aws.queue_arn)
-        context = _Context(
-            deadline=time.monotonic() + self.timeout_s, aws_request_id=str(uuid.uuid4())
-        )
+        context = LocalContext("ingest", timeout_ms=int(self.timeout_s * 1000), memory_mb=1024)
         self.in_flight = message_keys(messages)
         try:
             result = self.handler(event, context)

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
+from cardstatus_dev.lambda_context import LocalContext
 from cardstatus_dev.paths import import_function
 
 API_LOG_GROUP = "/aws/lambda/cardstatus-api-local"
@@ -43,21 +44,6 @@ def subscription_event(lines: Sequence[str], *, log_group: str = API_LOG_GROUP) 
     return {"awslogs": {"data": data}}
 
 
-class AuditContext:
-    """The parts of the Lambda context the audit function (Powertools) reads."""
-
-    function_name = "cardstatus-audit-local"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:local:000000000000:function:cardstatus-audit-local"
-    log_group_name = "/aws/lambda/cardstatus-audit-local"
-    log_stream_name = "local"
-    aws_request_id = "local"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
-
-
 class LocalAuditSubscription:
     """A listener of the api's audit lines that delivers each to the audit function."""
 
@@ -66,7 +52,7 @@ class LocalAuditSubscription:
 
     def __call__(self, line: str) -> None:
         try:
-            self._deliver(subscription_event([line]), AuditContext())
+            self._deliver(subscription_event([line]), LocalContext("audit", timeout_ms=60_000))
         except Exception as exc:  # as in AWS: the lookup is answered; this delivery is not
             sys.stderr.write(f"audit function failed ({type(exc).__name__}): line not appended\n")
 

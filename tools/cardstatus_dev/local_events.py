@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from cardstatus_dev.lambda_context import LocalContext
+
 LOCAL_BUS = "cardstatus-local"
 LOCAL_REGION = "us-east-1"
 SWEEP_EVERY_S = 60.0
@@ -142,18 +144,6 @@ class EventPrinter(threading.Thread):
             print(line, flush=True)
 
 
-@dataclass
-class _Context:
-    deadline: float
-    function_name: str = "cardstatus-sweeper-local"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:000000000000:function:local-sweeper"
-    aws_request_id: str = ""
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.deadline - time.monotonic()) * 1000))
-
-
 def scheduled_event() -> dict[str, Any]:
     """What the EventBridge schedule rule hands the sweeper."""
     return {
@@ -189,9 +179,7 @@ class SweepSchedule(threading.Thread):
             self.stopping.wait(SWEEP_EVERY_S)
 
     def _invoke(self, name: str, event: dict[str, Any]) -> None:
-        context = _Context(
-            deadline=time.monotonic() + SWEEP_TIMEOUT_S, aws_request_id=str(uuid.uuid4())
-        )
+        context = LocalContext("sweeper", timeout_ms=int(SWEEP_TIMEOUT_S * 1000))
         try:
             summary = self.handler(event, context)
             if summary.get("failed") or summary.get("error"):

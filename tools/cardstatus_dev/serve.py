@@ -42,6 +42,7 @@ from cardstatus_dev.console_assets import (
     is_console_path,
     method_not_allowed,
 )
+from cardstatus_dev.lambda_context import LocalContext
 from cardstatus_dev.origin_guard import BODY_METHODS, own_hosts, refusal
 from cardstatus_dev.paths import import_function
 
@@ -84,24 +85,6 @@ def load_api_module(*, audit_subscription: bool = True) -> ModuleType:
     else:
         api.audit_lines.listeners.clear()
     return api
-
-
-class LocalContext:
-    """The parts of the Lambda context object the handler (Powertools) reads."""
-
-    function_name = "cardstatus-api-local"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:local:000000000000:function:cardstatus-api-local"
-    log_group_name = "/aws/lambda/cardstatus-api-local"
-    log_stream_name = "local"
-
-    def __init__(self, timeout_ms: int = 10_000) -> None:
-        self.aws_request_id = str(uuid.uuid4())
-        self._deadline = time.monotonic() + timeout_ms / 1000
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
 def _split_query(query: str) -> list[tuple[str, str]]:
